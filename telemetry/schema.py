@@ -1,0 +1,74 @@
+"""Attribute names and outcomes of the span schema (DESIGN.md, "Span schema").
+
+Every attribute name used on a span lives here, so the schema can be read in one
+place and a query written against it never chases a typo.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# Root span of a received message.
+MESSAGE_ID = "discord.message.id"
+CHANNEL_ID = "discord.channel.id"
+GUILD_ID = "discord.guild.id"
+GUILD_NAME = "discord.guild.name"
+AUTHOR_ID = "discord.author.id"
+AUTHOR_NAME = "discord.author.name"
+SHARD_ID = "discord.shard.id"
+INTERACTION_ID = "discord.interaction.id"
+INTERACTION_TYPE = "discord.interaction.type"
+
+COMMAND = "app.command"
+COMMAND_ARGS = "app.command.args"
+OUTCOME = "app.outcome"
+RESPONSE = "app.response"
+ERROR_TYPE = "app.error.type"
+ERROR_MESSAGE = "app.error.message"
+
+# Feature flags (OTel feature-flag semantic conventions).
+FLAG_KEY = "feature_flag.key"
+FLAG_VARIANT = "feature_flag.result.variant"
+FLAG_VALUE = "feature_flag.result.value"
+FLAG_REASON = "feature_flag.result.reason"
+FLAG_PROVIDER = "feature_flag.provider.name"
+FLAG_CONTEXT_ID = "feature_flag.context.id"
+
+# Azure.
+AZURE_OPERATION = "app.azure.operation"
+AZURE_RESOURCE_ID = "app.azure.resource_id"
+
+# Span names.
+ROOT_SPAN_MESSAGE = "message"
+ROOT_SPAN_COMMAND_PREFIX = "command "
+SEND_SPAN = "discord.send"
+
+# Limits on recorded text.
+RESPONSE_MAX_CHARS = 1024
+ARGS_MAX_CHARS = 256
+
+# Fields copied from the root onto every descendant by the trace-fields processor.
+TRACE_FIELDS = (COMMAND, GUILD_ID, AUTHOR_ID)
+
+
+class Outcome(StrEnum):
+    """What happened to a message, from the operator's point of view.
+
+    Only ERROR means the bot or a dependency broke; the others are what the
+    user caused, and keep the span status unset.
+    """
+
+    OK = "ok"
+    ERROR = "error"
+    DENIED = "denied"
+    BAD_INPUT = "bad_input"
+    UNKNOWN_COMMAND = "unknown_command"
+    COOLDOWN = "cooldown"
+    IGNORED = "ignored"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
