@@ -40,3 +40,33 @@ def main() -> None:
         cli.main(prog_name="chatops", standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@cli.command()
+def run() -> None:
+    """Connect to Discord with DISCORD_TOKEN and serve until SIGTERM."""
+    import asyncio
+
+    import discord
+
+    from bot.logs import configure_logging
+    from bot.runner import serve, start_tracing
+    from telemetry.setup import shutdown
+
+    config = settings()
+    if config.discord_token is None or not config.discord_token.get_secret_value().strip():
+        raise Failure("DISCORD_TOKEN is not set")
+    configure_logging()
+    provider = start_tracing(config)
+    try:
+        asyncio.run(serve(config, config.discord_token.get_secret_value().strip()))
+    except discord.LoginFailure:
+        raise Failure("Discord rejected DISCORD_TOKEN (401 Unauthorized)") from None
+    except discord.PrivilegedIntentsRequired:
+        raise Failure(
+            "the message content intent is not enabled for this bot in the developer portal"
+        ) from None
+    except (OSError, discord.DiscordException) as exc:
+        raise Failure(f"cannot reach Discord: {exc}") from None
+    finally:
+        shutdown(provider)

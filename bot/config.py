@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     catfact_api_url: str = "https://catfact.ninja"
     scryfall_api_url: str = "https://api.scryfall.com"
 
+    git_commit: str | None = None
+
     health_port: int = Field(default=8080, ge=0, le=65535)
 
     azure_subscription_id: str | None = None

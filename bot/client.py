@@ -1,0 +1,190 @@
+"""Where a message enters: the ``commands.Bot`` subclass.
+
+``on_message`` opens the message's root span before command parsing; ``invoke``
+runs the command inside it and sends every failure through one mapping
+(``bot.errors.classify``), so the outcome, the reply and the span agree. A
+command only raises; it never classifies its own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.endpoints import discover_gateway, use_api_base, use_gateway
+from bot.errors import classify, unknown_command_reply
+from bot.help import TracedHelpCommand
+from telemetry import schema
+from telemetry.schema import Outcome
+from telemetry.send import reply
+from telemetry.spans import MessageTrace, current_trace, root_span
+from telemetry.setup import package_version
+
+log = logging.getLogger(__name__)
+
+MAX_CACHED_MESSAGES = 200
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
+
+
+def bot_intents() -> discord.Intents:
+    """Only what bang-commands need: no members, no presences."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = True
+    return intents
+
+
+class ChatOpsBot(commands.Bot):
+    """The bot: configuration in, cogs loaded in ``setup_hook``, one traced path per message."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(
+            command_prefix=settings.bot_prefix,
+            intents=bot_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=MAX_CACHED_MESSAGES,
+            chunk_guilds_at_startup=False,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            help_command=TracedHelpCommand(),
+            **options,
+        )
+        self.settings = settings
+        self.started_at = time.monotonic()
+        self.gateway_up = False
+        self._http_session: aiohttp.ClientSession | None = None
+        use_api_base(settings.discord_api_base)
+
+    @property
+    def http_session(self) -> aiohttp.ClientSession:
+        """The one client session for external APIs, created in ``setup_hook``."""
+        if self._http_session is None:
+            raise RuntimeError("the bot has not been set up yet")
+        return self._http_session
+
+    async def setup_hook(self) -> None:
+        if self.settings.discord_gateway_url:
+            use_gateway(self.settings.discord_gateway_url)
+        elif self.settings.uses_custom_api:
+            use_gateway(await discover_gateway(self.http))
+        self._http_session = aiohttp.ClientSession(
+            timeout=HTTP_TIMEOUT,
+            headers={"User-Agent": f"chatops-bot/{package_version()} (+discord.py)"},
+        )
+        from commands.core import Core
+
+        await self.add_cog(
+            Core(
+                self,
+                version=package_version(),
+                commit=self.settings.git_commit,
+                started_at=self.started_at,
+            )
+        )
+
+    async def close(self) -> None:
+        self.gateway_up = False
+        await super().close()
+        if self._http_session is not None:
+            await self._http_session.close()
+
+    async def on_ready(self) -> None:
+        self.gateway_up = True
+        log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        self.gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        self.gateway_up = False
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot:
+            return
+        with root_span(
+            schema.ROOT_SPAN_MESSAGE, message_attributes(message), message_fields(message)
+        ) as message_trace:
+            ctx = await self.get_context(message)
+            if ctx.command is None:
+                await self._not_a_command(ctx, message_trace)
+                return
+            name, args = resolve_command(ctx)
+            message_trace.command_resolved(name, args)
+            await self.invoke(ctx)
+
+    async def _not_a_command(self, ctx: commands.Context[Any], message_trace: MessageTrace) -> None:
+        if not ctx.invoked_with:
+            # Ordinary chat: its content is never recorded.
+            message_trace.set_outcome(Outcome.IGNORED)
+            return
+        message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
+        await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))
+
+    async def invoke(self, ctx: commands.Context[Any], /) -> None:
+        """discord.py's ``Bot.invoke``, with errors handled inside the message's span."""
+        if ctx.command is None:
+            return
+        try:
+            if await self.can_run(ctx, call_once=True):
+                await ctx.command.invoke(ctx)
+            else:
+                raise commands.CheckFailure("The global check once functions failed.")
+        except commands.CommandError as exc:
+            await self.report_error(ctx, exc)
+        else:
+            self.dispatch("command_completion", ctx)
+
+    async def report_error(self, ctx: commands.Context[Any], error: BaseException) -> None:
+        """Record ``error`` on the root span and tell the user, once."""
+        message_trace = current_trace()
+        trace_id = message_trace.trace_id if message_trace else "-"
+        classified = classify(ctx, error, trace_id)
+        if message_trace is not None:
+            message_trace.record_error(classified.cause, classified.outcome)
+        if classified.outcome is Outcome.ERROR:
+            log.error("command %s failed", ctx.command, exc_info=classified.cause)
+        if classified.reply:
+            try:
+                await reply(ctx, classified.reply)
+            except discord.HTTPException as exc:
+                log.warning("could not send the error reply: %s", exc)
+
+
+def message_attributes(message: discord.Message) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        schema.MESSAGE_ID: str(message.id),
+        schema.CHANNEL_ID: str(message.channel.id),
+        schema.AUTHOR_NAME: message.author.name,
+        schema.SHARD_ID: message.guild.shard_id if message.guild else 0,
+    }
+    if message.guild is not None:
+        attributes[schema.GUILD_NAME] = message.guild.name
+    return attributes
+
+
+def message_fields(message: discord.Message) -> dict[str, Any]:
+    fields = {schema.AUTHOR_ID: str(message.author.id)}
+    if message.guild is not None:
+        fields[schema.GUILD_ID] = str(message.guild.id)
+    return fields
+
+
+def resolve_command(ctx: commands.Context[Any]) -> tuple[str, str]:
+    """The qualified name the message invokes (walking into groups) and its argument text."""
+    command = ctx.command
+    assert command is not None
+    rest = ctx.view.buffer[ctx.view.index :].split()
+    while isinstance(command, commands.Group) and rest:
+        sub = command.all_commands.get(rest[0])
+        if sub is None:
+            break
+        command = sub
+        rest = rest[1:]
+    return command.qualified_name, " ".join(rest)

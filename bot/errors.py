@@ -1,0 +1,88 @@
+"""One mapping from what went wrong to the outcome and the reply.
+
+The kinds, in priority order (as in python-discord's error handler):
+unknown command, user input (bad or missing argument: reply with the usage),
+check failure (denied), cooldown and concurrency limits (with the time left),
+errors a command raised on purpose for the user (``UserFacingError``), and the
+unexpected: a short apology naming the trace id, recorded with status ERROR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from discord.ext import commands
+
+from telemetry.schema import Outcome
+
+
+class UserFacingError(commands.CommandError):
+    """A failure whose message is safe and useful to show the user.
+
+    ``outcome`` says whose fault it was: ``ERROR`` for a dependency that failed
+    (the reply then names the trace id), ``BAD_INPUT`` for the user's input.
+    """
+
+    def __init__(self, message: str, outcome: Outcome = Outcome.ERROR) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class HiddenCommand(commands.CheckFailure):
+    """A check that wants the command to look as if it did not exist."""
+
+
+@dataclass(frozen=True)
+class Classified:
+    outcome: Outcome
+    reply: str | None
+    cause: BaseException
+
+
+def usage(ctx: commands.Context[Any]) -> str:
+    command = ctx.command
+    if command is None:
+        return ""
+    signature = f" {command.signature}" if command.signature else ""
+    return f"`{ctx.clean_prefix}{command.qualified_name}{signature}`"
+
+
+def unknown_command_reply(ctx: commands.Context[Any], name: str) -> str:
+    return f"I don't know `{ctx.clean_prefix}{name}`. `{ctx.clean_prefix}help` lists what I can do."
+
+
+def classify(ctx: commands.Context[Any], error: BaseException, trace_id: str) -> Classified:
+    """Turn a command error into an outcome and the text to reply with."""
+    if isinstance(error, commands.CommandInvokeError | commands.HybridCommandError):
+        error = error.original
+    if isinstance(error, commands.CommandNotFound | HiddenCommand):
+        name = ctx.invoked_with or ""
+        return Classified(Outcome.UNKNOWN_COMMAND, unknown_command_reply(ctx, name), error)
+    if isinstance(error, commands.UserInputError):
+        return Classified(Outcome.BAD_INPUT, f"{_first_line(error)}\nUsage: {usage(ctx)}", error)
+    if isinstance(error, commands.CommandOnCooldown):
+        return Classified(
+            Outcome.COOLDOWN, f"Slow down: try again in {error.retry_after:.1f}s.", error
+        )
+    if isinstance(error, commands.MaxConcurrencyReached):
+        return Classified(
+            Outcome.COOLDOWN, "I'm busy with that right now; try again in a moment.", error
+        )
+    if isinstance(error, commands.DisabledCommand):
+        return Classified(Outcome.DENIED, "That command is disabled.", error)
+    if isinstance(error, commands.CheckFailure):
+        name = ctx.command.qualified_name if ctx.command else ""
+        return Classified(Outcome.DENIED, f"You can't use `{ctx.clean_prefix}{name}`.", error)
+    if isinstance(error, UserFacingError):
+        if error.outcome is Outcome.ERROR:
+            return Classified(Outcome.ERROR, f"{error} (trace `{trace_id}`)", error)
+        return Classified(error.outcome, str(error), error)
+    return Classified(
+        Outcome.ERROR, f"Something went wrong on my side (trace `{trace_id}`).", error
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,73 @@
+"""Running the bot as a service: telemetry, health server, signals, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from bot.client import ChatOpsBot
+from bot.config import Settings
+from bot.health import health_app, start_health_server
+from telemetry.setup import TelemetryConfig, parse_headers
+
+log = logging.getLogger(__name__)
+
+HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
+
+
+def telemetry_config(settings: Settings) -> TelemetryConfig:
+    """Tracing configuration from ``Settings`` (the only place that maps one to the other)."""
+    headers = parse_headers(
+        settings.otel_exporter_otlp_headers.get_secret_value()
+        if settings.otel_exporter_otlp_headers
+        else None
+    )
+    if settings.honeycomb_api_key and HONEYCOMB_TEAM_HEADER not in headers:
+        headers[HONEYCOMB_TEAM_HEADER] = settings.honeycomb_api_key.get_secret_value()
+    return TelemetryConfig(
+        service_name=settings.otel_service_name,
+        environment=settings.deployment_environment,
+        otlp_endpoint=settings.otlp_endpoint,
+        otlp_headers=headers,
+        span_store=settings.span_store_path,
+    )
+
+
+async def serve(settings: Settings, token: str) -> None:
+    """Run until SIGTERM/SIGINT or a fatal gateway error; always close the gateway."""
+    bot = ChatOpsBot(settings)
+    health = await start_health_server(health_app(lambda: bot.gateway_up), settings.health_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    bot_task = asyncio.create_task(bot.start(token), name="bot")
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stop.is_set():
+            log.info("signal received: closing the gateway")
+        stop_task.cancel()
+        await bot.close()
+        await health.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    if bot_task.done():
+        bot_task.result()
+    else:
+        bot_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bot_task
+
+
+def start_tracing(settings: Settings) -> TracerProvider:
+    from telemetry.setup import build_provider, install
+
+    provider = build_provider(telemetry_config(settings))
+    install(provider)
+    return provider

@@ -1,0 +1,157 @@
+"""Tracing set-up and shutdown: provider, resource, exporters, instrumentation.
+
+Spans go over OTLP/HTTP when an endpoint (or ``HONEYCOMB_API_KEY``) is configured,
+and to the local SQLite store unless ``SPAN_STORE=off``; both may run at once.
+Everything is bounded: the batch queue has a fixed size, export requests time
+out, and shutdown waits a fixed time at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import unquote
+
+from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from telemetry.propagation import OptInTraceContextPropagator
+from telemetry.spans import TraceFieldsProcessor
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 5.0
+EXPORT_TIMEOUT_S = 10.0
+MAX_QUEUE_SIZE = 4096
+
+
+def package_version() -> str:
+    try:
+        return version("chatops-bot")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """What tracing needs to know, taken from ``Settings`` by the caller."""
+
+    service_name: str = "chatops-bot"
+    environment: str | None = None
+    otlp_endpoint: str | None = None
+    otlp_headers: Mapping[str, str] | None = None
+    span_store: Path | None = None
+    span_store_max_age_s: float = 7 * 24 * 3600.0
+    span_store_max_bytes: int = 256 * 1024 * 1024
+
+
+def parse_headers(text: str | None) -> dict[str, str]:
+    """Parse ``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded)."""
+    headers: dict[str, str] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            headers[key.strip().lower()] = unquote(value.strip())
+    return headers
+
+
+def traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL for a base endpoint, as the SDK derives it from the env."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
+
+
+def build_resource(config: TelemetryConfig) -> Resource:
+    attributes: dict[str, str] = {
+        "service.name": config.service_name,
+        "service.version": package_version(),
+    }
+    if config.environment:
+        attributes["deployment.environment"] = config.environment
+    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES.
+    return Resource.create(attributes)
+
+
+def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    if config.otlp_endpoint:
+        exporters.append(
+            OTLPSpanExporter(
+                endpoint=traces_url(config.otlp_endpoint),
+                headers=dict(config.otlp_headers or {}),
+                timeout=EXPORT_TIMEOUT_S,
+            )
+        )
+    if config.span_store is not None:
+        from telemetry.store import SqliteSpanExporter
+
+        exporters.append(
+            SqliteSpanExporter(
+                config.span_store,
+                max_age=timedelta(seconds=config.span_store_max_age_s),
+                max_bytes=config.span_store_max_bytes,
+            )
+        )
+    return exporters
+
+
+def build_provider(
+    config: TelemetryConfig,
+    *,
+    exporters: Sequence[SpanExporter] | None = None,
+    processors: Sequence[SpanProcessor] = (),
+) -> TracerProvider:
+    """A provider with the trace-fields processor and one batch processor per exporter."""
+    provider = TracerProvider(resource=build_resource(config))
+    provider.add_span_processor(TraceFieldsProcessor())
+    for exporter in build_exporters(config) if exporters is None else exporters:
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, max_queue_size=MAX_QUEUE_SIZE, schedule_delay_millis=1000)
+        )
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+_installed = False
+
+
+def install(provider: TracerProvider) -> None:
+    """Make ``provider`` global and instrument aiohttp and logging (once per process)."""
+    global _installed
+    trace.set_tracer_provider(provider)
+    propagate.set_global_textmap(OptInTraceContextPropagator())
+    if _installed:
+        return
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    AioHttpClientInstrumentor().instrument()
+    LoggingInstrumentor().instrument(set_logging_format=False)
+    _installed = True
+
+
+def shutdown(provider: TracerProvider, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
+    """Flush and shut down within ``timeout_s``; a dead endpoint never blocks exit."""
+    done = threading.Event()
+
+    def _run() -> None:
+        try:
+            provider.force_flush(timeout_millis=int(timeout_s * 1000))
+            provider.shutdown()
+        finally:
+            done.set()
+
+    threading.Thread(target=_run, name="telemetry-shutdown", daemon=True).start()
+    finished = done.wait(timeout_s)
+    if not finished:
+        log.warning("span export did not finish within %.1fs; some spans were dropped", timeout_s)
+    return finished

@@ -1,0 +1,139 @@
+"""The shape of a message's trace: root span, trace fields, and the send span.
+
+A message enters in ``bot/client.py``; this module decides what its spans look
+like. The root span starts from an empty context so one message never joins
+another's trace; the fields every descendant should carry (command, guild,
+author) travel in a context variable read by ``TraceFieldsProcessor``, not in
+baggage, which would be sent to external APIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from telemetry import schema
+from telemetry.schema import Outcome, truncate
+
+tracer = trace.get_tracer(__name__)
+
+
+@dataclass
+class MessageTrace:
+    """The root span of one message and the fields its descendants inherit."""
+
+    span: Span
+    fields: dict[str, AttributeValue] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    responded: bool = False
+
+    @property
+    def trace_id(self) -> str:
+        return format_trace_id(self.span)
+
+    def set_field(self, key: str, value: AttributeValue) -> None:
+        """Set an attribute on the root and on every span started after this."""
+        self.fields[key] = value
+        self.span.set_attribute(key, value)
+
+    def command_resolved(self, qualified_name: str, args: str) -> None:
+        self.span.update_name(schema.ROOT_SPAN_COMMAND_PREFIX + qualified_name)
+        self.set_field(schema.COMMAND, qualified_name)
+        self.span.set_attribute(schema.COMMAND_ARGS, truncate(args, schema.ARGS_MAX_CHARS))
+
+    def set_outcome(self, outcome: Outcome) -> None:
+        """Record the outcome once; the first classification wins."""
+        if self.outcome is None:
+            self.outcome = outcome
+            self.span.set_attribute(schema.OUTCOME, outcome.value)
+
+    def record_error(self, exc: BaseException, outcome: Outcome = Outcome.ERROR) -> None:
+        """Record a failure on the root, also one a handler caught.
+
+        Status is ERROR only when the bot or a dependency failed; what the user
+        caused keeps it unset so an error-rate query means "the bot broke".
+        """
+        self.set_outcome(outcome)
+        self.span.set_attribute(schema.ERROR_TYPE, type(exc).__name__)
+        self.span.set_attribute(schema.ERROR_MESSAGE, truncate(str(exc), schema.RESPONSE_MAX_CHARS))
+        if outcome is Outcome.ERROR:
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+
+
+_current: ContextVar[MessageTrace | None] = ContextVar("chatops_message_trace", default=None)
+
+
+def current_trace() -> MessageTrace | None:
+    """The message trace of the running task, if any."""
+    return _current.get()
+
+
+@contextmanager
+def root_span(
+    name: str, attributes: dict[str, AttributeValue], fields: dict[str, AttributeValue]
+) -> Iterator[MessageTrace]:
+    """Open a root span from an empty parent context and make it current.
+
+    Unhandled exceptions are recorded by the SDK; the caller classifies handled
+    ones through ``MessageTrace``.
+    """
+    with tracer.start_as_current_span(
+        name, context=Context(), attributes=attributes, end_on_exit=True
+    ) as span:
+        message_trace = MessageTrace(span=span)
+        token = _current.set(message_trace)
+        try:
+            for key, value in fields.items():
+                message_trace.set_field(key, value)
+            yield message_trace
+            message_trace.set_outcome(Outcome.OK)
+        except BaseException as exc:
+            message_trace.record_error(exc)
+            raise
+        finally:
+            _current.reset(token)
+
+
+@contextmanager
+def send_span() -> Iterator[Span]:
+    """The ``discord.send`` span around a reply; its HTTP POST becomes a child."""
+    with tracer.start_as_current_span(schema.SEND_SPAN) as span:
+        yield span
+
+
+def record_response(span: Span, text: str) -> None:
+    """Put the text sent back on the send span and on the root."""
+    value = truncate(text, schema.RESPONSE_MAX_CHARS)
+    span.set_attribute(schema.RESPONSE, value)
+    message_trace = current_trace()
+    if message_trace is not None:
+        message_trace.span.set_attribute(schema.RESPONSE, value)
+        message_trace.responded = True
+
+
+def format_trace_id(span: Span) -> str:
+    return trace.format_trace_id(span.get_span_context().trace_id)
+
+
+class TraceFieldsProcessor(SpanProcessor):
+    """Copies the message's trace fields onto every span started inside it."""
+
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+        message_trace = _current.get()
+        if message_trace is None or message_trace.span is span:
+            return
+        if message_trace.fields:
+            span.set_attributes(message_trace.fields)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
