@@ -1,0 +1,81 @@
+"""Root spans, trace fields and outcomes, read back from the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from telemetry import schema
+from telemetry.schema import Outcome
+from telemetry.spans import current_trace, root_span, send_span
+
+tracer = trace.get_tracer(__name__)
+
+
+def _root(fields: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return root_span(schema.ROOT_SPAN_MESSAGE, {schema.MESSAGE_ID: "1"}, fields or {})
+
+
+def test_every_message_starts_its_own_trace(spans: InMemorySpanExporter) -> None:
+    with tracer.start_as_current_span("outer"), _root():
+        pass
+    root = next(s for s in spans.get_finished_spans() if s.name == "message")
+    assert root.parent is None
+
+
+def test_trace_fields_reach_descendants_in_other_tasks(spans: InMemorySpanExporter) -> None:
+    async def work() -> None:
+        with tracer.start_as_current_span("child"):
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        with _root({schema.AUTHOR_ID: "42"}) as message_trace:
+            message_trace.command_resolved("aci restart", "web")
+            await asyncio.create_task(work())
+
+    asyncio.run(main())
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    child = by_name["child"]
+    assert child.attributes[schema.COMMAND] == "aci restart"
+    assert child.attributes[schema.AUTHOR_ID] == "42"
+    assert by_name["command aci restart"].attributes[schema.COMMAND_ARGS] == "web"
+
+
+def test_user_mistakes_keep_status_unset(spans: InMemorySpanExporter) -> None:
+    with _root() as message_trace:
+        message_trace.record_error(ValueError("not a number"), Outcome.BAD_INPUT)
+    (root,) = spans.get_finished_spans()
+    assert root.attributes[schema.OUTCOME] == "bad_input"
+    assert root.attributes[schema.ERROR_TYPE] == "ValueError"
+    assert root.status.status_code is StatusCode.UNSET
+
+
+def test_bot_failures_set_error_status_and_an_exception_event(
+    spans: InMemorySpanExporter,
+) -> None:
+    with _root() as message_trace:
+        message_trace.record_error(RuntimeError("boom"))
+    (root,) = spans.get_finished_spans()
+    assert root.attributes[schema.OUTCOME] == "error"
+    assert root.status.status_code is StatusCode.ERROR
+    assert [event.name for event in root.events] == ["exception"]
+
+
+def test_an_escaping_exception_is_an_error(spans: InMemorySpanExporter) -> None:
+    with pytest.raises(KeyError), _root():
+        raise KeyError("x")
+    (root,) = spans.get_finished_spans()
+    assert root.attributes[schema.OUTCOME] == "error"
+    assert current_trace() is None
+
+
+def test_send_span_is_a_child_of_the_root(spans: InMemorySpanExporter) -> None:
+    with _root(), send_span():
+        pass
+    send, root = spans.get_finished_spans()
+    assert send.name == schema.SEND_SPAN
+    assert send.parent is not None and send.parent.span_id == root.context.span_id
