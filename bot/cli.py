@@ -70,3 +70,38 @@ def run() -> None:
         raise Failure(f"cannot reach Discord: {exc}") from None
     finally:
         shutdown(provider)
+
+
+@cli.command()
+@click.option(
+    "-c",
+    "--command",
+    "lines",
+    multiple=True,
+    metavar="TEXT",
+    help="Send TEXT as a message, print the reply and trace, and exit (repeatable).",
+)
+def console(lines: tuple[str, ...]) -> None:
+    """Run the real bot against a local fake Discord and chat with it."""
+    import asyncio
+    import logging
+
+    from rich.console import Console
+
+    from bot.console import run_console
+    from bot.logs import configure_logging
+    from bot.runner import telemetry_config
+    from telemetry.recent import RecentTraces
+    from telemetry.setup import build_provider, install, shutdown
+
+    config = settings()
+    configure_logging(logging.WARNING)
+    recent = RecentTraces()
+    provider = build_provider(telemetry_config(config), processors=[recent])
+    install(provider)
+    try:
+        asyncio.run(run_console(config, lines, recent, Console(highlight=False, width=None if sys.stdout.isatty() else 120)))
+    except (OSError, TimeoutError, RuntimeError) as exc:
+        raise Failure(f"the sandbox could not start: {exc}") from None
+    finally:
+        shutdown(provider)

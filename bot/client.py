@@ -79,6 +79,7 @@ class ChatOpsBot(commands.Bot):
             headers={"User-Agent": f"chatops-bot/{package_version()} (+discord.py)"},
         )
         from commands.core import Core
+        from commands.fun import Fun
 
         await self.add_cog(
             Core(
@@ -88,6 +89,7 @@ class ChatOpsBot(commands.Bot):
                 started_at=self.started_at,
             )
         )
+        await self.add_cog(Fun())
 
     async def close(self) -> None:
         self.gateway_up = False

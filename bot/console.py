@@ -1,0 +1,79 @@
+"""``chatops console``: the real bot against an in-process fake Discord, driven from a prompt.
+
+Each line is sent as a user's message; the bot's reply and the message's trace
+are printed. No token and no network: everything runs on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from bot.config import Settings
+from bot.harness import sandbox
+from bot.sandbox import FakeDiscord
+from telemetry import schema
+from telemetry.recent import RecentTraces
+from telemetry.waterfall import render, rows_from_spans
+
+TRACE_WAIT_S = 30.0
+PROMPT = "you> "
+
+
+async def run_console(
+    settings: Settings, lines: Sequence[str], recent: RecentTraces, out: Console
+) -> None:
+    """Send ``lines`` (or, with none, whatever is typed) and print replies and traces."""
+    async with sandbox(settings) as (fake, bot):
+        out.print(
+            f"[dim]sandbox: {bot.user} in guild {fake.guild.name!r}; "
+            f"prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
+        )
+        if lines:
+            for line in lines:
+                out.print(f"{PROMPT}{line}")
+                await exchange(fake, recent, line, out)
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                line = await loop.run_in_executor(None, input, PROMPT)
+            except EOFError:
+                return
+            if line.strip():
+                await exchange(fake, recent, line, out)
+
+
+async def exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Console) -> None:
+    """One message in, its replies and trace out."""
+    message = fake.send_message(line)
+    message_id = str(message["id"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TRACE_WAIT_S
+    root = recent.find_root(schema.MESSAGE_ID, message_id)
+    while root is None and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        root = recent.find_root(schema.MESSAGE_ID, message_id)
+    for reply in await fake.replies_to(int(message_id), timeout=0.0):
+        out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
+    if root is None or root.context is None:
+        out.print("[yellow](no trace recorded for this message)[/yellow]")
+        return
+    trace_id = f"{root.context.trace_id:032x}"
+    out.print(render(rows_from_spans(recent.spans_of(root.context.trace_id)), title=trace_id))
+
+
+def describe(message: dict[str, Any]) -> str:
+    """A bot message as text: content, then each embed's title, description and fields."""
+    parts = [message.get("content") or ""]
+    for embed in message.get("embeds") or []:
+        parts += [embed.get("title") or "", embed.get("description") or ""]
+        parts += [f"{f.get('name')}: {f.get('value')}" for f in embed.get("fields") or []]
+        if embed.get("url"):
+            parts.append(embed["url"])
+    for attachment in message.get("attachments") or []:
+        parts.append(f"[file {attachment.get('filename')}]")
+    return "\n".join(part for part in parts if part)

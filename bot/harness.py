@@ -1,0 +1,55 @@
+"""The real bot connected to a protocol-level fake Discord, in this process.
+
+Used by ``chatops console``, the integration tests and the benchmarks: nothing
+here patches discord.py; the bot talks to the fake over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.client import ChatOpsBot
+from bot.config import Settings
+from bot.sandbox import FakeDiscord
+
+SANDBOX_TOKEN = "sandbox-token"
+READY_TIMEOUT_S = 15.0
+
+
+@asynccontextmanager
+async def connected_bot(
+    settings: Settings, fake: FakeDiscord, *, token: str = SANDBOX_TOKEN
+) -> AsyncIterator[ChatOpsBot]:
+    """Start the bot against ``fake`` and yield it once its gateway is ready."""
+    settings = settings.model_copy(
+        update={"discord_api_base": fake.api_base, "discord_gateway_url": None}
+    )
+    bot = ChatOpsBot(settings)
+    task = asyncio.create_task(bot.start(token), name="sandbox-bot")
+    ready = asyncio.create_task(bot.wait_until_ready())
+    try:
+        done, _ = await asyncio.wait(
+            {task, ready}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            task.result()
+            raise RuntimeError("the bot stopped before it was ready")
+        if ready not in done:
+            raise TimeoutError(f"the bot was not ready within {READY_TIMEOUT_S:.0f}s")
+        yield bot
+    finally:
+        ready.cancel()
+        await bot.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+@asynccontextmanager
+async def sandbox(settings: Settings) -> AsyncIterator[tuple[FakeDiscord, ChatOpsBot]]:
+    """A fresh fake Discord on a free local port, with the bot connected to it."""
+    async with FakeDiscord() as fake, connected_bot(settings, fake) as bot:
+        yield fake, bot

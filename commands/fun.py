@@ -1,0 +1,45 @@
+"""Fun commands: small, self-contained answers."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from discord.ext import commands
+
+from telemetry.send import reply
+
+DICE = re.compile(r"^(?P<count>\d{1,3})?d(?P<sides>\d{1,4})$", re.IGNORECASE)
+MAX_DICE = 100
+
+
+@dataclass(frozen=True)
+class Dice:
+    count: int
+    sides: int
+
+    @classmethod
+    async def convert(cls, ctx: commands.Context[Any], argument: str) -> Dice:
+        """Parse ``NdM`` (``d20``, ``3d6``), the converter discord.py calls for the argument."""
+        match = DICE.match(argument.strip())
+        if match is None:
+            raise commands.BadArgument(f"{argument[:40]!r} is not dice like 2d6 or d20.")
+        count, sides = int(match["count"] or 1), int(match["sides"])
+        if not 1 <= count <= MAX_DICE or sides < 2:
+            raise commands.BadArgument(f"Roll 1 to {MAX_DICE} dice with at least 2 sides.")
+        return cls(count, sides)
+
+
+class Fun(commands.Cog):
+    """Games and trivia."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng or random.Random()
+
+    @commands.command(help="Roll dice, e.g. `roll 2d6` or `roll d20`.")
+    async def roll(self, ctx: commands.Context[Any], dice: Dice) -> None:
+        rolls = [self.rng.randint(1, dice.sides) for _ in range(dice.count)]
+        shown = " + ".join(map(str, rolls[:20])) + (" + \u2026" if len(rolls) > 20 else "")
+        await reply(ctx, f"\U0001f3b2 {dice.count}d{dice.sides}: {shown} = **{sum(rolls)}**")

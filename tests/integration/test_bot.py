@@ -1,0 +1,204 @@
+"""The real bot against the protocol-level fake: replies and the traces they leave."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from discord.ext import commands
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from bot.client import ChatOpsBot
+from bot.sandbox import FakeDiscord
+from telemetry import schema
+
+MESSAGES_ROUTE = r"/channels/\d+/messages"
+
+
+def root_of(spans: InMemorySpanExporter, message: dict[str, Any]) -> ReadableSpan:
+    roots = [
+        s
+        for s in spans.get_finished_spans()
+        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
+    ]
+    assert len(roots) == 1, roots
+    return roots[0]
+
+
+def children_of(spans: InMemorySpanExporter, parent: ReadableSpan) -> list[ReadableSpan]:
+    return [
+        s
+        for s in spans.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == parent.context.span_id
+    ]
+
+
+async def ask(fake: FakeDiscord, content: str, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    message = fake.send_message(content, **kwargs)
+    replies = await fake.replies_to(int(message["id"]), timeout=0.3)
+    assert len(replies) == 1, replies
+    return message, replies[0]
+
+
+async def test_ping_answers_and_leaves_one_trace_with_the_schema(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    message, answer = await ask(fake, "!ping")
+    assert answer["content"].startswith("Pong! gateway")
+
+    root = root_of(spans, message)
+    assert root.name == "command ping"
+    attrs = root.attributes
+    assert attrs[schema.COMMAND] == "ping"
+    assert attrs[schema.OUTCOME] == "ok"
+    assert attrs[schema.GUILD_ID] == str(fake.guild.id)
+    assert attrs[schema.GUILD_NAME] == fake.guild.name
+    assert attrs[schema.AUTHOR_ID] == str(fake.user["id"])
+    assert attrs[schema.AUTHOR_NAME] == fake.user["username"]
+    assert attrs[schema.CHANNEL_ID] == str(fake.channel_id)
+    assert attrs[schema.SHARD_ID] == 0
+    assert attrs[schema.RESPONSE] == answer["content"]
+    assert root.status.status_code is StatusCode.UNSET
+
+    (send,) = [s for s in children_of(spans, root) if s.name == schema.SEND_SPAN]
+    assert send.attributes[schema.RESPONSE] == answer["content"]
+    (post,) = children_of(spans, send)
+    assert post.attributes["http.method"] == "POST"
+    assert post.attributes["http.status_code"] == 200
+    # Trace fields reach every descendant through the processor.
+    assert post.attributes[schema.COMMAND] == "ping"
+    assert post.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
+
+
+async def test_help_lists_the_commands(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    _, answer = await ask(fake, "!help")
+    for name in ("ping", "about", "roll", "help"):
+        assert name in answer["content"]
+
+
+async def test_about_names_version_and_runtime(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    _, answer = await ask(fake, "!about")
+    assert answer["content"].startswith("chatops-bot ")
+    assert "discord.py 2." in answer["content"]
+
+
+async def test_unknown_command_is_recorded_without_error_status(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    message, answer = await ask(fake, "!frobnicate now")
+    assert "`!frobnicate`" in answer["content"] and "`!help`" in answer["content"]
+    root = root_of(spans, message)
+    assert root.name == "message"
+    assert root.attributes[schema.OUTCOME] == "unknown_command"
+    assert root.status.status_code is StatusCode.UNSET
+
+
+async def test_bad_argument_replies_with_usage_and_is_bad_input(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    message, answer = await ask(fake, "!roll lots")
+    assert "Usage: `!roll <dice>`" in answer["content"]
+    root = root_of(spans, message)
+    assert root.name == "command roll"
+    assert root.attributes[schema.OUTCOME] == "bad_input"
+    assert root.attributes[schema.COMMAND_ARGS] == "lots"
+    assert root.attributes[schema.ERROR_TYPE] == "BadArgument"
+    assert root.status.status_code is StatusCode.UNSET
+
+
+async def test_missing_argument_replies_with_usage(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    _, answer = await ask(fake, "!roll")
+    assert answer["content"].startswith("dice is a required argument")
+    assert "Usage: `!roll <dice>`" in answer["content"]
+
+
+class Broken(commands.Cog):
+    @commands.command()
+    async def explode(self, ctx: commands.Context[Any]) -> None:
+        raise RuntimeError("secret internals")
+
+
+async def test_unexpected_error_names_the_trace_and_is_recorded_on_the_root(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    await bot.add_cog(Broken())
+    message, answer = await ask(fake, "!explode")
+    root = root_of(spans, message)
+    trace_id = f"{root.context.trace_id:032x}"
+    assert trace_id in answer["content"]
+    assert "secret internals" not in answer["content"]
+    assert root.attributes[schema.OUTCOME] == "error"
+    assert root.attributes[schema.ERROR_TYPE] == "RuntimeError"
+    assert root.status.status_code is StatusCode.ERROR
+    assert [e.name for e in root.events] == ["exception"]
+
+
+async def test_ordinary_chat_is_ignored_and_its_content_never_recorded(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    message = fake.send_message("my password is swordfish")
+    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+    root = root_of(spans, message)
+    assert root.attributes[schema.OUTCOME] == "ignored"
+    for span in spans.get_finished_spans():
+        assert "swordfish" not in str(dict(span.attributes or {}))
+
+
+async def test_messages_from_bots_are_ignored(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    other = fake.add_user("otherbot", bot=True)
+    message = fake.send_message("!ping", author=other)
+    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+
+
+async def test_each_message_is_its_own_trace(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    first, _ = await ask(fake, "!about")
+    second, _ = await ask(fake, "!about")
+    assert root_of(spans, first).context.trace_id != root_of(spans, second).context.trace_id
+
+
+async def test_no_tracing_headers_are_sent_to_discord(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    await ask(fake, "!ping")
+    for request in fake.requests:
+        names = {name.lower() for name in request.headers}
+        assert "traceparent" not in names and "baggage" not in names
+
+
+async def test_replies_never_ping_anyone(bot: ChatOpsBot, fake: FakeDiscord) -> None:
+    await ask(fake, "!@everyone")
+    await ask(fake, f"!roll <@&{fake.guild.roles[0]['id']}>")
+    assert fake.bot_messages
+    assert not any(fake.would_ping(message) for message in fake.bot_messages)
+
+
+async def test_direct_messages_have_no_guild(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    message, answer = await ask(fake, "!about", channel_id=fake.dm_channel_id(fake.user))
+    root = root_of(spans, message)
+    assert schema.GUILD_ID not in root.attributes
+    assert answer["content"].startswith("chatops-bot")
+
+
+async def test_rate_limited_reply_still_arrives_and_the_retry_shows_in_the_trace(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    fake.fail("POST", MESSAGES_ROUTE, status=429, retry_after=0.2)
+    message, answer = await ask(fake, "!about")
+    assert answer["content"].startswith("chatops-bot")
+    root = root_of(spans, message)
+    (send,) = [s for s in children_of(spans, root) if s.name == schema.SEND_SPAN]
+    statuses = [s.attributes["http.status_code"] for s in children_of(spans, send)]
+    assert statuses == [429, 200]
+
+
+async def test_dropped_gateway_resumes_and_the_bot_still_answers(
+    bot: ChatOpsBot, fake: FakeDiscord
+) -> None:
+    await fake.drop_connection()
+    _, answer = await ask(fake, "!about")
+    assert answer["content"].startswith("chatops-bot")
+    assert fake.resume_count == 1
+    assert fake.identify_count == 1

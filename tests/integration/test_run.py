@@ -1,0 +1,118 @@
+"""``chatops run`` as a process: OTLP export, SIGTERM, token handling, one-line failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+import pytest
+
+from bot.sandbox import FakeDiscord
+from telemetry import schema
+from tests.fakes.otlp import OtlpReceiver
+
+TOKEN = "MTIz.secret-token-never-logged.abc"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "HONEYCOMB_", "DISCORD_"))
+    }
+    env.update(SPAN_STORE="off", HEALTH_PORT="0", FLAGS_FILE="/nonexistent/flags.json")
+    env.update(extra)
+    return env
+
+
+async def start(env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm(
+    fake: FakeDiscord,
+) -> None:
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                OTEL_SERVICE_NAME="chatops-test",
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            answer = await fake.say("!ping", timeout=10)
+            assert answer is not None and answer["content"].startswith("Pong!")
+            unknown = await fake.say("!nope", timeout=10)
+            assert unknown is not None and "`!nope`" in unknown["content"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        assert process.returncode == 0, stderr.decode()
+
+        names = {span.name for span in receiver.spans}
+        assert {"command ping", "message", "discord.send"} <= names
+        (ping,) = [span for span in receiver.spans if span.name == "command ping"]
+        assert ping.attributes[schema.OUTCOME] == "ok"
+        assert ping.attributes[schema.GUILD_ID] == str(fake.guild.id)
+        assert ping.resource["service.name"] == "chatops-test"
+        everything = (stdout + stderr).decode() + repr(receiver.spans) + repr(receiver.headers)
+        assert TOKEN not in everything
+
+
+async def test_honeycomb_key_becomes_the_team_header(fake: FakeDiscord) -> None:
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                HONEYCOMB_API_KEY="hc-ingest-key",
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            assert await fake.say("!about", timeout=10) is not None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.communicate(), timeout=20)
+        assert process.returncode == 0
+        assert receiver.headers and receiver.headers[0]["x-honeycomb-team"] == "hc-ingest-key"
+
+
+async def test_missing_token_is_one_line_and_exit_2() -> None:
+    process = await start(child_env())
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    assert stderr.decode().strip() == "chatops: DISCORD_TOKEN is not set"
+
+
+async def test_rejected_token_is_one_line_and_exit_2(fake: FakeDiscord) -> None:
+    process = await start(child_env(DISCORD_TOKEN="bad-token", DISCORD_API_BASE=fake.api_base))
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("chatops:")]
+    assert lines == ["chatops: Discord rejected DISCORD_TOKEN (401 Unauthorized)"]
+    assert "Traceback" not in stderr.decode()
+
+
+@pytest.mark.parametrize("value", ["-1", "port"])
+async def test_bad_configuration_is_one_line_and_exit_2(value: str) -> None:
+    process = await start(child_env(DISCORD_TOKEN=TOKEN, HEALTH_PORT=value))
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    assert stderr.decode().startswith("chatops: invalid HEALTH_PORT:")
+    assert len(stderr.decode().strip().splitlines()) == 1
