@@ -100,7 +100,14 @@ def console(lines: tuple[str, ...]) -> None:
     provider = build_provider(telemetry_config(config), processors=[recent])
     install(provider)
     try:
-        asyncio.run(run_console(config, lines, recent, Console(highlight=False, width=None if sys.stdout.isatty() else 120)))
+        asyncio.run(
+            run_console(
+                config,
+                lines,
+                recent,
+                Console(highlight=False, width=None if sys.stdout.isatty() else 120),
+            )
+        )
     except (OSError, TimeoutError, RuntimeError) as exc:
         raise Failure(f"the sandbox could not start: {exc}") from None
     finally:

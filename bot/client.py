@@ -23,8 +23,8 @@ from bot.help import TracedHelpCommand
 from telemetry import schema
 from telemetry.schema import Outcome
 from telemetry.send import reply
-from telemetry.spans import MessageTrace, current_trace, root_span
 from telemetry.setup import package_version
+from telemetry.spans import MessageTrace, current_trace, root_span
 
 log = logging.getLogger(__name__)
 

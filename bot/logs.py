@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s [trace=%(otelTraceID)s span=%(otelSpanID)s] %(message)s"
+FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [trace=%(otelTraceID)s span=%(otelSpanID)s] %(message)s"
+)
 
 
 class _TraceIdDefaults(logging.Filter):

@@ -89,7 +89,9 @@ def render(rows: Sequence[Row], title: str | None = None) -> Table:
         bar = Text(" " * lead + "\u2588" * min(width, BAR_WIDTH - lead))
         bar.stylize("red" if row.error else "cyan")
         attrs = ", ".join(
-            f"{key}={_short(row.attributes[key])}" for key in KEY_ATTRIBUTES if key in row.attributes
+            f"{key}={_short(row.attributes[key])}"
+            for key in KEY_ATTRIBUTES
+            if key in row.attributes
         )
         table.add_row(
             Text("  " * row.depth + row.name, style="red" if row.error else ""),

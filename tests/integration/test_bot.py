@@ -34,7 +34,9 @@ def children_of(spans: InMemorySpanExporter, parent: ReadableSpan) -> list[Reada
     ]
 
 
-async def ask(fake: FakeDiscord, content: str, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+async def ask(
+    fake: FakeDiscord, content: str, **kwargs: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     message = fake.send_message(content, **kwargs)
     replies = await fake.replies_to(int(message["id"]), timeout=0.3)
     assert len(replies) == 1, replies

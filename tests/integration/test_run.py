@@ -95,7 +95,7 @@ async def test_honeycomb_key_becomes_the_team_header(fake: FakeDiscord) -> None:
 
 async def test_missing_token_is_one_line_and_exit_2() -> None:
     process = await start(child_env())
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 2
     assert stderr.decode().strip() == "chatops: DISCORD_TOKEN is not set"
 

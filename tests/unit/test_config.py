@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import HONEYCOMB_ENDPOINT, ConfigError, load_settings
@@ -45,8 +47,8 @@ def test_bad_value_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPat
     assert "\n" not in str(raised.value)
 
 
-def test_env_file_is_read(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BOT_PREFIX", raising=False)
-    env = tmp_path / ".env"  # type: ignore[operator]
+    env = tmp_path / ".env"
     env.write_text("BOT_PREFIX=?\n")
     assert load_settings(_env_file=env).bot_prefix == "?"
