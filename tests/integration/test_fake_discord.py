@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -176,3 +177,32 @@ async def test_bad_token_is_rejected_at_login(
 
     assert fake.requests[-1].status == 401
     assert fake.identify_count == 0
+
+
+async def test_sharded_bot_gets_each_guild_on_its_shard(
+    point_at: Callable[[FakeDiscord], None],
+) -> None:
+    async with FakeDiscord(guild_count=50, shard_count=2) as fake:
+        point_at(fake)
+        bot = commands.AutoShardedBot(
+            command_prefix="!",
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+        )
+
+        async def identify_now(shard_id: int | None, *, initial: bool = False) -> None:
+            """The default hook waits 5 s between shards (max_concurrency 1)."""
+
+        bot.before_identify_hook = identify_now  # type: ignore[method-assign]
+        task = asyncio.create_task(bot.start("test-token"))
+        try:
+            await fake.wait_ready()
+            await until(lambda: len(bot.guilds) == 50)
+            assert fake.identify_count == 2
+            assert bot.shard_count == 2
+            for guild in bot.guilds:
+                assert guild.shard_id == (guild.id >> 22) % 2
+            assert {g.shard_id for g in bot.guilds} == {0, 1}
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 5)
