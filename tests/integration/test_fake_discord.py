@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
 
@@ -206,3 +207,19 @@ async def test_sharded_bot_gets_each_guild_on_its_shard(
         finally:
             await bot.close()
             await asyncio.wait_for(task, 5)
+
+
+async def test_file_upload_is_stored_with_name_and_size(
+    fake: FakeDiscord, plain_bot: commands.Bot
+) -> None:
+    channel = plain_bot.get_channel(fake.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+
+    sent = await channel.send("report", file=discord.File(io.BytesIO(b"x" * 1234), "report.txt"))
+    await sent.edit(content="report (edited)")
+
+    stored = fake.bot_messages[-1]
+    assert stored["content"] == "report (edited)"
+    assert stored["edited_timestamp"] is not None
+    assert [(a["filename"], a["size"]) for a in stored["attachments"]] == [("report.txt", 1234)]
+    assert sent.attachments[0].filename == "report.txt"
