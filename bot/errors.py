@@ -14,23 +14,8 @@ from typing import Any
 
 from discord.ext import commands
 
+from telemetry.errors import HiddenCommand, UserFacingError
 from telemetry.schema import Outcome
-
-
-class UserFacingError(commands.CommandError):
-    """A failure whose message is safe and useful to show the user.
-
-    ``outcome`` says whose fault it was: ``ERROR`` for a dependency that failed
-    (the reply then names the trace id), ``BAD_INPUT`` for the user's input.
-    """
-
-    def __init__(self, message: str, outcome: Outcome = Outcome.ERROR) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-
-
-class HiddenCommand(commands.CheckFailure):
-    """A check that wants the command to look as if it did not exist."""
 
 
 @dataclass(frozen=True)

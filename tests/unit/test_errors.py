@@ -8,7 +8,8 @@ import discord
 import pytest
 from discord.ext import commands
 
-from bot.errors import HiddenCommand, UserFacingError, classify
+from bot.errors import classify
+from telemetry.errors import HiddenCommand, UserFacingError
 from telemetry.schema import Outcome
 
 
