@@ -159,6 +159,23 @@ class ChatOpsBot(commands.Bot):
                 log.warning("could not send the error reply: %s", exc)
 
 
+class ShardedChatOpsBot(ChatOpsBot, commands.AutoShardedBot):
+    """The same bot running a range of shards (``SHARD_COUNT``, ``SHARD_IDS``) in one process.
+
+    With an explicit shard count discord.py opens ``DEFAULT_GATEWAY``, which
+    ``setup_hook`` has pointed at the configured or discovered gateway.
+    """
+
+
+def create_bot(settings: Settings, **options: Any) -> ChatOpsBot:
+    """The bot for ``settings``: sharded when ``SHARD_COUNT`` or ``SHARD_IDS`` is set."""
+    if settings.shard_count is None and not settings.shard_ids:
+        return ChatOpsBot(settings, **options)
+    shard_ids = settings.shard_ids or None
+    shard_count = settings.shard_count or (max(shard_ids) + 1 if shard_ids else 1)
+    return ShardedChatOpsBot(settings, shard_count=shard_count, shard_ids=shard_ids, **options)
+
+
 def message_attributes(message: discord.Message) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         schema.MESSAGE_ID: str(message.id),

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.client import ChatOpsBot
+from bot.client import ChatOpsBot, create_bot
 from bot.config import Settings
 from bot.sandbox import FakeDiscord
 
@@ -33,7 +33,7 @@ async def connected_bot(
     settings = settings.model_copy(
         update={"discord_api_base": fake.api_base, "discord_gateway_url": None}
     )
-    bot = ChatOpsBot(settings, **options)
+    bot = create_bot(settings, **options)
     task = asyncio.create_task(bot.start(token), name="sandbox-bot")
     ready = asyncio.create_task(bot.wait_until_ready())
     try:

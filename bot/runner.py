@@ -9,7 +9,7 @@ import signal
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from bot.client import ChatOpsBot
+from bot.client import ChatOpsBot, create_bot
 from bot.config import Settings
 from bot.health import health_app, start_health_server
 from telemetry.setup import TelemetryConfig, parse_headers
@@ -39,7 +39,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
 
 async def serve(settings: Settings, token: str) -> None:
     """Run until SIGTERM/SIGINT or a fatal gateway error; always close the gateway."""
-    bot = ChatOpsBot(settings)
+    bot = create_bot(settings)
     health = await start_health_server(health_app(lambda: bot.gateway_up), settings.health_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
