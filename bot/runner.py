@@ -9,7 +9,7 @@ import signal
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from bot.client import ChatOpsBot, create_bot
+from bot.client import create_bot
 from bot.config import Settings
 from bot.health import health_app, start_health_server
 from telemetry.setup import TelemetryConfig, parse_headers

@@ -1,0 +1,119 @@
+"""Discord misbehaving: each command message still gets exactly one reply, and the trace says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from bot.client import ChatOpsBot
+from bot.sandbox import FakeDiscord
+from telemetry import schema
+
+MESSAGES_ROUTE = r"/channels/\d+/messages"
+
+
+def send_posts(spans: InMemorySpanExporter, message: dict[str, Any]) -> list[ReadableSpan]:
+    """The HTTP POSTs under the send span of ``message``'s trace."""
+    finished = spans.get_finished_spans()
+    (root,) = [
+        s
+        for s in finished
+        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
+    ]
+    (send,) = [
+        s
+        for s in finished
+        if s.name == schema.SEND_SPAN and s.context.trace_id == root.context.trace_id
+    ]
+    return [
+        s for s in finished if s.parent is not None and s.parent.span_id == send.context.span_id
+    ]
+
+
+async def one_reply(fake: FakeDiscord, content: str, wait: float = 0.3) -> dict[str, Any]:
+    """Send ``content``; assert exactly one reply arrived within ``wait``; return the message."""
+    message = fake.send_message(content)
+    replies = await fake.replies_to(int(message["id"]), timeout=wait)
+    assert len(replies) == 1, replies
+    return message
+
+
+@pytest.mark.parametrize("is_global", [False, True])
+async def test_429_on_messages_route_is_retried_and_answered_once(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, is_global: bool
+) -> None:
+    fake.fail("POST", MESSAGES_ROUTE, status=429, retry_after=0.2, is_global=is_global)
+    message = await one_reply(fake, "!about", wait=0.6)
+    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    assert statuses == [429, 200]
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_server_errors_are_retried_and_answered_once(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, status: int
+) -> None:
+    fake.fail("POST", MESSAGES_ROUTE, status=status)
+    # discord.py waits 1 s before retrying a 5xx.
+    message = await one_reply(fake, "!about", wait=1.6)
+    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    assert statuses == [status, 200]
+
+
+async def test_an_outage_fails_that_reply_without_crashing_the_bot(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    # discord.py does not retry a 503: the reply and the error reply both fail.
+    fake.fail("POST", MESSAGES_ROUTE, status=503, times=2)
+    message = fake.send_message("!about")
+    assert await fake.replies_to(int(message["id"]), timeout=0.5) == []
+    (root,) = [
+        s
+        for s in spans.get_finished_spans()
+        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
+    ]
+    assert root.attributes[schema.OUTCOME] == "error"
+    assert root.attributes[schema.ERROR_TYPE] == "DiscordServerError"
+    # The outage is over: the bot is still there and answers.
+    assert await fake.say("!about", timeout=5) is not None
+
+
+async def test_a_slow_rest_answer_delays_but_does_not_lose_the_reply(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    fake.fail("POST", MESSAGES_ROUTE, status=200, delay=0.5)
+    message = await one_reply(fake, "!about", wait=1.0)
+    (post,) = send_posts(spans, message)
+    duration_ms = (post.end_time - post.start_time) / 1e6
+    assert duration_ms >= 450
+
+
+async def test_reconnect_resumes_and_the_bot_still_answers(
+    bot: ChatOpsBot, fake: FakeDiscord
+) -> None:
+    await fake.send_reconnect()
+    await fake.wait_resumed()
+    await one_reply(fake, "!about")
+    assert fake.identify_count == 1
+
+
+async def test_invalid_session_re_identifies_and_the_bot_still_answers(
+    bot: ChatOpsBot, fake: FakeDiscord
+) -> None:
+    await fake.send_invalid_session(resumable=False)
+    # discord.py waits 5 s before a second IDENTIFY, as Discord asks.
+    answer = await fake.say("!about", timeout=12)
+    assert answer is not None
+    assert fake.identify_count == 2
+
+
+async def test_messages_sent_while_disconnected_are_answered_after_resume(
+    bot: ChatOpsBot, fake: FakeDiscord
+) -> None:
+    await fake.drop_connection()
+    message = fake.send_message("!about")
+    await fake.wait_resumed()
+    replies = await fake.replies_to(int(message["id"]), timeout=0.5)
+    assert len(replies) == 1
