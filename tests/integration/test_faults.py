@@ -1,4 +1,4 @@
-"""Discord misbehaving: each command message still gets exactly one reply, and the trace says why."""
+"""Discord misbehaving: each command still gets exactly one reply, and the trace says why."""
 
 from __future__ import annotations
 
