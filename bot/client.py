@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from bot.errors import classify, unknown_command_reply
 from bot.help import TracedHelpCommand
+from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length
 from telemetry import schema
 from telemetry.schema import Outcome
 from telemetry.send import reply
@@ -60,6 +61,10 @@ class ChatOpsBot(commands.Bot):
         self.started_at = time.monotonic()
         self.gateway_up = False
         self._http_session: aiohttp.ClientSession | None = None
+        self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
+        self.add_check(
+            UserRateLimit(settings.user_command_rate, settings.user_command_per_s), call_once=True
+        )
         use_api_base(settings.discord_api_base)
 
     @property
@@ -119,6 +124,11 @@ class ChatOpsBot(commands.Bot):
                 return
             name, args = resolve_command(ctx)
             message_trace.command_resolved(name, args)
+            try:
+                check_argument_length(args, self.settings.max_argument_chars)
+            except commands.CommandError as exc:
+                await self.report_error(ctx, exc)
+                return
             await self.invoke(ctx)
 
     async def _not_a_command(self, ctx: commands.Context[Any], message_trace: MessageTrace) -> None:
@@ -135,7 +145,8 @@ class ChatOpsBot(commands.Bot):
             return
         try:
             if await self.can_run(ctx, call_once=True):
-                await ctx.command.invoke(ctx)
+                async with self.expensive.slot(ctx.command):
+                    await ctx.command.invoke(ctx)
             else:
                 raise commands.CheckFailure("The global check once functions failed.")
         except commands.CommandError as exc:

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None
     bot_prefix: str = Field(default="!", min_length=1, max_length=8)
 
+    # abuse limits (bot-wide)
+    user_command_rate: int = Field(default=8, ge=1)
+    user_command_per_s: float = Field(default=10.0, gt=0)
+    max_argument_chars: int = Field(default=1000, ge=1)
+    max_concurrent_expensive: int = Field(default=16, ge=1)
+
     flags_file: Path = Path("flags.json")
     span_store: str = ".chatops/spans.db"
     commands_file: Path = Path("commands.toml")

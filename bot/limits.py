@@ -1,0 +1,71 @@
+"""Abuse limits that apply to every command, whoever wrote it.
+
+Per-command cooldowns belong to the command (discord.py's ``@cooldown``); these
+are the bot-wide bounds: how fast one user may fire commands at all, how long an
+argument may be, and how many expensive commands (external calls, Azure) run at
+once. Each one surfaces as a discord.py error, so ``bot/errors.py`` maps it to an
+outcome (``cooldown`` or ``bad_input``) like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from discord.ext import commands
+
+from telemetry.errors import UserFacingError
+from telemetry.schema import Outcome
+
+EXPENSIVE = "expensive"
+
+
+class UserRateLimit:
+    """A bot-wide check: at most ``rate`` commands per ``per`` seconds per user."""
+
+    def __init__(self, rate: int, per: float) -> None:
+        self._buckets = commands.CooldownMapping.from_cooldown(rate, per, commands.BucketType.user)
+
+    async def __call__(self, ctx: commands.Context[Any]) -> bool:
+        bucket = self._buckets.get_bucket(ctx.message)
+        retry_after = bucket.update_rate_limit() if bucket else None
+        if retry_after and bucket:
+            raise commands.CommandOnCooldown(bucket, retry_after, commands.BucketType.user)
+        return True
+
+
+def check_argument_length(args: str, limit: int) -> None:
+    """Refuse argument text longer than ``limit`` before any command sees it."""
+    if len(args) > limit:
+        raise UserFacingError(
+            f"That's too long: arguments are limited to {limit} characters.", Outcome.BAD_INPUT
+        )
+
+
+def is_expensive(command: commands.Command[Any, ..., Any]) -> bool:
+    """Commands mark themselves with ``extras={"expensive": True}``; groups pass it down."""
+    while command is not None:
+        if command.extras.get(EXPENSIVE):
+            return True
+        command = command.parent  # type: ignore[assignment]
+    return False
+
+
+class ConcurrencyBound:
+    """At most ``limit`` expensive commands at once across the bot; the rest are told to wait."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphore = asyncio.Semaphore(limit)
+
+    @asynccontextmanager
+    async def slot(self, command: commands.Command[Any, ..., Any]) -> AsyncIterator[None]:
+        if not is_expensive(command):
+            yield
+            return
+        if self._semaphore.locked():
+            raise commands.MaxConcurrencyReached(self.limit, commands.BucketType.default)
+        async with self._semaphore:
+            yield

@@ -1,0 +1,71 @@
+"""Bot-wide abuse limits: each surfaces as a reply and an outcome, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from discord.ext import commands
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from bot.config import Settings
+from bot.harness import connected_bot
+from bot.sandbox import FakeDiscord
+from telemetry import schema
+
+
+def outcomes(spans: InMemorySpanExporter) -> list[str]:
+    return [
+        str(s.attributes[schema.OUTCOME])
+        for s in sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+        if s.parent is None and schema.OUTCOME in s.attributes
+    ]
+
+
+async def test_a_user_firing_commands_too_fast_is_told_to_slow_down(
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    limited = settings.model_copy(update={"user_command_rate": 3, "user_command_per_s": 60})
+    async with connected_bot(limited, fake, guild_ready_timeout=0.05):
+        answers = [await fake.say("!about") for _ in range(4)]
+        other = fake.add_user("bob")
+        assert await fake.say("!about", author=other) is not None
+    assert answers[3] is not None and answers[3]["content"].startswith("Slow down: try again in")
+    assert outcomes(spans) == ["ok", "ok", "ok", "cooldown", "ok"]
+
+
+async def test_overlong_arguments_are_refused_before_the_command_runs(
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    capped = settings.model_copy(update={"max_argument_chars": 20})
+    async with connected_bot(capped, fake, guild_ready_timeout=0.05):
+        answer = await fake.say("!roll " + "9" * 50 + "d6")
+    assert answer is not None
+    assert answer["content"] == "That's too long: arguments are limited to 20 characters."
+    assert outcomes(spans) == ["bad_input"]
+
+
+class Slow(commands.Cog):
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    @commands.command(extras={"expensive": True})
+    async def crunch(self, ctx: commands.Context[Any]) -> None:
+        await self.release.wait()
+        await ctx.send("done")
+
+
+async def test_expensive_commands_are_bounded_across_the_bot(
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    bounded = settings.model_copy(update={"max_concurrent_expensive": 1})
+    async with connected_bot(bounded, fake, guild_ready_timeout=0.05) as bot:
+        slow = Slow()
+        await bot.add_cog(slow)
+        fake.send_message("!crunch")
+        await asyncio.sleep(0.2)
+        busy = await fake.say("!crunch", author=fake.add_user("bob"))
+        slow.release.set()
+        await asyncio.sleep(0.2)
+    assert busy is not None and "busy" in busy["content"]
+    assert sorted(outcomes(spans)) == ["cooldown", "ok"]
