@@ -30,6 +30,12 @@ install(
 )
 
 
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """The process-wide in-memory exporter (not cleared between tests)."""
+    return _exporter
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """The spans finished during one test."""
