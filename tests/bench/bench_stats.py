@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from telemetry import query, schema  # noqa: E402
-from telemetry.store import SpanRow, SpanStore, insert_rows  # noqa: E402
-from telemetry.store_schema import connect_writer, duration_bucket  # noqa: E402
+from telemetry import query, schema
+from telemetry.store import SpanRow, SpanStore, insert_rows
+from telemetry.store_schema import connect_writer, duration_bucket
 
 COMMANDS = ["ping", "catfact", "mtg", "aci restart", "aci status", "help", "roll", "ci status"]
 OUTCOMES = [schema.Outcome.OK] * 90 + [schema.Outcome.ERROR] * 3 + [schema.Outcome.BAD_INPUT] * 7
@@ -101,12 +101,18 @@ def main() -> None:
     window = query.Window.last(span, now)
     with SpanStore.open(path) as store:
         timed("stats (by command, 7d)", lambda: query.stats(store, window=window))
-        timed("stats --by author (5,000 groups)", lambda: query.stats(store, window=window, by="author"))
+        timed(
+            "stats --by author (5,000 groups)",
+            lambda: query.stats(store, window=window, by="author"),
+        )
         timed(
             "stats --where app.outcome=error",
             lambda: query.stats(store, window=window, where=[query.Where("app.outcome", "error")]),
         )
-        timed("stats --since 24h", lambda: query.stats(store, window=query.Window.last(timedelta(days=1), now)))
+        timed(
+            "stats --since 24h",
+            lambda: query.stats(store, window=query.Window.last(timedelta(days=1), now)),
+        )
         timed("stats --heatmap", lambda: query.heatmap(store, window=window))
         timed("traces --slowest 10", lambda: query.slowest(store, window=window, limit=10))
 
