@@ -238,12 +238,13 @@ def heatmap(
     store: SpanStore, *, window: Window, where: Sequence[Where] = (), columns: int = 60
 ) -> Heatmap:
     """Root-span durations over time, bucketed for a terminal heatmap, with the window's markers."""
-    column_ns = max(1, -(-(window.end_ns - window.start_ns + 1) // columns))
+    column_ns = max(1, -(-(window.end_ns - window.start_ns) // columns))
     condition, params = _filters(window, where)
+    # The window includes its end; a span starting exactly then joins the last column.
     cells = store.conn.execute(
-        f"SELECT (start_ns - ?) / ? AS col, dur_bucket, count(*) FROM spans "
+        f"SELECT min(?, (start_ns - ?) / ?) AS col, dur_bucket, count(*) FROM spans "
         f"WHERE {condition} GROUP BY col, dur_bucket",
-        [window.start_ns, column_ns, *params],
+        [columns - 1, window.start_ns, column_ns, *params],
     ).fetchall()
     counts = {(int(col), int(bucket)): int(n) for col, bucket, n in cells}
     present = [bucket for _, bucket in counts]

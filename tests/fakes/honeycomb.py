@@ -59,7 +59,9 @@ class FakeHoneycomb:
         body = json.loads(text) if text else None
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
         if request.headers.get("X-Honeycomb-Team") != self.key:
-            return web.json_response({"error": "unknown API key - check your credentials"}, status=401)
+            return web.json_response(
+                {"error": "unknown API key - check your credentials"}, status=401
+            )
         return await handler(request)
 
     def _new_id(self) -> str:

@@ -111,7 +111,8 @@ def test_retention_by_size_removes_oldest_spans_until_under_the_limit(tmp_path: 
     removed = apply_retention(conn, max_age=timedelta(days=30), max_bytes=limit, now_ns=NOW)
     assert removed > 0
     pages, free, size = (
-        conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size")
+        conn.execute(f"PRAGMA {p}").fetchone()[0]
+        for p in ("page_count", "freelist_count", "page_size")
     )
     assert (pages - free) * size <= limit
     oldest_left = conn.execute("SELECT min(start_ns) FROM spans").fetchone()[0]
