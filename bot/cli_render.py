@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from telemetry.query import Heatmap, StatsRow, TraceSummary, WaterfallRow
 
 _SHADES = " ░▒▓█"
-_BAR_WIDTH = 40
+_BAR_WIDTH = 30
 
 
 def ms(value: float) -> str:
@@ -79,26 +80,34 @@ def heatmap_text(heatmap: Heatmap) -> Text:
     return out
 
 
-def waterfall_table(trace_id: str, rows: list[WaterfallRow]) -> Table:
+def waterfall_table(trace_id: str, rows: list[WaterfallRow]) -> Group:
+    """Bars on a shared time axis, then each span's attributes (too wide for a column)."""
     total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
     table = Table(title=f"trace {trace_id}", title_justify="left")
-    table.add_column("span")
+    table.add_column("span", no_wrap=True)
     table.add_column("start", justify="right")
     table.add_column("duration", justify="right")
     table.add_column("", no_wrap=True)
+    details = Text()
     for row in rows:
-        left = int(row.offset_ms / total * _BAR_WIDTH)
-        width = max(1, round(row.duration_ms / total * _BAR_WIDTH))
+        left = min(int(row.offset_ms / total * _BAR_WIDTH), _BAR_WIDTH - 1)
+        width = min(max(1, round(row.duration_ms / total * _BAR_WIDTH)), _BAR_WIDTH - left)
         style = "red" if row.status == "ERROR" else "cyan"
-        bar = Text(" " * left) + Text("█" * min(width, _BAR_WIDTH - left or 1), style=style)
-        name = Text("  " * row.depth + row.name, style="bold" if row.depth == 0 else "")
-        attributes = "  ".join(f"{k}={v}" for k, v in sorted(row.attributes.items()))
-        if attributes:
-            name.append("\n" + "  " * (row.depth + 1) + attributes, style="dim")
+        bar = Text(" " * left) + Text("█" * width, style=style)
+        indent = "  " * row.depth
+        table.add_row(
+            Text(indent + row.name, style="bold" if row.depth == 0 else ""),
+            ms(row.offset_ms),
+            ms(row.duration_ms),
+            bar,
+        )
+        details.append(f"{indent}{row.name}", style="bold")
+        details.append(f"  {row.span_id}  {row.status}\n", style="dim")
+        for key, value in sorted(row.attributes.items()):
+            details.append(f"{indent}  {key}={value}\n")
         for event in row.events:
-            name.append("\n" + "  " * (row.depth + 1) + f"event {event['name']}", style="red")
-        table.add_row(name, ms(row.offset_ms), ms(row.duration_ms), bar)
-    return table
+            details.append(f"{indent}  event {event['name']}\n", style="red")
+    return Group(table, details)
 
 
 def traces_table(rows: list[TraceSummary]) -> Table:
