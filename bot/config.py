@@ -6,6 +6,7 @@ down. Secrets are ``SecretStr`` so they never print in a repr, a log or a span.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.endpoints import DISCORD_API_BASE
+from telemetry.timespec import parse_timespan
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 
@@ -108,6 +110,22 @@ class Settings(BaseSettings):
     @property
     def uses_custom_api(self) -> bool:
         return self.discord_api_base.rstrip("/") != DISCORD_API_BASE
+
+    # span store (issue 6)
+    span_store_max_age: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(minutes=1), le=timedelta(days=366)
+    )
+    span_store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
+    honeycomb_api_url: str = HONEYCOMB_ENDPOINT
+    honeycomb_config_key: SecretStr | None = None
+
+    @field_validator("span_store_max_age", mode="before")
+    @classmethod
+    def _parse_age(cls, value: object) -> object:
+        # "7d" reads better in an environment file than ISO 8601's "P7D"; both work.
+        if isinstance(value, str) and value.strip()[-1:].isalpha() and value[:1] != "P":
+            return parse_timespan(value)
+        return value
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,199 @@
+"""The query verbs through click: tables, JSON, one-line errors, markers and board as code
+against a local fake of Honeycomb's API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from bot.cli import cli
+from bot.cli_query import COMMANDS
+from telemetry.store import SpanStore
+from tests.fakes.honeycomb import FakeHoneycomb
+from tests.helpers_store import root, store_tracer
+
+for command in COMMANDS:
+    cli.add_command(command)
+
+KEY = "config-key-123"
+INFRA = Path(__file__).resolve().parents[2] / "infra" / "honeycomb"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "spans.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPAN_STORE", str(path))
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "chatops-test")
+    for name in ("HONEYCOMB_MARKER_KEY", "HONEYCOMB_CONFIG_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def filled(env: Path) -> str:
+    now = time.time_ns()
+    with store_tracer(env) as tracer:
+        for i in range(1, 21):
+            root(tracer, "ping", start_ns=now - i * 10**9, duration_ms=i)
+        return root(tracer, "mtg", start_ns=now - 10**9, duration_ms=250, outcome="error")
+
+
+@pytest.fixture
+def honeycomb(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHoneycomb]:
+    """The fake served on a loopback port from its own thread and event loop."""
+    fake = FakeHoneycomb(key=KEY)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runner = web.AppRunner(fake.app())
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HONEYCOMB_API_URL", f"http://127.0.0.1:{port}")
+    yield fake
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_stats_json_reports_p95_per_command(filled: str) -> None:
+    code, out, _ = run("stats", "--since", "1h", "--format", "json")
+    rows = {r["group"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["ping"]["count"] == 20 and rows["ping"]["p95_ms"] == pytest.approx(19)
+    assert rows["mtg"]["error_rate"] == 1.0
+
+
+def test_stats_table_names_each_command(filled: str) -> None:
+    code, out, _ = run("stats", "--by", "command", "--where", "app.command=ping")
+    assert code == 0 and "ping" in out and "mtg" not in out
+
+
+def test_heatmap_shows_a_recorded_marker(filled: str) -> None:
+    assert run("marker", "--version", "v9")[0] == 0
+    code, out, _ = run("stats", "--heatmap", "--since", "1h")
+    assert code == 0 and "v9" in out and "▲" in out
+
+
+def test_trace_prints_the_waterfall_with_attributes(filled: str) -> None:
+    code, out, _ = run("trace", filled)
+    assert code == 0 and "command mtg" in out and "app.outcome=error" in out
+
+
+def test_traces_slowest_lists_the_slowest_first(filled: str) -> None:
+    code, out, _ = run("traces", "--slowest", "2", "--format", "json")
+    assert code == 0 and [t["command"] for t in json.loads(out)] == ["mtg", "ping"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("stats", "--since", "soon"), "--since"),
+        (("trace", "0123456789abcdef"), "no trace"),
+        (("stats", "--where", "nokey"), "KEY=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(filled: str, args: tuple[str, ...], message: str) -> None:
+    code, _, err = run(*args)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_stats_without_a_store_is_one_clear_line(env: Path) -> None:
+    code, _, err = run("stats")
+    assert code == 2 and err.startswith("chatops: no span store at")
+
+
+def test_marker_without_key_records_locally_and_says_so(env: Path) -> None:
+    code, out, _ = run("marker", "--version", "1.0")
+    assert code == 0 and "recorded locally only" in out
+    with SpanStore.open(env) as store:
+        assert store.conn.execute("SELECT version FROM markers").fetchall() == [("1.0",)]
+
+
+def test_marker_posts_to_honeycomb_markers_api(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_MARKER_KEY", KEY)
+    code, out, err = run("marker", "--version", "2.1", "--url", "https://ci.example/1")
+    assert code == 0, err
+    (call,) = honeycomb.calls("POST", "/1/markers/")
+    assert call.path == "/1/markers/chatops-test"
+    assert call.headers["X-Honeycomb-Team"] == KEY
+    assert call.body["message"] == "deploy 2.1" and call.body["type"] == "deploy"
+    assert call.body["url"] == "https://ci.example/1" and isinstance(call.body["start_time"], int)
+    assert KEY not in out + err
+    with SpanStore.open(env) as store:
+        assert store.conn.execute("SELECT remote_id FROM markers").fetchone()[0] == "id1"
+
+
+def test_marker_with_rejected_key_fails_without_printing_it(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_MARKER_KEY", "wrong-key-456")
+    code, out, err = run("marker", "--version", "2.2")
+    assert code == 2 and "401" in err and "wrong-key-456" not in out + err
+    with SpanStore.open(env) as store:
+        assert store.conn.execute("SELECT count(*) FROM markers").fetchone()[0] == 1
+
+
+def test_marker_when_honeycomb_is_down_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HONEYCOMB_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HONEYCOMB_MARKER_KEY", KEY)
+    code, _, err = run("marker", "--version", "3")
+    assert code == 2 and "cannot reach Honeycomb" in err and err.count("\n") == 1
+
+
+def test_honeycomb_apply_creates_then_updates_the_board(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_CONFIG_KEY", KEY)
+    code, out, err = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0, err
+    assert "created board" in out
+    assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 5
+    assert {a["name"] for a in honeycomb.annotations} >= {"P95 duration by command"}
+    assert honeycomb.derived_columns[0]["alias"] == "app.is_error"
+    specs = [c.body for c in honeycomb.calls("POST", "/1/queries/chatops-test")]
+    assert {"op": "HEATMAP", "column": "duration_ms"} in [s["calculations"][0] for s in specs]
+
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0 and "updated board" in out
+    assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 5
+    assert len(honeycomb.derived_columns) == 1
+    assert all(c.headers["X-Honeycomb-Team"] == KEY for c in honeycomb.requests)
+
+
+def test_honeycomb_apply_dry_run_sends_nothing(env: Path) -> None:
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA), "--dry-run")
+    assert code == 0 and "would apply board" in out
+
+
+def test_honeycomb_apply_without_key_is_one_line(env: Path) -> None:
+    code, _, err = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 2 and "HONEYCOMB_CONFIG_KEY" in err

@@ -1,0 +1,142 @@
+"""The SQLite exporter: real SDK spans in, rows out; retention; concurrent readers; failures."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+from telemetry import schema
+from telemetry.store import SpanStore, SqliteSpanExporter, StoreMissing, apply_retention
+from tests.helpers_store import root, store_tracer
+
+NOW = 1_800_000_000 * 10**9
+
+
+def test_exporter_writes_sdk_spans_with_parents_and_query_columns(tmp_path: Path) -> None:
+    path = tmp_path / "spans.db"
+    exporter = SqliteSpanExporter(path, max_age=timedelta(days=1), max_bytes=10**8)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span(
+        "command ping", attributes={schema.COMMAND: "ping", schema.OUTCOME: "error"}
+    ) as parent:
+        parent.set_status(trace.StatusCode.ERROR)
+        parent.record_exception(RuntimeError("boom"))
+        with tracer.start_as_current_span("discord.send", attributes={schema.COMMAND: "ping"}):
+            pass
+    provider.shutdown()
+
+    with SpanStore.open(path) as store:
+        rows = store.conn.execute(
+            "SELECT name, is_root, command, outcome, status, parent_id, events FROM spans "
+            "ORDER BY is_root DESC"
+        ).fetchall()
+    assert [r[:5] for r in rows] == [
+        ("command ping", 1, "ping", "error", "ERROR"),
+        ("discord.send", 0, "ping", None, "UNSET"),
+    ]
+    assert rows[0][5] is None and rows[1][5] is not None
+    assert "exception" in rows[0][6]
+
+
+def test_store_uses_wal_so_readers_do_not_block_the_writer(tmp_path: Path) -> None:
+    with store_tracer(tmp_path / "s.db") as tracer:
+        root(tracer, "ping", start_ns=time.time_ns(), duration_ms=1)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_concurrent_reader_sees_whole_batches_while_writing(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    exporter = SqliteSpanExporter(path, max_age=timedelta(days=1), max_bytes=10**8)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=50))
+    tracer = provider.get_tracer("test")
+    root(tracer, "warmup", start_ns=time.time_ns(), duration_ms=1)
+    provider.force_flush()
+    seen: list[int] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with SpanStore.open(path) as store:
+            while not done.is_set():
+                try:
+                    seen.append(store.conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+                except Exception as exc:
+                    errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(2000):
+        root(tracer, "ping", start_ns=time.time_ns(), duration_ms=1)
+    provider.shutdown()
+    done.set()
+    reader.join()
+    assert errors == []
+    assert seen == sorted(seen)
+    with SpanStore.open(path) as store:
+        assert store.conn.execute("SELECT count(*) FROM spans").fetchone()[0] == 2001
+
+
+def test_retention_drops_spans_older_than_max_age(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with store_tracer(path) as tracer:
+        root(tracer, "old", start_ns=NOW - 3 * 86400 * 10**9, duration_ms=1)
+        root(tracer, "new", start_ns=NOW - 3600 * 10**9, duration_ms=1)
+    exporter = SqliteSpanExporter(path, max_age=timedelta(days=1), max_bytes=10**8)
+    assert exporter.apply_retention(now_ns=NOW) == 1
+    exporter.shutdown()
+    with SpanStore.open(path) as store:
+        assert store.conn.execute("SELECT command FROM spans").fetchall() == [("new",)]
+
+
+def test_retention_by_size_removes_oldest_spans_until_under_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with store_tracer(path) as tracer:
+        for i in range(3000):
+            root(tracer, "ping", start_ns=NOW - (3000 - i) * 10**9, duration_ms=1)
+    conn = sqlite3.connect(path, isolation_level=None)
+    limit = 256 * 1024
+    removed = apply_retention(conn, max_age=timedelta(days=30), max_bytes=limit, now_ns=NOW)
+    assert removed > 0
+    pages, free, size = (
+        conn.execute(f"PRAGMA {p}").fetchone()[0]
+        for p in ("page_count", "freelist_count", "page_size")
+    )
+    assert (pages - free) * size <= limit
+    oldest_left = conn.execute("SELECT min(start_ns) FROM spans").fetchone()[0]
+    assert conn.execute("SELECT count(*) FROM spans").fetchone()[0] == 3000 - removed
+    assert oldest_left == NOW - (3000 - removed) * 10**9
+
+
+def test_failed_write_returns_failure_and_logs_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    exporter = SqliteSpanExporter(blocker / "s.db", max_age=timedelta(days=1), max_bytes=10**8)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    span = provider.get_tracer("t").start_span("message")
+    span.end()
+    caplog.set_level(logging.WARNING, logger="telemetry.store")
+    assert exporter.export([span]) == SpanExportResult.FAILURE  # type: ignore[list-item]
+    assert exporter.export([span]) == SpanExportResult.FAILURE  # type: ignore[list-item]
+    assert len(caplog.records) == 1
+    provider.shutdown()
+
+
+def test_reading_a_missing_store_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(StoreMissing, match="no span store at"):
+        SpanStore.open(tmp_path / "nothing.db")
