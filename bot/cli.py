@@ -34,6 +34,16 @@ def cli() -> None:
     """chatops-bot: an instrumented Discord chat-ops bot."""
 
 
+def _register() -> None:
+    from bot.cli_query import COMMANDS as QUERY_COMMANDS
+
+    for command in QUERY_COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

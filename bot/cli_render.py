@@ -6,6 +6,7 @@ drawing rules (units, bars, colours) live in one place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rich.console import Group
@@ -80,8 +81,13 @@ def heatmap_text(heatmap: Heatmap) -> Text:
     return out
 
 
-def waterfall_table(trace_id: str, rows: list[WaterfallRow]) -> Group:
-    """Bars on a shared time axis, then each span's attributes (too wide for a column)."""
+def waterfall_table(
+    trace_id: str, rows: list[WaterfallRow], attributes: Sequence[str] | None = None
+) -> Group:
+    """Bars on a shared time axis, then each span's attributes (too wide for a column).
+
+    ``attributes`` limits the details to those keys (the console shows a few).
+    """
     total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
     table = Table(title=f"trace {trace_id}", title_justify="left")
     table.add_column("span", no_wrap=True)
@@ -104,7 +110,8 @@ def waterfall_table(trace_id: str, rows: list[WaterfallRow]) -> Group:
         details.append(f"{indent}{row.name}", style="bold")
         details.append(f"  {row.span_id}  {row.status}\n", style="dim")
         for key, value in sorted(row.attributes.items()):
-            details.append(f"{indent}  {key}={value}\n")
+            if attributes is None or key in attributes:
+                details.append(f"{indent}  {key}={_short(value)}\n")
         for event in row.events:
             details.append(f"{indent}  event {event['name']}\n", style="red")
     return Group(table, details)
@@ -126,3 +133,8 @@ def traces_table(rows: list[TraceSummary]) -> Table:
             ms(row.duration_ms),
         )
     return table
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = str(value).replace("\n", "\u21b5")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -12,14 +12,30 @@ from typing import Any
 
 from rich.console import Console
 
+from bot.cli_render import waterfall_table
 from bot.config import Settings
 from bot.harness import sandbox
 from bot.sandbox import FakeDiscord
 from telemetry import schema
 from telemetry.recent import RecentTraces
-from telemetry.waterfall import render, rows_from_spans
+from telemetry.waterfall import rows_from_spans
 
 TRACE_WAIT_S = 30.0
+# What the console shows of each span; `chatops trace` shows everything.
+KEY_ATTRIBUTES = (
+    schema.COMMAND,
+    schema.OUTCOME,
+    schema.RESPONSE,
+    schema.ERROR_TYPE,
+    schema.ERROR_MESSAGE,
+    schema.FLAG_KEY,
+    schema.FLAG_VARIANT,
+    schema.FLAG_REASON,
+    schema.AZURE_OPERATION,
+    "http.method",
+    "http.url",
+    "http.status_code",
+)
 PROMPT = "you> "
 
 
@@ -62,8 +78,8 @@ async def exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Cons
     if root is None or root.context is None:
         out.print("[yellow](no trace recorded for this message)[/yellow]")
         return
-    trace_id = f"{root.context.trace_id:032x}"
-    out.print(render(rows_from_spans(recent.spans_of(root.context.trace_id)), title=trace_id))
+    rows = rows_from_spans(recent.spans_of(root.context.trace_id))
+    out.print(waterfall_table(f"{root.context.trace_id:032x}", rows, KEY_ATTRIBUTES))
 
 
 def describe(message: dict[str, Any]) -> str:

@@ -34,6 +34,8 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
         otlp_endpoint=settings.otlp_endpoint,
         otlp_headers=headers,
         span_store=settings.span_store_path,
+        span_store_max_age=settings.span_store_max_age,
+        span_store_max_bytes=settings.span_store_max_bytes,
     )
 
 

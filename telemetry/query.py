@@ -199,7 +199,8 @@ def stats(
     # covering index answers the aggregate without touching the table (5x faster).
     source = f"spans INDEXED BY roots_{group}" if group in GROUP_COLUMNS else "spans"
     totals = store.conn.execute(
-        f"SELECT {group} AS g, count(*), sum(outcome = ?), max(duration_ns) FROM {source} "
+        f"SELECT {group} AS g, count(*), coalesce(sum(outcome = ?), 0), max(duration_ns) "
+        f"FROM {source} "
         f"WHERE {condition} GROUP BY g",
         [*group_params, schema.Outcome.ERROR.value, *params],
     ).fetchall()

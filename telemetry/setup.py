@@ -49,7 +49,7 @@ class TelemetryConfig:
     otlp_endpoint: str | None = None
     otlp_headers: Mapping[str, str] | None = None
     span_store: Path | None = None
-    span_store_max_age_s: float = 7 * 24 * 3600.0
+    span_store_max_age: timedelta = timedelta(days=7)
     span_store_max_bytes: int = 256 * 1024 * 1024
 
 
@@ -96,7 +96,7 @@ def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
         exporters.append(
             SqliteSpanExporter(
                 config.span_store,
-                max_age=timedelta(seconds=config.span_store_max_age_s),
+                max_age=config.span_store_max_age,
                 max_bytes=config.span_store_max_bytes,
             )
         )

@@ -101,8 +101,10 @@ def span_row(span: ReadableSpan) -> SpanRow:
         duration_bucket(duration),
         span.status.status_code.name,
         span.status.description,
-        # A span whose parent lives in another process is the root of what we hold.
-        1 if parent is None or parent.is_remote else 0,
+        # Statistics are about messages: a root is a message's (or interaction's) root
+        # span, one that carries an outcome. A span whose parent lives in another
+        # process is the root of what we hold; the bot's own start-up REST calls are not.
+        1 if (parent is None or parent.is_remote) and schema.OUTCOME in attributes else 0,
         _text(attributes, schema.COMMAND),
         _text(attributes, schema.AUTHOR_ID),
         _text(attributes, schema.GUILD_ID),
