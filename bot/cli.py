@@ -70,3 +70,12 @@ def run() -> None:
         raise Failure(f"cannot reach Discord: {exc}") from None
     finally:
         shutdown(provider)
+
+
+def _register_ci() -> None:
+    from bot.cli_ci import ci
+
+    cli.add_command(ci)
+
+
+_register_ci()

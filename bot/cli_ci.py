@@ -1,0 +1,99 @@
+"""``chatops ci``: pipeline step tracing, the CircleCI receiver, the BuildKite poller."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from bot.cli import Failure, settings
+from bot.pipeline import detect_run, environment, otlp_headers
+from telemetry.pipeline.export import (
+    export_now,
+    otlp_exporter,
+    pipeline_resource,
+    quiet_exporter_logs,
+    to_readable,
+)
+from telemetry.pipeline.steps import RESULTS, finish_span, run_step, warn
+
+
+@click.group()
+def ci() -> None:
+    """Trace CI/CD pipelines: steps, CircleCI webhooks, BuildKite builds."""
+
+
+def _parse_time(value: str) -> int:
+    """Unix seconds (``date +%s``) or ISO 8601, to nanoseconds."""
+    try:
+        return int(float(value) * 1_000_000_000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Failure(f"--started-at: not Unix seconds or ISO 8601: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def _send(spans: list[object], what: str) -> None:
+    """Send within CI_EXPORT_TIMEOUT_S; a failure is one warning, never a failed build."""
+    config = settings()
+    endpoint = config.otlp_endpoint
+    if not endpoint:
+        return
+    quiet_exporter_logs()
+    exporter = otlp_exporter(endpoint, otlp_headers(config), config.ci_export_timeout_s)
+    resource = pipeline_resource(config.ci_service_name)
+    readable = [to_readable(span, resource) for span in spans]  # type: ignore[arg-type]
+    if not export_now(exporter, readable, config.ci_export_timeout_s):
+        warn(f"could not send the {what} span to {endpoint} (the command's result stands)")
+
+
+@ci.command(context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def step(name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND as the span NAME, passing its output and exit code through.
+
+    \b
+    chatops ci step test -- pytest -q
+    The command sees TRACEPARENT, so otel-cli or any OTel SDK inside it joins the trace.
+    """
+    env = environment()
+    run = detect_run(env)
+    result = run_step(run, name, command, env)
+    if result.error:
+        warn(result.error)
+    _send([result.span], "step")
+    sys.exit(result.exit_code)
+
+
+@ci.command()
+@click.option(
+    "--result",
+    type=click.Choice(RESULTS),
+    required=True,
+    help="The pipeline result (OTel cicd.pipeline.result).",
+)
+@click.option(
+    "--started-at",
+    envvar="CI_PIPELINE_STARTED_AT",
+    help="When the pipeline began: Unix seconds or ISO 8601 (default: now).",
+)
+def finish(result: str, started_at: str | None) -> None:
+    """Send the run's root span with the pipeline result.
+
+    \b
+    chatops ci finish --result success --started-at "$START"
+    Its span id is fixed by the run id: finishing twice overwrites, never duplicates.
+    """
+    end_ns = time.time_ns()
+    start_ns = _parse_time(started_at) if started_at else end_ns
+    run = detect_run(environment())
+    _send([finish_span(run, result, start_ns, end_ns)], "pipeline")
+    click.echo(f"trace {run.trace_id:032x}")
