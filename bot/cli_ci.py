@@ -18,6 +18,7 @@ from telemetry.pipeline.export import (
     to_readable,
 )
 from telemetry.pipeline.steps import RESULTS, finish_span, run_step, warn
+from telemetry.pipeline.webhook import CircleCIReceiver
 
 
 @click.group()
@@ -97,3 +98,56 @@ def finish(result: str, started_at: str | None) -> None:
     run = detect_run(environment())
     _send([finish_span(run, result, start_ns, end_ns)], "pipeline")
     click.echo(f"trace {run.trace_id:032x}")
+
+
+@ci.command()
+@click.option("--port", type=int, default=None, help="Port (default: HEALTH_PORT).")
+def serve(port: int | None) -> None:
+    """Serve the CircleCI webhook receiver standalone (POST /hooks/circleci).
+
+    \b
+    CIRCLECI_HOOK_SECRET=... CIRCLECI_OTLP_ENDPOINT=https://api.honeycomb.io \\
+    CIRCLECI_OTLP_X_HONEYCOMB_TEAM=... chatops ci serve
+    """
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.pipeline import circleci_receiver
+
+    config = settings()
+    if config.circleci_hook_secret is None:
+        raise Failure("CIRCLECI_HOOK_SECRET is not set (the receiver refuses unsigned hooks)")
+    if not config.circleci_otlp_endpoint:
+        raise Failure("CIRCLECI_OTLP_ENDPOINT is not set (nowhere to send the spans)")
+    configure_logging()
+    receiver, sink = circleci_receiver(config, environment())
+    try:
+        asyncio.run(_serve_receiver(receiver, config.health_port if port is None else port))
+    except OSError as exc:
+        raise Failure(f"cannot listen: {exc}") from None
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
+    """Serve until SIGTERM/SIGINT; /healthz stays up for the platform's probes."""
+    import asyncio
+    import signal
+
+    from bot.health import health_app, start_health_server
+    from telemetry.pipeline.webhook import circleci_routes
+
+    app = health_app(lambda: True)
+    app.add_routes(circleci_routes(receiver))
+    runner = await start_health_server(app, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    click.echo(f"chatops: CircleCI receiver on port {port}", err=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await receiver.drain()

@@ -16,11 +16,15 @@ from opentelemetry.util.types import AttributeValue
 from bot.config import Settings
 from telemetry import schema
 from telemetry.pipeline import ids
+from telemetry.pipeline.events import Notifier
+from telemetry.pipeline.export import BatchSink, otlp_exporter, pipeline_resource
 from telemetry.pipeline.steps import CiRun
+from telemetry.pipeline.webhook import CircleCIReceiver
 from telemetry.setup import parse_headers
 
 CIRCLECI_OTLP_PREFIX = "CIRCLECI_OTLP_"
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
+EXPORT_TIMEOUT_S = 10.0
 
 
 def environment() -> dict[str, str]:
@@ -152,3 +156,24 @@ def _buildkite(environ: Mapping[str, str]) -> CiRun | None:
     )
     parent = ids.job_span_id(job) if job else ids.root_span_id(build)
     return CiRun("buildkite", build, ids.trace_id_for_run(build), parent, name, attributes)
+
+
+def circleci_receiver(
+    settings: Settings, environ: Mapping[str, str], notifier: Notifier | None = None
+) -> tuple[CircleCIReceiver, BatchSink | None]:
+    """The receiver the health app mounts (and ``ci serve`` serves), with its span sink.
+
+    Without ``CIRCLECI_HOOK_SECRET`` or ``CIRCLECI_OTLP_ENDPOINT`` the routes still
+    mount and answer 503, logging why once: an unverified receiver is worse than none.
+    Close the sink at shutdown (``sink.close()``) to flush queued spans.
+    """
+    secret = settings.circleci_hook_secret
+    endpoint = settings.circleci_otlp_endpoint
+    sink = None
+    if endpoint:
+        exporter = otlp_exporter(endpoint, circleci_otlp_headers(environ), EXPORT_TIMEOUT_S)
+        sink = BatchSink(exporter, pipeline_resource(settings.circleci_hook_service))
+    receiver = CircleCIReceiver(
+        secret.get_secret_value() if secret else None, sink, notifier=notifier
+    )
+    return receiver, sink
