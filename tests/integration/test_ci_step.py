@@ -46,7 +46,8 @@ async def chatops(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int,
 
 SCRIPT = (
     "import os,sys; print('out'); print('err', file=sys.stderr); "
-    "print(os.environ['TRACEPARENT'], flush=True); sys.stdout.buffer.write(b'\\x00\\xff'); sys.exit(3)"
+    "print(os.environ['TRACEPARENT'], flush=True); "
+    "sys.stdout.buffer.write(b'\\x00\\xff'); sys.exit(3)"
 )
 
 

@@ -28,11 +28,13 @@ class Harness:
         self.server, self.otlp, self.announced = server, otlp, announced
 
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
                 self.server.make_url("/hooks/circleci"), data=body, headers=headers
-            ) as response:
-                return response.status, await response.text()
+            ) as response,
+        ):
+            return response.status, await response.text()
 
     async def signed(self, payload: dict[str, object]) -> tuple[int, str]:
         body, signature = fake.body_and_header(payload)
