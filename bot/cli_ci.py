@@ -151,3 +151,51 @@ async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
     finally:
         await runner.cleanup()
         await receiver.drain()
+
+
+@ci.command("buildkite-export")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="Backfill start when a pipeline has no cursor yet: ISO 8601, or 24h / 7d ago.",
+)
+@click.option("--pipeline", "pipelines", multiple=True, help="Pipeline slug (repeatable).")
+@click.option("--once", is_flag=True, help="One pass (backfill), then exit.")
+def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None:
+    """Export BuildKite builds as traces, backfilling then following new ones.
+
+    \b
+    BUILDKITE_API_TOKEN=... BUILDKITE_ORG=acme chatops ci buildkite-export --since 30d
+    """
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.pipeline import buildkite_poller
+    from telemetry.pipeline.buildkite import BuildkiteError
+
+    config = settings()
+    if config.buildkite_api_token is None or not config.buildkite_org:
+        raise Failure("BUILDKITE_API_TOKEN and BUILDKITE_ORG must be set")
+    if not config.otlp_endpoint:
+        raise Failure("OTEL_EXPORTER_OTLP_ENDPOINT (or HONEYCOMB_API_KEY) is not set")
+    start = _since(since)
+    configure_logging()
+    try:
+        asyncio.run(buildkite_poller(config, start, list(pipelines), once=once))
+    except BuildkiteError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _since(value: str) -> datetime:
+    """``7d``, ``24h``, ``90m`` ago, or an ISO 8601 moment."""
+    from datetime import timedelta
+
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[-1:] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Failure(f"--since: not a duration (7d, 24h) or ISO 8601: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -8,16 +8,30 @@ fields; and ``CIRCLECI_OTLP_*`` is an open-ended family of header variables.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
 from opentelemetry.util.types import AttributeValue
 
 from bot.config import Settings
 from telemetry import schema
 from telemetry.pipeline import ids
+from telemetry.pipeline.buildkite import BuildkiteClient
+from telemetry.pipeline.cursor import CursorStore
 from telemetry.pipeline.events import Notifier
-from telemetry.pipeline.export import BatchSink, otlp_exporter, pipeline_resource
+from telemetry.pipeline.export import (
+    BatchSink,
+    PipelineSpan,
+    export_now,
+    otlp_exporter,
+    pipeline_resource,
+    to_readable,
+)
+from telemetry.pipeline.poller import BuildkitePoller
 from telemetry.pipeline.steps import CiRun
 from telemetry.pipeline.webhook import CircleCIReceiver
 from telemetry.setup import parse_headers
@@ -177,3 +191,56 @@ def circleci_receiver(
         secret.get_secret_value() if secret else None, sink, notifier=notifier
     )
     return receiver, sink
+
+
+async def buildkite_poller(
+    settings: Settings,
+    since: datetime,
+    pipelines: list[str],
+    *,
+    once: bool = False,
+    notifier: Notifier | None = None,
+) -> None:
+    """Run the poller until SIGTERM/SIGINT (or one pass); spans go to the bot's OTLP endpoint."""
+    token = settings.buildkite_api_token
+    endpoint = settings.otlp_endpoint
+    if token is None or not settings.buildkite_org or not endpoint:
+        raise ValueError("BuildKite poller needs a token, an org and an OTLP endpoint")
+    exporter = otlp_exporter(endpoint, otlp_headers(settings), EXPORT_TIMEOUT_S)
+    resource = pipeline_resource(settings.buildkite_service_name)
+
+    async def export(spans: list[PipelineSpan]) -> bool:
+        readable = [to_readable(span, resource) for span in spans]
+        return await asyncio.to_thread(export_now, exporter, readable, EXPORT_TIMEOUT_S + 1)
+
+    store = CursorStore(settings.buildkite_state_db)
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            client = BuildkiteClient(
+                session,
+                settings.buildkite_api_url,
+                token.get_secret_value(),
+                settings.buildkite_org,
+            )
+            poller = BuildkitePoller(
+                client,
+                store,
+                export,
+                org=settings.buildkite_org,
+                pipelines=pipelines or settings.buildkite_pipelines,
+                since=since,
+                notifier=notifier,
+                announce_after=datetime.now(UTC)
+                - timedelta(seconds=settings.buildkite_poll_interval_s),
+            )
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, poller.stop.set)
+            try:
+                await poller.run(settings.buildkite_poll_interval_s, once=once)
+            finally:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+    finally:
+        store.close()

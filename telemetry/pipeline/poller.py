@@ -10,6 +10,7 @@ SIGINT) is checked between builds and interrupts the wait between cycles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -91,7 +92,5 @@ class BuildkitePoller:
             log.info("BuildKite: exported %d build(s)", count)
             if once:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
