@@ -35,9 +35,10 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from bot.cli_ci import ci
     from bot.cli_query import COMMANDS as QUERY_COMMANDS
 
-    for command in QUERY_COMMANDS:
+    for command in (*QUERY_COMMANDS, ci):
         cli.add_command(command)
 
 

@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     circleci_hook_service: str = "circleci"
     circleci_otlp_endpoint: str | None = None
 
+    # pipeline (issues 7, 8)
+    ci_service_name: str = "ci"
+    ci_export_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    buildkite_api_token: SecretStr | None = None
+    buildkite_api_url: str = "https://api.buildkite.com"
+    buildkite_org: str | None = None
+    buildkite_pipelines: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    buildkite_service_name: str = "buildkite"
+    buildkite_state_db: Path = Path(".chatops/buildkite.db")
+    buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+
+    @field_validator("buildkite_pipelines", mode="before")
+    @classmethod
+    def _split_pipelines(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("azure_resource_group", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:

@@ -72,3 +72,32 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 1] + "\u2026"
+
+
+# Pipeline tracing (issues 7, 8): OTel CI/CD and VCS semantic conventions.
+CICD_PIPELINE_NAME = "cicd.pipeline.name"
+CICD_PIPELINE_RUN_ID = "cicd.pipeline.run.id"
+CICD_PIPELINE_RUN_URL = "cicd.pipeline.run.url.full"
+CICD_PIPELINE_RESULT = "cicd.pipeline.result"
+CICD_TASK_NAME = "cicd.pipeline.task.name"
+CICD_TASK_RUN_ID = "cicd.pipeline.task.run.id"
+CICD_TASK_RUN_URL = "cicd.pipeline.task.run.url.full"
+CICD_TASK_RUN_RESULT = "cicd.pipeline.task.run.result"
+CICD_WORKER_NAME = "cicd.worker.name"
+VCS_PROVIDER_NAME = "vcs.provider.name"
+VCS_REPOSITORY_NAME = "vcs.repository.name"
+VCS_REPOSITORY_URL = "vcs.repository.url.full"
+VCS_REF_HEAD_NAME = "vcs.ref.head.name"
+VCS_REF_HEAD_REVISION = "vcs.ref.head.revision"
+VCS_REF_HEAD_TYPE = "vcs.ref.head.type"
+VCS_CHANGE_ID = "vcs.change.id"
+PROCESS_EXIT_CODE = "process.exit.code"
+PROCESS_COMMAND_LINE = "process.command_line"
+# Ours, where no convention exists: the CI system, its own status word, queue time.
+CI_SYSTEM = "app.ci.system"
+CI_PROJECT = "app.ci.project"
+CI_PIPELINE_NUMBER = "app.ci.pipeline.number"
+CI_STATUS = "app.ci.status"
+CI_EVENT_TYPE = "app.ci.event.type"
+CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
+COMMAND_LINE_MAX_CHARS = 1024

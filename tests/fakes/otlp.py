@@ -29,6 +29,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     status_code: int
     events: list[str]
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass
@@ -100,6 +102,8 @@ class OtlpReceiver:
                             resource=resource,
                             status_code=span.status.code,
                             events=[event.name for event in span.events],
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         return web.Response(

@@ -1,0 +1,201 @@
+"""``chatops ci``: pipeline step tracing, the CircleCI receiver, the BuildKite poller."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from bot.cli import Failure, settings
+from bot.pipeline import detect_run, environment, otlp_headers
+from telemetry.pipeline.export import (
+    export_now,
+    otlp_exporter,
+    pipeline_resource,
+    quiet_exporter_logs,
+    to_readable,
+)
+from telemetry.pipeline.steps import RESULTS, finish_span, run_step, warn
+from telemetry.pipeline.webhook import CircleCIReceiver
+
+
+@click.group()
+def ci() -> None:
+    """Trace CI/CD pipelines: steps, CircleCI webhooks, BuildKite builds."""
+
+
+def _parse_time(value: str) -> int:
+    """Unix seconds (``date +%s``) or ISO 8601, to nanoseconds."""
+    try:
+        return int(float(value) * 1_000_000_000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Failure(f"--started-at: not Unix seconds or ISO 8601: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def _send(spans: list[object], what: str) -> None:
+    """Send within CI_EXPORT_TIMEOUT_S; a failure is one warning, never a failed build."""
+    config = settings()
+    endpoint = config.otlp_endpoint
+    if not endpoint:
+        return
+    quiet_exporter_logs()
+    exporter = otlp_exporter(endpoint, otlp_headers(config), config.ci_export_timeout_s)
+    resource = pipeline_resource(config.ci_service_name)
+    readable = [to_readable(span, resource) for span in spans]  # type: ignore[arg-type]
+    if not export_now(exporter, readable, config.ci_export_timeout_s):
+        warn(f"could not send the {what} span to {endpoint} (the command's result stands)")
+
+
+@ci.command(context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def step(name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND as the span NAME, passing its output and exit code through.
+
+    \b
+    chatops ci step test -- pytest -q
+    The command sees TRACEPARENT, so otel-cli or any OTel SDK inside it joins the trace.
+    """
+    env = environment()
+    run = detect_run(env)
+    result = run_step(run, name, command, env)
+    if result.error:
+        warn(result.error)
+    _send([result.span], "step")
+    sys.exit(result.exit_code)
+
+
+@ci.command()
+@click.option(
+    "--result",
+    type=click.Choice(RESULTS),
+    required=True,
+    help="The pipeline result (OTel cicd.pipeline.result).",
+)
+@click.option(
+    "--started-at",
+    envvar="CI_PIPELINE_STARTED_AT",
+    help="When the pipeline began: Unix seconds or ISO 8601 (default: now).",
+)
+def finish(result: str, started_at: str | None) -> None:
+    """Send the run's root span with the pipeline result.
+
+    \b
+    chatops ci finish --result success --started-at "$START"
+    Its span id is fixed by the run id: finishing twice overwrites, never duplicates.
+    """
+    end_ns = time.time_ns()
+    start_ns = _parse_time(started_at) if started_at else end_ns
+    run = detect_run(environment())
+    _send([finish_span(run, result, start_ns, end_ns)], "pipeline")
+    click.echo(f"trace {run.trace_id:032x}")
+
+
+@ci.command()
+@click.option("--port", type=int, default=None, help="Port (default: HEALTH_PORT).")
+def serve(port: int | None) -> None:
+    """Serve the CircleCI webhook receiver standalone (POST /hooks/circleci).
+
+    \b
+    CIRCLECI_HOOK_SECRET=... CIRCLECI_OTLP_ENDPOINT=https://api.honeycomb.io \\
+    CIRCLECI_OTLP_X_HONEYCOMB_TEAM=... chatops ci serve
+    """
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.pipeline import circleci_receiver
+
+    config = settings()
+    if config.circleci_hook_secret is None:
+        raise Failure("CIRCLECI_HOOK_SECRET is not set (the receiver refuses unsigned hooks)")
+    if not config.circleci_otlp_endpoint:
+        raise Failure("CIRCLECI_OTLP_ENDPOINT is not set (nowhere to send the spans)")
+    configure_logging()
+    receiver, sink = circleci_receiver(config, environment())
+    try:
+        asyncio.run(_serve_receiver(receiver, config.health_port if port is None else port))
+    except OSError as exc:
+        raise Failure(f"cannot listen: {exc}") from None
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
+    """Serve until SIGTERM/SIGINT; /healthz stays up for the platform's probes."""
+    import asyncio
+    import signal
+
+    from bot.health import health_app, start_health_server
+    from telemetry.pipeline.webhook import circleci_routes
+
+    app = health_app(lambda: True)
+    app.add_routes(circleci_routes(receiver))
+    runner = await start_health_server(app, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    click.echo(f"chatops: CircleCI receiver on port {port}", err=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await receiver.drain()
+
+
+@ci.command("buildkite-export")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="Backfill start when a pipeline has no cursor yet: ISO 8601, or 24h / 7d ago.",
+)
+@click.option("--pipeline", "pipelines", multiple=True, help="Pipeline slug (repeatable).")
+@click.option("--once", is_flag=True, help="One pass (backfill), then exit.")
+def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None:
+    """Export BuildKite builds as traces, backfilling then following new ones.
+
+    \b
+    BUILDKITE_API_TOKEN=... BUILDKITE_ORG=acme chatops ci buildkite-export --since 30d
+    """
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.pipeline import buildkite_poller
+    from telemetry.pipeline.buildkite import BuildkiteError
+
+    config = settings()
+    if config.buildkite_api_token is None or not config.buildkite_org:
+        raise Failure("BUILDKITE_API_TOKEN and BUILDKITE_ORG must be set")
+    if not config.otlp_endpoint:
+        raise Failure("OTEL_EXPORTER_OTLP_ENDPOINT (or HONEYCOMB_API_KEY) is not set")
+    start = _since(since)
+    configure_logging()
+    try:
+        asyncio.run(buildkite_poller(config, start, list(pipelines), once=once))
+    except BuildkiteError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _since(value: str) -> datetime:
+    """``7d``, ``24h``, ``90m`` ago, or an ISO 8601 moment."""
+    from datetime import timedelta
+
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[-1:] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Failure(f"--since: not a duration (7d, 24h) or ISO 8601: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,268 @@
+"""BuildKite builds as traces: the REST client and the build-to-spans translation.
+
+The build UUID is the trace id, so re-exporting a build (a crash before the
+cursor moved, a second ``--since`` backfill) lands on the same ids. Jobs are
+children of the build span; a job's queue wait (``scheduled_at`` to
+``started_at``) is a sibling span of its own plus a millisecond attribute, so
+"slow because queued" and "slow because running" are told apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from opentelemetry.util.types import AttributeValue
+
+from telemetry import schema
+from telemetry.pipeline import ids
+from telemetry.pipeline.events import PipelineEvent
+from telemetry.pipeline.export import PipelineSpan, to_ns
+
+log = logging.getLogger(__name__)
+
+_RESULTS = {
+    "passed": "success",
+    "failed": "failure",
+    "canceled": "cancellation",
+    "skipped": "skip",
+    "not_run": "skip",
+    "timed_out": "timeout",
+    "broken": "error",
+    "expired": "error",
+}
+FINISHED_STATES = frozenset({"passed", "failed", "canceled", "skipped", "not_run"})
+MAX_BACKOFF_S = 300.0
+
+
+class BuildkiteError(Exception):
+    """The API refused us for a reason retrying will not fix (token, org, pipeline)."""
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class BuildkiteClient:
+    """``GET`` builds with a Bearer token; follows ``Link: rel="next"``; backs off on 429/5xx."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        org: str,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        max_attempts: int = 6,
+        per_page: int = 100,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._org = org
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self._per_page = per_page
+
+    def builds_url(self, pipeline: str | None) -> str:
+        org = f"{self._base}/v2/organizations/{self._org}"
+        return f"{org}/pipelines/{pipeline}/builds" if pipeline else f"{org}/builds"
+
+    async def finished_builds(
+        self, pipeline: str | None, finished_from: datetime
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Every build finished at or after ``finished_from``, across all pages."""
+        url: str | None = self.builds_url(pipeline)
+        params: dict[str, str] | None = {
+            "finished_from": finished_from.isoformat().replace("+00:00", "Z"),
+            "per_page": str(self._per_page),
+            "page": "1",
+        }
+        while url is not None:
+            page, next_url = await self._get(url, params)
+            for build in page:
+                if isinstance(build, Mapping):
+                    yield build
+            url, params = self._same_origin(next_url), None  # the next link carries the query
+
+    def _same_origin(self, url: str | None) -> str | None:
+        """Follow a next link only to the API we were configured with: the token goes along."""
+        if url is None:
+            return None
+        if urlsplit(url)[:2] != urlsplit(self._base)[:2]:
+            log.warning("ignoring a BuildKite next link to another origin")
+            return None
+        return url
+
+    async def _get(self, url: str, params: dict[str, str] | None) -> tuple[list[Any], str | None]:
+        delay = 1.0
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                async with self._session.get(url, params=params, headers=self._headers) as resp:
+                    if resp.status == 200:
+                        body = await resp.json(content_type=None)
+                        link = resp.links.get("next")
+                        next_url = str(link["url"]) if link else None
+                        return (body if isinstance(body, list) else []), next_url
+                    if resp.status in (401, 403, 404):
+                        raise BuildkiteError(
+                            f"BuildKite answered {resp.status} for {urlsplit(url).path}: "
+                            "check BUILDKITE_API_TOKEN scopes, org and pipeline"
+                        )
+                    wait = _retry_after(resp.headers, delay) if resp.status == 429 else delay
+                    if resp.status != 429 and resp.status < 500:
+                        raise BuildkiteError(f"BuildKite answered {resp.status}")
+                    reason = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                wait, reason = delay, type(exc).__name__
+            if attempt == self._max_attempts:
+                break
+            log.info("BuildKite %s; retrying in %.1fs", reason, wait)
+            await self._sleep(wait)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+        raise BuildkiteError(f"BuildKite unavailable after {self._max_attempts} attempts")
+
+
+def _retry_after(headers: Mapping[str, str], fallback: float) -> float:
+    """``RateLimit-Reset`` is the number of seconds until the limit resets."""
+    try:
+        return min(max(float(headers.get("RateLimit-Reset", "")), 0.0) + 0.5, MAX_BACKOFF_S)
+    except ValueError:
+        return fallback
+
+
+def _str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def result_of(state: str | None) -> str:
+    return _RESULTS.get(state or "", "error")
+
+
+def build_spans(build: Mapping[str, Any]) -> tuple[list[PipelineSpan], PipelineEvent] | None:
+    """The build's root span, job spans and wait spans; None if it is not a finished build."""
+    build_id = _str(build, "id")
+    end = to_ns(_str(build, "finished_at"))
+    if not build_id or not ids.is_uuid(build_id) or end is None:
+        return None
+    start = to_ns(_str(build, "started_at")) or to_ns(_str(build, "created_at")) or end
+    raw_pipeline = build.get("pipeline")
+    pipeline: Mapping[str, Any] = raw_pipeline if isinstance(raw_pipeline, Mapping) else {}
+    name = _str(pipeline, "name") or _str(pipeline, "slug") or "pipeline"
+    trace_id, root_id = ids.trace_id_for_run(build_id), ids.root_span_id(build_id)
+    result = result_of(_str(build, "state"))
+    common: dict[str, AttributeValue] = {
+        key: value
+        for key, value in {
+            schema.CI_SYSTEM: "buildkite",
+            schema.CI_PROJECT: _str(pipeline, "slug"),
+            schema.CI_PIPELINE_NUMBER: build.get("number")
+            if isinstance(build.get("number"), int)
+            else None,
+            schema.CICD_PIPELINE_NAME: name,
+            schema.CICD_PIPELINE_RUN_ID: build_id,
+            schema.CICD_PIPELINE_RUN_URL: _str(build, "web_url"),
+            schema.VCS_REPOSITORY_URL: _str(pipeline, "repository"),
+            schema.VCS_REF_HEAD_NAME: _str(build, "branch"),
+            schema.VCS_REF_HEAD_REVISION: _str(build, "commit"),
+        }.items()
+        if value is not None
+    }
+    root = PipelineSpan(
+        name=name,
+        trace_id=trace_id,
+        span_id=root_id,
+        parent_span_id=None,
+        start_ns=start,
+        end_ns=end,
+        attributes={
+            **common,
+            schema.CICD_PIPELINE_RESULT: result,
+            schema.CI_STATUS: _str(build, "state") or "",
+        },
+        error=result in {"failure", "error", "timeout"},
+    )
+    spans = [root]
+    raw_jobs = build.get("jobs")
+    jobs: list[Any] = raw_jobs if isinstance(raw_jobs, list) else []
+    for job in jobs:
+        if isinstance(job, Mapping):
+            spans.extend(_job_spans(job, trace_id, root_id, common))
+    event = PipelineEvent(
+        system="buildkite",
+        pipeline=name,
+        result=result,
+        branch=_str(build, "branch"),
+        commit=_str(build, "commit"),
+        duration_s=(end - start) / 1e9,
+        url=_str(build, "web_url"),
+        trace_id=f"{trace_id:032x}",
+        run_id=build_id,
+    )
+    return spans, event
+
+
+def _job_spans(
+    job: Mapping[str, Any], trace_id: int, root_id: int, common: Mapping[str, AttributeValue]
+) -> list[PipelineSpan]:
+    """A script job that ran: its span, and its queue wait when BuildKite recorded one."""
+    job_id = _str(job, "id")
+    started, finished = to_ns(_str(job, "started_at")), to_ns(_str(job, "finished_at"))
+    if job.get("type") not in ("script", "command") or not job_id or started is None:
+        return []
+    name = _str(job, "name") or _str(job, "step_key") or _str(job, "command") or "job"
+    result = result_of(_str(job, "state"))
+    attributes: dict[str, AttributeValue] = {
+        **common,
+        schema.CICD_TASK_NAME: name,
+        schema.CICD_TASK_RUN_ID: job_id,
+        schema.CICD_TASK_RUN_RESULT: result,
+        schema.CI_STATUS: _str(job, "state") or "",
+    }
+    if _str(job, "web_url"):
+        attributes[schema.CICD_TASK_RUN_URL] = str(job["web_url"])
+    if isinstance(job.get("exit_status"), int):
+        attributes[schema.PROCESS_EXIT_CODE] = job["exit_status"]
+    agent = job.get("agent")
+    if isinstance(agent, Mapping) and _str(agent, "name"):
+        attributes[schema.CICD_WORKER_NAME] = str(agent["name"])
+    spans: list[PipelineSpan] = []
+    scheduled = to_ns(_str(job, "scheduled_at"))
+    if scheduled is not None and scheduled <= started:
+        wait_ms = (started - scheduled) / 1e6
+        attributes[schema.CI_QUEUE_WAIT_MS] = wait_ms
+        spans.append(
+            PipelineSpan(
+                name=f"queued: {name}",
+                trace_id=trace_id,
+                span_id=ids.wait_span_id(job_id),
+                parent_span_id=root_id,
+                start_ns=scheduled,
+                end_ns=started,
+                attributes={
+                    **common,
+                    schema.CICD_TASK_NAME: name,
+                    schema.CI_QUEUE_WAIT_MS: wait_ms,
+                },
+            )
+        )
+    spans.insert(
+        0,
+        PipelineSpan(
+            name=name,
+            trace_id=trace_id,
+            span_id=ids.job_span_id(job_id),
+            parent_span_id=root_id,
+            start_ns=started,
+            end_ns=finished if finished is not None else started,
+            attributes=attributes,
+            error=result in {"failure", "error", "timeout"},
+        ),
+    )
+    return spans
