@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
+from bot.ci_env import detect_run, environment
 from bot.cli import Failure, settings
-from bot.pipeline import detect_run, environment, otlp_headers
 from telemetry.pipeline.export import (
     export_now,
     otlp_exporter,
@@ -18,7 +19,9 @@ from telemetry.pipeline.export import (
     to_readable,
 )
 from telemetry.pipeline.steps import RESULTS, finish_span, run_step, warn
-from telemetry.pipeline.webhook import CircleCIReceiver
+
+if TYPE_CHECKING:
+    from telemetry.pipeline.webhook import CircleCIReceiver
 
 
 @click.group()
@@ -48,7 +51,7 @@ def _send(spans: list[object], what: str) -> None:
     if not endpoint:
         return
     quiet_exporter_logs()
-    exporter = otlp_exporter(endpoint, otlp_headers(config), config.ci_export_timeout_s)
+    exporter = otlp_exporter(endpoint, config.otlp_headers, config.ci_export_timeout_s)
     resource = pipeline_resource(config.ci_service_name)
     readable = [to_readable(span, resource) for span in spans]  # type: ignore[arg-type]
     if not export_now(exporter, readable, config.ci_export_timeout_s):

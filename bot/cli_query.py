@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,10 +21,12 @@ from rich.console import Console
 from bot.cli import Failure, settings
 from bot.cli_render import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
-from telemetry import honeycomb
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
 from telemetry.store import Marker, SpanStore, StoreMissing, record_marker
 from telemetry.timespec import parse_timespan
+
+if TYPE_CHECKING:
+    from telemetry import honeycomb
 
 FORMATS = click.Choice(["table", "json"])
 
@@ -130,6 +132,8 @@ def traces_command(limit: int, command: str | None, since: str, fmt: str) -> Non
 @click.option("--url", default=None, help="link to the build or release")
 def marker_command(version: str, message: str | None, url: str | None) -> None:
     """Record a deployment marker locally (for --heatmap) and in Honeycomb when a key is set."""
+    from telemetry import honeycomb
+
     cfg = settings()
     path = _store_path(cfg)
     text = message or f"deploy {version}"
@@ -161,6 +165,8 @@ def marker_command(version: str, message: str | None, url: str | None) -> None:
 async def _send_marker(
     cfg: Settings, key: str, *, message: str, url: str | None, start_time: int
 ) -> dict[str, Any]:
+    from telemetry import honeycomb
+
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
         return await client.create_marker(
             cfg.otel_service_name, message=message, url=url, start_time=start_time
@@ -179,6 +185,8 @@ def honeycomb_group() -> None:
 @click.option("--dry-run", is_flag=True, help="show what would be written; send nothing")
 def apply_command(directory: Path, dry_run: bool) -> None:
     """Create or update the derived column, queries and board (found by name) in Honeycomb."""
+    from telemetry import honeycomb
+
     cfg = settings()
     try:
         definitions = honeycomb.load_definitions(directory)
@@ -206,6 +214,8 @@ def apply_command(directory: Path, dry_run: bool) -> None:
 async def _apply(
     cfg: Settings, key: str, definitions: honeycomb.Definitions
 ) -> honeycomb.ApplyReport:
+    from telemetry import honeycomb
+
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
         return await honeycomb.apply(client, definitions, cfg.otel_service_name)
 

@@ -9,14 +9,26 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.endpoints import DISCORD_API_BASE
 from telemetry.timespec import parse_timespan
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
+HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
+DISCORD_API_BASE = "https://discord.com/api/v10"
+
+
+def parse_headers(text: str | None) -> dict[str, str]:
+    """Parse ``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded)."""
+    headers: dict[str, str] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            headers[key.strip().lower()] = unquote(value.strip())
+    return headers
 
 
 class ConfigError(Exception):
@@ -124,6 +136,15 @@ class Settings(BaseSettings):
         if self.honeycomb_api_key:
             return HONEYCOMB_ENDPOINT
         return None
+
+    @property
+    def otlp_headers(self) -> dict[str, str]:
+        """Exporter headers: ``OTEL_EXPORTER_OTLP_HEADERS``, plus Honeycomb's team header."""
+        raw = self.otel_exporter_otlp_headers
+        headers = parse_headers(raw.get_secret_value() if raw else None)
+        if self.honeycomb_api_key and HONEYCOMB_TEAM_HEADER not in headers:
+            headers[HONEYCOMB_TEAM_HEADER] = self.honeycomb_api_key.get_secret_value()
+        return headers
 
     @property
     def uses_custom_api(self) -> bool:

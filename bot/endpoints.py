@@ -13,8 +13,6 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-DISCORD_API_BASE = "https://discord.com/api/v10"
-
 
 def use_api_base(api_base: str) -> None:
     """Send every REST call of this process to ``api_base``."""

@@ -12,27 +12,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from bot.client import create_bot
 from bot.config import Settings
 from bot.health import health_app, start_health_server
-from telemetry.setup import TelemetryConfig, parse_headers
+from telemetry.setup import TelemetryConfig
 
 log = logging.getLogger(__name__)
-
-HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (the only place that maps one to the other)."""
-    headers = parse_headers(
-        settings.otel_exporter_otlp_headers.get_secret_value()
-        if settings.otel_exporter_otlp_headers
-        else None
-    )
-    if settings.honeycomb_api_key and HONEYCOMB_TEAM_HEADER not in headers:
-        headers[HONEYCOMB_TEAM_HEADER] = settings.honeycomb_api_key.get_secret_value()
     return TelemetryConfig(
         service_name=settings.otel_service_name,
         environment=settings.deployment_environment,
         otlp_endpoint=settings.otlp_endpoint,
-        otlp_headers=headers,
+        otlp_headers=settings.otlp_headers,
         span_store=settings.span_store_path,
         span_store_max_age=settings.span_store_max_age,
         span_store_max_bytes=settings.span_store_max_bytes,

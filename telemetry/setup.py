@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from urllib.parse import unquote
 
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -51,16 +50,6 @@ class TelemetryConfig:
     span_store: Path | None = None
     span_store_max_age: timedelta = timedelta(days=7)
     span_store_max_bytes: int = 256 * 1024 * 1024
-
-
-def parse_headers(text: str | None) -> dict[str, str]:
-    """Parse ``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded)."""
-    headers: dict[str, str] = {}
-    for item in (text or "").split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            headers[key.strip().lower()] = unquote(value.strip())
-    return headers
 
 
 def traces_url(endpoint: str) -> str:

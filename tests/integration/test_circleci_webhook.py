@@ -11,9 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.ci_env import circleci_otlp_headers
 from bot.config import load_settings
 from bot.health import health_app
-from bot.pipeline import circleci_otlp_headers, circleci_receiver
+from bot.pipeline import circleci_receiver
 from telemetry import schema
 from telemetry.pipeline import ids
 from telemetry.pipeline.events import PipelineEvent
@@ -72,7 +73,8 @@ async def harness() -> AsyncIterator[Harness]:
         finally:
             await server.close()
             assert sink is not None
-            sink.close()
+            # close() blocks while it flushes; the receiver it flushes to runs on this loop.
+            await asyncio.to_thread(sink.close)
 
 
 async def test_workflow_and_job_arrive_as_one_trace_with_payload_ids_and_times(
