@@ -7,12 +7,13 @@ down. Secrets are ``SecretStr`` so they never print in a repr, a log or a span.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.endpoints import DISCORD_API_BASE
+from telemetry.flags import FlagsConfig
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 
@@ -61,6 +62,18 @@ class Settings(BaseSettings):
     circleci_hook_service: str = "circleci"
     circleci_otlp_endpoint: str | None = None
 
+    # feature flags (issue 4)
+    # Where flags come from: ``file`` evaluates FLAGS_FILE in-process; ``rpc`` asks a
+    # flagd server per evaluation; ``in-process`` syncs flag definitions from a flagd
+    # server and evaluates locally; ``none`` evaluates nothing (code defaults, and
+    # permission flags deny).
+    flags_provider: Literal["file", "rpc", "in-process", "none"] = "file"
+    flagd_host: str = "localhost"
+    flagd_port: int | None = Field(default=None, ge=1, le=65535)
+    flagd_tls: bool = False
+    # How often the file provider looks at FLAGS_FILE's modification time.
+    flags_poll_ms: int = Field(default=500, ge=10, le=60_000)
+
     @field_validator("azure_resource_group", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
@@ -94,6 +107,18 @@ class Settings(BaseSettings):
     @property
     def uses_custom_api(self) -> bool:
         return self.discord_api_base.rstrip("/") != DISCORD_API_BASE
+
+
+def flags_config(settings: Settings) -> FlagsConfig:
+    """The feature-flag source ``Settings`` describe (bot start-up and ``chatops flags eval``)."""
+    return FlagsConfig(
+        provider=settings.flags_provider,
+        file=settings.flags_file,
+        host=settings.flagd_host,
+        port=settings.flagd_port,
+        tls=settings.flagd_tls,
+        poll_ms=settings.flags_poll_ms,
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
