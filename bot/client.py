@@ -82,6 +82,7 @@ class ChatOpsBot(commands.Bot):
         )
         from commands.core import Core
         from commands.fun import Fun
+        from commands.labs import Labs
 
         await self.add_cog(
             Core(
@@ -92,6 +93,7 @@ class ChatOpsBot(commands.Bot):
             )
         )
         await self.add_cog(Fun())
+        await self.add_cog(Labs())
 
     async def close(self) -> None:
         self.gateway_up = False

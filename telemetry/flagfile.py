@@ -18,7 +18,11 @@ from typing import Any, Literal
 from json_logic import builtins as json_logic_builtins  # type: ignore[import-untyped]
 
 FLAGD_OPERATORS = frozenset({"fractional", "starts_with", "ends_with", "sem_ver"})
-OPERATORS = frozenset(json_logic_builtins.BUILTINS) | FLAGD_OPERATORS
+# json_logic evaluates these itself (lazily), so they are not in its BUILTINS table.
+CONTROL_OPERATORS = frozenset(
+    {"if", "?:", "and", "or", "filter", "reduce", "map", "all", "some", "none"}
+)
+OPERATORS = frozenset(json_logic_builtins.BUILTINS) | CONTROL_OPERATORS | FLAGD_OPERATORS
 TOP_LEVEL_KEYS = frozenset({"$schema", "flags", "metadata", "$evaluators"})
 FLAG_KEYS = frozenset(
     {"state", "variants", "defaultVariant", "targeting", "metadata", "source", "selector"}
@@ -209,7 +213,7 @@ def _check_rule(
     for i, arg in enumerate(arg_list):
         if op in ELEMENT_SCOPED and i > 0:
             continue  # evaluated per element: its vars are not context attributes
-        is_result = result and op == "if" and (i % 2 == 1 or i == len(arg_list) - 1)
+        is_result = result and op in ("if", "?:") and (i % 2 == 1 or i == len(arg_list) - 1)
         problems += _check_rule(f"{where}[{i}]", arg, variants, evaluators, is_result)
     return problems
 

@@ -184,12 +184,12 @@ class _Active:
 _active: _Active | None = None
 
 
-def start_flags(config: FlagsConfig) -> FlagSourceMonitor:
+def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor:
     """Bind the configured provider to the bot's domain; never raises for a bad source.
 
     A file provider loads synchronously, so the first message already sees the
-    flags; a remote one connects in the background (until then, flags use their
-    defaults).
+    flags; a remote one connects in the background unless ``wait`` (until then,
+    flags use their defaults): the bot must not wait on flagd to come up.
     """
     global _active
     logging.getLogger("openfeature.contrib").addFilter(_NOISE_FILTER)
@@ -204,7 +204,7 @@ def start_flags(config: FlagsConfig) -> FlagSourceMonitor:
         blocking=config.provider == "rpc",
         monitor=monitor,
     )
-    if config.provider == "file":
+    if config.provider == "file" or wait:
         # A failure is reported by the monitor (PROVIDER_ERROR); the watcher keeps
         # polling and the flags load as soon as the file is good.
         with contextlib.suppress(Exception):
