@@ -52,6 +52,8 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     flag_count: int = 0
     readable: bool = True
+    # Whether flagd can load it at all (other errors break single flags only).
+    loadable: bool = True
 
     @property
     def errors(self) -> list[Problem]:
@@ -67,9 +69,10 @@ def check_file(path: Path) -> Report:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Report([Problem("", "file not found")], readable=False)
+        return Report([Problem("", "file not found")], readable=False, loadable=False)
     except (OSError, UnicodeDecodeError) as exc:
-        return Report([Problem("", f"cannot read the file: {exc}")], readable=False)
+        problem = Problem("", f"cannot read the file: {exc}")
+        return Report([problem], readable=False, loadable=False)
     return check_text(text)
 
 
@@ -89,7 +92,7 @@ def check_text(text: str) -> Report:
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        return Report([Problem(where, f"invalid JSON: {exc.msg}")])
+        return Report([Problem(where, f"invalid JSON: {exc.msg}")], loadable=False)
     report = Report()
     report.problems += [
         Problem("", f"key {key!r} appears twice; the last one wins", "warning")
@@ -108,12 +111,16 @@ def check_text(text: str) -> Report:
     flags = data.get("flags")
     if not isinstance(flags, dict):
         report.problems.append(Problem("flags", "missing, or not an object of flags"))
+        report.loadable = False
         return report
     report.flag_count = len(flags)
     for key, flag in flags.items():
         report.problems += _check_flag(f"flags.{key}", flag, evaluators)
-    if not report.errors:
-        report.problems += _flagd_accepts(data)
+    rejected = list(_flagd_accepts(data))
+    if rejected:
+        report.loadable = False
+        if not report.errors:
+            report.problems += rejected
     return report
 
 

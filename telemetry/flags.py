@@ -34,7 +34,8 @@ from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
-from openfeature.flag_evaluation import FlagEvaluationDetails
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
 from openfeature.provider import FeatureProvider
 from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
@@ -116,6 +117,10 @@ class FlagSourceMonitor:
         self._lock = threading.Lock()
         self._reported: str | None = None
         self.problem: str | None = None
+        # True while the source cannot be loaded. flagd would keep answering from the
+        # last good file; the bot fails closed instead (``evaluate``), so a broken edit
+        # that was meant to revoke someone's access cannot leave it in place.
+        self.unusable = False
 
     def attach(self, client: OpenFeatureClient) -> None:
         for event in (
@@ -127,10 +132,11 @@ class FlagSourceMonitor:
             client.add_handler(event, self.on_event)
 
     def on_event(self, details: EventDetails) -> None:
-        problem = self.diagnose(details)
+        problem, unusable = self.diagnose(details)
         with self._lock:
             previous, self._reported = self._reported, problem
             self.problem = problem
+            self.unusable = unusable
         if problem == previous:
             return
         if problem is not None:
@@ -145,8 +151,8 @@ class FlagSourceMonitor:
         port = self.config.port or "default port"
         return f"flagd ({self.config.provider}) at {self.config.host}:{port}"
 
-    def diagnose(self, details: EventDetails) -> str | None:
-        """What is wrong with the flag source, in one line, or None.
+    def diagnose(self, details: EventDetails) -> tuple[str | None, bool]:
+        """What is wrong with the flag source, in one line (or None), and whether it is unusable.
 
         For a file the reason is the first error ``chatops flags check`` would
         print (with line and column), which says more than the provider's event.
@@ -156,20 +162,21 @@ class FlagSourceMonitor:
         if self.config.provider == "file":
             from telemetry.flagfile import check_file
 
-            errors = check_file(self.config.file).errors
-            first_error = errors[0].text if errors else None
+            report = check_file(self.config.file)
+            first_error = report.errors[0].text if report.errors else None
+            failed = failed or not report.loadable
         if failed:
             why = first_error or details.message or "unknown error"
             return (
                 f"feature flags unusable ({self.source}: {why}): "
                 "permission flags deny, feature flags use their code defaults"
-            )
+            ), True
         if first_error is not None:
             return (
                 f"feature flags loaded with problems ({self.source}: {first_error}): "
                 "the flags concerned fall back to their code defaults"
-            )
-        return None
+            ), False
+        return None, False
 
 
 @dataclass
@@ -179,6 +186,8 @@ class _Active:
     provider_name: str
     blocking: bool
     monitor: FlagSourceMonitor
+    # A local file the bot cannot load means "no flags", not "the previous file".
+    fail_closed: bool
 
 
 _active: _Active | None = None
@@ -203,6 +212,7 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
         provider_name=provider.get_metadata().name,
         blocking=config.provider == "rpc",
         monitor=monitor,
+        fail_closed=config.provider == "file",
     )
     if config.provider == "file" or wait:
         # A failure is reported by the monitor (PROVIDER_ERROR); the watcher keeps
@@ -235,7 +245,16 @@ def evaluate(key: str, default: T, context: EvaluationContext) -> FlagEvaluation
     client = active.client if active else api.get_client(DOMAIN)
     provider_name = active.provider_name if active else "none"
     with tracer.start_as_current_span(schema.FLAG_SPAN_PREFIX + key) as span:
-        details = _resolve(client, key, default, context)
+        if active is not None and active.fail_closed and active.monitor.unusable:
+            details = FlagEvaluationDetails(
+                flag_key=key,
+                value=default,
+                reason=Reason.ERROR,
+                error_code=ErrorCode.PROVIDER_NOT_READY,
+                error_message=active.monitor.problem,
+            )
+        else:
+            details = _resolve(client, key, default, context)
         span.set_attributes(span_attributes(details, provider_name, context))
         return details
 
