@@ -123,3 +123,13 @@ def console(lines: tuple[str, ...]) -> None:
         raise Failure(f"the sandbox could not start: {exc}") from None
     finally:
         shutdown(provider)
+
+
+def _register_verbs() -> None:
+    """Verb groups that live in their own modules (imported last: they import this one)."""
+    from bot.cli_flags import flags
+
+    cli.add_command(flags)
+
+
+_register_verbs()

@@ -16,12 +16,13 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from bot.config import Settings
+from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from bot.errors import classify, unknown_command_reply
 from bot.help import TracedHelpCommand
 from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length
 from telemetry import schema
+from telemetry.flags import shutdown_flags, start_flags
 from telemetry.schema import Outcome
 from telemetry.send import reply
 from telemetry.setup import package_version
@@ -75,6 +76,7 @@ class ChatOpsBot(commands.Bot):
         return self._http_session
 
     async def setup_hook(self) -> None:
+        start_flags(flags_config(self.settings))
         if self.settings.discord_gateway_url:
             use_gateway(self.settings.discord_gateway_url)
         elif self.settings.uses_custom_api:
@@ -85,6 +87,7 @@ class ChatOpsBot(commands.Bot):
         )
         from commands.core import Core
         from commands.fun import Fun
+        from commands.labs import Labs
 
         await self.add_cog(
             Core(
@@ -95,12 +98,14 @@ class ChatOpsBot(commands.Bot):
             )
         )
         await self.add_cog(Fun())
+        await self.add_cog(Labs())
 
     async def close(self) -> None:
         self.gateway_up = False
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()
+        shutdown_flags()
 
     async def on_ready(self) -> None:
         self.gateway_up = True

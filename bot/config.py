@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import unquote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from telemetry.timespec import parse_timespan
+
+if TYPE_CHECKING:
+    from telemetry.flags import FlagsConfig
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
@@ -29,6 +39,16 @@ def parse_headers(text: str | None) -> dict[str, str]:
         if sep and key.strip():
             headers[key.strip().lower()] = unquote(value.strip())
     return headers
+
+
+def split_list(value: object) -> object:
+    """``a, b`` or ``a b`` in the environment becomes a list (lists pass through)."""
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
 
 
 class ConfigError(Exception):
@@ -72,10 +92,10 @@ class Settings(BaseSettings):
     health_port: int = Field(default=8080, ge=0, le=65535)
 
     azure_subscription_id: str | None = None
-    azure_resource_group: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    azure_resource_group: CommaList = Field(default_factory=list)
 
     shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: Annotated[list[int], NoDecode] | None = None
+    shard_ids: Annotated[list[int], NoDecode, BeforeValidator(split_list)] | None = None
 
     circleci_hook_secret: SecretStr | None = None
     circleci_hook_service: str = "circleci"
@@ -87,31 +107,22 @@ class Settings(BaseSettings):
     buildkite_api_token: SecretStr | None = None
     buildkite_api_url: str = "https://api.buildkite.com"
     buildkite_org: str | None = None
-    buildkite_pipelines: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    buildkite_pipelines: CommaList = Field(default_factory=list)
     buildkite_service_name: str = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
 
-    @field_validator("buildkite_pipelines", mode="before")
-    @classmethod
-    def _split_pipelines(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("azure_resource_group", mode="before")
-    @classmethod
-    def _split_groups(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("shard_ids", mode="before")
-    @classmethod
-    def _split_shards(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [int(part) for part in value.replace(",", " ").split()]
-        return value
+    # feature flags (issue 4)
+    # Where flags come from: ``file`` evaluates FLAGS_FILE in-process; ``rpc`` asks a
+    # flagd server per evaluation; ``in-process`` syncs flag definitions from a flagd
+    # server and evaluates locally; ``none`` evaluates nothing (code defaults, and
+    # permission flags deny).
+    flags_provider: Literal["file", "rpc", "in-process", "none"] = "file"
+    flagd_host: str = "localhost"
+    flagd_port: int | None = Field(default=None, ge=1, le=65535)
+    flagd_tls: bool = False
+    # How often the file provider looks at FLAGS_FILE's modification time.
+    flags_poll_ms: int = Field(default=500, ge=10, le=60_000)
 
     @model_validator(mode="after")
     def _check_shards(self) -> Settings:
@@ -165,6 +176,20 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip()[-1:].isalpha() and value[:1] != "P":
             return parse_timespan(value)
         return value
+
+
+def flags_config(settings: Settings) -> FlagsConfig:
+    """The feature-flag source ``Settings`` describe (bot start-up and ``chatops flags eval``)."""
+    from telemetry.flags import FlagsConfig
+
+    return FlagsConfig(
+        provider=settings.flags_provider,
+        file=settings.flags_file,
+        host=settings.flagd_host,
+        port=settings.flagd_port,
+        tls=settings.flagd_tls,
+        poll_ms=settings.flags_poll_ms,
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,10 +1,16 @@
 """discord.py's help command, answering through the traced ``reply``.
 
 ``verify_checks`` stays on, so ``!help`` lists only the commands the asking user
-may run (flag checks included).
+may run (flag checks included). discord.py applies it to listings only, so
+``!help <command>`` for a command the user may not run answers as if it did not
+exist: otherwise a hidden beta command would show up by name. Check failures
+while filtering are swallowed by discord.py (no reply); each flag is evaluated
+once per message (``telemetry.flag_checks``), so a listing leaves one span per flag.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from discord.ext import commands
 
@@ -26,3 +32,23 @@ class TracedHelpCommand(commands.DefaultHelpCommand):
 
     async def send_error_message(self, error: str, /) -> None:
         await reply(self.context, error)
+
+    async def send_command_help(self, command: commands.Command[Any, ..., Any], /) -> None:
+        if await self._may_run(command):
+            await super().send_command_help(command)
+
+    async def send_group_help(self, group: commands.Group[Any, ..., Any], /) -> None:
+        if await self._may_run(group):
+            await super().send_group_help(group)
+
+    async def _may_run(self, command: commands.Command[Any, ..., Any]) -> bool:
+        """Whether the asker may run ``command``; if not, reply as for an unknown name."""
+        if not self.verify_checks:
+            return True
+        try:
+            if await command.can_run(self.context):
+                return True
+        except commands.CommandError:
+            pass
+        await self.send_error_message(self.command_not_found(command.qualified_name))
+        return False

@@ -33,6 +33,9 @@ FLAG_VALUE = "feature_flag.result.value"
 FLAG_REASON = "feature_flag.result.reason"
 FLAG_PROVIDER = "feature_flag.provider.name"
 FLAG_CONTEXT_ID = "feature_flag.context.id"
+# Set on an evaluation span when the provider could not evaluate (semconv ``error.type``).
+FLAG_ERROR_TYPE = "error.type"
+FLAG_ERROR_MESSAGE = "error.message"
 
 # Azure.
 AZURE_OPERATION = "app.azure.operation"
@@ -42,6 +45,7 @@ AZURE_RESOURCE_ID = "app.azure.resource_id"
 ROOT_SPAN_MESSAGE = "message"
 ROOT_SPAN_COMMAND_PREFIX = "command "
 SEND_SPAN = "discord.send"
+FLAG_SPAN_PREFIX = "feature_flag.evaluate "
 
 # Limits on recorded text.
 RESPONSE_MAX_CHARS = 1024
