@@ -78,8 +78,8 @@ class ChatOpsBot(commands.Bot):
             timeout=HTTP_TIMEOUT,
             headers={"User-Agent": f"chatops-bot/{package_version()} (+discord.py)"},
         )
+        from bot.external import add_external_cogs
         from commands.core import Core
-        from commands.fun import Fun
 
         await self.add_cog(
             Core(
@@ -89,7 +89,7 @@ class ChatOpsBot(commands.Bot):
                 started_at=self.started_at,
             )
         )
-        await self.add_cog(Fun())
+        await add_external_cogs(self, self.settings, self._http_session)
 
     async def close(self) -> None:
         self.gateway_up = False

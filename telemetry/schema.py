@@ -72,3 +72,15 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 1] + "\u2026"
+
+
+# External API calls (issue 3): on the named span around each call.
+API_NAME = "app.api.name"
+API_HOST = "server.address"
+API_ATTEMPTS = "app.api.attempts"
+API_STATUS = "app.api.status_code"
+API_RESPONSE_BYTES = "app.api.response_bytes"
+API_RATE_LIMIT_WAIT_MS = "app.api.rate_limit_wait_ms"
+API_TIMEOUT_S = "app.api.timeout_s"
+API_TRACE_PROPAGATED = "app.api.trace_propagated"
+HTTP_COMMAND = "app.http_command.name"
