@@ -34,14 +34,16 @@ class TokenBucket:
         self._updated = now
 
     async def acquire(self) -> float:
-        """Take one token, waiting as long as needed; returns the seconds waited."""
-        waited = 0.0
+        """Take one token, waiting as long as needed; returns the seconds waited in all.
+
+        The wait includes the time queued behind earlier callers, so a trace
+        shows the whole delay the pacing caused.
+        """
+        started = self._clock()
         async with self._lock:
             self._refill()
             if self._tokens < 1:
-                delay = (1 - self._tokens) / self.rate
-                await asyncio.sleep(delay)
-                waited = delay
+                await asyncio.sleep((1 - self._tokens) / self.rate)
                 self._refill()
             self._tokens = max(0.0, self._tokens - 1)
-        return waited
+        return self._clock() - started
