@@ -103,9 +103,9 @@ def console(lines: tuple[str, ...]) -> None:
     from rich.console import Console
 
     from bot.console import run_console
-    from commands.http_config import CommandsFileError
     from bot.logs import configure_logging
     from bot.runner import telemetry_config
+    from commands.http_config import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown
 

@@ -145,16 +145,22 @@ def build_command(
     checks: list[Callable[[commands.Context[Any]], bool | Coroutine[Any, Any, bool]]] = []
     if spec.flag and flag_check is not None:
         checks.append(as_check(flag_check(spec.flag)))
-    return commands.Command(
+    usage = usage_of(spec)
+    command: commands.Command[Any, ..., Any] = commands.Command(
         endpoint.run,
         name=spec.name,
         help=spec.description,
         brief=spec.description,
-        usage=usage_of(spec),
+        usage=usage,
         cooldown=limits.cooldown(),
         max_concurrency=limits.max_concurrency(),
         checks=checks,
     )
+    # ``!help <name>`` describes the one free-text parameter with the declared usage.
+    command.params["args"] = command.params["args"].replace(
+        description=usage or "(no arguments)", displayed_default=""
+    )
+    return command
 
 
 class HttpCommands(commands.Cog, name="Endpoints"):

@@ -77,7 +77,7 @@ class FakeApi:
                 request.method,
                 request.path,
                 dict(request.query),
-                request.query_string,
+                request.raw_path.partition("?")[2],
                 {k.lower(): v for k, v in request.headers.items()},
                 await request.read(),
                 time.monotonic(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -138,7 +139,7 @@ async def test_scryfall_is_paced_to_ten_requests_a_second_across_users(
     arrivals = sorted(request.at for request in scryfall_api.requests)
     assert len(arrivals) == 11
     span = arrivals[-1] - arrivals[0]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     print(f"11 Scryfall requests spread over {span:.3f}s; smallest gap {min(gaps) * 1000:.1f} ms")
     assert span >= 0.95
     assert min(gaps) >= 0.08
