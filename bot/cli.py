@@ -28,6 +28,16 @@ def settings() -> Settings:
         raise Failure(str(exc)) from None
 
 
+def check_commands_file(config: Settings) -> None:
+    """Validate ``COMMANDS_FILE`` before connecting: a bad file is one line and exit 2."""
+    from commands.http_config import CommandsFileError, load_commands
+
+    try:
+        load_commands(config.commands_file)
+    except CommandsFileError as exc:
+        raise Failure(str(exc)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chatops-bot", prog_name="chatops")
 def cli() -> None:
@@ -62,11 +72,13 @@ def run() -> None:
 
     from bot.logs import configure_logging
     from bot.runner import serve, start_tracing
+    from commands.http_config import CommandsFileError
     from telemetry.setup import shutdown
 
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
         raise Failure("DISCORD_TOKEN is not set")
+    check_commands_file(config)
     configure_logging()
     provider = start_tracing(config)
     try:
@@ -77,6 +89,8 @@ def run() -> None:
         raise Failure(
             "the message content intent is not enabled for this bot in the developer portal"
         ) from None
+    except CommandsFileError as exc:
+        raise Failure(str(exc)) from None
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot reach Discord: {exc}") from None
     finally:
@@ -102,10 +116,12 @@ def console(lines: tuple[str, ...]) -> None:
     from bot.console import run_console
     from bot.logs import configure_logging
     from bot.runner import telemetry_config
+    from commands.http_config import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown
 
     config = settings()
+    check_commands_file(config)
     configure_logging(logging.WARNING)
     recent = RecentTraces()
     provider = build_provider(telemetry_config(config), processors=[recent])
@@ -119,6 +135,8 @@ def console(lines: tuple[str, ...]) -> None:
                 Console(highlight=False, width=None if sys.stdout.isatty() else 120),
             )
         )
+    except CommandsFileError as exc:
+        raise Failure(str(exc)) from None
     except (OSError, TimeoutError, RuntimeError) as exc:
         raise Failure(f"the sandbox could not start: {exc}") from None
     finally:

@@ -85,9 +85,10 @@ class ChatOpsBot(commands.Bot):
             timeout=HTTP_TIMEOUT,
             headers={"User-Agent": f"chatops-bot/{package_version()} (+discord.py)"},
         )
+        from bot.external import add_external_cogs
         from commands.core import Core
-        from commands.fun import Fun
         from commands.labs import Labs
+        from telemetry.flag_checks import flag_check
 
         await self.add_cog(
             Core(
@@ -97,8 +98,8 @@ class ChatOpsBot(commands.Bot):
                 started_at=self.started_at,
             )
         )
-        await self.add_cog(Fun())
         await self.add_cog(Labs())
+        await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
 
     async def close(self) -> None:
         self.gateway_up = False

@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
 
+    # external commands (issue 3)
+    external_timeout_s: float = Field(default=8.0, gt=0, le=120)
+    external_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    external_max_response_bytes: int = Field(default=1024 * 1024, ge=1024)
+    external_typing_after_s: float = Field(default=0.5, ge=0)
+    external_retry_backoff_s: float = Field(default=0.25, ge=0, le=10)
+    external_cooldown_rate: int = Field(default=3, ge=1)
+    external_cooldown_per_s: float = Field(default=10.0, gt=0)
+    external_max_concurrency: int = Field(default=4, ge=1)
+    scryfall_rate_per_s: float = Field(default=10.0, gt=0, le=10)
+
     # feature flags (issue 4)
     # Where flags come from: ``file`` evaluates FLAGS_FILE in-process; ``rpc`` asks a
     # flagd server per evaluation; ``in-process`` syncs flag definitions from a flagd

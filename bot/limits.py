@@ -16,10 +16,9 @@ from typing import Any
 
 from discord.ext import commands
 
+from commands.limits import EXPENSIVE
 from telemetry.errors import UserFacingError
 from telemetry.schema import Outcome
-
-EXPENSIVE = "expensive"
 
 
 class UserRateLimit:
@@ -45,7 +44,7 @@ def check_argument_length(args: str, limit: int) -> None:
 
 
 def is_expensive(command: commands.Command[Any, ..., Any]) -> bool:
-    """Commands mark themselves with ``extras={"expensive": True}``; groups pass it down."""
+    """Marked ``extras={EXPENSIVE: True}`` (commands/limits.py); groups pass it down."""
     while command is not None:
         if command.extras.get(EXPENSIVE):
             return True

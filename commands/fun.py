@@ -1,4 +1,4 @@
-"""Fun commands: small, self-contained answers."""
+"""Fun commands: small answers, one of them (``!catfact``) from a public API."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from typing import Any
 
 from discord.ext import commands
 
+from commands.limits import Limits, apply_limits
+from telemetry.errors import UserFacingError
+from telemetry.external import ApiClient
 from telemetry.send import reply
 
 DICE = re.compile(r"^(?P<count>\d{1,3})?d(?P<sides>\d{1,4})$", re.IGNORECASE)
 MAX_DICE = 100
+CATFACT_API_URL = "https://catfact.ninja"
+CATFACT_LABEL = "cat-fact API"
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,33 @@ class Dice:
 class Fun(commands.Cog):
     """Games and trivia."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        api: ApiClient | None = None,
+        *,
+        catfact_url: str = CATFACT_API_URL,
+        limits: Limits | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api = api
+        self.catfact_url = catfact_url.rstrip("/")
         self.rng = rng or random.Random()
+        apply_limits(limits or Limits(), [self.catfact])
 
     @commands.command(help="Roll dice, e.g. `roll 2d6` or `roll d20`.")
     async def roll(self, ctx: commands.Context[Any], dice: Dice) -> None:
         rolls = [self.rng.randint(1, dice.sides) for _ in range(dice.count)]
         shown = " + ".join(map(str, rolls[:20])) + (" + \u2026" if len(rolls) > 20 else "")
         await reply(ctx, f"\U0001f3b2 {dice.count}d{dice.sides}: {shown} = **{sum(rolls)}**")
+
+    @commands.command(help="A random cat fact.")
+    async def catfact(self, ctx: commands.Context[Any]) -> None:
+        if self.api is None:
+            raise UserFacingError("Cat facts are not configured here.")
+        data = await self.api.get_json(
+            "catfact.fetch", f"{self.catfact_url}/fact", label=CATFACT_LABEL, ctx=ctx
+        )
+        fact = data.get("fact") if isinstance(data, dict) else None
+        if not isinstance(fact, str) or not fact.strip():
+            raise UserFacingError(f"The {CATFACT_LABEL} sent no fact.")
+        await reply(ctx, f"\U0001f431 {fact.strip()}")

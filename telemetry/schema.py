@@ -105,3 +105,14 @@ CI_STATUS = "app.ci.status"
 CI_EVENT_TYPE = "app.ci.event.type"
 CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
 COMMAND_LINE_MAX_CHARS = 1024
+
+# External API calls (issue 3): on the named span around each call.
+API_NAME = "app.api.name"
+API_HOST = "server.address"
+API_ATTEMPTS = "app.api.attempts"
+API_STATUS = "app.api.status_code"
+API_RESPONSE_BYTES = "app.api.response_bytes"
+API_RATE_LIMIT_WAIT_MS = "app.api.rate_limit_wait_ms"
+API_TIMEOUT_S = "app.api.timeout_s"
+API_TRACE_PROPAGATED = "app.api.trace_propagated"
+HTTP_COMMAND = "app.http_command.name"

@@ -21,6 +21,9 @@ from bot.config import Settings, load_settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from telemetry.setup import TelemetryConfig, build_provider, install
+from tests.fakes.catfact import FakeCatFacts
+from tests.fakes.function import FakeFunction
+from tests.fakes.scryfall import FakeScryfall
 
 _exporter = InMemorySpanExporter()
 install(
@@ -138,3 +141,37 @@ async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+
+
+# -- fake external APIs (issue 3) -----------------------------------------
+
+
+@pytest.fixture
+async def catfact_api() -> AsyncIterator[FakeCatFacts]:
+    """The public cat-fact API, faked on a free local port."""
+    async with FakeCatFacts() as server:
+        yield server
+
+
+@pytest.fixture
+async def scryfall_api() -> AsyncIterator[FakeScryfall]:
+    """Scryfall's card API, faked on a free local port."""
+    async with FakeScryfall() as server:
+        yield server
+
+
+@pytest.fixture
+async def function_api() -> AsyncIterator[FakeFunction]:
+    """An operator's own endpoint (an Azure Function), faked on a free local port."""
+    async with FakeFunction() as server:
+        yield server
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on (bound, read, released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

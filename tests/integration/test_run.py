@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,15 @@ async def test_bad_configuration_is_one_line_and_exit_2(value: str) -> None:
     assert process.returncode == 2
     assert stderr.decode().startswith("chatops: invalid HEALTH_PORT:")
     assert len(stderr.decode().strip().splitlines()) == 1
+
+
+async def test_run_exits_2_with_one_line_for_a_bad_commands_file(tmp_path: Path) -> None:
+    bad = tmp_path / "commands.toml"
+    bad.write_text('[[command]]\nname = "relationships"\ndescription = "d"\nurl = "nope"\n')
+    process = await start(child_env(DISCORD_TOKEN=TOKEN, COMMANDS_FILE=str(bad)))
+    _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert lines == [
+        f"chatops: {bad}: command 'relationships': url: must be an absolute http(s) URL"
+    ]
