@@ -21,8 +21,10 @@ from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from bot.errors import classify, unknown_command_reply
 from bot.help import TracedHelpCommand
 from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length
+from commands.ci import Builds
 from telemetry import schema
 from telemetry.flags import shutdown_flags, start_flags
+from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
 from telemetry.send import reply
 from telemetry.setup import package_version
@@ -99,7 +101,14 @@ class ChatOpsBot(commands.Bot):
             )
         )
         await self.add_cog(Labs())
+        await self.add_cog(Builds(self, channel_id=self.settings.ci_announce_channel_id))
         await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
+
+    async def announce_pipeline(self, event: PipelineEvent) -> None:
+        """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
+        builds = self.get_cog("Builds")
+        if isinstance(builds, Builds):
+            await builds.announce(event)
 
     async def close(self) -> None:
         self.gateway_up = False

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     buildkite_service_name: str = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+    # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
+    ci_announce_channel_id: int | None = None
 
     # external commands (issue 3)
     external_timeout_s: float = Field(default=8.0, gt=0, le=120)

@@ -104,6 +104,7 @@ CI_PIPELINE_NUMBER = "app.ci.pipeline.number"
 CI_STATUS = "app.ci.status"
 CI_EVENT_TYPE = "app.ci.event.type"
 CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
+CI_TRACE_ID = "app.ci.trace_id"
 COMMAND_LINE_MAX_CHARS = 1024
 
 # External API calls (issue 3): on the named span around each call.

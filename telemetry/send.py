@@ -59,6 +59,21 @@ async def reply(
         return await ctx.send(**kwargs)
 
 
+async def send_to(
+    channel: discord.abc.Messageable,
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+) -> discord.Message:
+    """Post to a channel outside any command (announcements), in a ``discord.send`` span."""
+    text = fit(content) if content else None
+    with send_span() as span:
+        record_response(span, describe(text, embed))
+        if embed is None:
+            return await channel.send(content=text, allowed_mentions=NO_MENTIONS)
+        return await channel.send(content=text, embed=embed, allowed_mentions=NO_MENTIONS)
+
+
 async def edit(message: discord.Message, content: str) -> discord.Message:
     """Edit a message the bot sent earlier (long operations report completion this way)."""
     text = fit(content)
