@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from telemetry import drops
 from telemetry.propagation import OptInTraceContextPropagator
 from telemetry.spans import TraceFieldsProcessor
 
@@ -99,7 +100,8 @@ def build_provider(
     processors: Sequence[SpanProcessor] = (),
 ) -> TracerProvider:
     """A provider with the trace-fields processor and one batch processor per exporter."""
-    provider = TracerProvider(resource=build_resource(config))
+    # shutdown() below bounds the wait; the SDK's own atexit shutdown would not.
+    provider = TracerProvider(resource=build_resource(config), shutdown_on_exit=False)
     provider.add_span_processor(TraceFieldsProcessor())
     for exporter in build_exporters(config) if exporters is None else exporters:
         provider.add_span_processor(
@@ -125,6 +127,7 @@ def install(provider: TracerProvider) -> None:
 
     AioHttpClientInstrumentor().instrument()
     LoggingInstrumentor().instrument(set_logging_format=False)
+    drops.install()
     _installed = True
 
 
