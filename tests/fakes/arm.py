@@ -25,7 +25,7 @@ from typing import Any, Self
 from aiohttp import web
 from azure.core.credentials import AccessToken
 
-from tests.fakes.tls import TestCertificate
+from tests.fakes.tls import SelfSignedCertificate
 
 JSON = dict[str, Any]
 API_VERSION = "2023-05-01"
@@ -100,7 +100,7 @@ class Operation:
 class FakeArm:
     """Container groups by (resource group, name); a test adds them with ``add_group``."""
 
-    certificate: TestCertificate
+    certificate: SelfSignedCertificate
     subscription: str = "00000000-0000-0000-0000-000000000001"
     location: str = "westeurope"
     token: str = TOKEN
@@ -283,9 +283,9 @@ class FakeArm:
         try:
             response: web.StreamResponse = await handler(request)
             return response
+        except ArmErrorResponse as exc:
+            return exc.response
         except web.HTTPException as exc:
-            if exc.body:
-                return web.json_response(body=exc.body, status=exc.status)
             return arm_error(exc.status, "NotFound", "The requested resource was not found.")
 
     # -- container groups -------------------------------------------------
@@ -513,6 +513,13 @@ def _group_404(request: web.Request) -> web.Response:
     )
 
 
-def _group_404_exc(request: web.Request) -> web.HTTPException:
-    response = _group_404(request)
-    return web.HTTPNotFound(body=response.body, content_type="application/json")
+class ArmErrorResponse(Exception):
+    """Raised by a handler to answer with ARM's error body."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _group_404_exc(request: web.Request) -> ArmErrorResponse:
+    return ArmErrorResponse(_group_404(request))

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestCertificate:
+class SelfSignedCertificate:
     cert_path: Path
     key_path: Path
 
@@ -31,7 +31,7 @@ class TestCertificate:
         return context
 
 
-def make_certificate(directory: Path) -> TestCertificate:
+def make_certificate(directory: Path) -> SelfSignedCertificate:
     """A certificate for ``127.0.0.1`` and ``localhost``, valid for a day, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chatops fake ARM")])
@@ -64,4 +64,4 @@ def make_certificate(directory: Path) -> TestCertificate:
             serialization.NoEncryption(),
         )
     )
-    return TestCertificate(cert_path, key_path)
+    return SelfSignedCertificate(cert_path, key_path)
