@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -432,10 +431,3 @@ async def test_an_operation_that_outlasts_the_bounded_wait_is_reported_in_place(
             )
             == 1
         )
-
-
-def test_the_fake_certificate_is_only_trusted_through_the_injected_transport(
-    tmp_path: Path,
-) -> None:
-    """Production builds the client with no transport options: verification stays on."""
-    assert AzureOptions().transport == {}
