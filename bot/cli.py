@@ -145,9 +145,11 @@ def console(lines: tuple[str, ...]) -> None:
 
 def _register_verbs() -> None:
     """Verb groups that live in their own modules (imported last: they import this one)."""
+    from bot.cli_deploy import deploy_command
     from bot.cli_flags import flags
 
     cli.add_command(flags)
+    cli.add_command(deploy_command)
 
 
 _register_verbs()

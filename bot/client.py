@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -29,6 +29,10 @@ from telemetry.schema import Outcome
 from telemetry.send import reply
 from telemetry.setup import package_version
 from telemetry.spans import MessageTrace, current_trace, root_span
+
+if TYPE_CHECKING:
+    from bot.azure import AzureOptions
+    from telemetry.azure import Aci
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,9 @@ def bot_intents() -> discord.Intents:
 class ChatOpsBot(commands.Bot):
     """The bot: configuration in, cogs loaded in ``setup_hook``, one traced path per message."""
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, azure: AzureOptions | None = None, **options: Any
+    ) -> None:
         super().__init__(
             command_prefix=settings.bot_prefix,
             intents=bot_intents(),
@@ -64,6 +70,8 @@ class ChatOpsBot(commands.Bot):
         self.started_at = time.monotonic()
         self.gateway_up = False
         self._http_session: aiohttp.ClientSession | None = None
+        self._azure_options = azure
+        self.aci: Aci | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.add_check(
             UserRateLimit(settings.user_command_rate, settings.user_command_per_s), call_once=True
@@ -103,6 +111,24 @@ class ChatOpsBot(commands.Bot):
         await self.add_cog(Labs())
         await self.add_cog(Builds(self, channel_id=self.settings.ci_announce_channel_id))
         await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
+        await self._add_azure()
+
+    async def _add_azure(self) -> None:
+        """The ``aci`` commands, always: without AZURE_SUBSCRIPTION_ID they answer "not
+        configured" (the Azure packages are then never imported)."""
+        from commands.azure import Azure
+
+        if self.settings.azure_subscription_id:
+            from bot.azure import build_aci
+
+            self.aci = build_aci(self.settings, self._azure_options)
+        await self.add_cog(
+            Azure(
+                self.aci,
+                confirm_timeout_s=self.settings.azure_confirm_timeout_s,
+                logs_tail=self.settings.azure_logs_tail,
+            )
+        )
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -115,6 +141,9 @@ class ChatOpsBot(commands.Bot):
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self.aci is not None:
+            await self.aci.close()
+            self.aci = None
         shutdown_flags()
 
     async def on_ready(self) -> None:

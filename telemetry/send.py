@@ -13,6 +13,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from telemetry.schema import RESPONSE
 from telemetry.spans import record_response, send_span
 
 MESSAGE_MAX_CHARS = 2000
@@ -74,9 +75,34 @@ async def send_to(
         return await channel.send(content=text, embed=embed, allowed_mentions=NO_MENTIONS)
 
 
-async def edit(message: discord.Message, content: str) -> discord.Message:
-    """Edit a message the bot sent earlier (long operations report completion this way)."""
+async def edit(
+    message: discord.Message, content: str, *, clear_view: bool = False
+) -> discord.Message:
+    """Edit a message the bot sent earlier (long operations report completion this way).
+
+    ``clear_view`` removes its buttons (a confirmation that timed out).
+    """
     text = fit(content)
     with send_span() as span:
         record_response(span, text)
+        if clear_view:
+            return await message.edit(content=text, allowed_mentions=NO_MENTIONS, view=None)
         return await message.edit(content=text, allowed_mentions=NO_MENTIONS)
+
+
+async def update(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer a button press by editing the message it was on, removing its buttons."""
+    text = fit(content)
+    with send_span() as span:
+        record_response(span, text)
+        await interaction.response.edit_message(
+            content=text, view=None, allowed_mentions=NO_MENTIONS
+        )
+
+
+async def tell_privately(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer a button press with a message only its presser sees (ephemeral)."""
+    text = fit(content)
+    with send_span() as span:
+        span.set_attribute(RESPONSE, text)
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.sandbox import mentions
 from bot.sandbox.faults import Faults
 from bot.sandbox.gateway import RECONNECT, Gateway
+from bot.sandbox.interactions import Callback, Interactions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
 from bot.sandbox.state import JSON, FakeGuild, World
 
@@ -44,6 +45,7 @@ class FakeDiscord:
             shard_count=shard_count,
             on_bot_message=self._bot_message_event,
         )
+        self.interactions = Interactions(self.world, self.rest, self.gateway.dispatch)
         self.api_base = ""
         self.gateway_url = ""
         self.user: JSON = self.add_user("alice")
@@ -57,6 +59,7 @@ class FakeDiscord:
         app = web.Application(middlewares=[self.rest.middleware], client_max_size=64 * 1024**2)
         app.router.add_get("/gateway", self.gateway.handle)
         app.add_routes(self.rest.routes())
+        app.add_routes(self.interactions.routes())
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -199,6 +202,11 @@ class FakeDiscord:
         for fut in self._reply_waiters.pop(ref, []) if ref is not None else []:
             if not fut.done():
                 fut.set_result(stored)
+
+    async def click_button(self, message: JSON, custom_id: str, user: JSON) -> Callback:
+        """``user`` presses a button on a bot message; returns the bot's interaction response."""
+        iid = self.interactions.click_button(message, custom_id, user)
+        return await self.interactions.answer_to(iid)
 
     def would_ping(self, message: JSON) -> bool:
         """True if that bot message notifies anyone under Discord's allowed_mentions rules."""
