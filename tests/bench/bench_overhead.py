@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -73,11 +74,14 @@ class BenchFake(FakeDiscord):
                 fut.set_result(now)
         super()._bot_message_event(message, event)
 
-    async def timed(self, content: str, author: JSON, timeout: float = REPLY_TIMEOUT_S) -> float:
+    async def timed(
+        self, content: str, user: tuple[JSON, int], timeout: float = REPLY_TIMEOUT_S
+    ) -> float:
         """Send ``content``; seconds from dispatch to the reply's POST (inf if none came)."""
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        author, channel_id = user
         started = time.perf_counter()
-        message = self.send_message(content, author=author)
+        message = self.send_message(content, author=author, channel_id=channel_id)
         self._waiting[int(message["id"])] = fut
         try:
             return await asyncio.wait_for(fut, timeout) - started
@@ -174,12 +178,12 @@ async def otlp_receiver(enabled: bool) -> Any:
 
 
 async def run_phase(
-    fake: BenchFake, users: list[JSON], pid: int, per_user: int, offset: int
+    fake: BenchFake, users: list[tuple[JSON, int]], pid: int, per_user: int, offset: int
 ) -> Phase:
     """Each user sends ``per_user`` messages, each after the previous reply, all at once."""
     phase = Phase(messages=per_user * len(users))
 
-    async def user(index: int, author: JSON) -> None:
+    async def user(index: int, author: tuple[JSON, int]) -> None:
         for n in range(per_user):
             content = STREAM[(offset + index + n * len(users)) % len(STREAM)]
             phase.latencies_ms.append(await fake.timed(content, author) * 1000)
@@ -191,13 +195,47 @@ async def run_phase(
     return phase
 
 
+@contextlib.asynccontextmanager
+async def sampled(pid: int, out: Path | None) -> Any:
+    """py-spy samples ``pid`` meanwhile (collapsed stacks to ``out``), if ``out`` is set."""
+    if out is None:
+        yield
+        return
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "--pid", str(pid), "--rate", "1000", "--format", "raw"),
+        *("--output", str(out), "--nonblocking", "--threads"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), 30)
+
+
 async def run_variant(
-    name: str, *, guilds: int, warmup: int, c1: int, c8: int, workdir: Path
+    name: str,
+    *,
+    guilds: int,
+    warmup: int,
+    c1: int,
+    c8: int,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> Result:
     kind, otlp, store, extra = VARIANTS[name]
     result = Result(name)
-    async with BenchFake(guild_count=guilds) as fake, otlp_receiver(otlp) as (endpoint, counted):
-        users = [fake.user] + [fake.add_user(f"user{i}") for i in range(1, USERS)]
+    # Each user talks in a guild of their own: discord.py queues the replies to one
+    # channel behind one rate-limit bucket, and eight users flooding one channel is
+    # not a load Discord would accept anyway (5 messages per 5 s per channel).
+    async with (
+        BenchFake(guild_count=max(guilds, USERS)) as fake,
+        otlp_receiver(otlp) as (endpoint, counted),
+    ):
+        authors = [fake.user] + [fake.add_user(f"user{i}") for i in range(1, USERS)]
+        users = [(a, int(g.channels[0]["id"])) for a, g in zip(authors, fake.guilds, strict=False)]
         args = [sys.executable, str(CHILD), "bot", kind, fake.api_base, fake.gateway_url]
         if endpoint:
             args += ["--otlp", endpoint]
@@ -227,8 +265,9 @@ async def run_variant(
             result.first_reply_s = time.perf_counter() - started
             result.on_ready_s = await asyncio.wait_for(on_ready, START_TIMEOUT_S)
             await run_phase(fake, users[:1], proc.pid, warmup, 0)
-            result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0)
-            result.c8 = await run_phase(fake, users, proc.pid, c8 // USERS, 0)
+            async with sampled(proc.pid, profile):
+                result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0)
+                result.c8 = await run_phase(fake, users, proc.pid, c8 // USERS, 0)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             on_ready.cancel()
@@ -312,6 +351,10 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer messages: about 30 s")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", action="append", help="run only this variant (repeatable)")
+    parser.add_argument(
+        "--profile", type=Path, help="record each variant with py-spy into this directory"
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
     args = parser.parse_args()
     warmup, c1, c8 = (50, 300, 800) if args.quick else (200, 1500, 4000)
     scale_guilds, scale_messages = 2500, 200 if args.quick else 400
@@ -326,10 +369,16 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         for name in names:
             print(f"  {name} ...", flush=True)
+            out = None
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                out = args.profile / (name.replace(" ", "").replace(",", "-") + ".txt")
             results.append(
-                await run_variant(name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp))
+                await run_variant(
+                    name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp), profile=out
+                )
             )
-        for name in SCALE_VARIANTS:
+        for name in [] if args.no_scale else SCALE_VARIANTS:
             print(f"  {name}, {scale_guilds:,} guilds ...", flush=True)
             scale.append(
                 await run_variant(
