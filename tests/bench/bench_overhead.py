@@ -26,9 +26,11 @@ import json
 import os
 import signal
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,29 @@ class Result:
     def cpu_ms_per_message(self) -> float:
         total = self.c1.messages + self.c8.messages
         return (self.c1.cpu_s + self.c8.cpu_s) / total * 1000 if total else float("nan")
+
+
+def pooled(name: str, rounds: list[Result]) -> Result:
+    """One row from several rounds: phases pooled, start-up and RSS the median round's."""
+
+    def pool(phases: list[Phase]) -> Phase:
+        return Phase(
+            messages=sum(p.messages for p in phases),
+            seconds=sum(p.seconds for p in phases),
+            cpu_s=sum(p.cpu_s for p in phases),
+            latencies_ms=[x for p in phases for x in p.latencies_ms],
+        )
+
+    return Result(
+        name,
+        first_reply_s=statistics.median(r.first_reply_s for r in rounds),
+        on_ready_s=statistics.median(r.on_ready_s for r in rounds),
+        c1=pool([r.c1 for r in rounds]),
+        c8=pool([r.c8 for r in rounds]),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in rounds),
+        spans=None if rounds[0].spans is None else sum(r.spans or 0 for r in rounds),
+        notes=[n for r in rounds for n in r.notes],
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -239,7 +264,7 @@ async def run_variant(
         args = [sys.executable, str(CHILD), "bot", kind, fake.api_base, fake.gateway_url]
         if endpoint:
             args += ["--otlp", endpoint]
-        db = workdir / f"spans-{len(list(workdir.iterdir()))}.db"
+        db = workdir / f"spans-{uuid.uuid4().hex}.db"
         if store:
             args += ["--store", str(db)]
         started = time.perf_counter()
@@ -355,29 +380,36 @@ async def main() -> None:
         "--profile", type=Path, help="record each variant with py-spy into this directory"
     )
     parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
+    parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
     args = parser.parse_args()
-    warmup, c1, c8 = (50, 300, 800) if args.quick else (200, 1500, 4000)
-    scale_guilds, scale_messages = 2500, 200 if args.quick else 400
+    warmup, c1, c8 = (50, 300, 800) if args.quick else (100, 800, 2400)
+    rounds = args.rounds or (1 if args.quick else 3)
+    scale_guilds, scale_messages = 2500, 200
     names = [n for n in VARIANTS if not args.only or n in args.only or n == "plain discord.py"]
     print(
-        f"stream {STREAM}; {c1} messages at concurrency 1, {c8} at {USERS}; "
+        f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {c8} at "
+        f"{USERS}; "
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}",
         flush=True,
     )
-    results: list[Result] = []
+    by_name: dict[str, list[Result]] = {name: [] for name in names}
     scale: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        for name in names:
-            print(f"  {name} ...", flush=True)
-            out = None
-            if args.profile:
-                args.profile.mkdir(parents=True, exist_ok=True)
-                out = args.profile / (name.replace(" ", "").replace(",", "-") + ".txt")
-            results.append(
-                await run_variant(
-                    name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp), profile=out
+        # Variants interleaved round by round, so a noisy minute on the machine is
+        # spread over all of them rather than landing on one.
+        for round_no in range(rounds):
+            for name in names:
+                print(f"  round {round_no + 1}: {name} ...", flush=True)
+                out = None
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    slug = name.replace(" ", "").replace(",", "-")
+                    out = args.profile / f"{slug}-{round_no + 1}.txt"
+                by_name[name].append(
+                    await run_variant(
+                        name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp), profile=out
+                    )
                 )
-            )
         for name in [] if args.no_scale else SCALE_VARIANTS:
             print(f"  {name}, {scale_guilds:,} guilds ...", flush=True)
             scale.append(
@@ -385,6 +417,7 @@ async def main() -> None:
                     name, guilds=scale_guilds, warmup=0, c1=scale_messages, c8=0, workdir=Path(tmp)
                 )
             )
+    results = [pooled(name, rs) for name, rs in by_name.items()]
     print()
     print("latency in ms from MESSAGE_CREATE dispatched to the reply's POST received;")
     print("ready = process start to on_ready, reply = process start to the first reply\n")
