@@ -1,0 +1,437 @@
+"""What tracing costs: chatops-bot against a plain discord.py bot, same fake Discord, same stream.
+
+Run as ``python tests/bench/bench_overhead.py [--quick] [--json PATH]``; prints a
+table and ratios against the plain bot, asserts nothing (issue 9, items 6 and 7).
+
+Each variant is its own process (``overhead_child.py``), so its CPU time, peak RSS
+and start-up are its own and tracer-provider globals never mix. This process
+runs the protocol-level fake Discord and the users; the OTLP receiver, when a
+variant needs one, is a third process, so decoding spans is charged to no bot.
+
+Per variant: a probe message sent as the process starts (answered once the
+gateway is READY and the GUILD_CREATEs are in), a warm-up, then the stream at
+concurrency 1 (one user, each message after the previous reply) and 8 (eight
+users doing the same at once). Latency runs from the fake dispatching
+MESSAGE_CREATE to the fake receiving the reply's POST; CPU is the bot process's
+user+system time over both measured phases (all its threads, so the span export
+thread counts) divided by the messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bot.sandbox import FakeDiscord  # noqa: E402
+from bot.sandbox.state import JSON  # noqa: E402
+
+CHILD = Path(__file__).with_name("overhead_child.py")
+STREAM = ["!ping", "!about", "!roll 2d6", "!roll d20"]
+USERS = 8
+REPLY_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# name: (child variant, needs an OTLP receiver, SQLite store, extra environment)
+VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
+    "plain discord.py": ("plain", False, False, {}),
+    "chatops, OTLP": ("chatops", True, False, {}),
+    "chatops, SQLite store": ("chatops", False, True, {}),
+    "chatops, no exporter": ("chatops", False, False, {}),
+    "chatops, OTLP, always_off": ("chatops", True, False, {"OTEL_TRACES_SAMPLER": "always_off"}),
+    "chatops, OTEL_SDK_DISABLED": ("chatops", True, False, {"OTEL_SDK_DISABLED": "true"}),
+}
+SCALE_VARIANTS = ["plain discord.py", "chatops, OTLP"]
+
+
+class BenchFake(FakeDiscord):
+    """The sandbox fake, timing each reply's POST against its message's dispatch."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._waiting: dict[int, asyncio.Future[float]] = {}
+
+    def _bot_message_event(self, message: JSON, event: str) -> None:
+        now = time.perf_counter()
+        ref = (message.get("message_reference") or {}).get("message_id")
+        if event == "MESSAGE_CREATE" and ref is not None:
+            fut = self._waiting.pop(int(ref), None)
+            if fut is not None and not fut.done():
+                fut.set_result(now)
+        super()._bot_message_event(message, event)
+
+    async def timed(
+        self, content: str, user: tuple[JSON, int], timeout: float = REPLY_TIMEOUT_S
+    ) -> float:
+        """Send ``content``; seconds from dispatch to the reply's POST (inf if none came)."""
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        author, channel_id = user
+        started = time.perf_counter()
+        message = self.send_message(content, author=author, channel_id=channel_id)
+        self._waiting[int(message["id"])] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout) - started
+        except TimeoutError:
+            self._waiting.pop(int(message["id"]), None)
+            return float("inf")
+
+
+@dataclass
+class Phase:
+    messages: int = 0
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return sum(1 for x in self.latencies_ms if x == float("inf"))
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        done = sorted(self.latencies_ms)
+        return done[min(len(done) - 1, int(q * len(done)))] if done else float("nan")
+
+
+@dataclass
+class Result:
+    name: str
+    first_reply_s: float = float("nan")
+    on_ready_s: float = float("nan")
+    c1: Phase = field(default_factory=Phase)
+    c8: Phase = field(default_factory=Phase)
+    peak_rss_mb: float = 0.0
+    spans: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_ms_per_message(self) -> float:
+        total = self.c1.messages + self.c8.messages
+        return (self.c1.cpu_s + self.c8.cpu_s) / total * 1000 if total else float("nan")
+
+
+def pooled(name: str, rounds: list[Result]) -> Result:
+    """One row from several rounds: phases pooled, start-up and RSS the median round's."""
+
+    def pool(phases: list[Phase]) -> Phase:
+        return Phase(
+            messages=sum(p.messages for p in phases),
+            seconds=sum(p.seconds for p in phases),
+            cpu_s=sum(p.cpu_s for p in phases),
+            latencies_ms=[x for p in phases for x in p.latencies_ms],
+        )
+
+    return Result(
+        name,
+        first_reply_s=statistics.median(r.first_reply_s for r in rounds),
+        on_ready_s=statistics.median(r.on_ready_s for r in rounds),
+        c1=pool([r.c1 for r in rounds]),
+        c8=pool([r.c8 for r in rounds]),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in rounds),
+        spans=None if rounds[0].spans is None else sum(r.spans or 0 for r in rounds),
+        notes=[n for r in rounds for n in r.notes],
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of the whole process (every thread, live or ended)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without anything that configures the bot or OpenTelemetry."""
+    prefixes = ("OTEL_", "HONEYCOMB_", "DISCORD_", "SPAN_STORE", "FLAGS_", "COMMANDS_FILE")
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(prefixes)}
+    env["PYTHONPATH"] = str(REPO)
+    return env | extra
+
+
+@contextlib.asynccontextmanager
+async def otlp_receiver(enabled: bool) -> Any:
+    """An OTLP receiver process for one variant; yields (endpoint, span counter)."""
+    if not enabled:
+        yield None, None
+        return
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CHILD),
+        "otlp",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=child_env({}),
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    port = int((await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)).decode())
+    counted: list[int] = []
+    try:
+        yield f"http://127.0.0.1:{port}", counted
+    finally:
+        proc.stdin.close()
+        with contextlib.suppress(TimeoutError, ValueError):
+            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            counted.append(int(line.split()[1]))
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def run_phase(
+    fake: BenchFake, users: list[tuple[JSON, int]], pid: int, per_user: int, offset: int
+) -> Phase:
+    """Each user sends ``per_user`` messages, each after the previous reply, all at once."""
+    phase = Phase(messages=per_user * len(users))
+
+    async def user(index: int, author: tuple[JSON, int]) -> None:
+        for n in range(per_user):
+            content = STREAM[(offset + index + n * len(users)) % len(STREAM)]
+            phase.latencies_ms.append(await fake.timed(content, author) * 1000)
+
+    cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+    await asyncio.gather(*(user(i, a) for i, a in enumerate(users)))
+    phase.seconds = time.perf_counter() - wall0
+    phase.cpu_s = cpu_seconds(pid) - cpu0
+    return phase
+
+
+@contextlib.asynccontextmanager
+async def sampled(pid: int, out: Path | None) -> Any:
+    """py-spy samples ``pid`` meanwhile (collapsed stacks to ``out``), if ``out`` is set."""
+    if out is None:
+        yield
+        return
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "--pid", str(pid), "--rate", "1000", "--format", "raw"),
+        *("--output", str(out), "--nonblocking", "--threads"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), 30)
+
+
+async def run_variant(
+    name: str,
+    *,
+    guilds: int,
+    warmup: int,
+    c1: int,
+    c8: int,
+    workdir: Path,
+    profile: Path | None = None,
+) -> Result:
+    kind, otlp, store, extra = VARIANTS[name]
+    result = Result(name)
+    # Each user talks in a guild of their own: discord.py queues the replies to one
+    # channel behind one rate-limit bucket, and eight users flooding one channel is
+    # not a load Discord would accept anyway (5 messages per 5 s per channel).
+    async with (
+        BenchFake(guild_count=max(guilds, USERS)) as fake,
+        otlp_receiver(otlp) as (endpoint, counted),
+    ):
+        authors = [fake.user] + [fake.add_user(f"user{i}") for i in range(1, USERS)]
+        users = [(a, int(g.channels[0]["id"])) for a, g in zip(authors, fake.guilds, strict=False)]
+        args = [sys.executable, str(CHILD), "bot", kind, fake.api_base, fake.gateway_url]
+        if endpoint:
+            args += ["--otlp", endpoint]
+        db = workdir / f"spans-{uuid.uuid4().hex}.db"
+        if store:
+            args += ["--store", str(db)]
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=child_env(extra),
+        )
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        async def ready_line() -> float:
+            while line := await stdout.readline():
+                if line.strip() == b"ready":
+                    return time.perf_counter() - started
+            raise RuntimeError(f"{name}: the bot exited before on_ready")
+
+        on_ready = asyncio.create_task(ready_line())
+        try:
+            # Held by the fake until the session is ready, so this is start to first reply.
+            await fake.timed("!about", users[0], timeout=START_TIMEOUT_S)
+            result.first_reply_s = time.perf_counter() - started
+            result.on_ready_s = await asyncio.wait_for(on_ready, START_TIMEOUT_S)
+            await run_phase(fake, users[:1], proc.pid, warmup, 0)
+            async with sampled(proc.pid, profile):
+                result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0)
+                result.c8 = await run_phase(fake, users, proc.pid, c8 // USERS, 0)
+            result.peak_rss_mb = peak_rss_mb(proc.pid)
+        finally:
+            on_ready.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                result.notes.append("did not exit within 15 s of SIGTERM")
+                proc.kill()
+                await proc.wait()
+            if proc.returncode not in (0, -15):
+                result.notes.append(f"exit code {proc.returncode}")
+    if counted:
+        result.spans = counted[0]
+    if store and db.exists():
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            result.spans = int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+    missing = result.c1.missing + result.c8.missing
+    if missing:
+        result.notes.append(f"{missing} message(s) got no reply within {REPLY_TIMEOUT_S:.0f} s")
+    return result
+
+
+# -- printing -------------------------------------------------------------------
+
+
+def _f(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if value == value and value != float("inf") else "-"
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        f"{'variant':<28} {'ready s':>7} {'reply s':>7} {'rps c1':>7} {'rps c8':>7} "
+        f"{'p50 c1':>6} {'p99 c1':>6} {'p50 c8':>6} {'p99 c8':>6} {'CPU ms/msg':>10} "
+        f"{'RSS MB':>6} {'spans':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.name:<28} {_f(r.on_ready_s, 2):>7} {_f(r.first_reply_s, 2):>7} "
+            f"{_f(r.c1.rate, 0):>7} {_f(r.c8.rate, 0):>7} "
+            f"{_f(r.c1.pct(0.5), 2):>6} {_f(r.c1.pct(0.99), 2):>6} "
+            f"{_f(r.c8.pct(0.5), 2):>6} {_f(r.c8.pct(0.99), 2):>6} "
+            f"{_f(r.cpu_ms_per_message, 3):>10} {_f(r.peak_rss_mb, 0):>6} "
+            f"{'-' if r.spans is None else r.spans:>7}"
+        )
+    return "\n".join(lines)
+
+
+def ratios(results: list[Result]) -> str:
+    base = results[0]
+    head = (
+        f"{'against the plain bot':<28} {'CPU/msg':>8} {'+p99 c1 ms':>10} {'+p99 c8 ms':>10} "
+        f"{'+RSS MB':>8} {'+ready s':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results[1:]:
+        lines.append(
+            f"{r.name:<28} {r.cpu_ms_per_message / base.cpu_ms_per_message:>7.2f}x "
+            f"{r.c1.pct(0.99) - base.c1.pct(0.99):>+10.2f} "
+            f"{r.c8.pct(0.99) - base.c8.pct(0.99):>+10.2f} "
+            f"{r.peak_rss_mb - base.peak_rss_mb:>+8.1f} {r.on_ready_s - base.on_ready_s:>+8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def scale_table(results: list[Result], guilds: int) -> str:
+    head = f"{f'READY with {guilds:,} guilds':<28} {'ready s':>7} {'reply s':>7} {'RSS MB':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.name:<28} {_f(r.on_ready_s, 2):>7} {_f(r.first_reply_s, 2):>7} "
+            f"{_f(r.peak_rss_mb, 0):>7}"
+        )
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages: about 30 s")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", action="append", help="run only this variant (repeatable)")
+    parser.add_argument(
+        "--profile", type=Path, help="record each variant with py-spy into this directory"
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
+    parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
+    args = parser.parse_args()
+    warmup, c1, c8 = (50, 300, 800) if args.quick else (100, 800, 2400)
+    rounds = args.rounds or (1 if args.quick else 3)
+    scale_guilds, scale_messages = 2500, 200
+    names = [n for n in VARIANTS if not args.only or n in args.only or n == "plain discord.py"]
+    print(
+        f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {c8} at "
+        f"{USERS}; "
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}",
+        flush=True,
+    )
+    by_name: dict[str, list[Result]] = {name: [] for name in names}
+    scale: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        # Variants interleaved round by round, so a noisy minute on the machine is
+        # spread over all of them rather than landing on one.
+        for round_no in range(rounds):
+            for name in names:
+                print(f"  round {round_no + 1}: {name} ...", flush=True)
+                out = None
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    slug = name.replace(" ", "").replace(",", "-")
+                    out = args.profile / f"{slug}-{round_no + 1}.txt"
+                by_name[name].append(
+                    await run_variant(
+                        name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp), profile=out
+                    )
+                )
+        for name in [] if args.no_scale else SCALE_VARIANTS:
+            print(f"  {name}, {scale_guilds:,} guilds ...", flush=True)
+            scale.append(
+                await run_variant(
+                    name, guilds=scale_guilds, warmup=0, c1=scale_messages, c8=0, workdir=Path(tmp)
+                )
+            )
+    results = [pooled(name, rs) for name, rs in by_name.items()]
+    print()
+    print("latency in ms from MESSAGE_CREATE dispatched to the reply's POST received;")
+    print("ready = process start to on_ready, reply = process start to the first reply\n")
+    print(table(results))
+    print()
+    print(ratios(results))
+    print()
+    print(scale_table(scale, scale_guilds))
+    for r in results + scale:
+        for note in r.notes:
+            print(f"note: {r.name}: {note}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results + scale], indent=1))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
