@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.sandbox import mentions
 from bot.sandbox.faults import Faults
 from bot.sandbox.gateway import RECONNECT, Gateway
+from bot.sandbox.interactions import CommandSource, FakeInteraction, FakeInteractions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
 from bot.sandbox.state import JSON, FakeGuild, World
 
@@ -44,6 +45,7 @@ class FakeDiscord:
             shard_count=shard_count,
             on_bot_message=self._bot_message_event,
         )
+        self.interactions = FakeInteractions(self.world, self._bot_message_event)
         self.api_base = ""
         self.gateway_url = ""
         self.user: JSON = self.add_user("alice")
@@ -57,6 +59,7 @@ class FakeDiscord:
         app = web.Application(middlewares=[self.rest.middleware], client_max_size=64 * 1024**2)
         app.router.add_get("/gateway", self.gateway.handle)
         app.add_routes(self.rest.routes())
+        app.add_routes(self.interactions.routes())
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -258,6 +261,67 @@ class FakeDiscord:
     async def dispatch(self, event: str, data: JSON) -> None:
         """Send any gateway event (routed to the shard of ``data["guild_id"]``)."""
         self.gateway.dispatch(event, data)
+
+    # -- users use slash commands and buttons (interactions.py) -------------
+
+    def use_commands(self, source: CommandSource) -> None:
+        """Where commands come from when nothing was synced (e.g. the bot's tree, as JSON)."""
+        self.interactions.source = source
+
+    def send_command(
+        self,
+        line: str,
+        *,
+        author: JSON | None = None,
+        channel_id: int | None = None,
+        autocomplete: bool = False,
+    ) -> FakeInteraction:
+        """A user sends (or, with ``autocomplete``, is typing) ``line``: INTERACTION_CREATE."""
+        interaction = self.interactions.command_interaction(
+            line,
+            user=author or self.user,
+            channel_id=self.channel_id if channel_id is None else channel_id,
+            autocomplete=autocomplete,
+        )
+        self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
+        return interaction
+
+    async def slash(
+        self,
+        line: str,
+        *,
+        author: JSON | None = None,
+        channel_id: int | None = None,
+        timeout: float = 5.0,
+    ) -> JSON | None:
+        """Run ``/command ...`` and return the answer the user sees (after any deferral)."""
+        interaction = self.send_command(line, author=author, channel_id=channel_id)
+        return await _first(interaction, timeout)
+
+    async def autocomplete(
+        self, line: str, *, author: JSON | None = None, timeout: float = 5.0
+    ) -> list[JSON] | None:
+        """The choices offered while ``line`` is typed (its last option focused)."""
+        interaction = self.send_command(line, author=author, autocomplete=True)
+        answer = await _first(interaction, timeout)
+        return None if answer is None else list(answer.get("choices") or [])
+
+    async def click(
+        self, message: JSON, custom_id: str, *, author: JSON | None = None, timeout: float = 5.0
+    ) -> JSON | None:
+        """Click the button ``custom_id`` on ``message``; the answer (or updated message)."""
+        interaction = self.interactions.component_interaction(
+            message, custom_id, user=author or self.user
+        )
+        self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
+        return await _first(interaction, timeout)
+
+
+async def _first(interaction: FakeInteraction, timeout: float) -> JSON | None:
+    try:
+        return await asyncio.wait_for(asyncio.shield(interaction.answered), timeout)
+    except TimeoutError:
+        return None
 
 
 def _reference_id(message: JSON) -> int | None:
