@@ -22,7 +22,7 @@ from discord.ext import commands
 from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from bot.errors import classify, unknown_command_reply
-from bot.help import TracedHelpCommand
+from bot.help import TracedHelpCommand, slash_help
 from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length, is_expensive
 from bot.slash import ChatOpsTree, capture_error
 from telemetry import schema
@@ -106,6 +106,7 @@ class ChatOpsBot(commands.Bot):
             )
         )
         await self.add_cog(Labs())
+        self.tree.add_command(slash_help)
         await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
 
     async def close(self) -> None:
