@@ -9,7 +9,6 @@ No token and no network: everything runs on loopback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,9 +102,7 @@ async def slash_exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TRACE_WAIT_S
-    answer = None
-    with contextlib.suppress(TimeoutError):
-        answer = await asyncio.wait_for(asyncio.shield(interaction.answered), TRACE_WAIT_S)
+    answer = await interaction.wait(TRACE_WAIT_S)
     root = recent.find_root(schema.INTERACTION_ID, str(interaction.id))
     while root is None and loop.time() < deadline:
         await asyncio.sleep(0.01)

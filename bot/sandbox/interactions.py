@@ -58,6 +58,13 @@ class FakeInteraction:
         """Whether the bot answered "thinking…" first."""
         return any(c.get("type") in (DEFERRED_MESSAGE, DEFERRED_UPDATE) for c in self.callbacks)
 
+    async def wait(self, timeout: float = 5.0) -> JSON | None:
+        """The first answer a user sees (None if none came within ``timeout``)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.answered), timeout)
+        except TimeoutError:
+            return None
+
     def answer(self, value: JSON) -> None:
         if not self.answered.done():
             self.answered.set_result(value)

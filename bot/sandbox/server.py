@@ -296,14 +296,14 @@ class FakeDiscord:
     ) -> JSON | None:
         """Run ``/command ...`` and return the answer the user sees (after any deferral)."""
         interaction = self.send_command(line, author=author, channel_id=channel_id)
-        return await _first(interaction, timeout)
+        return await interaction.wait(timeout)
 
     async def autocomplete(
         self, line: str, *, author: JSON | None = None, timeout: float = 5.0
     ) -> list[JSON] | None:
         """The choices offered while ``line`` is typed (its last option focused)."""
         interaction = self.send_command(line, author=author, autocomplete=True)
-        answer = await _first(interaction, timeout)
+        answer = await interaction.wait(timeout)
         return None if answer is None else list(answer.get("choices") or [])
 
     async def click(
@@ -314,14 +314,7 @@ class FakeDiscord:
             message, custom_id, user=author or self.user
         )
         self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
-        return await _first(interaction, timeout)
-
-
-async def _first(interaction: FakeInteraction, timeout: float) -> JSON | None:
-    try:
-        return await asyncio.wait_for(asyncio.shield(interaction.answered), timeout)
-    except TimeoutError:
-        return None
+        return await interaction.wait(timeout)
 
 
 def _reference_id(message: JSON) -> int | None:
