@@ -177,9 +177,11 @@ def sync_commands(guild_id: int | None) -> None:
 
 def _register_verbs() -> None:
     """Verb groups that live in their own modules (imported last: they import this one)."""
+    from bot.cli_deploy import deploy_command
     from bot.cli_flags import flags
 
     cli.add_command(flags)
+    cli.add_command(deploy_command)
 
 
 _register_verbs()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -25,13 +25,19 @@ from bot.errors import classify, unknown_command_reply
 from bot.help import TracedHelpCommand, slash_help
 from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length, is_expensive
 from bot.slash import ChatOpsTree, capture_error
+from commands.ci import Builds
 from telemetry import schema
 from telemetry.flags import shutdown_flags, start_flags
 from telemetry.interactions import defer
+from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
 from telemetry.send import reply
 from telemetry.setup import package_version
 from telemetry.spans import MessageTrace, current_trace, root_span
+
+if TYPE_CHECKING:
+    from bot.azure import AzureOptions
+    from telemetry.azure import Aci
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,9 @@ def bot_intents() -> discord.Intents:
 class ChatOpsBot(commands.Bot):
     """The bot: configuration in, cogs loaded in ``setup_hook``, one traced path per message."""
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, azure: AzureOptions | None = None, **options: Any
+    ) -> None:
         super().__init__(
             command_prefix=settings.bot_prefix,
             intents=bot_intents(),
@@ -68,6 +76,8 @@ class ChatOpsBot(commands.Bot):
         self.started_at = time.monotonic()
         self.gateway_up = False
         self._http_session: aiohttp.ClientSession | None = None
+        self._azure_options = azure
+        self.aci: Aci | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.add_check(
             UserRateLimit(settings.user_command_rate, settings.user_command_per_s), call_once=True
@@ -106,14 +116,42 @@ class ChatOpsBot(commands.Bot):
             )
         )
         await self.add_cog(Labs())
+        await self.add_cog(Builds(self, channel_id=self.settings.ci_announce_channel_id))
         self.tree.add_command(slash_help)
         await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
+        await self._add_azure()
+
+    async def _add_azure(self) -> None:
+        """The ``aci`` commands, always: without AZURE_SUBSCRIPTION_ID they answer "not
+        configured" (the Azure packages are then never imported)."""
+        from commands.azure import Azure
+
+        if self.settings.azure_subscription_id:
+            from bot.azure import build_aci
+
+            self.aci = build_aci(self.settings, self._azure_options)
+        await self.add_cog(
+            Azure(
+                self.aci,
+                confirm_timeout_s=self.settings.azure_confirm_timeout_s,
+                logs_tail=self.settings.azure_logs_tail,
+            )
+        )
+
+    async def announce_pipeline(self, event: PipelineEvent) -> None:
+        """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
+        builds = self.get_cog("Builds")
+        if isinstance(builds, Builds):
+            await builds.announce(event)
 
     async def close(self) -> None:
         self.gateway_up = False
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self.aci is not None:
+            await self.aci.close()
+            self.aci = None
         shutdown_flags()
 
     async def on_ready(self) -> None:

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     buildkite_service_name: str = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+    # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
+    ci_announce_channel_id: int | None = None
 
     # external commands (issue 3)
     external_timeout_s: float = Field(default=8.0, gt=0, le=120)
@@ -189,6 +191,22 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip()[-1:].isalpha() and value[:1] != "P":
             return parse_timespan(value)
         return value
+
+    # azure (issues 5, 7)
+    # Resource Manager and its token authority: the public cloud by default; sovereign
+    # clouds set both (e.g. https://management.usgovcloudapi.net and
+    # https://login.microsoftonline.us). The token scope is ``<endpoint>/.default``.
+    azure_arm_endpoint: str = "https://management.azure.com"
+    azure_authority_host: str | None = None
+    # One ARM request, the SDK's own retries included (429 waits for Retry-After).
+    azure_call_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    azure_retry_total: int = Field(default=3, ge=0, le=10)
+    # The bounded wait for a long-running operation (start, restart, deploy).
+    azure_operation_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    # How often to poll an operation when ARM sends no Retry-After.
+    azure_poll_interval_s: float = Field(default=5.0, gt=0, le=60)
+    azure_confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    azure_logs_tail: int = Field(default=100, ge=1, le=10_000)
 
 
 def flags_config(settings: Settings) -> FlagsConfig:

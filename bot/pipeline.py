@@ -59,8 +59,13 @@ async def buildkite_poller(
     *,
     once: bool = False,
     notifier: Notifier | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the poller until SIGTERM/SIGINT (or one pass); spans go to the bot's OTLP endpoint."""
+    """Run the poller until ``stop`` is set (or one pass); spans go to the bot's OTLP endpoint.
+
+    Without ``stop`` (the standalone verb) SIGTERM/SIGINT stop it; inside the bot,
+    the bot's own shutdown sets ``stop``.
+    """
     token = settings.buildkite_api_token
     endpoint = settings.otlp_endpoint
     if token is None or not settings.buildkite_org or not endpoint:
@@ -93,6 +98,9 @@ async def buildkite_poller(
                 announce_after=datetime.now(UTC)
                 - timedelta(seconds=settings.buildkite_poll_interval_s),
             )
+            if stop is not None:
+                await _run_until(poller, stop, settings.buildkite_poll_interval_s, once=once)
+                return
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, poller.stop.set)
@@ -103,3 +111,22 @@ async def buildkite_poller(
                     loop.remove_signal_handler(signum)
     finally:
         store.close()
+
+
+async def _run_until(
+    poller: BuildkitePoller, stop: asyncio.Event, interval_s: float, *, once: bool
+) -> None:
+    async def relay() -> None:
+        await stop.wait()
+        poller.stop.set()
+
+    relay_task = asyncio.create_task(relay())
+    try:
+        await poller.run(interval_s, once=once)
+    finally:
+        relay_task.cancel()
+
+
+def buildkite_configured(settings: Settings) -> bool:
+    """The bot polls BuildKite itself when a token, an org and an OTLP endpoint are set."""
+    return bool(settings.buildkite_api_token and settings.buildkite_org and settings.otlp_endpoint)

@@ -9,6 +9,7 @@ import signal
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from bot.ci_services import CiServices
 from bot.client import create_bot
 from bot.config import Settings
 from bot.health import health_app, start_health_server
@@ -33,7 +34,11 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
 async def serve(settings: Settings, token: str) -> None:
     """Run until SIGTERM/SIGINT or a fatal gateway error; always close the gateway."""
     bot = create_bot(settings)
-    health = await start_health_server(health_app(lambda: bot.gateway_up), settings.health_port)
+    app = health_app(lambda: bot.gateway_up)
+    ci = CiServices(settings, bot.announce_pipeline)
+    ci.mount(app)
+    health = await start_health_server(app, settings.health_port)
+    ci.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -46,8 +51,9 @@ async def serve(settings: Settings, token: str) -> None:
         if stop.is_set():
             log.info("signal received: closing the gateway")
         stop_task.cancel()
-        await bot.close()
         await health.cleanup()
+        await ci.close()
+        await bot.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     if bot_task.done():

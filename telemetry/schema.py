@@ -110,6 +110,7 @@ CI_PIPELINE_NUMBER = "app.ci.pipeline.number"
 CI_STATUS = "app.ci.status"
 CI_EVENT_TYPE = "app.ci.event.type"
 CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
+CI_TRACE_ID = "app.ci.trace_id"
 COMMAND_LINE_MAX_CHARS = 1024
 
 # External API calls (issue 3): on the named span around each call.
@@ -122,3 +123,19 @@ API_RATE_LIMIT_WAIT_MS = "app.api.rate_limit_wait_ms"
 API_TIMEOUT_S = "app.api.timeout_s"
 API_TRACE_PROPAGATED = "app.api.trace_propagated"
 HTTP_COMMAND = "app.http_command.name"
+
+# Azure chat-ops and deploy (issues 5, 7). AZURE_OPERATION is the ARM action the call
+# needs (what a role must allow); AZURE_RESOURCE_ID the container group's ARM id.
+AZURE_SPAN_PREFIX = "azure.containerinstance."
+AZURE_RESOURCE_GROUP = "app.azure.resource_group"
+AZURE_STATUS = "app.azure.status_code"
+AZURE_ERROR_CODE = "app.azure.error.code"
+AZURE_RETRY_AFTER_S = "app.azure.retry_after_s"
+AZURE_TIMEOUT_S = "app.azure.timeout_s"
+AZURE_CONFIRMATION = "app.azure.confirmation"
+DEPLOY_SPAN = "deploy"
+DEPLOY_PHASE_PREFIX = "deploy."
+DEPLOY_IMAGE = "app.deploy.image"
+DEPLOY_PREVIOUS_IMAGE = "app.deploy.previous_image"
+DEPLOY_CONTAINER = "app.deploy.container"
+DEPLOY_RESULT = "app.deploy.result"

@@ -14,13 +14,14 @@ it (``telemetry.components``), so a click on it can link back.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
 from discord.ext import commands
 
 from telemetry.components import remember_origin
-from telemetry.interactions import state_for
+from telemetry.interactions import InteractionState, state_for
 from telemetry.spans import record_response, send_span
 
 MESSAGE_MAX_CHARS = 2000
@@ -102,10 +103,9 @@ async def respond(
         kwargs["file"] = file
     if view is not None:
         kwargs["view"] = view
-    state = state_for(interaction)
     with send_span() as span:
         record_response(span, describe(text, embed))
-        async with state.lock if state is not None else contextlib.nullcontext():
+        async with answering(interaction) as state:
             response = interaction.response
             if not response.is_done():
                 callback = await response.send_message(ephemeral=ephemeral, **kwargs)
@@ -119,11 +119,25 @@ async def respond(
                 if ephemeral and not answered and _deferred_publicly(interaction):
                     await interaction.delete_original_response()
                 message = await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
-            if state is not None:
-                state.answered = True
     if view is not None:
         remember_origin(message.id)
     return message
+
+
+@contextlib.asynccontextmanager
+async def answering(
+    interaction: discord.Interaction[Any],
+) -> AsyncIterator[InteractionState | None]:
+    """Hold the interaction's response lock (if this task handles it) while answering it.
+
+    Everything that answers an interaction goes through here, so an answer never
+    races the deferral timer, and the state knows a real answer went out.
+    """
+    state = state_for(interaction)
+    async with state.lock if state is not None else contextlib.nullcontext():
+        yield state
+        if state is not None:
+            state.answered = True
 
 
 def _deferred_publicly(interaction: discord.Interaction[Any]) -> bool:
@@ -131,3 +145,58 @@ def _deferred_publicly(interaction: discord.Interaction[Any]) -> bool:
     state = state_for(interaction)
     deferred = interaction.response.type is discord.InteractionResponseType.deferred_channel_message
     return deferred and not (state is not None and state.deferred_ephemeral)
+
+
+async def send_to(
+    channel: discord.abc.Messageable,
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+) -> discord.Message:
+    """Post to a channel outside any command (announcements), in a ``discord.send`` span."""
+    text = fit(content) if content else None
+    with send_span() as span:
+        record_response(span, describe(text, embed))
+        if embed is None:
+            return await channel.send(content=text, allowed_mentions=NO_MENTIONS)
+        return await channel.send(content=text, embed=embed, allowed_mentions=NO_MENTIONS)
+
+
+async def edit(
+    message: discord.Message, content: str, *, clear_view: bool = False
+) -> discord.Message:
+    """Edit a message the bot sent earlier (long operations report completion this way).
+
+    ``clear_view`` removes its buttons (a confirmation that timed out).
+    """
+    text = fit(content)
+    with send_span() as span:
+        record_response(span, text)
+        if clear_view:
+            return await message.edit(content=text, allowed_mentions=NO_MENTIONS, view=None)
+        return await message.edit(content=text, allowed_mentions=NO_MENTIONS)
+
+
+async def update(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer a button press by editing the message it was on, removing its buttons.
+
+    If the press was already acknowledged (a deferred update), the same edit goes
+    to the clicked message through the interaction's webhook instead.
+    """
+    text = fit(content)
+    with send_span() as span:
+        record_response(span, text)
+        async with answering(interaction):
+            if not interaction.response.is_done():
+                await interaction.response.edit_message(
+                    content=text, view=None, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                await interaction.edit_original_response(
+                    content=text, view=None, allowed_mentions=NO_MENTIONS
+                )
+
+
+async def tell_privately(interaction: discord.Interaction[Any], content: str) -> None:
+    """Answer a button press with a message only its presser sees (ephemeral)."""
+    await respond(interaction, content, ephemeral=True)

@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from telemetry import drops
 from telemetry.propagation import OptInTraceContextPropagator
 from telemetry.spans import TraceFieldsProcessor
 
@@ -100,7 +101,8 @@ def build_provider(
     processors: Sequence[SpanProcessor] = (),
 ) -> TracerProvider:
     """A provider with the trace-fields processor and one batch processor per exporter."""
-    provider = TracerProvider(resource=build_resource(config))
+    # shutdown() below bounds the wait; the SDK's own atexit shutdown would not.
+    provider = TracerProvider(resource=build_resource(config), shutdown_on_exit=False)
     provider.add_span_processor(TraceFieldsProcessor())
     for exporter in build_exporters(config) if exporters is None else exporters:
         provider.add_span_processor(
@@ -134,6 +136,7 @@ def install(provider: TracerProvider) -> None:
 
     AioHttpClientInstrumentor().instrument(url_filter=redact_url)
     LoggingInstrumentor().instrument(set_logging_format=False)
+    drops.install()
     _installed = True
 
 

@@ -306,15 +306,25 @@ class FakeDiscord:
         answer = await interaction.wait(timeout)
         return None if answer is None else list(answer.get("choices") or [])
 
-    async def click(
-        self, message: JSON, custom_id: str, *, author: JSON | None = None, timeout: float = 5.0
-    ) -> JSON | None:
-        """Click the button ``custom_id`` on ``message``; the answer (or updated message)."""
+    def press(
+        self, message: JSON, custom_id: str, *, author: JSON | None = None
+    ) -> FakeInteraction:
+        """A user clicks the button ``custom_id`` on ``message``: INTERACTION_CREATE.
+
+        The returned interaction records the bot's callbacks (``callbacks[0]["type"]``
+        is 7 for an edit of the clicked message, 4 for a new, maybe ephemeral, one).
+        """
         interaction = self.interactions.component_interaction(
             message, custom_id, user=author or self.user
         )
         self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
-        return await interaction.wait(timeout)
+        return interaction
+
+    async def click(
+        self, message: JSON, custom_id: str, *, author: JSON | None = None, timeout: float = 5.0
+    ) -> JSON | None:
+        """Click the button ``custom_id`` on ``message``; the answer (or updated message)."""
+        return await self.press(message, custom_id, author=author).wait(timeout)
 
 
 def _reference_id(message: JSON) -> int | None:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from telemetry import schema
+
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,3 +48,23 @@ async def notify_safely(notifier: Notifier | None, event: PipelineEvent) -> None
         await asyncio.wait_for(notifier(event), timeout=10.0)
     except Exception:
         log.exception("pipeline notifier failed for %s run %s", event.system, event.run_id)
+
+
+@contextmanager
+def announcement_span(event: PipelineEvent) -> Iterator[trace.Span]:
+    """A root span for posting ``event`` to chat, pointing at the pipeline's own trace.
+
+    The pipeline's trace lives in the CI service's dataset; its id is recorded so
+    the two can be joined by a query, not by a parent link.
+    """
+    attributes = {
+        schema.CI_SYSTEM: event.system,
+        schema.CICD_PIPELINE_NAME: event.pipeline,
+        schema.CICD_PIPELINE_RESULT: event.result,
+        schema.CICD_PIPELINE_RUN_ID: event.run_id,
+        schema.CI_TRACE_ID: event.trace_id,
+    }
+    with tracer.start_as_current_span(
+        "ci.announce", context=Context(), attributes=attributes
+    ) as span:
+        yield span

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.chatops_process import TOKEN, child_env, start
 from tests.fakes.otlp import OtlpReceiver
-
-TOKEN = "MTIz.secret-token-never-logged.abc"
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "HONEYCOMB_", "DISCORD_"))
-    }
-    env.update(SPAN_STORE="off", HEALTH_PORT="0", FLAGS_FILE="/nonexistent/flags.json")
-    env.update(extra)
-    return env
-
-
-async def start(env: Mapping[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm(

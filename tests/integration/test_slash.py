@@ -24,7 +24,10 @@ from tests.integration.slash import is_ephemeral, run
 from tests.integration.test_flags import boolean_flag, users, write_flags
 from tests.integration.test_http_commands import COMMANDS
 
-ALL_COMMANDS = {"ping", "about", "roll", "catfact", "mtg", "card", "whoami", "beta", "flip", "help"}
+ALL_COMMANDS = {
+    *("ping", "about", "roll", "catfact", "mtg", "card", "whoami", "beta", "flip", "help"),
+    *("builds", "aci"),
+}
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+# chatops-bot container image. Build from the repository root:
+#
+#   docker build \
+#     --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+#     -t chatops-bot:dev .
+#
+# Two stages on the same base image: the builder makes a wheel of the project and
+# installs it with its runtime dependencies into /opt/venv; the final stage copies
+# only that venv (the venv's python is a symlink to the base image's interpreter,
+# which is why both stages use the same base). See docs/README-deploy.md.
+
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY commands ./commands
+COPY telemetry ./telemetry
+
+# The wheel is built from the copied tree only (hatchling comes in the isolated
+# build environment); the venv gets the wheel and its runtime dependencies, never
+# the dev extra. pip compiles the .pyc files here, so the non-root user never
+# needs to write into /opt/venv. pip (and setuptools, which a 3.11 venv seeds)
+# leave the venv at the end: nothing imports them at run time.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
+    && /opt/venv/bin/pip install /tmp/wheels/chatops_bot-*.whl \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
+    && rm -rf /tmp/wheels
+
+
+FROM ${PYTHON_IMAGE}
+
+# Build metadata (docs/README-deploy.md: the pipeline passes all four).
+ARG VERSION=0.0.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+
+LABEL org.opencontainers.image.title="chatops-bot" \
+      org.opencontainers.image.description="An OpenTelemetry-traced Discord chat-ops bot" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.created="${CREATED}"
+
+# An unprivileged user with a fixed uid; USER below names it by number, so a
+# platform's runAsNonRoot check can verify it without reading /etc/passwd.
+RUN groupadd --system --gid 10001 chatops \
+    && useradd --system --uid 10001 --gid chatops --home-dir /app --shell /usr/sbin/nologin chatops
+
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=chatops:chatops flags.json ./
+
+# SPAN_STORE=off: in the container, traces go to the OTLP endpoint (or Honeycomb);
+# ACI gives a container no durable disk. To keep the local store instead, mount a
+# volume at /data and set SPAN_STORE=/data/spans.db.
+# GIT_COMMIT is what `!about` shows.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    SPAN_STORE=off \
+    HEALTH_PORT=8080 \
+    GIT_COMMIT=${REVISION}
+
+USER 10001:10001
+EXPOSE 8080
+
+# /healthz answers while the process runs; python's urllib, so no curl in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTH_PORT', '8080') + '/healthz', timeout=4)"]
+
+# Exec form: the bot is PID 1 and receives SIGTERM itself (no shell in between);
+# `chatops run` handles SIGTERM/SIGINT (closes the gateway, flushes spans, exit 0).
+ENTRYPOINT ["chatops"]
+CMD ["run"]

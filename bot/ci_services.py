@@ -1,0 +1,71 @@
+"""CI inside the running bot: the CircleCI receiver on the health server, the BuildKite poller.
+
+Both announce finished runs through the bot's ``Builds`` cog. Each is started
+only when configured, and both stop with the bot without losing queued spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from bot.ci_env import environment
+from bot.config import Settings
+from bot.pipeline import buildkite_configured, buildkite_poller, circleci_receiver
+from telemetry.pipeline.events import Notifier
+from telemetry.pipeline.export import BatchSink
+from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 10.0
+
+
+class CiServices:
+    """What the bot runs for CI: started in ``serve``, closed at shutdown."""
+
+    def __init__(self, settings: Settings, notifier: Notifier) -> None:
+        self.settings = settings
+        self.notifier = notifier
+        self._receiver: CircleCIReceiver | None = None
+        self._sink: BatchSink | None = None
+        self._stop = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+
+    def mount(self, app: web.Application) -> None:
+        """Serve ``POST /hooks/circleci`` beside the health routes when a secret is set."""
+        if self.settings.circleci_hook_secret is None:
+            return
+        self._receiver, self._sink = circleci_receiver(
+            self.settings, environment(), notifier=self.notifier
+        )
+        app.add_routes(circleci_routes(self._receiver))
+
+    def start(self) -> None:
+        """Follow BuildKite builds when a token, an org and an OTLP endpoint are set."""
+        if not buildkite_configured(self.settings):
+            return
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.buildkite_poll_interval_s)
+        self._poller = asyncio.create_task(
+            buildkite_poller(self.settings, since, [], notifier=self.notifier, stop=self._stop),
+            name="buildkite-poller",
+        )
+        self._poller.add_done_callback(_log_failure)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._poller, STOP_TIMEOUT_S)
+        if self._receiver is not None:
+            await self._receiver.drain()
+        if self._sink is not None:
+            await asyncio.to_thread(self._sink.close)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the BuildKite poller stopped: %s", task.exception())

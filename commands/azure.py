@@ -1,0 +1,251 @@
+"""``aci``: manage Azure Container Instances from chat (``!aci ...`` and ``/aci ...``).
+
+Reads need the ``aci-reader`` flag, changes ``aci-operator``. Stop and restart
+ask first (buttons only the requester can press, with a timeout). A change is
+acknowledged at once, and that same message is edited when Azure finishes or
+fails; the command waits for it inside the message's trace (bounded by
+``AZURE_OPERATION_TIMEOUT_S``), so the trace shows the whole operation and each
+message's operation is independent of the others.
+
+A failure edited into the acknowledgement is recorded on the root span here
+(``record_error``), since the error mapper would otherwise send a second reply.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from commands.aci_format import code, code_block, container_state, list_table, status_text
+from commands.confirm import Confirm, Decision
+from commands.limits import EXPENSIVE
+from commands.slash import hybrid_group, subcommand
+from telemetry import schema
+from telemetry.azure import Aci, AzureError, Found, GroupRef
+from telemetry.errors import UserFacingError
+from telemetry.flag_checks import requires_flag
+from telemetry.schema import Outcome
+from telemetry.send import edit, reply, update
+from telemetry.spans import current_trace
+
+# discord.py's hybrid decorators infer ``Never`` for the callback under mypy; the typed
+# wrappers in commands/slash.py pin the context type instead.
+Ctx = commands.Context[commands.Bot]
+
+NOT_CONFIGURED = (
+    "Azure is not configured here: the bot needs AZURE_SUBSCRIPTION_ID and AZURE_RESOURCE_GROUP."
+)
+INLINE_LOG_CHARS = 1800
+MAX_TAIL = 10_000
+
+
+@dataclass(frozen=True)
+class Verb:
+    """How a change reads in chat: ``restart`` / ``Restarting`` / ``restarted``."""
+
+    name: str
+    doing: str
+    done: str
+
+
+RESTART = Verb("restart", "Restarting", "restarted")
+START = Verb("start", "Starting", "started")
+STOP = Verb("stop", "Stopping", "stopped")
+
+
+class NotAnOption(commands.Converter[str]):
+    """A container name, which never starts with ``--`` (so ``--tail`` is left to the flags)."""
+
+    async def convert(self, ctx: commands.Context[Any], argument: str) -> str:
+        if argument.startswith("--"):
+            raise commands.BadArgument("not a container name")
+        return argument
+
+
+class LogFlags(commands.FlagConverter, prefix="--", delimiter=" "):
+    tail: int | None = commands.flag(default=None, description="How many lines from the end")
+
+
+class Azure(commands.Cog, name="Azure"):
+    """Azure Container Instances: list, status, logs, start, stop, restart."""
+
+    def __init__(self, aci: Aci | None, *, confirm_timeout_s: float, logs_tail: int) -> None:
+        self._client = aci
+        self.confirm_timeout_s = confirm_timeout_s
+        self.logs_tail = logs_tail
+
+    @property
+    def aci_client(self) -> Aci:
+        if self._client is None:
+            raise UserFacingError(NOT_CONFIGURED)
+        return self._client
+
+    @hybrid_group(
+        name="aci", invoke_without_command=True, extras={EXPENSIVE: True},
+        help="Azure Container Instances: list, status, logs, start, stop, restart.",
+    )  # fmt: skip
+    async def aci(self, ctx: Ctx) -> None:
+        prefix = ctx.clean_prefix
+        await reply(
+            ctx,
+            f"`{prefix}aci list`, `{prefix}aci status <group>`, "
+            f"`{prefix}aci logs <group> [container] [--tail N]`, "
+            f"`{prefix}aci start|stop|restart <group>`",
+        )
+
+    # -- reads ------------------------------------------------------------
+
+    @subcommand(aci, name="list", help="Every container group: state, restarts, image.")
+    @requires_flag("aci-reader")
+    async def list_groups(self, ctx: Ctx) -> None:
+        aci = self.aci_client
+        found = await aci.list_groups()
+        await reply(ctx, list_table(found, aci.resource_groups))
+
+    @subcommand(aci, help="A group's containers, state, last events and address.")
+    @app_commands.describe(group="Container group name (or resource-group/name)")
+    @requires_flag("aci-reader")
+    async def status(self, ctx: Ctx, group: str) -> None:
+        found = await self.aci_client.find(group)
+        await reply(ctx, status_text(found))
+
+    @subcommand(aci, help="A container's latest log lines (long output comes as a file).")
+    @app_commands.describe(
+        group="Container group name (or resource-group/name)",
+        container="Container name (default: the group's first container)",
+    )
+    @requires_flag("aci-reader")
+    async def logs(
+        self,
+        ctx: Ctx,
+        group: str,
+        container: NotAnOption | None = None,
+        *,
+        flags: LogFlags,
+    ) -> None:
+        tail = self.logs_tail if flags.tail is None else flags.tail
+        if not 1 <= tail <= MAX_TAIL:
+            raise UserFacingError(f"--tail must be between 1 and {MAX_TAIL}.", Outcome.BAD_INPUT)
+        aci = self.aci_client
+        found = await aci.find(group)
+        names = [c.name for c in found.group.containers or []]
+        name = str(container) if container else (names[0] if names else found.ref.name)
+        if name not in names:
+            raise UserFacingError(
+                f"`{found.ref.name}` has no container {code(name)}; it has "
+                + ", ".join(code(n) for n in names) + ".",
+                Outcome.BAD_INPUT,
+            )  # fmt: skip
+        text = await aci.logs(found.ref, name, tail)
+        if not text.strip():
+            await reply(ctx, f"No log output from {code(name)} in `{found.ref.name}`.")
+        elif len(text) <= INLINE_LOG_CHARS:
+            await reply(ctx, code_block(text.rstrip("\n")))
+        else:
+            file = discord.File(io.BytesIO(text.encode()), filename=f"{found.ref.name}-{name}.log")
+            count = text.count("\n")
+            what = f"Last {count} line(s) of {code(name)} in `{found.ref.name}`:"
+            await reply(ctx, what, file=file)
+
+    # -- changes ----------------------------------------------------------
+
+    @subcommand(aci, help="Start a stopped container group.")
+    @app_commands.describe(group="Container group name (or resource-group/name)")
+    @requires_flag("aci-operator")
+    async def start(self, ctx: Ctx, group: str) -> None:
+        aci = self.aci_client
+        await self._change(ctx, group, START, aci.start, confirm=False)
+
+    @subcommand(aci, help="Stop a container group (asks first).")
+    @app_commands.describe(group="Container group name (or resource-group/name)")
+    @requires_flag("aci-operator")
+    async def stop(self, ctx: Ctx, group: str) -> None:
+        aci = self.aci_client
+        await self._change(ctx, group, STOP, aci.stop, confirm=True)
+
+    @subcommand(aci, help="Restart a container group (asks first).")
+    @app_commands.describe(group="Container group name (or resource-group/name)")
+    @requires_flag("aci-operator")
+    async def restart(self, ctx: Ctx, group: str) -> None:
+        aci = self.aci_client
+        await self._change(ctx, group, RESTART, aci.restart, confirm=True)
+
+    async def _change(
+        self,
+        ctx: Ctx,
+        group: str,
+        verb: Verb,
+        act: Callable[[GroupRef], Awaitable[None]],
+        *,
+        confirm: bool,
+    ) -> None:
+        found = await self.aci_client.find(group)
+        name = found.ref.name
+        ack = f"\u23f3 {verb.doing} `{name}`\u2026 I'll edit this message when Azure is done."
+        if confirm:
+            message = await self._confirm(ctx, found, verb, ack)
+            if message is None:
+                return
+        else:
+            message = await reply(ctx, ack)
+        started = time.monotonic()
+        try:
+            await act(found.ref)
+            after = await self.aci_client.get(found.ref)
+        except AzureError as exc:
+            await self._failed_in_place(message, f"{verb.name.title()} of `{name}` failed", exc)
+            return
+        states = ", ".join(
+            f"{code(c.name)} {container_state(c)[0]}" for c in after.containers or []
+        )
+        took = time.monotonic() - started
+        await edit(message, f"\u2705 `{name}` {verb.done} in {took:.1f} s. Now: {states}.")
+
+    async def _confirm(
+        self, ctx: Ctx, found: Found, verb: Verb, ack: str
+    ) -> discord.Message | None:
+        """Ask; on Confirm the question becomes the acknowledgement. None when not confirmed."""
+        name = found.ref.name
+        view = Confirm(ctx.author.id, self.confirm_timeout_s)
+        message = await reply(
+            ctx,
+            f"{verb.name.title()} container group `{name}` in `{found.ref.resource_group}`? "
+            f"Only {ctx.author.display_name} can answer, within {self.confirm_timeout_s:g} s.",
+            view=view,
+        )
+        answer = await view.wait_for_answer()
+        trace = current_trace()
+        if trace is not None:
+            trace.span.set_attribute(schema.AZURE_CONFIRMATION, answer.decision.value)
+        if answer.decision is Decision.TIMED_OUT:
+            await edit(
+                message,
+                f"No answer within {self.confirm_timeout_s:g} s: `{name}` was not {verb.done}.",
+                clear_view=True,
+            )
+            return None
+        assert answer.interaction is not None
+        try:
+            if answer.decision is Decision.CANCELLED:
+                await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
+                return None
+            await update(answer.interaction, ack)
+        finally:
+            view.answered()
+        return message
+
+    async def _failed_in_place(self, message: discord.Message, what: str, exc: AzureError) -> None:
+        trace = current_trace()
+        text = f"\u274c {what}: {exc}"
+        if trace is not None:
+            trace.record_error(exc, exc.outcome)
+            if exc.outcome is Outcome.ERROR:
+                text += f" (trace `{trace.trace_id}`)"
+        await edit(message, text)

