@@ -143,6 +143,38 @@ def console(lines: tuple[str, ...]) -> None:
         shutdown(provider)
 
 
+@cli.command("sync-commands")
+@click.option("--guild", "guild_id", type=int, default=None, help="Register in this guild only.")
+def sync_commands(guild_id: int | None) -> None:
+    """Register the slash commands with Discord (globally, or in one guild at once)."""
+    import asyncio
+
+    import discord
+
+    from bot.sync import sync_commands as sync
+    from commands.http_config import CommandsFileError
+
+    config = settings()
+    if config.discord_token is None or not config.discord_token.get_secret_value().strip():
+        raise Failure("DISCORD_TOKEN is not set")
+    check_commands_file(config)
+    try:
+        synced = asyncio.run(
+            sync(config, config.discord_token.get_secret_value().strip(), guild_id)
+        )
+    except discord.LoginFailure:
+        raise Failure("Discord rejected DISCORD_TOKEN (401 Unauthorized)") from None
+    except discord.Forbidden:
+        raise Failure(f"no applications.commands access in guild {guild_id}") from None
+    except CommandsFileError as exc:
+        raise Failure(str(exc)) from None
+    except (OSError, discord.DiscordException) as exc:
+        raise Failure(f"cannot register the commands: {exc}") from None
+    where = f"in guild {guild_id}" if guild_id is not None else "globally"
+    names = ", ".join(f"/{command.name}" for command in synced)
+    click.echo(f"registered {len(synced)} command(s) {where}: {names}")
+
+
 def _register_verbs() -> None:
     """Verb groups that live in their own modules (imported last: they import this one)."""
     from bot.cli_deploy import deploy_command

@@ -1,5 +1,8 @@
 """Where a message enters: the ``commands.Bot`` subclass.
 
+(An interaction, such as a slash command, enters in ``bot/slash.py``, the
+command tree, and leaves through the same ``report_error``.)
+
 ``on_message`` opens the message's root span before command parsing; ``invoke``
 runs the command inside it and sends every failure through one mapping
 (``bot.errors.classify``), so the outcome, the reply and the span agree. A
@@ -19,11 +22,13 @@ from discord.ext import commands
 from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from bot.errors import classify, unknown_command_reply
-from bot.help import TracedHelpCommand
-from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length
+from bot.help import TracedHelpCommand, slash_help
+from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length, is_expensive
+from bot.slash import ChatOpsTree, capture_error
 from commands.ci import Builds
 from telemetry import schema
 from telemetry.flags import shutdown_flags, start_flags
+from telemetry.interactions import defer
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
 from telemetry.send import reply
@@ -64,6 +69,7 @@ class ChatOpsBot(commands.Bot):
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
             help_command=TracedHelpCommand(),
+            tree_cls=ChatOpsTree,
             **options,
         )
         self.settings = settings
@@ -76,6 +82,7 @@ class ChatOpsBot(commands.Bot):
         self.add_check(
             UserRateLimit(settings.user_command_rate, settings.user_command_per_s), call_once=True
         )
+        self.before_invoke(self._defer_expensive)
         use_api_base(settings.discord_api_base)
 
     @property
@@ -110,6 +117,7 @@ class ChatOpsBot(commands.Bot):
         )
         await self.add_cog(Labs())
         await self.add_cog(Builds(self, channel_id=self.settings.ci_announce_channel_id))
+        self.tree.add_command(slash_help)
         await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
         await self._add_azure()
 
@@ -198,8 +206,27 @@ class ChatOpsBot(commands.Bot):
         else:
             self.dispatch("command_completion", ctx)
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Hybrid commands invoked as slash commands report errors here; keep them in the span.
+
+        ``bot/slash.py`` reports them once the command returns; anything else
+        (and every other event) goes to discord.py as usual.
+        """
+        if event_name == "command_error" and len(args) == 2 and capture_error(*args):
+            return
+        super().dispatch(event_name, *args, **kwargs)
+
+    async def _defer_expensive(self, ctx: commands.Context[Any]) -> None:
+        """Before an expensive slash command runs (checks passed), tell Discord to wait.
+
+        Its external calls can outlast Discord's 3 seconds; cheaper commands are
+        deferred by a timer in ``bot/slash.py`` only if they turn out slow.
+        """
+        if ctx.interaction is not None and ctx.command is not None and is_expensive(ctx.command):
+            await defer(ctx.interaction)
+
     async def report_error(self, ctx: commands.Context[Any], error: BaseException) -> None:
-        """Record ``error`` on the root span and tell the user, once."""
+        """Record ``error`` on the root span and tell the user, once (privately, where possible)."""
         message_trace = current_trace()
         trace_id = message_trace.trace_id if message_trace else "-"
         classified = classify(ctx, error, trace_id)
@@ -209,7 +236,7 @@ class ChatOpsBot(commands.Bot):
             log.error("command %s failed", ctx.command, exc_info=classified.cause)
         if classified.reply:
             try:
-                await reply(ctx, classified.reply)
+                await reply(ctx, classified.reply, ephemeral=True)
             except discord.HTTPException as exc:
                 log.warning("could not send the error reply: %s", exc)
 

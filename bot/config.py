@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     user_command_per_s: float = Field(default=10.0, gt=0)
     max_argument_chars: int = Field(default=1000, ge=1)
     max_concurrent_expensive: int = Field(default=16, ge=1)
+    # A slash command not answered after this long is deferred (Discord allows 3 s).
+    slash_defer_after_s: float = Field(default=2.0, gt=0, le=2.5)
 
     flags_file: Path = Path("flags.json")
     span_store: str = ".chatops/spans.db"

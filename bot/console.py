@@ -1,7 +1,9 @@
 """``chatops console``: the real bot against an in-process fake Discord, driven from a prompt.
 
 Each line is sent as a user's message; the bot's reply and the message's trace
-are printed. No token and no network: everything runs on loopback.
+are printed. A line starting with ``/`` is a slash command instead: the fake
+builds the interaction from the bot's command tree, as Discord's client would.
+No token and no network: everything runs on loopback.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 
 from bot.cli_render import waterfall_table
 from bot.config import Settings
 from bot.harness import sandbox
 from bot.sandbox import FakeDiscord
+from bot.sandbox.slash import SlashError
 from telemetry import schema
 from telemetry.recent import RecentTraces
 from telemetry.waterfall import rows_from_spans
@@ -64,7 +68,10 @@ async def run_console(
 
 
 async def exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Console) -> None:
-    """One message in, its replies and trace out."""
+    """One message (or slash command) in, its replies and trace out."""
+    if line.startswith("/"):
+        await slash_exchange(fake, recent, line, out)
+        return
     message = fake.send_message(line)
     message_id = str(message["id"])
     loop = asyncio.get_running_loop()
@@ -75,11 +82,44 @@ async def exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Cons
         root = recent.find_root(schema.MESSAGE_ID, message_id)
     for reply in await fake.replies_to(int(message_id), timeout=0.0):
         out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
+    print_trace(root, recent, out)
+
+
+def print_trace(root: ReadableSpan | None, recent: RecentTraces, out: Console) -> None:
     if root is None or root.context is None:
         out.print("[yellow](no trace recorded for this message)[/yellow]")
         return
     rows = rows_from_spans(recent.spans_of(root.context.trace_id))
     out.print(waterfall_table(f"{root.context.trace_id:032x}", rows, KEY_ATTRIBUTES))
+
+
+async def slash_exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Console) -> None:
+    """One slash command in; the answer the user sees (after any deferral) and the trace out."""
+    try:
+        interaction = fake.send_command(line)
+    except SlashError as exc:
+        out.print(f"[yellow]{exc}[/yellow]")
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TRACE_WAIT_S
+    answer = await interaction.wait(TRACE_WAIT_S)
+    root = recent.find_root(schema.INTERACTION_ID, str(interaction.id))
+    while root is None and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        root = recent.find_root(schema.INTERACTION_ID, str(interaction.id))
+    if answer is not None:
+        notes = [
+            n
+            for n, on in (("deferred", interaction.deferred), ("only you", _ephemeral(answer)))
+            if on
+        ]
+        suffix = f"  ({', '.join(notes)})" if notes else ""
+        out.print(f"bot> {describe(answer)}{suffix}", markup=False, highlight=False)
+    print_trace(root, recent, out)
+
+
+def _ephemeral(message: dict[str, Any]) -> bool:
+    return bool(int(message.get("flags") or 0) & 64)
 
 
 def describe(message: dict[str, Any]) -> str:

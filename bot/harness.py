@@ -45,6 +45,7 @@ async def connected_bot(
             raise RuntimeError("the bot stopped before it was ready")
         if ready not in done:
             raise TimeoutError(f"the bot was not ready within {READY_TIMEOUT_S:.0f}s")
+        fake.use_commands(lambda: tree_payload(bot))
         yield bot
     finally:
         ready.cancel()
@@ -52,6 +53,11 @@ async def connected_bot(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def tree_payload(bot: ChatOpsBot) -> list[dict[str, Any]]:
+    """The bot's slash commands as ``tree.sync`` would PUT them (the fake needs no sync)."""
+    return [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
 
 
 @asynccontextmanager

@@ -6,12 +6,18 @@ may run (flag checks included). discord.py applies it to listings only, so
 exist: otherwise a hidden beta command would show up by name. Check failures
 while filtering are swallowed by discord.py (no reply); each flag is evaluated
 once per message (``telemetry.flag_checks``), so a listing leaves one span per flag.
+
+``/help`` is the same help command behind a plain app command (discord.py's
+help command cannot be hybrid): it builds the interaction's context and asks
+for help exactly as ``!help`` does, so both list the same commands.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import discord
+from discord import app_commands
 from discord.ext import commands
 
 from telemetry.send import reply
@@ -52,3 +58,14 @@ class TracedHelpCommand(commands.DefaultHelpCommand):
             pass
         await self.send_error_message(self.command_not_found(command.qualified_name))
         return False
+
+
+@app_commands.command(name="help", description="Show what I can do, or how to use one command.")
+@app_commands.describe(command="A command to explain, e.g. roll")
+async def slash_help(interaction: discord.Interaction[Any], command: str | None = None) -> None:
+    """``/help [command]``: discord.py's help command, answered through the interaction."""
+    ctx: commands.Context[Any] = await commands.Context.from_interaction(interaction)
+    if command:
+        await ctx.send_help(command.strip().removeprefix("/"))
+    else:
+        await ctx.send_help()

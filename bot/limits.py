@@ -10,6 +10,7 @@ outcome (``cooldown`` or ``bad_input``) like any other.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,14 +21,28 @@ from commands.limits import EXPENSIVE
 from telemetry.errors import UserFacingError
 from telemetry.schema import Outcome
 
+# How many recent message/interaction ids the rate limit remembers as counted.
+COUNTED_IDS = 1024
+
 
 class UserRateLimit:
-    """A bot-wide check: at most ``rate`` commands per ``per`` seconds per user."""
+    """A bot-wide check: at most ``rate`` commands per ``per`` seconds per user.
+
+    A message or interaction counts once however often discord.py asks: for a
+    hybrid command invoked by slash, every ``can_run`` (``/help`` asks it of
+    each command) runs the bot's "call once" checks again.
+    """
 
     def __init__(self, rate: int, per: float) -> None:
         self._buckets = commands.CooldownMapping.from_cooldown(rate, per, commands.BucketType.user)
+        self._counted: OrderedDict[int, None] = OrderedDict()
 
     async def __call__(self, ctx: commands.Context[Any]) -> bool:
+        if ctx.message.id in self._counted:
+            return True
+        self._counted[ctx.message.id] = None
+        if len(self._counted) > COUNTED_IDS:
+            self._counted.popitem(last=False)
         bucket = self._buckets.get_bucket(ctx.message)
         retry_after = bucket.update_rate_limit() if bucket else None
         if retry_after and bucket:

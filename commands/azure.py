@@ -26,6 +26,7 @@ from discord.ext import commands
 from commands.aci_format import code, code_block, container_state, list_table, status_text
 from commands.confirm import Confirm, Decision
 from commands.limits import EXPENSIVE
+from commands.slash import hybrid_group, subcommand
 from telemetry import schema
 from telemetry.azure import Aci, AzureError, Found, GroupRef
 from telemetry.errors import UserFacingError
@@ -34,8 +35,8 @@ from telemetry.schema import Outcome
 from telemetry.send import edit, reply, update
 from telemetry.spans import current_trace
 
-# discord.py types hybrid commands for pyright; under mypy its decorators infer ``Never``
-# for the callback, hence the ``type: ignore[arg-type]`` on each hybrid decorator.
+# discord.py's hybrid decorators infer ``Never`` for the callback under mypy; the typed
+# wrappers in commands/slash.py pin the context type instead.
 Ctx = commands.Context[commands.Bot]
 
 NOT_CONFIGURED = (
@@ -86,7 +87,7 @@ class Azure(commands.Cog, name="Azure"):
             raise UserFacingError(NOT_CONFIGURED)
         return self._client
 
-    @commands.hybrid_group(  # type: ignore[arg-type]
+    @hybrid_group(
         name="aci", invoke_without_command=True, extras={EXPENSIVE: True},
         help="Azure Container Instances: list, status, logs, start, stop, restart.",
     )  # fmt: skip
@@ -101,21 +102,21 @@ class Azure(commands.Cog, name="Azure"):
 
     # -- reads ------------------------------------------------------------
 
-    @aci.command(name="list", help="Every container group: state, restarts, image.")  # type: ignore[arg-type]
+    @subcommand(aci, name="list", help="Every container group: state, restarts, image.")
     @requires_flag("aci-reader")
     async def list_groups(self, ctx: Ctx) -> None:
         aci = self.aci_client
         found = await aci.list_groups()
         await reply(ctx, list_table(found, aci.resource_groups))
 
-    @aci.command(help="A group's containers, state, last events and address.")  # type: ignore[arg-type]
+    @subcommand(aci, help="A group's containers, state, last events and address.")
     @app_commands.describe(group="Container group name (or resource-group/name)")
     @requires_flag("aci-reader")
     async def status(self, ctx: Ctx, group: str) -> None:
         found = await self.aci_client.find(group)
         await reply(ctx, status_text(found))
 
-    @aci.command(help="A container's latest log lines (long output comes as a file).")  # type: ignore[arg-type]
+    @subcommand(aci, help="A container's latest log lines (long output comes as a file).")
     @app_commands.describe(
         group="Container group name (or resource-group/name)",
         container="Container name (default: the group's first container)",
@@ -155,21 +156,21 @@ class Azure(commands.Cog, name="Azure"):
 
     # -- changes ----------------------------------------------------------
 
-    @aci.command(help="Start a stopped container group.")  # type: ignore[arg-type]
+    @subcommand(aci, help="Start a stopped container group.")
     @app_commands.describe(group="Container group name (or resource-group/name)")
     @requires_flag("aci-operator")
     async def start(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, START, aci.start, confirm=False)
 
-    @aci.command(help="Stop a container group (asks first).")  # type: ignore[arg-type]
+    @subcommand(aci, help="Stop a container group (asks first).")
     @app_commands.describe(group="Container group name (or resource-group/name)")
     @requires_flag("aci-operator")
     async def stop(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, STOP, aci.stop, confirm=True)
 
-    @aci.command(help="Restart a container group (asks first).")  # type: ignore[arg-type]
+    @subcommand(aci, help="Restart a container group (asks first).")
     @app_commands.describe(group="Container group name (or resource-group/name)")
     @requires_flag("aci-operator")
     async def restart(self, ctx: Ctx, group: str) -> None:
@@ -231,10 +232,13 @@ class Azure(commands.Cog, name="Azure"):
             )
             return None
         assert answer.interaction is not None
-        if answer.decision is Decision.CANCELLED:
-            await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
-            return None
-        await update(answer.interaction, ack)
+        try:
+            if answer.decision is Decision.CANCELLED:
+                await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
+                return None
+            await update(answer.interaction, ack)
+        finally:
+            view.answered()
         return message
 
     async def _failed_in_place(self, message: discord.Message, what: str, exc: AzureError) -> None:

@@ -1,4 +1,4 @@
-"""CI announcements in chat and ``!builds``: finished pipeline runs as CI reports them.
+"""CI announcements in chat, and ``!builds`` (``/builds``): finished runs as CI reports them.
 
 The CircleCI receiver and the BuildKite poller call ``announce`` for every
 finished run (telemetry/pipeline/events.py); this cog keeps the last few in
@@ -12,8 +12,10 @@ from collections import deque
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
+from commands.slash import hybrid_command
 from telemetry.pipeline.events import PipelineEvent, announcement_span
 from telemetry.send import reply, send_to
 
@@ -79,7 +81,8 @@ class Builds(commands.Cog):
         with announcement_span(event):
             await send_to(channel, embed=embed_for(event))
 
-    @commands.command(help="Recent CI runs, newest first; optionally of one pipeline.")
+    @hybrid_command(help="Recent CI runs, newest first; optionally of one pipeline.")
+    @app_commands.describe(pipeline="Only runs of this pipeline")
     async def builds(self, ctx: commands.Context[Any], pipeline: str | None = None) -> None:
         runs = [e for e in self.recent if pipeline is None or e.pipeline == pipeline]
         if not runs:

@@ -1,24 +1,35 @@
 """Confirm/Cancel buttons that only the person who asked can press.
 
-discord.py runs a button's callback in a task of its own, outside the message's
-trace. So the callbacks here only hand the press to the waiting command; the
-command (still inside its root span) answers the interaction, and every reply
-stays a child of the message's trace.
+A press is an interaction of its own, often seconds after the command: as a
+``TracedView`` it gets its own root span (``component aci:confirm``), linked to
+the trace of the command that asked. The callbacks only hand the requester's
+press to the waiting command and wait until it has been answered; the command
+(still inside its root span) answers the interaction, so the acknowledgement
+and the final edit stay children of the command's trace, and the press's span
+covers the time from click to answer. Anyone else pressing is told privately,
+inside the press's own span (outcome ``denied``), and the question stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import discord
 
+from telemetry.components import TracedView
+from telemetry.schema import Outcome
 from telemetry.send import tell_privately
+from telemetry.spans import current_trace
 
 CONFIRM_ID = "aci:confirm"
 CANCEL_ID = "aci:cancel"
+# How long a press's span waits for the command to answer it (Discord allows 3 s).
+ANSWER_WAIT_S = 3.0
+NOT_YOURS = "Only the person who asked can answer this."
 
 
 class Decision(StrEnum):
@@ -33,7 +44,16 @@ class Answer:
     interaction: discord.Interaction[Any] | None
 
 
-class Confirm(discord.ui.View):
+@dataclass
+class Press:
+    """A requester's press, handed from the button's task to the waiting command."""
+
+    confirmed: bool
+    interaction: discord.Interaction[Any]
+    handled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Confirm(TracedView):
     """Two buttons; ``wait_for_answer`` returns the requester's press or a timeout."""
 
     def __init__(self, requester_id: int, timeout_s: float) -> None:
@@ -41,36 +61,51 @@ class Confirm(discord.ui.View):
         super().__init__(timeout=timeout_s + 5)
         self.requester_id = requester_id
         self.timeout_s = timeout_s
-        self._presses: asyncio.Queue[tuple[bool, discord.Interaction[Any]]] = asyncio.Queue()
+        self._presses: asyncio.Queue[Press] = asyncio.Queue()
+        self._taken: Press | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Only the requester; others are told privately (in the press's own span)."""
+        if interaction.user.id == self.requester_id:
+            return True
+        press_trace = current_trace()
+        if press_trace is not None:
+            press_trace.set_outcome(Outcome.DENIED)
+        await tell_privately(interaction, NOT_YOURS)
+        return False
 
     @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger, custom_id=CONFIRM_ID)
     async def confirm(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        self._presses.put_nowait((True, interaction))
+        await self._hand_over(Press(True, interaction))
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ID)
     async def cancel(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        self._presses.put_nowait((False, interaction))
+        await self._hand_over(Press(False, interaction))
+
+    async def _hand_over(self, press: Press) -> None:
+        """Give the press to the command and wait (bounded) until it has answered it."""
+        self._presses.put_nowait(press)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
 
     async def wait_for_answer(self) -> Answer:
-        """The requester's decision; others pressing are told privately and ignored."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
+        """The requester's decision, or ``TIMED_OUT`` after ``timeout_s``."""
         try:
-            while True:
-                left = deadline - loop.time()
-                if left <= 0:
-                    return Answer(Decision.TIMED_OUT, None)
-                try:
-                    confirmed, interaction = await asyncio.wait_for(self._presses.get(), left)
-                except TimeoutError:
-                    return Answer(Decision.TIMED_OUT, None)
-                if interaction.user.id != self.requester_id:
-                    await tell_privately(interaction, "Only the person who asked can answer this.")
-                    continue
-                return Answer(Decision.CONFIRMED if confirmed else Decision.CANCELLED, interaction)
-        finally:
+            press = await asyncio.wait_for(self._presses.get(), self.timeout_s)
+        except TimeoutError:
             self.stop()
+            return Answer(Decision.TIMED_OUT, None)
+        self.stop()
+        self._taken = press
+        return Answer(
+            Decision.CONFIRMED if press.confirmed else Decision.CANCELLED, press.interaction
+        )
+
+    def answered(self) -> None:
+        """The command has answered the press: let the press's span end."""
+        if self._taken is not None:
+            self._taken.handled.set()

@@ -1,4 +1,7 @@
-"""Core commands: ping, about (help is discord.py's own, see bot/help.py)."""
+"""Core commands: ping, about (help is discord.py's own, see bot/help.py).
+
+Hybrid commands: each serves ``!name`` and ``/name`` from one definition.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from commands.slash import hybrid_command
 from telemetry.send import reply
 
 
@@ -36,14 +40,14 @@ class Core(commands.Cog):
         self.commit = commit
         self.started_at = started_at
 
-    @commands.command(help="Gateway heartbeat and REST round-trip latency.")
+    @hybrid_command(help="Gateway heartbeat and REST round-trip latency.")
     async def ping(self, ctx: commands.Context[Any]) -> None:
         started = time.perf_counter()
         await ctx.typing()
         rest = time.perf_counter() - started
         await reply(ctx, f"Pong! gateway {_ms(self.bot.latency)}, REST {_ms(rest)}")
 
-    @commands.command(help="Version, commit, uptime and runtime of this bot.")
+    @hybrid_command(help="Version, commit, uptime and runtime of this bot.")
     async def about(self, ctx: commands.Context[Any]) -> None:
         commit = f" ({self.commit[:12]})" if self.commit else ""
         uptime = _duration(time.monotonic() - self.started_at)

@@ -1,4 +1,8 @@
-"""Fun commands: small answers, one of them (``!catfact``) from a public API."""
+"""Fun commands: small answers, one of them (``!catfact``) from a public API.
+
+Hybrid commands (``!roll 2d6`` and ``/roll dice:2d6``); ``Dice`` is a converter,
+which discord.py offers to the slash form as a string option it converts alike.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from discord import app_commands
 from discord.ext import commands
 
 from commands.limits import Limits, apply_limits
+from commands.slash import hybrid_command
 from telemetry.errors import UserFacingError
 from telemetry.external import ApiClient
 from telemetry.send import reply
@@ -53,13 +59,14 @@ class Fun(commands.Cog):
         self.rng = rng or random.Random()
         apply_limits(limits or Limits(), [self.catfact])
 
-    @commands.command(help="Roll dice, e.g. `roll 2d6` or `roll d20`.")
+    @hybrid_command(help="Roll dice, e.g. `roll 2d6` or `roll d20`.")
+    @app_commands.describe(dice="Dice to roll, like 2d6 or d20")
     async def roll(self, ctx: commands.Context[Any], dice: Dice) -> None:
         rolls = [self.rng.randint(1, dice.sides) for _ in range(dice.count)]
         shown = " + ".join(map(str, rolls[:20])) + (" + \u2026" if len(rolls) > 20 else "")
         await reply(ctx, f"\U0001f3b2 {dice.count}d{dice.sides}: {shown} = **{sum(rolls)}**")
 
-    @commands.command(help="A random cat fact.")
+    @hybrid_command(help="A random cat fact.")
     async def catfact(self, ctx: commands.Context[Any]) -> None:
         if self.api is None:
             raise UserFacingError("Cat facts are not configured here.")

@@ -5,6 +5,10 @@ max concurrency, optional flag check) in this one cog, so ``!help`` lists them
 and the error mapper treats them like any other command. The endpoint is the
 operator's own: it receives ``traceparent`` so its spans join the message's
 trace (never baggage). Values from chat are URL-encoded into the URL and query.
+
+Each is a hybrid command: ``/name`` takes one string option ``args``, the same
+text ``!name`` takes after the name, so one template language serves both
+(Discord cannot know a declared command's argument structure any better).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from discord import app_commands
 from discord.ext import commands
 
 from commands.http_config import HttpCommandSpec, ResponseSpec
@@ -27,6 +32,7 @@ from telemetry.send import reply
 
 FlagCheck = Callable[[str], Callable[[commands.Context[Any]], Awaitable[bool]]]
 ACCEPT = "application/json, text/plain;q=0.9, */*;q=0.5"
+APP_DESCRIPTION_MAX = 100
 
 
 def request_values(ctx: commands.Context[Any], args: str, needed: int) -> dict[str, str]:
@@ -131,6 +137,28 @@ def as_check(
     return check
 
 
+def callback_for(
+    spec: HttpCommandSpec, endpoint: HttpEndpoint, usage: str
+) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A fresh function per command, so discord.py can read (and annotate) its signature.
+
+    The qualified name makes discord.py treat it as a method of the cog (first
+    parameter the cog, then the context); ``args`` becomes the slash option.
+    """
+
+    async def callback(cog: HttpCommands, ctx: commands.Context[Any], *, args: str = "") -> None:
+        await endpoint.run(cog, ctx, args=args)
+
+    callback.__name__ = spec.name
+    callback.__qualname__ = f"HttpCommands.{spec.name}"
+    described = app_commands.describe(args=_fit(usage or "(no arguments)", APP_DESCRIPTION_MAX))
+    return described(callback)
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def build_command(
     spec: HttpCommandSpec,
     endpoint: HttpEndpoint,
@@ -146,9 +174,10 @@ def build_command(
     if spec.flag and flag_check is not None:
         checks.append(as_check(flag_check(spec.flag)))
     usage = usage_of(spec)
-    command: commands.Command[Any, ..., Any] = commands.Command(
-        endpoint.run,
+    command: commands.Command[Any, ..., Any] = commands.HybridCommand(
+        callback_for(spec, endpoint, usage),
         name=spec.name,
+        description=_fit(spec.description, APP_DESCRIPTION_MAX),
         help=spec.description,
         brief=spec.description,
         usage=usage,

@@ -13,6 +13,7 @@ from typing import Any
 
 from discord.ext import commands
 
+from commands.slash import hybrid_command
 from telemetry.flag_checks import ADMIN, CHANNEL_ID, GUILD_ID, ROLES, message_context, requires_flag
 from telemetry.send import reply
 
@@ -20,7 +21,7 @@ from telemetry.send import reply
 class Labs(commands.Cog):
     """Flag-gated commands and the flag context of the asker."""
 
-    @commands.command(help="What feature-flag rules know about you (ids for flags.json).")
+    @hybrid_command(help="What feature-flag rules know about you (ids for flags.json).")
     async def whoami(self, ctx: commands.Context[Any]) -> None:
         context = message_context(ctx.message)
         attributes = context.attributes
@@ -33,12 +34,12 @@ class Labs(commands.Cog):
             f"admin {str(attributes.get(ADMIN, False)).lower()}",
         )
 
-    @commands.command(help="A command under test (flag beta-commands).")
+    @hybrid_command(help="A command under test (flag beta-commands).")
     @requires_flag("beta-commands", hidden=True)
     async def beta(self, ctx: commands.Context[Any]) -> None:
         await reply(ctx, "You're in the beta: only users beta-commands lets in can see this.")
 
-    @commands.command(help="Heads or tails (rolling out by guild: flag coin-flip).")
+    @hybrid_command(help="Heads or tails (rolling out by guild: flag coin-flip).")
     @requires_flag("coin-flip")
     async def flip(self, ctx: commands.Context[Any]) -> None:
         await reply(ctx, random.choice(("Heads.", "Tails.")))

@@ -5,17 +5,26 @@ a second) are kept by ``ApiClient`` and the token bucket the bot wires for its
 host. Scryfall explains its own 400 (bad query) and 404 (no match, ambiguous
 name) in ``details``; those are the user's input, so they are replied verbatim
 with ``app.outcome=bad_input`` and no ERROR status.
+
+Both are hybrid commands (``/mtg query:...``, ``/card name:...``). ``/card``
+autocompletes names from Scryfall's ``/cards/autocomplete``: each keystroke is
+an interaction, so completion is kept cheap (at least two characters, a short
+timeout, the same 10 req/s pacing, answers cached) and never fails loudly.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from commands.limits import Limits, apply_limits
+from commands.slash import hybrid_command
 from telemetry.errors import UserFacingError
 from telemetry.external import ApiClient, ApiResponse
 from telemetry.schema import Outcome
@@ -28,6 +37,11 @@ TOP_CARDS = 5
 QUERY_MAX_CHARS = 500
 USER_ERRORS = (400, 404)
 EMBED_COLOUR = discord.Colour.dark_teal()
+# Discord waits 3 s for choices; Scryfall needs two characters to suggest anything.
+AUTOCOMPLETE_MIN_CHARS = 2
+AUTOCOMPLETE_TIMEOUT = aiohttp.ClientTimeout(total=1.5, connect=1.0)
+AUTOCOMPLETE_CACHE = 256
+MAX_CHOICES = 25
 
 
 def search_link(query: str) -> str:
@@ -108,6 +122,7 @@ class Mtg(commands.Cog, name="Magic"):
     ) -> None:
         self.api = api
         self.base_url = base_url.rstrip("/")
+        self._completions: OrderedDict[str, list[str]] = OrderedDict()
         apply_limits(limits or Limits(), [self.mtg, self.card])
 
     async def _call(
@@ -125,14 +140,50 @@ class Mtg(commands.Cog, name="Magic"):
             raise UserFacingError(f"The {LABEL} sent an answer I couldn't read.")
         return data
 
-    @commands.command(help="Search Scryfall, e.g. `mtg t:dragon c:r cmc<=4`.", usage="<query>")
+    @hybrid_command(help="Search Scryfall, e.g. `mtg t:dragon c:r cmc<=4`.", usage="<query>")
+    @app_commands.describe(query="A Scryfall search, e.g. t:dragon c:r cmc<=4")
     async def mtg(self, ctx: commands.Context[Any], *, query: str) -> None:
         query = query.strip()[:QUERY_MAX_CHARS]
         result = await self._call(ctx, "scryfall.search", "/cards/search", {"q": query})
         await reply(ctx, embed=search_embed(query, result))
 
-    @commands.command(help="Look up one card by (fuzzy) name, with its image.", usage="<name>")
+    @hybrid_command(help="Look up one card by (fuzzy) name, with its image.", usage="<name>")
+    @app_commands.describe(name="The card's name (fuzzy; suggestions as you type)")
     async def card(self, ctx: commands.Context[Any], *, name: str) -> None:
         name = name.strip()[:QUERY_MAX_CHARS]
         card = await self._call(ctx, "scryfall.card", "/cards/named", {"fuzzy": name})
         await reply(ctx, embed=card_embed(card))
+
+    @card.autocomplete("name")
+    async def card_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Scryfall's suggestions for what is typed so far; none rather than an error."""
+        names = await self.suggest(current)
+        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:MAX_CHOICES]]
+
+    async def suggest(self, prefix: str) -> list[str]:
+        """Card names starting like ``prefix`` (cached: users type the same prefixes)."""
+        key = prefix.strip().lower()[:QUERY_MAX_CHARS]
+        if len(key) < AUTOCOMPLETE_MIN_CHARS:
+            return []
+        cached = self._completions.get(key)
+        if cached is not None:
+            self._completions.move_to_end(key)
+            return cached
+        try:
+            data = await self.api.get_json(
+                "scryfall.autocomplete",
+                f"{self.base_url}/cards/autocomplete",
+                label=LABEL,
+                params={"q": key},
+                timeout=AUTOCOMPLETE_TIMEOUT,
+            )
+        except UserFacingError:  # the API failed: no suggestions, the command still works
+            return []
+        raw = data.get("data") if isinstance(data, dict) else None
+        names = [n for n in raw or [] if isinstance(n, str)]
+        self._completions[key] = names
+        if len(self._completions) > AUTOCOMPLETE_CACHE:
+            self._completions.popitem(last=False)
+        return names

@@ -268,6 +268,10 @@ class ApiClient:
         """
         if ctx is None or self.typing_after_s is None:
             return None
+        if ctx.interaction is not None:
+            # Slash commands show "thinking…" by deferring (bot/slash.py); for an
+            # interaction ``ctx.typing()`` would defer a second time and fail.
+            return None
         return asyncio.create_task(_typing_after(ctx, self.typing_after_s))
 
 

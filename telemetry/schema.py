@@ -18,6 +18,8 @@ AUTHOR_NAME = "discord.author.name"
 SHARD_ID = "discord.shard.id"
 INTERACTION_ID = "discord.interaction.id"
 INTERACTION_TYPE = "discord.interaction.type"
+# The button or select a component interaction came from.
+COMPONENT_ID = "discord.component.custom_id"
 
 COMMAND = "app.command"
 COMMAND_ARGS = "app.command.args"
@@ -45,6 +47,10 @@ AZURE_RESOURCE_ID = "app.azure.resource_id"
 ROOT_SPAN_MESSAGE = "message"
 ROOT_SPAN_COMMAND_PREFIX = "command "
 SEND_SPAN = "discord.send"
+DEFER_SPAN = "discord.defer"
+ROOT_SPAN_INTERACTION = "interaction"
+ROOT_SPAN_AUTOCOMPLETE_PREFIX = "autocomplete "
+ROOT_SPAN_COMPONENT_PREFIX = "component "
 FLAG_SPAN_PREFIX = "feature_flag.evaluate "
 
 # Limits on recorded text.

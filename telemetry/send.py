@@ -4,16 +4,24 @@ The span records the text sent (truncated), and its HTTP POST to Discord is a
 child from the aiohttp instrumentation, so Discord's rate limiting shows up in
 the trace. Mentions never ping: the bot's default is ``AllowedMentions.none()``
 and each send passes it again.
+
+For an interaction (a slash command, a button) the first answer is the
+interaction callback and later ones are follow-ups, so that POST is the child
+instead. A message that carries a view is remembered with the trace that sent
+it (``telemetry.components``), so a click on it can link back.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from telemetry.schema import RESPONSE
+from telemetry.components import remember_origin
+from telemetry.interactions import InteractionState, state_for
 from telemetry.spans import record_response, send_span
 
 MESSAGE_MAX_CHARS = 2000
@@ -41,8 +49,17 @@ async def reply(
     embed: discord.Embed | None = None,
     file: discord.File | None = None,
     view: discord.ui.View | None = None,
+    ephemeral: bool = False,
 ) -> discord.Message:
-    """Answer the message that invoked ``ctx``, as a reply that pings no one."""
+    """Answer the message or interaction that invoked ``ctx``, pinging no one.
+
+    ``ephemeral`` (only the asker sees it) applies to interactions; a message
+    cannot be ephemeral, so a bang-command's reply is public either way.
+    """
+    if ctx.interaction is not None:
+        return await respond(
+            ctx.interaction, content, embed=embed, file=file, view=view, ephemeral=ephemeral
+        )
     text = fit(content) if content else None
     with send_span() as span:
         record_response(span, describe(text, embed))
@@ -57,7 +74,77 @@ async def reply(
             kwargs["file"] = file
         if view is not None:
             kwargs["view"] = view
-        return await ctx.send(**kwargs)
+        message = await ctx.send(**kwargs)
+    if view is not None:
+        remember_origin(message.id)
+    return message
+
+
+async def respond(
+    interaction: discord.Interaction[Any],
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+    file: discord.File | None = None,
+    view: discord.ui.View | None = None,
+    ephemeral: bool = False,
+) -> discord.Message:
+    """Answer an interaction: the callback if nothing answered yet, else a follow-up.
+
+    An ephemeral answer to a publicly deferred interaction first deletes the
+    "thinking…" message: Discord would otherwise turn it into the answer and
+    keep it public (an error meant for the asker would show to everyone).
+    """
+    text = fit(content) if content else None
+    kwargs: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
+    if embed is not None:
+        kwargs["embed"] = embed
+    if file is not None:
+        kwargs["file"] = file
+    if view is not None:
+        kwargs["view"] = view
+    with send_span() as span:
+        record_response(span, describe(text, embed))
+        async with answering(interaction) as state:
+            response = interaction.response
+            if not response.is_done():
+                callback = await response.send_message(ephemeral=ephemeral, **kwargs)
+                resource = callback.resource
+                if isinstance(resource, discord.InteractionMessage):
+                    message: discord.Message = resource
+                else:
+                    message = await interaction.original_response()
+            else:
+                answered = state.answered if state is not None else True
+                if ephemeral and not answered and _deferred_publicly(interaction):
+                    await interaction.delete_original_response()
+                message = await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
+    if view is not None:
+        remember_origin(message.id)
+    return message
+
+
+@contextlib.asynccontextmanager
+async def answering(
+    interaction: discord.Interaction[Any],
+) -> AsyncIterator[InteractionState | None]:
+    """Hold the interaction's response lock (if this task handles it) while answering it.
+
+    Everything that answers an interaction goes through here, so an answer never
+    races the deferral timer, and the state knows a real answer went out.
+    """
+    state = state_for(interaction)
+    async with state.lock if state is not None else contextlib.nullcontext():
+        yield state
+        if state is not None:
+            state.answered = True
+
+
+def _deferred_publicly(interaction: discord.Interaction[Any]) -> bool:
+    """Whether a public "thinking…" message stands in for the answer."""
+    state = state_for(interaction)
+    deferred = interaction.response.type is discord.InteractionResponseType.deferred_channel_message
+    return deferred and not (state is not None and state.deferred_ephemeral)
 
 
 async def send_to(
@@ -91,18 +178,25 @@ async def edit(
 
 
 async def update(interaction: discord.Interaction[Any], content: str) -> None:
-    """Answer a button press by editing the message it was on, removing its buttons."""
+    """Answer a button press by editing the message it was on, removing its buttons.
+
+    If the press was already acknowledged (a deferred update), the same edit goes
+    to the clicked message through the interaction's webhook instead.
+    """
     text = fit(content)
     with send_span() as span:
         record_response(span, text)
-        await interaction.response.edit_message(
-            content=text, view=None, allowed_mentions=NO_MENTIONS
-        )
+        async with answering(interaction):
+            if not interaction.response.is_done():
+                await interaction.response.edit_message(
+                    content=text, view=None, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                await interaction.edit_original_response(
+                    content=text, view=None, allowed_mentions=NO_MENTIONS
+                )
 
 
 async def tell_privately(interaction: discord.Interaction[Any], content: str) -> None:
     """Answer a button press with a message only its presser sees (ephemeral)."""
-    text = fit(content)
-    with send_span() as span:
-        span.set_attribute(RESPONSE, text)
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    await respond(interaction, content, ephemeral=True)

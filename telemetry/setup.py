@@ -9,6 +9,7 @@ out, and shutdown waits a fixed time at most.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,14 @@ def build_provider(
 
 
 _installed = False
+# An interaction's token is in the path of its callback and webhook URLs, and lets
+# whoever holds it answer as the bot for 15 minutes: never record it on a span.
+_TOKEN_IN_PATH = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/?#]+")
+
+
+def redact_url(url: object) -> str:
+    """The URL as recorded on HTTP spans: interaction and webhook tokens replaced."""
+    return _TOKEN_IN_PATH.sub(r"\1{token}", str(url))
 
 
 def install(provider: TracerProvider) -> None:
@@ -125,7 +134,7 @@ def install(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
-    AioHttpClientInstrumentor().instrument()
+    AioHttpClientInstrumentor().instrument(url_filter=redact_url)
     LoggingInstrumentor().instrument(set_logging_format=False)
     drops.install()
     _installed = True

@@ -9,7 +9,7 @@ baggage, which would be sent to external APIs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
@@ -80,15 +80,21 @@ def current_trace() -> MessageTrace | None:
 
 @contextmanager
 def root_span(
-    name: str, attributes: dict[str, AttributeValue], fields: dict[str, AttributeValue]
+    name: str,
+    attributes: dict[str, AttributeValue],
+    fields: dict[str, AttributeValue],
+    *,
+    links: Sequence[Link] = (),
 ) -> Iterator[MessageTrace]:
     """Open a root span from an empty parent context and make it current.
 
-    Unhandled exceptions are recorded by the SDK; the caller classifies handled
-    ones through ``MessageTrace``.
+    Messages and interactions both enter here. ``links`` point at other traces
+    this one continues without joining them (a button click links to the trace
+    of the command that showed the button). Unhandled exceptions are recorded by
+    the SDK; the caller classifies handled ones through ``MessageTrace``.
     """
     with tracer.start_as_current_span(
-        name, context=Context(), attributes=attributes, end_on_exit=True
+        name, context=Context(), attributes=attributes, links=links, end_on_exit=True
     ) as span:
         message_trace = MessageTrace(span=span)
         token = _current.set(message_trace)

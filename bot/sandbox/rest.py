@@ -23,6 +23,8 @@ from bot.sandbox.state import JSON, World, iso
 
 API_PREFIX = "/api/v10"
 REJECTED_TOKEN = "bad-token"
+# Interaction callbacks and webhooks authenticate by the token in the path, as on Discord.
+TOKEN_IN_PATH = ("/interactions/", "/webhooks/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -134,9 +136,8 @@ class Rest:
         self, request: web.Request, handler: Handler, record: RecordedRequest
     ) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
-        # Interaction callbacks authenticate by the interaction token in their path.
-        by_token = record.path.startswith("/interactions/")
-        if not by_token and (not auth.startswith("Bot ") or auth[4:] == REJECTED_TOKEN):
+        token_in_path = record.path.startswith(TOKEN_IN_PATH)
+        if not token_in_path and (not auth.startswith("Bot ") or auth[4:] == REJECTED_TOKEN):
             return unauthorized()
         fault = self.faults.take(request.method, record.path)
         if fault is not None:

@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.sandbox import mentions
 from bot.sandbox.faults import Faults
 from bot.sandbox.gateway import RECONNECT, Gateway
-from bot.sandbox.interactions import Callback, Interactions
+from bot.sandbox.interactions import CommandSource, FakeInteraction, FakeInteractions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
 from bot.sandbox.state import JSON, FakeGuild, World
 
@@ -45,7 +45,7 @@ class FakeDiscord:
             shard_count=shard_count,
             on_bot_message=self._bot_message_event,
         )
-        self.interactions = Interactions(self.world, self.rest, self.gateway.dispatch)
+        self.interactions = FakeInteractions(self.world, self._bot_message_event)
         self.api_base = ""
         self.gateway_url = ""
         self.user: JSON = self.add_user("alice")
@@ -203,11 +203,6 @@ class FakeDiscord:
             if not fut.done():
                 fut.set_result(stored)
 
-    async def click_button(self, message: JSON, custom_id: str, user: JSON) -> Callback:
-        """``user`` presses a button on a bot message; returns the bot's interaction response."""
-        iid = self.interactions.click_button(message, custom_id, user)
-        return await self.interactions.answer_to(iid)
-
     def would_ping(self, message: JSON) -> bool:
         """True if that bot message notifies anyone under Discord's allowed_mentions rules."""
         ref = _reference_id(message)
@@ -266,6 +261,70 @@ class FakeDiscord:
     async def dispatch(self, event: str, data: JSON) -> None:
         """Send any gateway event (routed to the shard of ``data["guild_id"]``)."""
         self.gateway.dispatch(event, data)
+
+    # -- users use slash commands and buttons (interactions.py) -------------
+
+    def use_commands(self, source: CommandSource) -> None:
+        """Where commands come from when nothing was synced (e.g. the bot's tree, as JSON)."""
+        self.interactions.source = source
+
+    def send_command(
+        self,
+        line: str,
+        *,
+        author: JSON | None = None,
+        channel_id: int | None = None,
+        autocomplete: bool = False,
+    ) -> FakeInteraction:
+        """A user sends (or, with ``autocomplete``, is typing) ``line``: INTERACTION_CREATE."""
+        interaction = self.interactions.command_interaction(
+            line,
+            user=author or self.user,
+            channel_id=self.channel_id if channel_id is None else channel_id,
+            autocomplete=autocomplete,
+        )
+        self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
+        return interaction
+
+    async def slash(
+        self,
+        line: str,
+        *,
+        author: JSON | None = None,
+        channel_id: int | None = None,
+        timeout: float = 5.0,
+    ) -> JSON | None:
+        """Run ``/command ...`` and return the answer the user sees (after any deferral)."""
+        interaction = self.send_command(line, author=author, channel_id=channel_id)
+        return await interaction.wait(timeout)
+
+    async def autocomplete(
+        self, line: str, *, author: JSON | None = None, timeout: float = 5.0
+    ) -> list[JSON] | None:
+        """The choices offered while ``line`` is typed (its last option focused)."""
+        interaction = self.send_command(line, author=author, autocomplete=True)
+        answer = await interaction.wait(timeout)
+        return None if answer is None else list(answer.get("choices") or [])
+
+    def press(
+        self, message: JSON, custom_id: str, *, author: JSON | None = None
+    ) -> FakeInteraction:
+        """A user clicks the button ``custom_id`` on ``message``: INTERACTION_CREATE.
+
+        The returned interaction records the bot's callbacks (``callbacks[0]["type"]``
+        is 7 for an edit of the clicked message, 4 for a new, maybe ephemeral, one).
+        """
+        interaction = self.interactions.component_interaction(
+            message, custom_id, user=author or self.user
+        )
+        self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
+        return interaction
+
+    async def click(
+        self, message: JSON, custom_id: str, *, author: JSON | None = None, timeout: float = 5.0
+    ) -> JSON | None:
+        """Click the button ``custom_id`` on ``message``; the answer (or updated message)."""
+        return await self.press(message, custom_id, author=author).wait(timeout)
 
 
 def _reference_id(message: JSON) -> int | None:

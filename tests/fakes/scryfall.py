@@ -4,6 +4,7 @@
 ``not_found`` error and a query containing ``bad:`` the 400 ``bad_request``.
 ``/cards/named?fuzzy=``: ``ambiguous`` gives the 404 with ``type: ambiguous``,
 ``delver`` a transform card whose faces carry the images.
+``/cards/autocomplete?q=``: a ``catalog`` of the dragons' names containing ``q``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,18 @@ def error(status: int, code: str, details: str, **extra: Any) -> web.Response:
 
 class FakeScryfall(FakeApi):
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/cards/search", self.search), web.get("/cards/named", self.named)]
+        return [
+            web.get("/cards/search", self.search),
+            web.get("/cards/named", self.named),
+            web.get("/cards/autocomplete", self.autocomplete),
+        ]
+
+    async def autocomplete(self, request: web.Request) -> web.Response:
+        """A ``catalog`` of names containing ``q`` (none under two characters, as Scryfall)."""
+        query = request.query.get("q", "").lower()
+        names = [c["name"] for c in DRAGONS] if len(query) >= 2 else []
+        found = [n for n in names if query in n.lower()]
+        return web.json_response({"object": "catalog", "total_values": len(found), "data": found})
 
     async def search(self, request: web.Request) -> web.Response:
         query = request.query.get("q", "")

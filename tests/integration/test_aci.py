@@ -21,6 +21,7 @@ from telemetry import schema
 from tests.conftest import until
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
+from tests.integration.slash import interaction_root, is_ephemeral, run
 from tests.integration.test_bot import children_of, root_of
 from tests.integration.test_flags import IS_ADMIN, boolean_flag, users, write_flags
 
@@ -226,7 +227,7 @@ async def test_forbidden_names_the_action_and_the_role_needed(
         "'Microsoft.ContainerInstance/containerGroups/restart/action'.",
     )  # fmt: skip
     message, question = await say(fake, "!aci restart web", operator)
-    await fake.click_button(question, CONFIRM_ID, operator)
+    await fake.click(question, CONFIRM_ID, author=operator)
     root = await settled(spans, message)
     final = fake.world.messages[int(question["id"])]["content"]
     assert "Microsoft.ContainerInstance/containerGroups/restart/action" in final
@@ -314,9 +315,11 @@ async def test_restart_asks_then_acknowledges_then_edits_the_same_message(
     labels = [c["label"] for row in question["components"] for c in row["components"]]
     assert labels == ["Confirm", "Cancel"]
     assert arm.calls("POST", "/restart") == []  # nothing happens before the answer
-    ack = await fake.click_button(question, CONFIRM_ID, operator)
-    assert ack.type == 7 and ack.data["content"].startswith("\u23f3 Restarting `web`")
-    assert ack.data["components"] == []
+    press = fake.press(question, CONFIRM_ID, author=operator)
+    assert await press.wait() is not None
+    (ack,) = press.callbacks
+    assert ack["type"] == 7 and ack["data"]["content"].startswith("\u23f3 Restarting `web`")
+    assert ack["data"]["components"] == []
     root = await settled(spans, message)
     final = fake.world.messages[int(question["id"])]
     assert final["content"].startswith("\u2705 `web` restarted in ")
@@ -343,8 +346,8 @@ async def test_stop_cancelled_does_nothing(
     spans: InMemorySpanExporter,
 ) -> None:  # fmt: skip
     message, question = await say(fake, "!aci stop web", operator)
-    answer = await fake.click_button(question, CANCEL_ID, operator)
-    assert answer.data["content"] == "Cancelled: `web` was not stopped."
+    answer = await fake.click(question, CANCEL_ID, author=operator)
+    assert answer is not None and answer["content"] == "Cancelled: `web` was not stopped."
     root = await settled(spans, message)
     assert root.attributes[schema.AZURE_CONFIRMATION] == "cancelled"
     assert arm.calls("POST", "/stop") == []
@@ -355,8 +358,10 @@ async def test_only_the_requester_can_confirm_and_unanswered_questions_time_out(
     spans: InMemorySpanExporter,
 ) -> None:  # fmt: skip
     message, question = await say(fake, "!aci stop web", operator)
-    other = await fake.click_button(question, CONFIRM_ID, fake.world.owner)
-    assert other.type == 4 and other.data["flags"] & 64  # told privately
+    other = fake.press(question, CONFIRM_ID, author=fake.world.owner)
+    told = await other.wait()
+    assert other.callbacks[0]["type"] == 4 and told is not None and is_ephemeral(told)
+    assert told["content"] == "Only the person who asked can answer this."
     root = await settled(spans, message)
     final = fake.world.messages[int(question["id"])]
     assert final["content"] == "No answer within 2 s: `web` was not stopped."
@@ -370,7 +375,7 @@ async def test_stop_confirmed_stops_the_group(
     spans: InMemorySpanExporter,
 ) -> None:  # fmt: skip
     message, question = await say(fake, "!aci stop web", operator)
-    await fake.click_button(question, CONFIRM_ID, operator)
+    await fake.click(question, CONFIRM_ID, author=operator)
     await settled(spans, message)
     final = fake.world.messages[int(question["id"])]["content"]
     assert final.startswith("\u2705 `web` stopped") and "Terminated" in final
@@ -431,3 +436,112 @@ async def test_an_operation_that_outlasts_the_bounded_wait_is_reported_in_place(
             )
             == 1
         )
+
+
+# -- as slash commands -------------------------------------------------------
+
+
+def finished_named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [s for s in spans.get_finished_spans() if s.name == name]
+
+
+async def test_slash_list_is_deferred_then_answered_inside_the_interaction_trace(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], spans: InMemorySpanExporter
+) -> None:
+    answer, root, interaction = await run(fake, spans, "/aci list", author=operator)
+    assert "web" in answer["content"] and "worker" in answer["content"]
+    assert "chatops.azurecr.io/web:1.2.0" in answer["content"]
+    assert not is_ephemeral(answer)
+    # Expensive: "thinking…" before Azure is called, then the follow-up replaces it.
+    assert [c["type"] for c in interaction.callbacks] == [5]
+    assert interaction.followups == [answer]
+    assert root.name == "command aci list"
+    assert root.attributes[schema.INTERACTION_TYPE] == "application_command"
+    assert root.attributes[schema.OUTCOME] == "ok"
+    (listing,) = named(spans, root, "azure.containerinstance.list")
+    assert listing.attributes[schema.COMMAND] == "aci list"
+    assert len(named(spans, root, "azure.containerinstance.get")) == 2
+
+
+async def test_slash_list_without_the_reader_flag_is_denied_privately(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, arm: FakeArm, spans: InMemorySpanExporter
+) -> None:
+    answer, root, _ = await run(fake, spans, "/aci list", author=fake.add_user("mallory"))
+    assert is_ephemeral(answer) and answer["content"] == "You can't use `/aci list`."
+    assert root.attributes[schema.OUTCOME] == "denied"
+    assert arm.requests == []
+
+
+async def test_slash_restart_confirmed_by_button_is_a_linked_trace_of_its_own(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], arm: FakeArm,
+    spans: InMemorySpanExporter,
+) -> None:  # fmt: skip
+    command = fake.send_command("/aci restart web", author=operator)
+    question = await command.wait()
+    assert question is not None and "Restart container group `web`" in question["content"]
+    assert [c["label"] for row in question["components"] for c in row["components"]] == [
+        "Confirm",
+        "Cancel",
+    ]
+    assert arm.calls("POST", "/restart") == []
+
+    press = fake.press(question, CONFIRM_ID, author=operator)
+    assert await press.wait() is not None
+    (ack,) = press.callbacks
+    assert ack["type"] == 7 and ack["data"]["content"].startswith("\u23f3 Restarting `web`")
+    assert ack["data"]["components"] == []
+
+    await until(lambda: interaction_root(spans, command.id) is not None, within=8)
+    root = interaction_root(spans, command.id)
+    assert root is not None and root.name == "command aci restart"
+    assert root.attributes[schema.OUTCOME] == "ok"
+    assert root.attributes[schema.AZURE_CONFIRMATION] == "confirmed"
+    final = fake.world.messages[int(question["id"])]["content"]
+    assert final.startswith("\u2705 `web` restarted in ") and "`web` Running" in final
+    (restart,) = named(spans, root, "azure.containerinstance.restart")
+    assert restart.attributes[schema.AZURE_RESOURCE_ID] == arm.resource_id(RG, "web")
+
+    # The press: its own root span, linked to the command's root, covering the acknowledgement.
+    (click,) = finished_named(spans, f"component {CONFIRM_ID}")
+    assert click.parent is None
+    assert click.context.trace_id != root.context.trace_id
+    (link,) = click.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        root.context.trace_id,
+        root.context.span_id,
+    )
+    assert click.attributes[schema.INTERACTION_TYPE] == "component"
+    assert click.attributes[schema.COMPONENT_ID] == CONFIRM_ID
+    assert click.attributes[schema.COMMAND] == "aci restart"
+    assert click.attributes[schema.MESSAGE_ID] == question["id"]
+    assert click.attributes[schema.OUTCOME] == "ok"
+    (ack_send,) = [
+        s
+        for s in named(spans, root, schema.SEND_SPAN)
+        if str(s.attributes.get(schema.RESPONSE, "")).startswith("\u23f3")
+    ]
+    assert click.end_time is not None and ack_send.end_time is not None
+    assert click.end_time >= ack_send.end_time
+
+
+async def test_a_press_by_someone_else_is_denied_in_its_own_linked_span(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], arm: FakeArm,
+    spans: InMemorySpanExporter,
+) -> None:  # fmt: skip
+    command = fake.send_command("/aci stop web", author=operator)
+    question = await command.wait()
+    assert question is not None
+    told = await fake.click(question, CONFIRM_ID, author=fake.world.owner)
+    assert told is not None and is_ephemeral(told)
+    assert told["content"] == "Only the person who asked can answer this."
+    (click,) = finished_named(spans, f"component {CONFIRM_ID}")
+    assert click.attributes[schema.OUTCOME] == "denied"
+    assert click.attributes[schema.RESPONSE] == told["content"]
+    assert click.links and click.links[0].context.trace_id != click.context.trace_id
+    cancelled = await fake.click(question, CANCEL_ID, author=operator)
+    assert cancelled is not None and cancelled["content"] == "Cancelled: `web` was not stopped."
+    await until(lambda: interaction_root(spans, command.id) is not None, within=8)
+    root = interaction_root(spans, command.id)
+    assert root is not None and root.attributes[schema.AZURE_CONFIRMATION] == "cancelled"
+    assert str(root.attributes[schema.RESPONSE]).startswith("Cancelled")
+    assert arm.calls("POST", "/stop") == []

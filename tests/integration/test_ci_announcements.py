@@ -16,9 +16,11 @@ from bot.config import Settings
 from bot.harness import connected_bot
 from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
+from commands.ci import Builds
 from telemetry import schema
 from tests.fakes import circleci
 from tests.fakes.otlp import OtlpReceiver
+from tests.integration.slash import is_ephemeral, run
 
 
 @pytest.fixture
@@ -108,3 +110,27 @@ async def test_an_unsigned_hook_is_refused_and_announces_nothing(
         assert response.status == 401
     await asyncio.sleep(0.2)
     assert not [m for m in fake.bot_messages if m.get("embeds")]
+
+
+async def test_slash_builds_lists_and_filters_like_the_bang_command(
+    announcing_bot: tuple[ChatOpsBot, str], fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    bot, base = announcing_bot
+    empty, root, _ = await run(fake, spans, "/builds")
+    assert empty["content"] == "No finished runs seen since I started."
+    assert root.name == "command builds" and root.attributes[schema.OUTCOME] == "ok"
+    assert await post_hook(base, circleci.workflow_completed()) == 202
+    await until_announced(fake, 1)
+    builds = bot.get_cog("Builds")
+    assert isinstance(builds, Builds)
+    pipeline = builds.recent[0].pipeline
+
+    listed, root, interaction = await run(fake, spans, f"/builds pipeline:{pipeline}")
+    assert "success" in listed["content"] and f"**{pipeline}**" in listed["content"]
+    assert not is_ephemeral(listed) and not fake.would_ping(listed)
+    assert [c["type"] for c in interaction.callbacks] == [4]  # answered at once, no deferral
+    assert root.attributes[schema.COMMAND_ARGS] == f"pipeline:{pipeline}"
+    assert root.attributes[schema.INTERACTION_TYPE] == "application_command"
+
+    other, _, _ = await run(fake, spans, "/builds pipeline:nonexistent-pipeline")
+    assert other["content"] == "No finished runs of `nonexistent-pipeline` seen since I started."

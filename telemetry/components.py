@@ -1,0 +1,139 @@
+"""Buttons and selects: each click is its own trace, linked to the command that showed it.
+
+A click can come minutes after the command, so it must not join that trace (the
+command's root span has long ended, and its duration would lie). Instead the
+click gets a root span of its own with an OTel span link to the command's root,
+which backends show as "continues trace …". ``reply``/``respond`` remember the
+root span behind every message sent with a view, keyed by message id and
+bounded, so the link survives without holding on to the view.
+
+Use ``TracedView`` as the base of a view (an ACI stop/restart confirmation, for
+instance): every item callback, its checks and its error handling run inside
+the click's root span, with the same outcomes as commands and an ephemeral
+reply naming the trace id when something breaks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from opentelemetry.trace import Link, SpanContext
+
+from telemetry import schema
+from telemetry.errors import UserFacingError
+from telemetry.interactions import interaction_attributes, interaction_fields, tracking
+from telemetry.schema import Outcome
+from telemetry.spans import current_trace, root_span
+
+log = logging.getLogger(__name__)
+
+MAX_ORIGINS = 2048
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The root span that sent a message with components, and its command."""
+
+    context: SpanContext
+    command: str | None
+
+
+class Origins:
+    """Message id -> origin, least recently used evicted past ``limit``."""
+
+    def __init__(self, limit: int = MAX_ORIGINS) -> None:
+        self.limit = limit
+        self._items: OrderedDict[int, Origin] = OrderedDict()
+
+    def remember(self, message_id: int, origin: Origin) -> None:
+        self._items[message_id] = origin
+        self._items.move_to_end(message_id)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def get(self, message_id: int) -> Origin | None:
+        return self._items.get(message_id)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+origins = Origins()
+
+
+def remember_origin(message_id: int) -> None:
+    """Remember the current root span as the origin of ``message_id`` (no-op outside one)."""
+    message_trace = current_trace()
+    if message_trace is None:
+        return
+    command = message_trace.fields.get(schema.COMMAND)
+    origins.remember(
+        message_id,
+        Origin(message_trace.span.get_span_context(), str(command) if command else None),
+    )
+
+
+def origin_of(interaction: discord.Interaction[Any]) -> Origin | None:
+    """Where the message ``interaction`` clicked on came from, if still remembered."""
+    message = interaction.message
+    return origins.get(message.id) if message is not None else None
+
+
+def custom_id_of(interaction: discord.Interaction[Any]) -> str:
+    data: Any = interaction.data or {}
+    custom_id = data.get("custom_id") if isinstance(data, dict) else None
+    return str(custom_id or "?")
+
+
+class TracedView(discord.ui.View):
+    """A view whose every interaction is a root span linked to the sending command's trace.
+
+    discord.py runs an item's checks, callback and ``on_error`` in one task per
+    click (``View._scheduled_task``); wrapping that task is the only place that
+    covers all three, so this overrides it (private, stable since discord.py 2.0).
+    """
+
+    async def _scheduled_task(
+        self, item: discord.ui.Item[Any], interaction: discord.Interaction[Any]
+    ) -> None:
+        origin = origin_of(interaction)
+        custom_id = custom_id_of(interaction)
+        attributes = interaction_attributes(interaction)
+        attributes[schema.COMPONENT_ID] = custom_id
+        fields = interaction_fields(interaction)
+        if origin is not None and origin.command:
+            fields[schema.COMMAND] = origin.command
+        links = [Link(origin.context)] if origin is not None else []
+        with (
+            root_span(
+                schema.ROOT_SPAN_COMPONENT_PREFIX + custom_id, attributes, fields, links=links
+            ),
+            tracking(interaction),
+        ):
+            await super()._scheduled_task(item, interaction)  # type: ignore[misc]
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /
+    ) -> None:
+        """Record the failure on the click's root span and tell the clicker, privately."""
+        from telemetry.send import respond
+
+        message_trace = current_trace()
+        trace_id = message_trace.trace_id if message_trace is not None else "-"
+        if isinstance(error, UserFacingError):
+            outcome = error.outcome
+            text = str(error) if outcome is not Outcome.ERROR else f"{error} (trace `{trace_id}`)"
+        else:
+            outcome = Outcome.ERROR
+            text = f"Something went wrong on my side (trace `{trace_id}`)."
+            log.error("view item %s failed", custom_id_of(interaction), exc_info=error)
+        if message_trace is not None:
+            message_trace.record_error(error, outcome)
+        try:
+            await respond(interaction, text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not send the error reply: %s", exc)
