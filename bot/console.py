@@ -27,7 +27,6 @@ from telemetry.waterfall import rows_from_spans
 TRACE_WAIT_S = 30.0
 # What the console shows of each span; `chatops trace` shows everything.
 KEY_ATTRIBUTES = (
-    schema.COMMAND,
     schema.OUTCOME,
     schema.RESPONSE,
     schema.ERROR_TYPE,

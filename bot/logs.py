@@ -19,10 +19,18 @@ class _TraceIdDefaults(logging.Filter):
         return True
 
 
+class _NoVoiceNotice(logging.Filter):
+    """discord.py warns at start-up that voice libraries are missing; this bot has no voice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(_TraceIdDefaults())
+    handler.addFilter(_NoVoiceNotice())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
