@@ -30,7 +30,7 @@ from commands.slash import hybrid_group, subcommand
 from telemetry import schema
 from telemetry.azure import Aci, AzureError, Found, GroupRef
 from telemetry.errors import UserFacingError
-from telemetry.flag_checks import requires_flag
+from telemetry.flag_checks import allowed, requires_flag
 from telemetry.schema import Outcome
 from telemetry.send import edit, reply, update
 from telemetry.spans import current_trace
@@ -43,6 +43,8 @@ NOT_CONFIGURED = (
     "Azure is not configured here: the bot needs AZURE_SUBSCRIPTION_ID and AZURE_RESOURCE_GROUP."
 )
 INLINE_LOG_CHARS = 1800
+MAX_CHOICES = 25  # Discord's limit for autocomplete
+NAMES_TTL_S = 30.0
 MAX_TAIL = 10_000
 
 
@@ -80,6 +82,7 @@ class Azure(commands.Cog, name="Azure"):
         self._client = aci
         self.confirm_timeout_s = confirm_timeout_s
         self.logs_tail = logs_tail
+        self._names: tuple[float, list[str]] | None = None
 
     @property
     def aci_client(self) -> Aci:
@@ -176,6 +179,39 @@ class Azure(commands.Cog, name="Azure"):
     async def restart(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, RESTART, aci.restart, confirm=True)
+
+    @status.autocomplete("group")
+    @logs.autocomplete("group")
+    @start.autocomplete("group")
+    @stop.autocomplete("group")
+    @restart.autocomplete("group")
+    async def group_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Group names for ``/aci ... group:``, for readers only; none rather than an error.
+
+        One names-only list call per resource group, remembered for a short while:
+        every keystroke is an interaction.
+        """
+        if self._client is None or not await allowed(interaction, "aci-reader"):
+            return []
+        try:
+            names = await self._group_names(self._client)
+        except UserFacingError:
+            return []
+        typed = current.strip().lower()
+        matches = [name for name in names if typed in name.lower()]
+        return [app_commands.Choice(name=n, value=n) for n in matches[:MAX_CHOICES]]
+
+    async def _group_names(self, aci: Aci) -> list[str]:
+        now = time.monotonic()
+        if self._names is not None and now - self._names[0] < NAMES_TTL_S:
+            return self._names[1]
+        refs = await aci.group_refs()
+        several = len(aci.resource_groups) > 1
+        names = sorted(f"{r.resource_group}/{r.name}" if several else r.name for r in refs)
+        self._names = (now, names)
+        return names
 
     async def _change(
         self,

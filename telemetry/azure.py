@@ -250,9 +250,8 @@ class Aci:
             lambda: self.client.container_groups.get(ref.resource_group, ref.name),
         )
 
-    async def list_groups(self) -> list[Found]:
-        """Every group in every configured resource group, each read in full (the list
-        omits instance views, which hold state and restart counts)."""
+    async def group_refs(self) -> list[GroupRef]:
+        """The groups of every configured resource group, names only: one list call each."""
         refs: list[GroupRef] = []
         for rg in self.resource_groups:
 
@@ -268,6 +267,12 @@ class Aci:
                 resource_id=f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}",
             )
             refs.extend(GroupRef(rg, group.name) for group in listed)
+        return refs
+
+    async def list_groups(self) -> list[Found]:
+        """Every group in every configured resource group, each read in full (the list
+        omits instance views, which hold state and restart counts)."""
+        refs = await self.group_refs()
         bound = asyncio.Semaphore(LIST_CONCURRENCY)
 
         async def read(ref: GroupRef) -> Found:

@@ -92,6 +92,26 @@ def message_context(message: discord.Message) -> EvaluationContext:
     )
 
 
+def interaction_context(interaction: discord.Interaction[Any]) -> EvaluationContext:
+    """Who is typing (autocomplete) or clicking, as flag rules see them."""
+    user = interaction.user
+    if isinstance(user, discord.Member):
+        return make_context(
+            user.id,
+            guild_id=user.guild.id,
+            channel_id=interaction.channel_id,
+            role_ids=[r.id for r in user.roles if not r.is_default()],
+            admin=user.guild_permissions.administrator,
+        )
+    return make_context(user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id)
+
+
+async def allowed(interaction: discord.Interaction[Any], key: str) -> bool:
+    """A permission flag for an interaction with no command context; fails closed."""
+    details = await evaluate_async(key, False, interaction_context(interaction))
+    return details.value is True
+
+
 @dataclass
 class _MessageFlags:
     message_id: int

@@ -472,6 +472,25 @@ async def test_slash_list_without_the_reader_flag_is_denied_privately(
     assert arm.requests == []
 
 
+async def test_group_names_autocomplete_for_readers_from_one_cached_listing(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, arm: FakeArm, operator: dict[str, Any]
+) -> None:
+    choices = await fake.autocomplete("/aci status group:w", author=operator)
+    assert choices == [{"name": "web", "value": "web"}, {"name": "worker", "value": "worker"}]
+    narrowed = await fake.autocomplete("/aci restart group:wor", author=operator)
+    assert narrowed == [{"name": "worker", "value": "worker"}]
+    # Names only, one list call, remembered between keystrokes: no per-group reads.
+    assert [r.method for r in arm.requests] == ["GET"]
+    assert arm.requests[0].path.endswith("/containerGroups")
+
+
+async def test_group_names_are_not_offered_to_someone_without_the_reader_flag(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, arm: FakeArm
+) -> None:
+    assert await fake.autocomplete("/aci status group:w", author=fake.add_user("mallory")) == []
+    assert arm.requests == []
+
+
 async def test_slash_restart_confirmed_by_button_is_a_linked_trace_of_its_own(
     aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], arm: FakeArm,
     spans: InMemorySpanExporter,
