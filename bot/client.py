@@ -27,6 +27,7 @@ from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length, i
 from bot.slash import ChatOpsTree, capture_error
 from commands.ci import Builds
 from telemetry import schema
+from telemetry.errors import UserFacingError
 from telemetry.flags import shutdown_flags, start_flags
 from telemetry.interactions import defer
 from telemetry.pipeline.events import PipelineEvent
@@ -232,7 +233,11 @@ class ChatOpsBot(commands.Bot):
         classified = classify(ctx, error, trace_id)
         if message_trace is not None:
             message_trace.record_error(classified.cause, classified.outcome)
-        if classified.outcome is Outcome.ERROR:
+        if isinstance(classified.cause, UserFacingError):
+            # A dependency failed in a way the command foresaw: one line, no traceback.
+            if classified.outcome is Outcome.ERROR:
+                log.warning("command %s failed: %s", ctx.command, classified.cause)
+        elif classified.outcome is Outcome.ERROR:
             log.error("command %s failed", ctx.command, exc_info=classified.cause)
         if classified.reply:
             try:

@@ -143,7 +143,7 @@ def install(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
     AioHttpClientInstrumentor().instrument(url_filter=redact_url)
-    LoggingInstrumentor().instrument(set_logging_format=False)
+    LoggingInstrumentor().instrument(set_logging_format=False, inject_trace_context=True)
     drops.install()
     _installed = True
 

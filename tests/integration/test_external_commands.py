@@ -139,10 +139,19 @@ async def test_a_500_then_success_is_retried_and_both_attempts_are_spans(
 
 
 async def test_500_twice_fails_with_the_status_and_the_trace_id(
-    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
+    bot: ChatOpsBot,
+    fake: FakeDiscord,
+    spans: InMemorySpanExporter,
+    catfact_api: FakeCatFacts,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     catfact_api.then(status=500).then(status=503)
     answer, root = await exchange(fake, spans, "!catfact")
+    # An API that fails is one log line naming the trace, not a traceback.
+    (logged,) = [r for r in caplog.records if r.name == "bot.client"]
+    assert logged.getMessage() == "command catfact failed: The cat-fact API answered 503."
+    assert logged.exc_info is None
+    assert logged.otelTraceID == trace_id(root)  # type: ignore[attr-defined]
     assert answer["content"] == f"The cat-fact API answered 503. (trace `{trace_id(root)}`)"
     assert root.attributes[schema.OUTCOME] == "error"
     assert root.status.status_code is StatusCode.ERROR

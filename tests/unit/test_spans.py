@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from opentelemetry import trace
@@ -79,3 +80,14 @@ def test_send_span_is_a_child_of_the_root(spans: InMemorySpanExporter) -> None:
     send, root = spans.get_finished_spans()
     assert send.name == schema.SEND_SPAN
     assert send.parent is not None and send.parent.span_id == root.context.span_id
+
+
+def test_log_records_carry_the_trace_and_span_ids(
+    spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), _root() as message_trace:
+        logging.getLogger("chatops.test").info("inside a message")
+    (record,) = [r for r in caplog.records if r.getMessage() == "inside a message"]
+    assert record.otelTraceID == message_trace.trace_id  # type: ignore[attr-defined]
+    span_id = f"{message_trace.span.get_span_context().span_id:016x}"
+    assert record.otelSpanID == span_id  # type: ignore[attr-defined]
