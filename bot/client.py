@@ -99,11 +99,11 @@ class ChatOpsBot(commands.Bot):
             use_gateway(self.settings.discord_gateway_url)
         elif self.settings.uses_custom_api:
             use_gateway(await discover_gateway(self.http))
+        from bot.external import add_external_cogs, user_agent
+
         self._http_session = aiohttp.ClientSession(
-            timeout=HTTP_TIMEOUT,
-            headers={"User-Agent": f"chatops-bot/{package_version()} (+discord.py)"},
+            timeout=HTTP_TIMEOUT, headers={"User-Agent": user_agent()}
         )
-        from bot.external import add_external_cogs
         from commands.core import Core
         from commands.labs import Labs
         from telemetry.flag_checks import flag_check

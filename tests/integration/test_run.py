@@ -26,22 +26,42 @@ async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm
                 OTEL_SERVICE_NAME="chatops-test",
             )
         )
+        expected = {
+            "!ping": ("Pong!", "command ping", "ok"),
+            "!help": ("```", "command help", "ok"),
+            "!about": ("chatops-bot", "command about", "ok"),
+            "!nope": ("I don't know `!nope`", "message", "unknown_command"),
+            "!roll lots": ("'lots' is not dice", "command roll", "bad_input"),
+        }
+        sent: dict[str, str] = {}
         try:
             await fake.wait_ready(timeout=20)
-            answer = await fake.say("!ping", timeout=10)
-            assert answer is not None and answer["content"].startswith("Pong!")
-            unknown = await fake.say("!nope", timeout=10)
-            assert unknown is not None and "`!nope`" in unknown["content"]
+            for text, (starts, _, _) in expected.items():
+                message = fake.send_message(text)
+                sent[text] = str(message["id"])
+                (answer,) = await fake.replies_to(int(message["id"]), timeout=1.0)
+                assert answer["content"].startswith(starts), answer["content"]
         finally:
             process.send_signal(signal.SIGTERM)
             stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
         assert process.returncode == 0, stderr.decode()
 
-        names = {span.name for span in receiver.spans}
-        assert {"command ping", "message", "discord.send"} <= names
+        # One trace per message, each with the schema's root attributes.
+        for text, (_, name, outcome) in expected.items():
+            roots = [
+                span
+                for span in receiver.spans
+                if span.parent_span_id == ""
+                and span.attributes.get(schema.MESSAGE_ID) == sent[text]
+            ]
+            assert len(roots) == 1, text
+            (root,) = roots
+            assert (root.name, root.attributes[schema.OUTCOME]) == (name, outcome)
+            assert root.attributes[schema.GUILD_ID] == str(fake.guild.id)
+            assert root.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
+            in_trace = [span for span in receiver.spans if span.trace_id == root.trace_id]
+            assert any(span.name == "discord.send" for span in in_trace), text
         (ping,) = [span for span in receiver.spans if span.name == "command ping"]
-        assert ping.attributes[schema.OUTCOME] == "ok"
-        assert ping.attributes[schema.GUILD_ID] == str(fake.guild.id)
         assert ping.resource["service.name"] == "chatops-test"
         everything = (stdout + stderr).decode() + repr(receiver.spans) + repr(receiver.headers)
         assert TOKEN not in everything
