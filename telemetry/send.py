@@ -42,6 +42,23 @@ def describe(content: str | None, embed: discord.Embed | None) -> str:
     return ""
 
 
+def _message_kwargs(
+    text: str | None,
+    embed: discord.Embed | None,
+    file: discord.File | None,
+    view: discord.ui.View | None,
+) -> dict[str, Any]:
+    """What every send passes discord.py: the text, no pings, and only the parts given."""
+    kwargs: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
+    if embed is not None:
+        kwargs["embed"] = embed
+    if file is not None:
+        kwargs["file"] = file
+    if view is not None:
+        kwargs["view"] = view
+    return kwargs
+
+
 async def reply(
     ctx: commands.Context[Any],
     content: str | None = None,
@@ -61,20 +78,11 @@ async def reply(
             ctx.interaction, content, embed=embed, file=file, view=view, ephemeral=ephemeral
         )
     text = fit(content) if content else None
+    kwargs = _message_kwargs(text, embed, file, view)
     with send_span() as span:
         record_response(span, describe(text, embed))
-        kwargs: dict[str, Any] = {
-            "content": text,
-            "allowed_mentions": NO_MENTIONS,
-            "reference": ctx.message.to_reference(fail_if_not_exists=False),
-        }
-        if embed is not None:
-            kwargs["embed"] = embed
-        if file is not None:
-            kwargs["file"] = file
-        if view is not None:
-            kwargs["view"] = view
-        message = await ctx.send(**kwargs)
+        reference = ctx.message.to_reference(fail_if_not_exists=False)
+        message = await ctx.send(reference=reference, **kwargs)
     if view is not None:
         remember_origin(message.id)
     return message
@@ -96,13 +104,7 @@ async def respond(
     keep it public (an error meant for the asker would show to everyone).
     """
     text = fit(content) if content else None
-    kwargs: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
-    if embed is not None:
-        kwargs["embed"] = embed
-    if file is not None:
-        kwargs["file"] = file
-    if view is not None:
-        kwargs["view"] = view
+    kwargs = _message_kwargs(text, embed, file, view)
     with send_span() as span:
         record_response(span, describe(text, embed))
         async with answering(interaction) as state:

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot import endpoints
-from bot.client import ChatOpsBot
+from bot.client import ChatOpsBot, bot_intents
 from bot.config import Settings, load_settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
@@ -79,14 +79,9 @@ async def bot(
 
 def make_plain_bot() -> commands.Bot:
     """An unmodified ``commands.Bot`` with one ``!ping`` command."""
-    intents = discord.Intents.none()
-    intents.guilds = True
-    intents.guild_messages = True
-    intents.dm_messages = True
-    intents.message_content = True
     bot = commands.Bot(
         command_prefix="!",
-        intents=intents,
+        intents=bot_intents(),  # the same intents as ChatOpsBot
         allowed_mentions=discord.AllowedMentions.none(),
         # on_ready waits this long after the last GUILD_CREATE (2 s by default).
         guild_ready_timeout=0.05,
