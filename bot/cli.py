@@ -113,9 +113,9 @@ def console(lines: tuple[str, ...]) -> None:
 
     from rich.console import Console
 
+    from bot.config import telemetry_config
     from bot.console import run_console
     from bot.logs import configure_logging
-    from bot.runner import telemetry_config
     from commands.http_config import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown

@@ -25,6 +25,7 @@ from telemetry.timespec import parse_timespan
 
 if TYPE_CHECKING:
     from telemetry.flags import FlagsConfig
+    from telemetry.setup import TelemetryConfig
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
@@ -207,6 +208,21 @@ class Settings(BaseSettings):
     azure_poll_interval_s: float = Field(default=5.0, gt=0, le=60)
     azure_confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     azure_logs_tail: int = Field(default=100, ge=1, le=10_000)
+
+
+def telemetry_config(settings: Settings) -> TelemetryConfig:
+    """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""
+    from telemetry.setup import TelemetryConfig
+
+    return TelemetryConfig(
+        service_name=settings.otel_service_name,
+        environment=settings.deployment_environment,
+        otlp_endpoint=settings.otlp_endpoint,
+        otlp_headers=settings.otlp_headers,
+        span_store=settings.span_store_path,
+        span_store_max_age=settings.span_store_max_age,
+        span_store_max_bytes=settings.span_store_max_bytes,
+    )
 
 
 def flags_config(settings: Settings) -> FlagsConfig:

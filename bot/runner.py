@@ -11,24 +11,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from bot.ci_services import CiServices
 from bot.client import create_bot
-from bot.config import Settings
+from bot.config import Settings, telemetry_config
 from bot.health import health_app, start_health_server
-from telemetry.setup import TelemetryConfig
 
 log = logging.getLogger(__name__)
-
-
-def telemetry_config(settings: Settings) -> TelemetryConfig:
-    """Tracing configuration from ``Settings`` (the only place that maps one to the other)."""
-    return TelemetryConfig(
-        service_name=settings.otel_service_name,
-        environment=settings.deployment_environment,
-        otlp_endpoint=settings.otlp_endpoint,
-        otlp_headers=settings.otlp_headers,
-        span_store=settings.span_store_path,
-        span_store_max_age=settings.span_store_max_age,
-        span_store_max_bytes=settings.span_store_max_bytes,
-    )
 
 
 async def serve(settings: Settings, token: str) -> None:
