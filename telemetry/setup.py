@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID
 
 from telemetry import drops
 from telemetry.propagation import OptInTraceContextPropagator
@@ -61,6 +64,27 @@ def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL for a base endpoint, as the SDK derives it from the env."""
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
+
+
+class SystemRandomIds(IdGenerator):
+    """Trace and span ids from the operating system's randomness.
+
+    The SDK's default draws from the global ``random`` module, so anything that
+    seeds it (a game command calling ``random.seed``, a test framework resetting
+    it per example) would make every later message repeat the same trace ids.
+    """
+
+    def generate_span_id(self) -> int:
+        span_id = secrets.randbits(64)
+        while span_id == INVALID_SPAN_ID:
+            span_id = secrets.randbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = secrets.randbits(128)
+        while trace_id == INVALID_TRACE_ID:
+            trace_id = secrets.randbits(128)
+        return trace_id
 
 
 def build_resource(config: TelemetryConfig) -> Resource:
@@ -105,7 +129,9 @@ def build_provider(
 ) -> TracerProvider:
     """A provider with the trace-fields processor and one batch processor per exporter."""
     # shutdown() below bounds the wait; the SDK's own atexit shutdown would not.
-    provider = TracerProvider(resource=build_resource(config), shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=build_resource(config), id_generator=SystemRandomIds(), shutdown_on_exit=False
+    )
     provider.add_span_processor(TraceFieldsProcessor())
     for exporter in build_exporters(config) if exporters is None else exporters:
         provider.add_span_processor(

@@ -154,5 +154,7 @@ def test_any_message_gets_a_root_span_at_most_one_reply_and_no_ping(
         root.attributes.get(schema.ERROR_MESSAGE),
     )
     if outcome == "ignored" and len(content) > 12:
+        # Only this message's trace: other messages' replies may say anything.
         for span in span_exporter.get_finished_spans():
-            assert content not in str(dict(span.attributes or {}))
+            if span.context.trace_id == root.context.trace_id:
+                assert content not in str(dict(span.attributes or {}))

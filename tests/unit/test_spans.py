@@ -91,3 +91,16 @@ def test_log_records_carry_the_trace_and_span_ids(
     assert record.otelTraceID == message_trace.trace_id  # type: ignore[attr-defined]
     span_id = f"{message_trace.span.get_span_context().span_id:016x}"
     assert record.otelSpanID == span_id  # type: ignore[attr-defined]
+
+
+def test_seeding_the_global_random_module_does_not_repeat_trace_ids(
+    spans: InMemorySpanExporter,
+) -> None:
+    import random
+
+    seen = set()
+    for _ in range(3):
+        random.seed(42)  # a game command, or a test framework, might do this
+        with _root() as message_trace:
+            seen.add(message_trace.trace_id)
+    assert len(seen) == 3
