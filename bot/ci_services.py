@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from bot.ci_env import environment
+from bot.ci_wiring import buildkite_configured, buildkite_poller, circleci_receiver
 from bot.config import Settings
-from bot.pipeline import buildkite_configured, buildkite_poller, circleci_receiver
 from telemetry.pipeline.events import Notifier
 from telemetry.pipeline.export import BatchSink
 from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes

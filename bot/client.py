@@ -1,12 +1,14 @@
 """Where a message enters: the ``commands.Bot`` subclass.
 
-(An interaction, such as a slash command, enters in ``bot/slash.py``, the
+(An interaction, such as a slash command, enters in ``bot/command_tree.py``, the
 command tree, and leaves through the same ``report_error``.)
 
 ``on_message`` opens the message's root span before command parsing; ``invoke``
-runs the command inside it and sends every failure through one mapping
-(``bot.errors.classify``), so the outcome, the reply and the span agree. A
-command only raises; it never classifies its own errors.
+runs the command inside it as discord.py's ``Bot.invoke`` does (``on_command``,
+the command's ``@error`` handler, the cog's ``cog_command_error``,
+``on_command_error`` listeners all run), then sends the failure through one
+classification (``commands.toolkit.failures``), so the outcome, the reply and
+the span agree. A command only raises; it never classifies its own errors.
 """
 
 from __future__ import annotations
@@ -19,26 +21,30 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from bot.cogs import add_cogs, user_agent
+from bot.command_tree import ChatOpsTree, capture_error
 from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
-from bot.errors import classify, unknown_command_reply
-from bot.help import TracedHelpCommand, slash_help
-from bot.limits import ConcurrencyBound, UserRateLimit, check_argument_length, is_expensive
-from bot.slash import ChatOpsTree, capture_error
-from commands.ci import Builds
+from commands.builds import Builds
+from commands.help import TracedHelpCommand
+from commands.toolkit.failures import record_failure, unknown_command_reply
+from commands.toolkit.flags import shutdown_flags, start_flags
+from commands.toolkit.interaction_state import defer
+from commands.toolkit.limits import (
+    ConcurrencyBound,
+    UserRateLimit,
+    check_argument_length,
+    is_expensive,
+)
+from commands.toolkit.replies import reply
 from telemetry import schema
-from telemetry.errors import UserFacingError
-from telemetry.flags import shutdown_flags, start_flags
-from telemetry.interactions import defer
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
-from telemetry.send import reply
-from telemetry.setup import package_version
-from telemetry.spans import MessageTrace, current_trace, root_span
+from telemetry.spans import MessageTrace, root_span
 
 if TYPE_CHECKING:
-    from bot.azure import AzureOptions
-    from telemetry.azure import Aci
+    from bot.azure_wiring import AzureOptions
+    from commands.azure.arm_client import Aci
 
 log = logging.getLogger(__name__)
 
@@ -99,45 +105,15 @@ class ChatOpsBot(commands.Bot):
             use_gateway(self.settings.discord_gateway_url)
         elif self.settings.uses_custom_api:
             use_gateway(await discover_gateway(self.http))
-        from bot.external import add_external_cogs, user_agent
-
         self._http_session = aiohttp.ClientSession(
             timeout=HTTP_TIMEOUT, headers={"User-Agent": user_agent()}
         )
-        from commands.core import Core
-        from commands.labs import Labs
-        from telemetry.flag_checks import flag_check
-
-        await self.add_cog(
-            Core(
-                self,
-                version=package_version(),
-                commit=self.settings.git_commit,
-                started_at=self.started_at,
-            )
-        )
-        await self.add_cog(Labs())
-        await self.add_cog(Builds(self, channel_id=self.settings.ci_announce_channel_id))
-        self.tree.add_command(slash_help)
-        await add_external_cogs(self, self.settings, self._http_session, flag_check=flag_check)
-        await self._add_azure()
-
-    async def _add_azure(self) -> None:
-        """The ``aci`` commands, always: without AZURE_SUBSCRIPTION_ID they answer "not
-        configured" (the Azure packages are then never imported)."""
-        from commands.azure import Azure
-
         if self.settings.azure_subscription_id:
-            from bot.azure import build_aci
+            # Imports the Azure packages: only when Azure is configured.
+            from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
-        await self.add_cog(
-            Azure(
-                self.aci,
-                confirm_timeout_s=self.settings.azure_confirm_timeout_s,
-                logs_tail=self.settings.azure_logs_tail,
-            )
-        )
+        await add_cogs(self)
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -177,11 +153,6 @@ class ChatOpsBot(commands.Bot):
                 return
             name, args = resolve_command(ctx)
             message_trace.command_resolved(name, args)
-            try:
-                check_argument_length(args, self.settings.max_argument_chars)
-            except commands.CommandError as exc:
-                await self.report_error(ctx, exc)
-                return
             await self.invoke(ctx)
 
     async def _not_a_command(self, ctx: commands.Context[Any], message_trace: MessageTrace) -> None:
@@ -193,57 +164,75 @@ class ChatOpsBot(commands.Bot):
         await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))
 
     async def invoke(self, ctx: commands.Context[Any], /) -> None:
-        """discord.py's ``Bot.invoke``, with errors handled inside the message's span."""
+        """discord.py's ``Bot.invoke`` with the bot-wide limits, and the error reported in the span.
+
+        discord.py's own error chain runs first (the command's ``@error``, the
+        cog's ``cog_command_error``, then ``on_command_error`` listeners), so a
+        cog written the usual discord.py way behaves as its author expects.
+        """
         if ctx.command is None:
             return
+        self.dispatch("command", ctx)
         try:
+            check_argument_length(resolve_command(ctx)[1], self.settings.max_argument_chars)
             if await self.can_run(ctx, call_once=True):
                 async with self.expensive.slot(ctx.command):
                     await ctx.command.invoke(ctx)
             else:
                 raise commands.CheckFailure("The global check once functions failed.")
         except commands.CommandError as exc:
+            await ctx.command.dispatch_error(ctx, exc)
             await self.report_error(ctx, exc)
         else:
             self.dispatch("command_completion", ctx)
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
-        """Hybrid commands invoked as slash commands report errors here; keep them in the span.
+        """Hybrid commands invoked as slash commands report errors here; keep them for the span.
 
-        ``bot/slash.py`` reports them once the command returns; anything else
-        (and every other event) goes to discord.py as usual.
+        ``bot/command_tree.py`` reports them once the command returns; the
+        event still reaches ``on_command_error`` listeners as usual.
         """
-        if event_name == "command_error" and len(args) == 2 and capture_error(*args):
-            return
+        if event_name == "command_error" and len(args) == 2:
+            capture_error(*args)
         super().dispatch(event_name, *args, **kwargs)
+
+    async def on_command_error(
+        self, context: commands.Context[Any], exception: commands.CommandError, /
+    ) -> None:
+        """Replaces discord.py's default (a logged traceback): ``report_error`` reports instead."""
 
     async def _defer_expensive(self, ctx: commands.Context[Any]) -> None:
         """Before an expensive slash command runs (checks passed), tell Discord to wait.
 
         Its external calls can outlast Discord's 3 seconds; cheaper commands are
-        deferred by a timer in ``bot/slash.py`` only if they turn out slow.
+        deferred by a timer in ``bot/command_tree.py`` only if they turn out slow.
         """
         if ctx.interaction is not None and ctx.command is not None and is_expensive(ctx.command):
             await defer(ctx.interaction)
 
     async def report_error(self, ctx: commands.Context[Any], error: BaseException) -> None:
-        """Record ``error`` on the root span and tell the user, once (privately, where possible)."""
-        message_trace = current_trace()
-        trace_id = message_trace.trace_id if message_trace else "-"
-        classified = classify(ctx, error, trace_id)
-        if message_trace is not None:
-            message_trace.record_error(classified.cause, classified.outcome)
-        if isinstance(classified.cause, UserFacingError):
-            # A dependency failed in a way the command foresaw: one line, no traceback.
-            if classified.outcome is Outcome.ERROR:
-                log.warning("command %s failed: %s", ctx.command, classified.cause)
-        elif classified.outcome is Outcome.ERROR:
-            log.error("command %s failed", ctx.command, exc_info=classified.cause)
-        if classified.reply:
-            try:
-                await reply(ctx, classified.reply, ephemeral=True)
-            except discord.HTTPException as exc:
-                log.warning("could not send the error reply: %s", exc)
+        """Record ``error`` on the root span and tell the user, once (privately, where possible).
+
+        A command or cog with its own error handler answers for itself: the
+        outcome is still recorded, but no second reply is sent.
+        """
+        classified = record_failure(error, ctx, what=f"command {ctx.command}")
+        if not classified.reply or _handles_own_errors(ctx):
+            return
+        try:
+            await reply(ctx, classified.reply, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not send the error reply: %s", exc)
+
+
+def _handles_own_errors(ctx: commands.Context[Any]) -> bool:
+    """Whether the command or its cog defines a discord.py error handler."""
+    command = ctx.command
+    if not isinstance(command, commands.Command):
+        return False  # a plain app command: discord.py's chain is the tree's on_error
+    return command.has_error_handler() or (
+        command.cog is not None and command.cog.has_error_handler()
+    )
 
 
 class ShardedChatOpsBot(ChatOpsBot, commands.AutoShardedBot):

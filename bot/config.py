@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telemetry.timespec import parse_timespan
 
 if TYPE_CHECKING:
-    from telemetry.flags import FlagsConfig
+    from commands.toolkit.flags import FlagsConfig
     from telemetry.setup import TelemetryConfig
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
@@ -227,7 +227,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
 
 def flags_config(settings: Settings) -> FlagsConfig:
     """The feature-flag source ``Settings`` describe (bot start-up and ``chatops flags eval``)."""
-    from telemetry.flags import FlagsConfig
+    from commands.toolkit.flags import FlagsConfig
 
     return FlagsConfig(
         provider=settings.flags_provider,

@@ -15,11 +15,11 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 
-from bot.cli_render import waterfall_table
+from bot.cli.tables import waterfall_table
 from bot.config import Settings
 from bot.harness import sandbox
 from bot.sandbox import FakeDiscord
-from bot.sandbox.slash import SlashError
+from bot.sandbox.command_lines import SlashError
 from telemetry import schema
 from telemetry.recent import RecentTraces
 from telemetry.waterfall import rows_from_spans

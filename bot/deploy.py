@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import aiohttp
 from opentelemetry import propagate, trace
 
+from commands.azure.arm_client import Aci, AzureError
 from telemetry import schema
-from telemetry.azure import Aci, AzureError
 
 tracer = trace.get_tracer(__name__)
 T = TypeVar("T")

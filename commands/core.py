@@ -1,4 +1,4 @@
-"""Core commands: ping, about (help is discord.py's own, see bot/help.py).
+"""Core commands: ping, about (help is discord.py's own, see commands/help.py).
 
 Hybrid commands: each serves ``!name`` and ``/name`` from one definition.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from commands.slash import hybrid_command
-from telemetry.send import reply
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.replies import reply
 
 
 def _ms(seconds: float) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 from discord import app_commands
 from discord.ext import commands
 
-from commands.limits import Limits, apply_limits
-from commands.slash import hybrid_command
-from telemetry.errors import UserFacingError
-from telemetry.external import ApiClient
-from telemetry.send import reply
+from commands.toolkit.api_client import ApiClient
+from commands.toolkit.failures import UserFacingError
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.limits import Limits, apply_limits
+from commands.toolkit.replies import reply
 
 DICE = re.compile(r"^(?P<count>\d{1,3})?d(?P<sides>\d{1,4})$", re.IGNORECASE)
 MAX_DICE = 100

@@ -13,9 +13,16 @@ from typing import Any
 
 from discord.ext import commands
 
-from commands.slash import hybrid_command
-from telemetry.flag_checks import ADMIN, CHANNEL_ID, GUILD_ID, ROLES, message_context, requires_flag
-from telemetry.send import reply
+from commands.toolkit.flag_checks import (
+    ADMIN,
+    CHANNEL_ID,
+    GUILD_ID,
+    ROLES,
+    message_context,
+    requires_flag,
+)
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.replies import reply
 
 
 class Labs(commands.Cog):

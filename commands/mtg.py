@@ -23,12 +23,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from commands.limits import Limits, apply_limits
-from commands.slash import hybrid_command
-from telemetry.errors import UserFacingError
-from telemetry.external import ApiClient, ApiResponse
+from commands.toolkit.api_client import ApiClient, ApiResponse
+from commands.toolkit.failures import UserFacingError
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.limits import Limits, apply_limits
+from commands.toolkit.replies import reply
 from telemetry.schema import Outcome
-from telemetry.send import reply
 
 SCRYFALL_API_URL = "https://api.scryfall.com"
 SCRYFALL_SITE = "https://scryfall.com"

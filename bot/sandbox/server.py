@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.sandbox import mentions
 from bot.sandbox.faults import Faults
 from bot.sandbox.gateway import RECONNECT, Gateway
-from bot.sandbox.interactions import CommandSource, FakeInteraction, FakeInteractions
+from bot.sandbox.interaction_api import CommandSource, FakeInteraction, FakeInteractions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
 from bot.sandbox.state import JSON, FakeGuild, World
 

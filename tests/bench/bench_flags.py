@@ -7,8 +7,8 @@ from pathlib import Path
 
 from openfeature import api
 
-from telemetry.flag_checks import make_context
-from telemetry.flags import DOMAIN, FlagsConfig, evaluate, shutdown_flags, start_flags
+from commands.toolkit.flag_checks import make_context
+from commands.toolkit.flags import DOMAIN, FlagsConfig, evaluate, shutdown_flags, start_flags
 
 REPO_FLAGS = Path(__file__).resolve().parents[2] / "flags.json"
 N = 20_000

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot.sandbox import FakeDiscord
-from bot.sandbox.interactions import FakeInteraction
+from bot.sandbox.interaction_api import FakeInteraction
 from telemetry import schema
 from tests.conftest import until
 

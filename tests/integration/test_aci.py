@@ -11,12 +11,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from bot.azure import AzureOptions
+from bot.azure_wiring import AzureOptions
 from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
-from commands.confirm import CANCEL_ID, CONFIRM_ID
+from commands.toolkit.confirm import CANCEL_ID, CONFIRM_ID
 from telemetry import schema
 from tests.conftest import until
 from tests.fakes.arm import FakeArm, StaticCredential

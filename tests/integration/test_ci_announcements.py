@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.harness import connected_bot
 from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
-from commands.ci import Builds
+from commands.builds import Builds
 from telemetry import schema
 from tests.fakes import circleci
 from tests.fakes.otlp import OtlpReceiver

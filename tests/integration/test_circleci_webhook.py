@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.ci_env import circleci_otlp_headers
+from bot.ci_wiring import circleci_receiver
 from bot.config import load_settings
 from bot.health import health_app
-from bot.pipeline import circleci_receiver
 from telemetry import schema
 from telemetry.pipeline import ids
 from telemetry.pipeline.events import PipelineEvent

@@ -14,9 +14,9 @@ from aiohttp import web
 from click.testing import CliRunner
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot.azure import AzureOptions
-from bot.cli import cli
-from bot.cli_deploy import DeployHooks
+from bot.azure_wiring import AzureOptions
+from bot.cli.deploy_verbs import DeployHooks
+from bot.cli.main import cli
 from telemetry import schema
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate

@@ -148,7 +148,7 @@ async def test_500_twice_fails_with_the_status_and_the_trace_id(
     catfact_api.then(status=500).then(status=503)
     answer, root = await exchange(fake, spans, "!catfact")
     # An API that fails is one log line naming the trace, not a traceback.
-    (logged,) = [r for r in caplog.records if r.name == "bot.client"]
+    (logged,) = [r for r in caplog.records if r.name == "commands.toolkit.failures"]
     assert logged.getMessage() == "command catfact failed: The cat-fact API answered 503."
     assert logged.exc_info is None
     assert logged.otelTraceID == trace_id(root)  # type: ignore[attr-defined]

@@ -20,9 +20,9 @@ from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
+from commands.toolkit.flag_checks import flag_check, requires_flag
+from commands.toolkit.replies import reply
 from telemetry import schema
-from telemetry.flag_checks import flag_check, requires_flag
-from telemetry.send import reply
 from tests.integration.test_bot import ask, children_of, root_of
 
 IS_ADMIN = {"==": [{"var": "admin"}, True]}
@@ -217,7 +217,7 @@ async def test_a_broken_flag_file_warns_once_and_permission_flags_fail_closed(
         await ask(fake, "!restart web", author=owner(fake))
     assert denied["content"] == "You can't use `!restart`."
     assert feature["content"] == "shiny"  # a feature flag falls back to its code default
-    warnings = [r.getMessage() for r in caplog.records if r.name == "telemetry.flags"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "commands.toolkit.flags"]
     assert len(warnings) == 1, warnings
     assert "line 1, column" in warnings[0] and "permission flags deny" in warnings[0]
     assert not [r for r in caplog.records if r.name.startswith("openfeature")]

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from bot.cli import cli
-from bot.cli_query import COMMANDS
+from bot.cli.main import cli
+from bot.cli.query_verbs import COMMANDS
 from telemetry.store import SpanStore
 from tests.fakes.honeycomb import FakeHoneycomb
 from tests.helpers_store import root, store_tracer

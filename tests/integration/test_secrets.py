@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
-from bot.azure import AzureOptions
+from bot.azure_wiring import AzureOptions
 from bot.ci_services import CiServices
 from bot.config import Settings
 from bot.harness import connected_bot

@@ -14,7 +14,7 @@ from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
-from commands.slash import hybrid_command
+from commands.toolkit.hybrid import hybrid_command
 from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.function import FakeFunction

@@ -16,16 +16,16 @@ from discord.ext import commands
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from bot.cli import cli
+from bot.cli.main import cli
 from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from bot.sync import sync_commands
-from commands.slash import hybrid_command
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.replies import reply, respond
+from commands.toolkit.views import TracedView
 from telemetry import schema
-from telemetry.components import TracedView
-from telemetry.send import reply, respond
 from tests.conftest import until
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall

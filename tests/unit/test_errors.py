@@ -8,8 +8,7 @@ import discord
 import pytest
 from discord.ext import commands
 
-from bot.errors import classify
-from telemetry.errors import HiddenCommand, UserFacingError
+from commands.toolkit.failures import HiddenCommand, UserFacingError, classify
 from telemetry.schema import Outcome
 
 
@@ -27,7 +26,7 @@ class FakeCtx:
 
 
 def _classify(error: BaseException) -> Any:
-    return classify(FakeCtx(), error, "abc123")  # type: ignore[arg-type]
+    return classify(error, "abc123", FakeCtx())  # type: ignore[arg-type]
 
 
 def test_unknown_command_names_the_command_and_points_to_help() -> None:

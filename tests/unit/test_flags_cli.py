@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
-from telemetry.flag_checks import make_context
-from telemetry.flags import FlagsConfig, evaluate, shutdown_flags, start_flags
+from bot.cli.main import cli
+from commands.toolkit.flag_checks import make_context
+from commands.toolkit.flags import FlagsConfig, evaluate, shutdown_flags, start_flags
 
 REPO_FLAGS = Path(__file__).resolve().parents[2] / "flags.json"
 

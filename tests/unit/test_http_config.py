@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from commands.http_config import CommandsFileError, load_commands
-from commands.templates import check_request_template, json_path, placeholders, render
+from commands.http_backed.commands_file import CommandsFileError, load_commands
+from commands.http_backed.templates import check_request_template, json_path, placeholders, render
 
 GOOD = """
 [[command]]

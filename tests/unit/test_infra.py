@@ -476,4 +476,4 @@ def test_wheel_holds_the_three_packages_and_the_chatops_entry_point(tmp_path: Pa
     assert not [n for n in names if n.startswith("tests/")]
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert re.search(r"^chatops = bot\.cli:main$", text, re.MULTILINE)
+    assert re.search(r"^chatops = bot\.cli\.main:main$", text, re.MULTILINE)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from telemetry.ratelimit import TokenBucket
+from commands.toolkit.token_bucket import TokenBucket
 
 
 async def test_eleven_acquires_at_ten_per_second_take_a_second() -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Settings
-from telemetry.azure import Aci
+from commands.azure.arm_client import Aci
 from telemetry.setup import package_version
 
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from bot.cli import Failure, settings
-from bot.cli_render import heatmap_text, stats_table, traces_table, waterfall_table
+from bot.cli.exits import Failure, settings
+from bot.cli.tables import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
 from telemetry.store import Marker, SpanStore, StoreMissing, record_marker

@@ -32,10 +32,10 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
+from commands.toolkit.failures import UserFacingError
+from commands.toolkit.token_bucket import TokenBucket
 from telemetry import schema
-from telemetry.errors import UserFacingError
 from telemetry.propagation import propagate_trace
-from telemetry.ratelimit import TokenBucket
 from telemetry.schema import Outcome
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class ApiClient:
         if ctx is None or self.typing_after_s is None:
             return None
         if ctx.interaction is not None:
-            # Slash commands show "thinking…" by deferring (bot/slash.py); for an
+            # Slash commands show "thinking…" by deferring (bot/command_tree.py); for an
             # interaction ``ctx.typing()`` would defer a second time and fail.
             return None
         return asyncio.create_task(_typing_after(ctx, self.typing_after_s))

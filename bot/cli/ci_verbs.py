@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.ci_env import detect_run, environment
-from bot.cli import Failure, settings
+from bot.cli.exits import Failure, settings
 from telemetry.pipeline.export import (
     export_now,
     otlp_exporter,
@@ -114,8 +114,8 @@ def serve(port: int | None) -> None:
     """
     import asyncio
 
+    from bot.ci_wiring import circleci_receiver
     from bot.logs import configure_logging
-    from bot.pipeline import circleci_receiver
 
     config = settings()
     if config.circleci_hook_secret is None:
@@ -173,8 +173,8 @@ def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None
     """
     import asyncio
 
+    from bot.ci_wiring import buildkite_poller
     from bot.logs import configure_logging
-    from bot.pipeline import buildkite_poller
     from telemetry.pipeline.buildkite import BuildkiteError
 
     config = settings()

@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from telemetry.azure import Found
+from commands.azure.arm_client import Found
 
 ZERO_WIDTH = "\u200b"
 LAST_EVENTS = 3

@@ -1,7 +1,7 @@
 """``chatops flags check|eval``: a flag file's problems, and one flag's answer for one user.
 
-Both read flags exactly as the bot does (``telemetry.flagfile`` for the checks the
-bot warns about, ``telemetry.flags`` for evaluation), so what they say is what
+Both read flags exactly as the bot does (``commands.toolkit.flag_file`` for the checks the
+bot warns about, ``commands.toolkit.flags`` for evaluation), so what they say is what
 the bot will do.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from bot.cli import Failure, settings
+from bot.cli.exits import Failure, settings
 from bot.config import flags_config
 
 EXIT_PROBLEMS = 1
@@ -30,7 +30,7 @@ def flags() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path | None) -> None:
     """Validate FILE (default FLAGS_FILE): exit 0 if usable, 1 on errors, 2 if unreadable."""
-    from telemetry.flagfile import check_file
+    from commands.toolkit.flag_file import check_file
 
     path = file if file is not None else settings().flags_file
     report = check_file(path)
@@ -73,8 +73,8 @@ def eval_(
     """Show KEY's value, variant and reason for a user; exit 1 if it cannot be evaluated."""
     from openfeature.exception import ErrorCode
 
-    from telemetry.flag_checks import make_context
-    from telemetry.flags import evaluate, shutdown_flags, start_flags
+    from commands.toolkit.flag_checks import make_context
+    from commands.toolkit.flags import evaluate, shutdown_flags, start_flags
 
     config = flags_config(settings())
     if file is not None:

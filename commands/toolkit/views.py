@@ -23,10 +23,9 @@ from typing import Any
 import discord
 from opentelemetry.trace import Link, SpanContext
 
+from commands.toolkit.failures import record_failure
+from commands.toolkit.interaction_state import interaction_attributes, interaction_fields, tracking
 from telemetry import schema
-from telemetry.errors import UserFacingError
-from telemetry.interactions import interaction_attributes, interaction_fields, tracking
-from telemetry.schema import Outcome
 from telemetry.spans import current_trace, root_span
 
 log = logging.getLogger(__name__)
@@ -120,20 +119,10 @@ class TracedView(discord.ui.View):
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         """Record the failure on the click's root span and tell the clicker, privately."""
-        from telemetry.send import respond
+        from commands.toolkit.replies import respond
 
-        message_trace = current_trace()
-        trace_id = message_trace.trace_id if message_trace is not None else "-"
-        if isinstance(error, UserFacingError):
-            outcome = error.outcome
-            text = str(error) if outcome is not Outcome.ERROR else f"{error} (trace `{trace_id}`)"
-        else:
-            outcome = Outcome.ERROR
-            text = f"Something went wrong on my side (trace `{trace_id}`)."
-            log.error("view item %s failed", custom_id_of(interaction), exc_info=error)
-        if message_trace is not None:
-            message_trace.record_error(error, outcome)
+        classified = record_failure(error, what=f"view item {custom_id_of(interaction)}")
         try:
-            await respond(interaction, text, ephemeral=True)
+            await respond(interaction, classified.reply or "", ephemeral=True)
         except discord.HTTPException as exc:
             log.warning("could not send the error reply: %s", exc)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.sandbox.command_lines import build_data, find_command, split_line
 from bot.sandbox.faults import json_response
 from bot.sandbox.rest import API_PREFIX, RECORD, not_found
-from bot.sandbox.slash import build_data, find_command, split_line
 from bot.sandbox.state import JSON, World
 
 APPLICATION_COMMAND, COMPONENT, AUTOCOMPLETE = 2, 3, 4

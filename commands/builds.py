@@ -15,9 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from commands.slash import hybrid_command
+from commands.toolkit.hybrid import hybrid_command
+from commands.toolkit.replies import reply, send_to
 from telemetry.pipeline.events import PipelineEvent, announcement_span
-from telemetry.send import reply, send_to
 
 log = logging.getLogger(__name__)
 

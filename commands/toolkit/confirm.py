@@ -20,9 +20,9 @@ from typing import Any
 
 import discord
 
-from telemetry.components import TracedView
+from commands.toolkit.replies import tell_privately
+from commands.toolkit.views import TracedView
 from telemetry.schema import Outcome
-from telemetry.send import tell_privately
 from telemetry.spans import current_trace
 
 CONFIRM_ID = "aci:confirm"

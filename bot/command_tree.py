@@ -25,9 +25,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.limits import check_argument_length
-from telemetry import schema
-from telemetry.interactions import (
+from commands.toolkit.interaction_state import (
     current_interaction,
     defer_after,
     interaction_attributes,
@@ -35,8 +33,10 @@ from telemetry.interactions import (
     options_text,
     tracking,
 )
+from commands.toolkit.limits import check_argument_length
+from commands.toolkit.replies import respond
+from telemetry import schema
 from telemetry.schema import Outcome
-from telemetry.send import respond
 from telemetry.spans import MessageTrace, root_span
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The one way the bot calls Azure Resource Manager for Container Instances.
 
-Mirrors ``telemetry/external.py``: every ARM call is a named span
+Mirrors ``commands/toolkit/api_client.py``: every ARM call is a named span
 (``azure.containerinstance.restart``) carrying ``app.azure.operation`` (the ARM
 action a role must allow, so a 403 in a trace says which permission is missing)
 and ``app.azure.resource_id``; the SDK's HTTP requests are its children through
@@ -9,7 +9,7 @@ Each call has a bounded wait, and any failure becomes an ``AzureError`` whose
 message is one sentence safe to show (never a token or a credential).
 
 No Azure package is imported at module level: the client is built in
-``bot/azure.py`` only when Azure is configured, so start-up stays fast.
+``bot/azure_wiring.py`` only when Azure is configured, so start-up stays fast.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from commands.toolkit.failures import UserFacingError
 from telemetry import schema
-from telemetry.errors import UserFacingError
 from telemetry.schema import Outcome
 
 tracer = trace.get_tracer(__name__)

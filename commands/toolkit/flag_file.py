@@ -29,7 +29,7 @@ FLAG_KEYS = frozenset(
 )
 # Operators whose second argument is evaluated against each element, not the context.
 ELEMENT_SCOPED = frozenset({"some", "all", "none", "map", "filter", "reduce"})
-# What the bot puts in the evaluation context (telemetry/flag_checks.py), plus flagd's own.
+# What the bot puts in the evaluation context (commands/toolkit/flag_checks.py), plus flagd's own.
 CONTEXT_ATTRIBUTES = frozenset({"targetingKey", "guildId", "channelId", "roles", "admin", "$flagd"})
 MAX_WEIGHT_SUM = 2_147_483_647
 

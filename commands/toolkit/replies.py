@@ -8,7 +8,7 @@ and each send passes it again.
 For an interaction (a slash command, a button) the first answer is the
 interaction callback and later ones are follow-ups, so that POST is the child
 instead. A message that carries a view is remembered with the trace that sent
-it (``telemetry.components``), so a click on it can link back.
+it (``commands.toolkit.views``), so a click on it can link back.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from telemetry.components import remember_origin
-from telemetry.interactions import InteractionState, state_for
+from commands.toolkit.interaction_state import InteractionState, state_for
+from commands.toolkit.views import remember_origin
 from telemetry.spans import record_response, send_span
 
 MESSAGE_MAX_CHARS = 2000

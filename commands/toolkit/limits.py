@@ -1,25 +1,59 @@
-"""Abuse limits that apply to every command, whoever wrote it.
+"""Abuse limits: bot-wide bounds for every command, per-command ones for commands that call out.
 
-Per-command cooldowns belong to the command (discord.py's ``@cooldown``); these
-are the bot-wide bounds: how fast one user may fire commands at all, how long an
-argument may be, and how many expensive commands (external calls, Azure) run at
-once. Each one surfaces as a discord.py error, so ``bot/errors.py`` maps it to an
-outcome (``cooldown`` or ``bad_input``) like any other.
+Bot-wide: how fast one user may fire commands at all, how long an argument may
+be, and how many expensive commands (external calls, Azure) run at once.
+Per command: discord.py fixes a command's cooldown when its decorator runs, at
+import time; ours come from ``Settings``. A cog instance owns copies of its
+commands, so setting the limits on those copies at construction is per instance
+and safe. Every limit surfaces as a discord.py error, so ``classify``
+(``commands/toolkit/failures.py``) maps it to ``cooldown`` or ``bad_input``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from discord.ext import commands
 
-from commands.limits import EXPENSIVE
-from telemetry.errors import UserFacingError
+from commands.toolkit.failures import UserFacingError
 from telemetry.schema import Outcome
+
+# ``command.extras`` key: this command calls out, so it counts against the bot-wide
+# bound on concurrent expensive commands (``ConcurrencyBound``).
+EXPENSIVE = "expensive"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``rate`` uses per user every ``per`` seconds; ``concurrency`` calls at once per command."""
+
+    rate: int = 3
+    per: float = 10.0
+    concurrency: int = 4
+
+    def cooldown(self) -> commands.CooldownMapping[commands.Context[Any]]:
+        return commands.CooldownMapping(
+            commands.Cooldown(self.rate, self.per), commands.BucketType.user
+        )
+
+    def max_concurrency(self) -> commands.MaxConcurrency:
+        return commands.MaxConcurrency(
+            self.concurrency, per=commands.BucketType.default, wait=False
+        )
+
+
+def apply_limits(limits: Limits, targets: Iterable[commands.Command[Any, ..., Any]]) -> None:
+    """Give each command its own cooldown buckets and concurrency bound; mark it expensive."""
+    for command in targets:
+        command.extras[EXPENSIVE] = True
+        command._buckets = limits.cooldown()
+        command._max_concurrency = limits.max_concurrency()
+
 
 # How many recent message/interaction ids the rate limit remembers as counted.
 COUNTED_IDS = 1024
@@ -59,7 +93,7 @@ def check_argument_length(args: str, limit: int) -> None:
 
 
 def is_expensive(command: commands.Command[Any, ..., Any]) -> bool:
-    """Marked ``extras={EXPENSIVE: True}`` (commands/limits.py); groups pass it down."""
+    """Marked ``extras={EXPENSIVE: True}``; groups pass it down."""
     while command is not None:
         if command.extras.get(EXPENSIVE):
             return True

@@ -22,13 +22,13 @@ import aiohttp
 from discord import app_commands
 from discord.ext import commands
 
-from commands.http_config import HttpCommandSpec, ResponseSpec
-from commands.limits import EXPENSIVE, Limits
-from commands.templates import MAX_ARGS, MissingField, as_text, json_path, render
+from commands.http_backed.commands_file import HttpCommandSpec, ResponseSpec
+from commands.http_backed.templates import MAX_ARGS, MissingField, as_text, json_path, render
+from commands.toolkit.api_client import ApiClient, ApiError, ApiResponse
+from commands.toolkit.failures import UserFacingError
+from commands.toolkit.limits import EXPENSIVE, Limits
+from commands.toolkit.replies import reply
 from telemetry import schema
-from telemetry.errors import UserFacingError
-from telemetry.external import ApiClient, ApiError, ApiResponse
-from telemetry.send import reply
 
 FlagCheck = Callable[[str], Callable[[commands.Context[Any]], Awaitable[bool]]]
 ACCEPT = "application/json, text/plain;q=0.9, */*;q=0.5"

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from commands.templates import MAX_ARGS, check_request_template, check_response_template
+from commands.http_backed.templates import MAX_ARGS, check_request_template, check_response_template
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from discord.ext import commands
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
-from telemetry.errors import HiddenCommand
-from telemetry.flags import evaluate_async, is_hidden
+from commands.toolkit.failures import HiddenCommand
+from commands.toolkit.flags import evaluate_async, is_hidden
 
 GUILD_ID = "guildId"
 CHANNEL_ID = "channelId"

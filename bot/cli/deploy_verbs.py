@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli import Failure, settings
+from bot.cli.exits import Failure, settings
 from bot.config import Settings
 
 if TYPE_CHECKING:
     # Imported when the verb runs: discord and Azure would slow every ``chatops`` call.
-    from bot.azure import AzureOptions
+    from bot.azure_wiring import AzureOptions
     from bot.deploy import DeployReport, DeployRequest
 
 
@@ -33,7 +33,7 @@ class DeployHooks:
 
 
 async def _run(config: Settings, request: DeployRequest, hooks: DeployHooks) -> DeployReport:
-    from bot.azure import AzureNotConfigured, build_aci
+    from bot.azure_wiring import AzureNotConfigured, build_aci
     from bot.deploy import DeployFailed, deploy
 
     try:

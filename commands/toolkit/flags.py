@@ -160,7 +160,7 @@ class FlagSourceMonitor:
         failed = details.error_code is not None
         first_error: str | None = None
         if self.config.provider == "file":
-            from telemetry.flagfile import check_file
+            from commands.toolkit.flag_file import check_file
 
             report = check_file(self.config.file)
             first_error = report.errors[0].text if report.errors else None

@@ -23,20 +23,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from commands.aci_format import code, code_block, container_state, list_table, status_text
-from commands.confirm import Confirm, Decision
-from commands.limits import EXPENSIVE
-from commands.slash import hybrid_group, subcommand
+from commands.azure.aci_format import code, code_block, container_state, list_table, status_text
+from commands.azure.arm_client import Aci, AzureError, Found, GroupRef
+from commands.toolkit.confirm import Confirm, Decision
+from commands.toolkit.failures import UserFacingError, record_failure
+from commands.toolkit.flag_checks import allowed, requires_flag
+from commands.toolkit.hybrid import hybrid_group, subcommand
+from commands.toolkit.limits import EXPENSIVE
+from commands.toolkit.replies import edit, reply, update
 from telemetry import schema
-from telemetry.azure import Aci, AzureError, Found, GroupRef
-from telemetry.errors import UserFacingError
-from telemetry.flag_checks import allowed, requires_flag
 from telemetry.schema import Outcome
-from telemetry.send import edit, reply, update
 from telemetry.spans import current_trace
 
 # discord.py's hybrid decorators infer ``Never`` for the callback under mypy; the typed
-# wrappers in commands/slash.py pin the context type instead.
+# wrappers in commands/toolkit/hybrid.py pin the context type instead.
 Ctx = commands.Context[commands.Bot]
 
 NOT_CONFIGURED = (
@@ -278,10 +278,5 @@ class Azure(commands.Cog, name="Azure"):
         return message
 
     async def _failed_in_place(self, message: discord.Message, what: str, exc: AzureError) -> None:
-        trace = current_trace()
-        text = f"\u274c {what}: {exc}"
-        if trace is not None:
-            trace.record_error(exc, exc.outcome)
-            if exc.outcome is Outcome.ERROR:
-                text += f" (trace `{trace.trace_id}`)"
-        await edit(message, text)
+        classified = record_failure(exc, what=what)
+        await edit(message, f"\u274c {what}: {classified.reply}")

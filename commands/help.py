@@ -5,7 +5,7 @@ may run (flag checks included). discord.py applies it to listings only, so
 ``!help <command>`` for a command the user may not run answers as if it did not
 exist: otherwise a hidden beta command would show up by name. Check failures
 while filtering are swallowed by discord.py (no reply); each flag is evaluated
-once per message (``telemetry.flag_checks``), so a listing leaves one span per flag.
+once per message (``commands.toolkit.flag_checks``), so a listing leaves one span per flag.
 
 ``/help`` is the same help command behind a plain app command (discord.py's
 help command cannot be hybrid): it builds the interaction's context and asks
@@ -20,7 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from telemetry.send import reply
+from commands.toolkit.replies import reply
 
 
 class TracedHelpCommand(commands.DefaultHelpCommand):

@@ -1,0 +1,36 @@
+"""How a ``chatops`` verb fails: one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_USAGE = 2
+
+
+class Failure(click.ClickException):
+    """A failure the user can act on: printed as one line, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"chatops: {self.format_message()}", err=True)
+
+
+def settings() -> Settings:
+    """Load ``Settings`` for a CLI verb, turning a bad value into one line and exit 2."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise Failure(str(exc)) from None
+
+
+def check_commands_file(config: Settings) -> None:
+    """Validate ``COMMANDS_FILE`` before connecting: a bad file is one line and exit 2."""
+    from commands.http_backed.commands_file import CommandsFileError, load_commands
+
+    try:
+        load_commands(config.commands_file)
+    except CommandsFileError as exc:
+        raise Failure(str(exc)) from None

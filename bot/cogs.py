@@ -1,0 +1,102 @@
+"""Every cog the bot has, wired in one function: ``add_cogs``.
+
+Adding a command family means writing its cog under ``commands/`` and adding
+one line here (``docs/adding-a-command.md``). Everything a cog needs is built
+from ``Settings`` once per bot: the one ``ApiClient`` for external calls, the
+per-command limits, the Azure client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from yarl import URL
+
+from bot.config import Settings
+from commands.azure.aci_cog import Azure
+from commands.builds import Builds
+from commands.core import Core
+from commands.fun import Fun
+from commands.help import slash_help
+from commands.http_backed.commands_file import load_commands
+from commands.http_backed.http_commands import HttpCommands
+from commands.labs import Labs
+from commands.mtg import Mtg
+from commands.toolkit.api_client import ApiClient
+from commands.toolkit.flag_checks import flag_check
+from commands.toolkit.limits import Limits
+from commands.toolkit.token_bucket import TokenBucket
+from telemetry.setup import package_version
+
+if TYPE_CHECKING:
+    from bot.client import ChatOpsBot
+
+
+async def add_cogs(bot: ChatOpsBot) -> None:
+    """Add every cog to ``bot`` (called once, from ``setup_hook``).
+
+    The commands file's cog comes last, so a declared command that takes a
+    built-in name is refused (``CommandsFileError``) rather than shadowing it.
+    """
+    settings = bot.settings
+    await bot.add_cog(
+        Core(bot, version=package_version(), commit=settings.git_commit, started_at=bot.started_at)
+    )
+    await bot.add_cog(Labs())
+    await bot.add_cog(Builds(bot, channel_id=settings.ci_announce_channel_id))
+    bot.tree.add_command(slash_help)
+
+    api = build_api_client(settings, bot.http_session)
+    limits = external_limits(settings)
+    await bot.add_cog(Fun(api, catfact_url=settings.catfact_api_url, limits=limits))
+    await bot.add_cog(Mtg(api, base_url=settings.scryfall_api_url, limits=limits))
+    # Always present: without AZURE_SUBSCRIPTION_ID the commands answer "not configured".
+    await bot.add_cog(
+        Azure(
+            bot.aci,
+            confirm_timeout_s=settings.azure_confirm_timeout_s,
+            logs_tail=settings.azure_logs_tail,
+        )
+    )
+    specs = load_commands(settings.commands_file, reserved=set(bot.all_commands))
+    if specs:
+        await bot.add_cog(
+            HttpCommands(
+                api,
+                specs,
+                limits=limits,
+                connect_timeout_s=settings.external_connect_timeout_s,
+                flag_check=flag_check,
+            )
+        )
+
+
+def user_agent() -> str:
+    """Descriptive, as Scryfall asks: who we are and what we run on."""
+    return f"chatops-bot/{package_version()} (Discord chat-ops bot; aiohttp/{aiohttp.__version__})"
+
+
+def build_api_client(settings: Settings, session: aiohttp.ClientSession) -> ApiClient:
+    scryfall = str(URL(settings.scryfall_api_url).origin())
+    return ApiClient(
+        session,
+        user_agent=user_agent(),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.external_timeout_s,
+            connect=min(settings.external_connect_timeout_s, settings.external_timeout_s),
+        ),
+        max_bytes=settings.external_max_response_bytes,
+        retry_backoff_s=settings.external_retry_backoff_s,
+        typing_after_s=settings.external_typing_after_s,
+        # Across the whole bot, never a burst: Scryfall asks for 50-100 ms between requests.
+        limiters={scryfall: TokenBucket(settings.scryfall_rate_per_s, burst=1)},
+    )
+
+
+def external_limits(settings: Settings) -> Limits:
+    return Limits(
+        rate=settings.external_cooldown_rate,
+        per=settings.external_cooldown_per_s,
+        concurrency=settings.external_max_concurrency,
+    )
