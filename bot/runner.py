@@ -7,12 +7,11 @@ import contextlib
 import logging
 import signal
 
-from opentelemetry.sdk.trace import TracerProvider
-
 from bot.ci_services import CiServices
 from bot.client import create_bot
 from bot.config import Settings, telemetry_config
 from bot.health import health_app, start_health_server
+from telemetry.tracer import LeanTracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ async def serve(settings: Settings, token: str) -> None:
             await bot_task
 
 
-def start_tracing(settings: Settings) -> TracerProvider:
+def start_tracing(settings: Settings) -> LeanTracerProvider:
     from telemetry.setup import build_provider, install
 
     provider = build_provider(telemetry_config(settings))

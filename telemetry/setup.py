@@ -2,18 +2,18 @@
 
 Spans go over OTLP/HTTP when an endpoint (or ``HONEYCOMB_API_KEY``) is configured,
 and to the local SQLite store unless ``SPAN_STORE=off``; both may run at once.
-Everything is bounded: the batch queue has a fixed size, export requests time
-out, and shutdown waits a fixed time at most.
+The provider is the lean one (``telemetry/tracer.py``) and finished traces go
+through ``telemetry/span_pipeline.py``; the exporters are the SDK's (and the
+store's). Everything is bounded: the pipeline holds a fixed number of spans,
+export requests time out, and shutdown waits a fixed time at most.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,23 +21,19 @@ from pathlib import Path
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from telemetry import drops
+from telemetry import drops, http_spans
 from telemetry.propagation import OptInTraceContextPropagator
+from telemetry.span_pipeline import ExporterSink, TailSampler, TracePipeline
 from telemetry.spans import TraceFieldsProcessor
+from telemetry.tracer import LeanTracerProvider
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 5.0
 EXPORT_TIMEOUT_S = 10.0
-MAX_QUEUE_SIZE = 4096
-# Small batches: encoding one holds the GIL for ~2 ms, under the interpreter's 5 ms switch
-# interval, so the event loop never waits a whole interval behind the export thread.
-EXPORT_BATCH_SIZE = 64
 
 
 def package_version() -> str:
@@ -58,33 +54,13 @@ class TelemetryConfig:
     span_store: Path | None = None
     span_store_max_age: timedelta = timedelta(days=7)
     span_store_max_bytes: int = 256 * 1024 * 1024
+    sampler: TailSampler = field(default_factory=TailSampler)
 
 
 def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL for a base endpoint, as the SDK derives it from the env."""
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
-
-
-class SystemRandomIds(IdGenerator):
-    """Trace and span ids from the operating system's randomness.
-
-    The SDK's default draws from the global ``random`` module, so anything that
-    seeds it (a game command calling ``random.seed``, a test framework resetting
-    it per example) would make every later message repeat the same trace ids.
-    """
-
-    def generate_span_id(self) -> int:
-        span_id = secrets.randbits(64)
-        while span_id == INVALID_SPAN_ID:
-            span_id = secrets.randbits(64)
-        return span_id
-
-    def generate_trace_id(self) -> int:
-        trace_id = secrets.randbits(128)
-        while trace_id == INVALID_TRACE_ID:
-            trace_id = secrets.randbits(128)
-        return trace_id
 
 
 def build_resource(config: TelemetryConfig) -> Resource:
@@ -126,55 +102,41 @@ def build_provider(
     *,
     exporters: Sequence[SpanExporter] | None = None,
     processors: Sequence[SpanProcessor] = (),
-) -> TracerProvider:
-    """A provider with the trace-fields processor and one batch processor per exporter."""
-    # shutdown() below bounds the wait; the SDK's own atexit shutdown would not.
-    provider = TracerProvider(
-        resource=build_resource(config), id_generator=SystemRandomIds(), shutdown_on_exit=False
-    )
+) -> LeanTracerProvider:
+    """A provider with the trace-fields processor, the trace pipeline, and ``processors``.
+
+    ``exporters`` replaces the exporters ``config`` asks for (tests pass their own).
+    """
+    provider = LeanTracerProvider(resource=build_resource(config))
     provider.add_span_processor(TraceFieldsProcessor())
-    for exporter in build_exporters(config) if exporters is None else exporters:
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                exporter,
-                max_queue_size=MAX_QUEUE_SIZE,
-                max_export_batch_size=EXPORT_BATCH_SIZE,
-                schedule_delay_millis=1000,
-            )
-        )
+    chosen = build_exporters(config) if exporters is None else exporters
+    if chosen:
+        sinks = [ExporterSink(exporter) for exporter in chosen]
+        provider.add_span_processor(TracePipeline(sinks, sampler=config.sampler))
     for processor in processors:
         provider.add_span_processor(processor)
     return provider
 
 
 _installed = False
-# An interaction's token is in the path of its callback and webhook URLs, and lets
-# whoever holds it answer as the bot for 15 minutes: never record it on a span.
-_TOKEN_IN_PATH = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/?#]+")
 
 
-def redact_url(url: object) -> str:
-    """The URL as recorded on HTTP spans: interaction and webhook tokens replaced."""
-    return _TOKEN_IN_PATH.sub(r"\1{token}", str(url))
-
-
-def install(provider: TracerProvider) -> None:
+def install(provider: LeanTracerProvider) -> None:
     """Make ``provider`` global and instrument aiohttp and logging (once per process)."""
     global _installed
     trace.set_tracer_provider(provider)
     propagate.set_global_textmap(OptInTraceContextPropagator())
     if _installed:
         return
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
-    AioHttpClientInstrumentor().instrument(url_filter=redact_url)
+    http_spans.install()
     LoggingInstrumentor().instrument(set_logging_format=False, inject_trace_context=True)
     drops.install()
     _installed = True
 
 
-def shutdown(provider: TracerProvider, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
+def shutdown(provider: LeanTracerProvider, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
     """Flush and shut down within ``timeout_s``; a dead endpoint never blocks exit."""
     done = threading.Event()
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import Link, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -134,7 +133,7 @@ def format_trace_id(span: Span) -> str:
 class TraceFieldsProcessor(SpanProcessor):
     """Copies the message's trace fields onto every span started inside it."""
 
-    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         message_trace = _current.get()
         if message_trace is None or message_trace.span is span:
             return

@@ -1,0 +1,247 @@
+"""From finished spans to exporters: whole traces, a tail sampler, one flush per batch.
+
+The SDK's ``BatchSpanProcessor`` queues each span and wakes its thread for it;
+here the unit is the trace. Spans of a message wait (in memory, bounded) until
+its root span ends; then the trace is kept or dropped as a whole, and a kept
+trace is handed to each sink at once. A sink does its cheap per-trace work on
+the caller's thread (the OTLP sink encodes each span straight to protobuf
+bytes, a few microseconds, so the event loop never waits behind a thread for a
+whole batch) and its I/O in the one flush thread, which wakes once a second or
+when a batch is full, never per span.
+
+Tail sampling (``TailSampler``): a trace whose root carries ``app.outcome`` is a
+message, interaction or click. Every one whose outcome is not ``ok``, and every
+one slower than the threshold, is kept; ``ok`` ones are kept 1 in N, chosen by
+trace id so every process keeps the same traces; each span of a sampled trace
+carries ``SampleRate`` = N so Honeycomb counts it N times. Other traces (start-up
+calls, CI announcements) are always kept. Dropped traces are never encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Span
+
+from telemetry import schema
+from telemetry.drops import QUEUE_LOGGER
+
+log = logging.getLogger(__name__)
+queue_log = logging.getLogger(QUEUE_LOGGER)
+
+MAX_OPEN_TRACES = 4096
+MAX_SPANS_PER_TRACE = 512
+MAX_PENDING_SPANS = 8192
+MAX_DECIDED = 4096
+EXPORT_BATCH_SIZE = 512
+SCHEDULE_DELAY_S = 1.0
+SAMPLE_RATE = "SampleRate"  # Honeycomb's weight attribute: this event stands for N
+
+
+@dataclass(frozen=True)
+class TailSampler:
+    """Which finished traces to keep: ``keep_ok_one_in`` = 1 keeps every trace."""
+
+    keep_ok_one_in: int = 1
+    slow_ms: float = 1000.0
+
+    def rate(self, root: ReadableSpan) -> int:
+        """0 to drop the trace, else the ``SampleRate`` its spans carry (1: always kept)."""
+        if self.keep_ok_one_in <= 1:
+            return 1
+        attributes = root.attributes or {}
+        if attributes.get(schema.OUTCOME, "ok") != "ok":
+            return 1
+        start, end = root.start_time, root.end_time
+        if start is not None and end is not None and (end - start) / 1e6 >= self.slow_ms:
+            return 1
+        if schema.OUTCOME not in attributes:
+            return 1
+        trace_id = root.context.trace_id if root.context is not None else 0
+        bound = (1 << 64) // self.keep_ok_one_in
+        return self.keep_ok_one_in if (trace_id & 0xFFFF_FFFF_FFFF_FFFF) < bound else 0
+
+
+class Sink(Protocol):
+    """Where kept traces go: ``add`` on the caller's thread, ``flush`` in the flush thread."""
+
+    def add(self, spans: Sequence[ReadableSpan]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ExporterSink:
+    """Any SDK ``SpanExporter``: spans kept as they are, exported in batches when flushed."""
+
+    def __init__(self, exporter: SpanExporter, batch_size: int = EXPORT_BATCH_SIZE) -> None:
+        self.exporter = exporter
+        self.batch_size = batch_size
+        self._pending: list[ReadableSpan] = []
+        self._lock = threading.Lock()
+
+    def add(self, spans: Sequence[ReadableSpan]) -> None:
+        with self._lock:
+            self._pending.extend(spans)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        for start in range(0, len(batch), self.batch_size):
+            self._export(batch[start : start + self.batch_size])
+
+    def _export(self, spans: Sequence[ReadableSpan]) -> None:
+        try:
+            result = self.exporter.export(spans)
+        except Exception as exc:  # an exporter must never take the flush thread down
+            log.warning("span export failed: %s", exc)
+            return
+        if result is not SpanExportResult.SUCCESS:
+            log.debug("span export of %d spans failed", len(spans))
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+class TracePipeline(SpanProcessor):
+    """Buffers each trace until its local root ends, samples it, and feeds the sinks."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        sampler: TailSampler | None = None,
+        schedule_delay_s: float = SCHEDULE_DELAY_S,
+        batch_size: int = EXPORT_BATCH_SIZE,
+        max_pending: int = MAX_PENDING_SPANS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self.sampler = sampler or TailSampler()
+        self.schedule_delay_s = schedule_delay_s
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.kept = 0
+        self.dropped = 0
+        self._open: dict[int, list[ReadableSpan]] = {}
+        self._decided: OrderedDict[int, int] = OrderedDict()
+        self._pending = 0
+        self._wake = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_requests = 0
+        self._flushes_done = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="chatops-span-flush", daemon=True)
+        self._thread.start()
+
+    # -- SpanProcessor ------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        trace_id = context.trace_id
+        parent = span.parent
+        if parent is not None and not parent.is_remote:
+            rate = self._decided.get(trace_id)
+            if rate is not None:  # a late child of a trace already decided
+                if rate:
+                    self._emit([span], rate)
+                return
+            spans = self._open.get(trace_id)
+            if spans is None:
+                if len(self._open) >= MAX_OPEN_TRACES:
+                    # A root that never ends must not hold memory: send its oldest open trace.
+                    oldest = next(iter(self._open))
+                    self._emit(self._open.pop(oldest), 1)
+                spans = self._open[trace_id] = []
+            spans.append(span)
+            if len(spans) >= MAX_SPANS_PER_TRACE:
+                self._emit(self._open.pop(trace_id), 1)
+                self._decide(trace_id, 1)
+            return
+        spans = self._open.pop(trace_id, None)
+        trace = [span] if spans is None else [*spans, span]
+        rate = self.sampler.rate(span)
+        self._decide(trace_id, rate)
+        if rate:
+            self._emit(trace, rate)
+        else:
+            self.dropped += len(trace)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush what is pending now; False if the flush thread did not finish in time."""
+        with self._flushed:
+            self._flush_requests += 1
+            wanted = self._flush_requests
+            self._wake.set()
+            return self._flushed.wait_for(
+                lambda: self._flushes_done >= wanted or not self._thread.is_alive(),
+                timeout_millis / 1000,
+            )
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        self.force_flush(int(self.schedule_delay_s * 1000) + 5_000)
+        for sink in self.sinks:
+            try:
+                sink.shutdown()
+            except Exception as exc:
+                log.warning("span sink shutdown failed: %s", exc)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _decide(self, trace_id: int, rate: int) -> None:
+        decided = self._decided
+        decided[trace_id] = rate
+        if len(decided) > MAX_DECIDED:
+            decided.popitem(last=False)
+
+    def _emit(self, spans: list[ReadableSpan], rate: int) -> None:
+        if self._pending + len(spans) > self.max_pending:
+            self.dropped += len(spans)
+            queue_log.warning("Queue full, dropping span")
+            return
+        if rate > 1:
+            for span in spans:
+                attributes = getattr(span, "_attributes", None)
+                if isinstance(attributes, dict):
+                    attributes[SAMPLE_RATE] = rate
+        for sink in self.sinks:
+            sink.add(spans)
+        self.kept += len(spans)
+        before = self._pending
+        self._pending = before + len(spans)
+        if before < self.batch_size <= self._pending:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.schedule_delay_s)
+            self._wake.clear()
+            with self._flushed:
+                requested = self._flush_requests
+            self._pending = 0
+            for sink in self.sinks:
+                try:
+                    sink.flush()
+                except Exception as exc:
+                    log.warning("span flush failed: %s", exc)
+            with self._flushed:
+                self._flushes_done = requested
+                self._flushed.notify_all()
+            if self._stopping:
+                return

@@ -1,0 +1,417 @@
+"""A lean tracer behind the OpenTelemetry API: the SDK's spans were the floor of our cost.
+
+Measured on this bot (docs/telemetry.md, "What tracing costs"), the SDK spent
+~60 µs creating and ending each span: a lock and bounded containers per span,
+a sampler call per child, a copy of every span into a new ``ReadableSpan`` when
+it ends, and a chain of processors. A message makes three to five spans, so the
+SDK alone cost about a quarter of what the plain bot spends per message.
+
+``LeanTracerProvider`` keeps the interfaces and drops the per-span machinery:
+- code everywhere uses ``opentelemetry.trace`` (``get_tracer``,
+  ``start_as_current_span``, ``Span``), unchanged;
+- a span is a plain object that is its own ``ReadableSpan`` once ended, so the
+  SDK's span processors and exporters (``SimpleSpanProcessor``,
+  ``InMemorySpanExporter``, ``OTLPSpanExporter``, the SQLite store) take it as is;
+- the SDK's ``Resource``, samplers (``OTEL_TRACES_SAMPLER``) and
+  ``OTEL_SDK_DISABLED`` keep their meaning. Children follow their parent's
+  sampling decision (the SDK's default ``parentbased_*`` behaviour), so only
+  root spans ask the sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import _clean_attribute_value
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    _get_from_env_or_default,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    INVALID_SPAN_ID,
+    INVALID_TRACE_ID,
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.util import types
+
+log = logging.getLogger(__name__)
+
+MAX_ATTRIBUTES = 128  # the SDK's default span limits
+MAX_EVENTS = 128
+MAX_LINKS = 128
+_SIMPLE_TYPES = (str, bool, int, float)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_EMPTY_STATE = TraceState()
+_UNSET = Status(StatusCode.UNSET)
+
+
+class _Ids:
+    """Trace and span ids from a private generator seeded by the OS.
+
+    Not the global ``random`` module: anything that seeds it (a game command, a
+    test framework) would make later messages repeat trace ids. Not
+    ``secrets`` per id either: a system call per id costs more than the span.
+    Reseeded in a forked child so two processes never share a sequence.
+    """
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(32))
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._random.seed(os.urandom(32))
+
+    def span_id(self) -> int:
+        value = self._random.getrandbits(64)
+        while value == INVALID_SPAN_ID:
+            value = self._random.getrandbits(64)
+        return value
+
+    def trace_id(self) -> int:
+        value = self._random.getrandbits(128)
+        while value == INVALID_TRACE_ID:
+            value = self._random.getrandbits(128)
+        return value
+
+
+def _clean(key: str, value: Any) -> Any:
+    """The value as the SDK would store it, or None to drop it (the SDK's rules)."""
+    if type(value) in _SIMPLE_TYPES:
+        return value
+    return _clean_attribute_value(value, None)
+
+
+class LeanSpan(trace_api.Span, ReadableSpan):
+    """A recording span; once ended, the ``ReadableSpan`` processors and exporters read.
+
+    ``ReadableSpan.__init__`` is deliberately not called: it would copy every
+    field into bounded containers; the fields it reads are set here directly.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        links: list[Link],
+        start_time: int,
+        resource: Resource,
+        scope: InstrumentationScope,
+        processors: Sequence[SpanProcessor],
+        *,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> None:
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._links = links
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._status = _UNSET
+        self._resource = resource
+        self._instrumentation_scope = scope
+        self._instrumentation_info = None
+        self._processors = processors
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+
+    # -- opentelemetry.trace.Span -----------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        return cast(SpanContext, self._context)
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._end_time is not None:
+            return
+        cleaned = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
+        if cleaned is None:
+            return
+        attributes = cast(dict[str, Any], self._attributes)
+        if key in attributes or len(attributes) < MAX_ATTRIBUTES:
+            attributes[key] = cleaned
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is not None or len(self._events) >= MAX_EVENTS:
+            return
+        self._events.append(
+            Event(name, attributes, timestamp if timestamp is not None else time.time_ns())
+        )
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end_time is not None or not context.is_valid or len(self._links) >= MAX_LINKS:
+            return
+        cast(list[Link], self._links).append(Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # As the SDK: OK is final, UNSET is ignored.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """As the SDK records it: an ``exception`` event with type, message and stack."""
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        event: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}"
+            if module and module != "builtins"
+            else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        for processor in self._processors:
+            processor.on_end(self)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if exc_val is not None and self._end_time is None:
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
+
+    def __repr__(self) -> str:
+        return f'LeanSpan(name="{self._name}", context={self._context})'
+
+
+class _CurrentSpan:
+    """``start_as_current_span`` as a class: the API's generator-based one costs more."""
+
+    __slots__ = ("_end_on_exit", "_record", "_set_status", "_span", "_token")
+
+    def __init__(
+        self, span: trace_api.Span, end_on_exit: bool, record: bool, set_status: bool
+    ) -> None:
+        self._span = span
+        self._end_on_exit = end_on_exit
+        self._record = record
+        self._set_status = set_status
+
+    def __enter__(self) -> trace_api.Span:
+        self._token = context_api.attach(context_api.set_value(_SPAN_KEY, self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        context_api.detach(self._token)
+        span = self._span
+        if isinstance(exc_val, Exception) and span.is_recording():
+            if self._record:
+                span.record_exception(exc_val)
+            if self._set_status:
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        if self._end_on_exit:
+            span.end()
+
+
+class LeanTracer(trace_api.Tracer):
+    """Starts ``LeanSpan``s for one instrumentation scope."""
+
+    def __init__(self, provider: LeanTracerProvider, scope: InstrumentationScope) -> None:
+        self._provider = provider
+        self._scope = scope
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        provider = self._provider
+        parent = trace_api.get_current_span(context).get_span_context()
+        ids = provider.ids
+        cleaned: dict[str, Any] = {}
+        if attributes:
+            for key, value in attributes.items():
+                value = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
+                if value is not None and len(cleaned) < MAX_ATTRIBUTES:
+                    cleaned[key] = value
+        if parent.is_valid:
+            trace_id, parent_context = parent.trace_id, parent
+            flags, state = parent.trace_flags, parent.trace_state
+            sampled = flags.sampled
+        else:
+            trace_id, parent_context = ids.trace_id(), None
+            flags, state, sampled = _SAMPLED, _EMPTY_STATE, True
+        if provider.sampler is not None and (parent_context is None or parent_context.is_remote):
+            result = provider.sampler.should_sample(
+                context, trace_id, name, kind, cleaned, list(links or ())
+            )
+            sampled = result.decision is Decision.RECORD_AND_SAMPLE
+            flags = _SAMPLED if sampled else _NOT_SAMPLED
+            state = result.trace_state or state
+            if sampled and result.attributes:
+                cleaned.update(result.attributes)
+        span_context = SpanContext(trace_id, ids.span_id(), False, flags, state)
+        if not sampled:
+            return NonRecordingSpan(span_context)
+        span = LeanSpan(
+            name,
+            span_context,
+            parent_context,
+            kind,
+            cleaned,
+            [link for link in links or () if link.context.is_valid],
+            start_time if start_time is not None else time.time_ns(),
+            provider.resource,
+            self._scope,
+            provider.processors,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        )
+        for processor in provider.start_processors:
+            processor.on_start(span, context)  # type: ignore[arg-type]
+        return span
+
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> _CurrentSpan:
+        span = self.start_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+        return _CurrentSpan(span, end_on_exit, record_exception, set_status_on_exception)
+
+
+class LeanTracerProvider(trace_api.TracerProvider):
+    """The process's tracer provider: lean spans, the SDK's processors, resource and sampler."""
+
+    def __init__(self, resource: Resource, sampler: Sampler | None = None) -> None:
+        self.resource = resource
+        self.ids = _Ids()
+        configured = sampler if sampler is not None else _get_from_env_or_default()
+        # The SDK's default (parent-based, always on) needs no call per root span.
+        default = isinstance(configured, ParentBased) and configured._root is ALWAYS_ON
+        self.sampler: Sampler | None = None if default or configured is ALWAYS_ON else configured
+        self.processors: tuple[SpanProcessor, ...] = ()
+        self.start_processors: tuple[SpanProcessor, ...] = ()
+        self.disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        self._tracers: dict[tuple[str, str | None, str | None], trace_api.Tracer] = {}
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Processors see every span end; those that override ``on_start`` see it start too."""
+        self.processors = (*self.processors, processor)
+        if type(processor).on_start is not SpanProcessor.on_start:
+            self.start_processors = (*self.start_processors, processor)
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes | None = None,
+    ) -> trace_api.Tracer:
+        if self.disabled:
+            return trace_api.NoOpTracer()
+        key = (instrumenting_module_name, instrumenting_library_version, schema_url)
+        tracer = self._tracers.get(key)
+        if tracer is None:
+            scope = InstrumentationScope(
+                instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+            )
+            tracer = self._tracers[key] = LeanTracer(self, scope)
+        return tracer
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000
+        flushed = True
+        for processor in self.processors:
+            left = max(int((deadline - time.monotonic()) * 1000), 0)
+            flushed = processor.force_flush(left) and flushed
+        return flushed
+
+    def shutdown(self) -> None:
+        for processor in self.processors:
+            processor.shutdown()
