@@ -100,7 +100,7 @@ class _Ids:
 
 
 def _clean(key: str, value: Any) -> Any:
-    """The value as the SDK would store it, or None to drop it (the SDK's rules)."""
+    """The value as the SDK stores it (sequences as tuples; None as None, as the SDK keeps it)."""
     if type(value) in _SIMPLE_TYPES:
         return value
     return _clean_attribute_value(value, None)
@@ -158,8 +158,6 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return
         cleaned = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
-        if cleaned is None:
-            return
         attributes = cast(dict[str, Any], self._attributes)
         if key in attributes or len(attributes) < MAX_ATTRIBUTES:
             attributes[key] = cleaned
@@ -301,7 +299,7 @@ class LeanTracer(trace_api.Tracer):
         if attributes:
             for key, value in attributes.items():
                 value = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
-                if value is not None and len(cleaned) < MAX_ATTRIBUTES:
+                if len(cleaned) < MAX_ATTRIBUTES:
                     cleaned[key] = value
         if parent.is_valid:
             trace_id, parent_context = parent.trace_id, parent
