@@ -182,6 +182,10 @@ class Settings(BaseSettings):
         default=timedelta(days=7), ge=timedelta(minutes=1), le=timedelta(days=366)
     )
     span_store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
+    # Tail sampling (telemetry/span_pipeline.py): failures and slow messages always kept,
+    # ok ones 1 in N with SampleRate=N. 1 keeps every trace.
+    tail_sample_ok_one_in: int = Field(default=1, ge=1, le=1_000_000)
+    tail_sample_slow_ms: float = Field(default=1000.0, gt=0)
     honeycomb_api_url: str = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
@@ -213,6 +217,7 @@ class Settings(BaseSettings):
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""
     from telemetry.setup import TelemetryConfig
+    from telemetry.span_pipeline import TailSampler
 
     return TelemetryConfig(
         service_name=settings.otel_service_name,
@@ -222,6 +227,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
         span_store=settings.span_store_path,
         span_store_max_age=settings.span_store_max_age,
         span_store_max_bytes=settings.span_store_max_bytes,
+        sampler=TailSampler(settings.tail_sample_ok_one_in, settings.tail_sample_slow_ms),
     )
 
 

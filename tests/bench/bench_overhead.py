@@ -10,7 +10,7 @@ variant needs one, is a third process, so decoding spans is charged to no bot.
 
 Per variant: a probe message sent as the process starts (answered once the
 gateway is READY and the GUILD_CREATEs are in), a warm-up, then the stream at
-concurrency 1 (one user, each message after the previous reply) and 8 (eight
+concurrency 1 (one user, each message after the previous reply) and 32 (32
 users doing the same at once). Latency runs from the fake dispatching
 MESSAGE_CREATE to the fake receiving the reply's POST; CPU is the bot process's
 user+system time over both measured phases (all its threads, so the span export
@@ -43,7 +43,7 @@ from bot.sandbox.state import JSON  # noqa: E402
 
 CHILD = Path(__file__).with_name("overhead_child.py")
 STREAM = ["!ping", "!about", "!roll 2d6", "!roll d20"]
-USERS = 8
+USERS = 32
 REPLY_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,6 +54,8 @@ VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
     "chatops, OTLP": ("chatops", True, False, {}),
     "chatops, SQLite store": ("chatops", False, True, {}),
     "chatops, no exporter": ("chatops", False, False, {}),
+    "chatops, OTLP, tail 1 in 10": ("chatops", True, False, {"TAIL_SAMPLE_OK_ONE_IN": "10"}),
+    "chatops, OTLP + store": ("chatops", True, True, {}),
     "chatops, OTLP, always_off": ("chatops", True, False, {"OTEL_TRACES_SAMPLER": "always_off"}),
     "chatops, OTEL_SDK_DISABLED": ("chatops", True, False, {"OTEL_SDK_DISABLED": "true"}),
 }
@@ -104,6 +106,10 @@ class Phase:
         return sum(1 for x in self.latencies_ms if x == float("inf"))
 
     @property
+    def cpu_ms_per_message(self) -> float:
+        return self.cpu_s / self.messages * 1000 if self.messages else float("nan")
+
+    @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds else 0.0
 
@@ -118,15 +124,15 @@ class Result:
     first_reply_s: float = float("nan")
     on_ready_s: float = float("nan")
     c1: Phase = field(default_factory=Phase)
-    c8: Phase = field(default_factory=Phase)
+    cN: Phase = field(default_factory=Phase)
     peak_rss_mb: float = 0.0
     spans: int | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def cpu_ms_per_message(self) -> float:
-        total = self.c1.messages + self.c8.messages
-        return (self.c1.cpu_s + self.c8.cpu_s) / total * 1000 if total else float("nan")
+        total = self.c1.messages + self.cN.messages
+        return (self.c1.cpu_s + self.cN.cpu_s) / total * 1000 if total else float("nan")
 
 
 def pooled(name: str, rounds: list[Result]) -> Result:
@@ -145,7 +151,7 @@ def pooled(name: str, rounds: list[Result]) -> Result:
         first_reply_s=statistics.median(r.first_reply_s for r in rounds),
         on_ready_s=statistics.median(r.on_ready_s for r in rounds),
         c1=pool([r.c1 for r in rounds]),
-        c8=pool([r.c8 for r in rounds]),
+        cN=pool([r.cN for r in rounds]),
         peak_rss_mb=statistics.median(r.peak_rss_mb for r in rounds),
         spans=None if rounds[0].spans is None else sum(r.spans or 0 for r in rounds),
         notes=[n for r in rounds for n in r.notes],
@@ -246,7 +252,7 @@ async def run_variant(
     guilds: int,
     warmup: int,
     c1: int,
-    c8: int,
+    cN: int,
     workdir: Path,
     profile: Path | None = None,
 ) -> Result:
@@ -292,7 +298,7 @@ async def run_variant(
             await run_phase(fake, users[:1], proc.pid, warmup, 0)
             async with sampled(proc.pid, profile):
                 result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0)
-                result.c8 = await run_phase(fake, users, proc.pid, c8 // USERS, 0)
+                result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             on_ready.cancel()
@@ -311,7 +317,7 @@ async def run_variant(
     if store and db.exists():
         with contextlib.closing(sqlite3.connect(db)) as conn:
             result.spans = int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
-    missing = result.c1.missing + result.c8.missing
+    missing = result.c1.missing + result.cN.missing
     if missing:
         result.notes.append(f"{missing} message(s) got no reply within {REPLY_TIMEOUT_S:.0f} s")
     return result
@@ -326,17 +332,17 @@ def _f(value: float, digits: int = 1) -> str:
 
 def table(results: list[Result]) -> str:
     head = (
-        f"{'variant':<28} {'ready s':>7} {'reply s':>7} {'rps c1':>7} {'rps c8':>7} "
-        f"{'p50 c1':>6} {'p99 c1':>6} {'p50 c8':>6} {'p99 c8':>6} {'CPU ms/msg':>10} "
+        f"{'variant':<28} {'ready s':>7} {'reply s':>7} {'rps c1':>7} {'rps cN':>7} "
+        f"{'p50 c1':>6} {'p99 c1':>6} {'p50 cN':>6} {'p99 cN':>6} {'CPU ms/msg':>10} "
         f"{'RSS MB':>6} {'spans':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
             f"{r.name:<28} {_f(r.on_ready_s, 2):>7} {_f(r.first_reply_s, 2):>7} "
-            f"{_f(r.c1.rate, 0):>7} {_f(r.c8.rate, 0):>7} "
+            f"{_f(r.c1.rate, 0):>7} {_f(r.cN.rate, 0):>7} "
             f"{_f(r.c1.pct(0.5), 2):>6} {_f(r.c1.pct(0.99), 2):>6} "
-            f"{_f(r.c8.pct(0.5), 2):>6} {_f(r.c8.pct(0.99), 2):>6} "
+            f"{_f(r.cN.pct(0.5), 2):>6} {_f(r.cN.pct(0.99), 2):>6} "
             f"{_f(r.cpu_ms_per_message, 3):>10} {_f(r.peak_rss_mb, 0):>6} "
             f"{'-' if r.spans is None else r.spans:>7}"
         )
@@ -346,15 +352,18 @@ def table(results: list[Result]) -> str:
 def ratios(results: list[Result]) -> str:
     base = results[0]
     head = (
-        f"{'against the plain bot':<28} {'CPU/msg':>8} {'+p99 c1 ms':>10} {'+p99 c8 ms':>10} "
+        f"{'against the plain bot':<28} {'CPU/msg':>8} {'CPU c1':>7} {'CPU cN':>7} "
+        f"{'+p99 c1 ms':>10} {'+p99 cN ms':>10} "
         f"{'+RSS MB':>8} {'+ready s':>8}"
     )
     lines = [head, "-" * len(head)]
     for r in results[1:]:
         lines.append(
             f"{r.name:<28} {r.cpu_ms_per_message / base.cpu_ms_per_message:>7.2f}x "
+            f"{r.c1.cpu_ms_per_message / base.c1.cpu_ms_per_message:>6.2f}x "
+            f"{r.cN.cpu_ms_per_message / base.cN.cpu_ms_per_message:>6.2f}x "
             f"{r.c1.pct(0.99) - base.c1.pct(0.99):>+10.2f} "
-            f"{r.c8.pct(0.99) - base.c8.pct(0.99):>+10.2f} "
+            f"{r.cN.pct(0.99) - base.cN.pct(0.99):>+10.2f} "
             f"{r.peak_rss_mb - base.peak_rss_mb:>+8.1f} {r.on_ready_s - base.on_ready_s:>+8.2f}"
         )
     return "\n".join(lines)
@@ -382,12 +391,12 @@ async def main() -> None:
     parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
     parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
     args = parser.parse_args()
-    warmup, c1, c8 = (50, 300, 800) if args.quick else (100, 800, 2400)
+    warmup, c1, cN = (50, 300, 800) if args.quick else (100, 800, 2400)
     rounds = args.rounds or (1 if args.quick else 3)
     scale_guilds, scale_messages = 2500, 200
     names = [n for n in VARIANTS if not args.only or n in args.only or n == "plain discord.py"]
     print(
-        f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {c8} at "
+        f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {cN} at "
         f"{USERS}; "
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}",
         flush=True,
@@ -407,14 +416,14 @@ async def main() -> None:
                     out = args.profile / f"{slug}-{round_no + 1}.txt"
                 by_name[name].append(
                     await run_variant(
-                        name, guilds=1, warmup=warmup, c1=c1, c8=c8, workdir=Path(tmp), profile=out
+                        name, guilds=1, warmup=warmup, c1=c1, cN=cN, workdir=Path(tmp), profile=out
                     )
                 )
         for name in [] if args.no_scale else SCALE_VARIANTS:
             print(f"  {name}, {scale_guilds:,} guilds ...", flush=True)
             scale.append(
                 await run_variant(
-                    name, guilds=scale_guilds, warmup=0, c1=scale_messages, c8=0, workdir=Path(tmp)
+                    name, guilds=scale_guilds, warmup=0, c1=scale_messages, cN=0, workdir=Path(tmp)
                 )
             )
     results = [pooled(name, rs) for name, rs in by_name.items()]
