@@ -10,15 +10,16 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.ci_env import environment
-from bot.ci_wiring import buildkite_configured, buildkite_poller, circleci_receiver
 from bot.config import Settings
 from telemetry.pipeline.events import Notifier
-from telemetry.pipeline.export import BatchSink
-from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes
+
+if TYPE_CHECKING:
+    from telemetry.pipeline.export import BatchSink
+    from telemetry.pipeline.webhook import CircleCIReceiver
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
@@ -39,6 +40,11 @@ class CiServices:
         """Serve ``POST /hooks/circleci`` beside the health routes when a secret is set."""
         if self.settings.circleci_hook_secret is None:
             return
+        # Imported only when configured: pipeline export brings the OTLP exporter's stack.
+        from bot.ci_env import environment
+        from bot.ci_wiring import circleci_receiver
+        from telemetry.pipeline.webhook import circleci_routes
+
         self._receiver, self._sink = circleci_receiver(
             self.settings, environment(), notifier=self.notifier
         )
@@ -46,6 +52,8 @@ class CiServices:
 
     def start(self) -> None:
         """Follow BuildKite builds when a token, an org and an OTLP endpoint are set."""
+        from bot.ci_wiring import buildkite_configured, buildkite_poller
+
         if not buildkite_configured(self.settings):
             return
         since = datetime.now(UTC) - timedelta(seconds=self.settings.buildkite_poll_interval_s)

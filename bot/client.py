@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CACHED_MESSAGES = 200
+# discord.py dispatches on_ready this long after the last GUILD_CREATE (2 s by default,
+# time it needs to chunk members). This bot never chunks, so readiness need not wait.
+GUILD_READY_TIMEOUT_S = 0.5
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 
 
@@ -77,7 +80,7 @@ class ChatOpsBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             help_command=TracedHelpCommand(),
             tree_cls=ChatOpsTree,
-            **options,
+            **{"guild_ready_timeout": GUILD_READY_TIMEOUT_S, **options},
         )
         self.settings = settings
         self.started_at = time.monotonic()

@@ -19,7 +19,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from opentelemetry import propagate, trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -77,6 +76,9 @@ def build_resource(config: TelemetryConfig) -> Resource:
 def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if config.otlp_endpoint:
+        # Imported only when used: the exporter's HTTP stack costs memory and start-up time.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         exporters.append(
             OTLPSpanExporter(
                 endpoint=traces_url(config.otlp_endpoint),
