@@ -13,6 +13,7 @@ the span agree. A command only raises; it never classifies its own errors.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,7 @@ class ChatOpsBot(commands.Bot):
         self.settings = settings
         self.started_at = time.monotonic()
         self.gateway_up = False
+        self._frozen = False
         self._http_session: aiohttp.ClientSession | None = None
         self._azure_options = azure
         self.aci: Aci | None = None
@@ -135,6 +137,11 @@ class ChatOpsBot(commands.Bot):
         shutdown_flags()
 
     async def on_ready(self) -> None:
+        if not self.gateway_up and not self._frozen:
+            # What start-up built lives as long as the process: keep the garbage
+            # collector from walking it again on every collection.
+            gc.freeze()
+            self._frozen = True
         self.gateway_up = True
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 

@@ -1,7 +1,7 @@
 """Trace context goes only where the operator wants it.
 
-The aiohttp client instrumentation injects headers on every request through the
-global propagator. Discord and public third-party APIs must receive no tracing
+The HTTP spans (``telemetry/http_spans.py``) inject headers on every request
+through the global propagator. Discord and public third-party APIs must receive no tracing
 headers, while the operator's own endpoints (HTTP-backed commands) should get a
 ``traceparent`` so their spans join the bot's trace. This propagator injects only
 inside ``propagate_trace()``, and never baggage.

@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from telemetry import drops, http_spans
+from telemetry import drops, http_spans, log_context
 from telemetry.propagation import OptInTraceContextPropagator
 from telemetry.span_pipeline import ExporterSink, TailSampler, TracePipeline
 from telemetry.spans import TraceFieldsProcessor
@@ -130,10 +130,8 @@ def install(provider: LeanTracerProvider) -> None:
     propagate.set_global_textmap(OptInTraceContextPropagator())
     if _installed:
         return
-    from opentelemetry.instrumentation.logging import LoggingInstrumentor
-
     http_spans.install()
-    LoggingInstrumentor().instrument(set_logging_format=False, inject_trace_context=True)
+    log_context.install(str(provider.resource.attributes.get("service.name", "")))
     drops.install()
     _installed = True
 
