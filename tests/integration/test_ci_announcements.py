@@ -20,7 +20,7 @@ from commands.builds import Builds
 from telemetry import schema
 from tests.fakes import circleci_hooks
 from tests.fakes.otlp import OtlpReceiver
-from tests.integration.slash import is_ephemeral, run
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ async def test_slash_builds_lists_and_filters_like_the_bang_command(
     announcing_bot: tuple[ChatOpsBot, str], fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     bot, base = announcing_bot
-    empty, root, _ = await run(fake, spans, "/builds")
+    empty, root, _ = await run_slash(fake, spans, "/builds")
     assert empty["content"] == "No finished runs seen since I started."
     assert root.name == "command builds" and root.attributes[schema.OUTCOME] == "ok"
     assert await post_hook(base, circleci_hooks.workflow_completed()) == 202
@@ -125,12 +125,12 @@ async def test_slash_builds_lists_and_filters_like_the_bang_command(
     assert isinstance(builds, Builds)
     pipeline = builds.recent[0].pipeline
 
-    listed, root, interaction = await run(fake, spans, f"/builds pipeline:{pipeline}")
+    listed, root, interaction = await run_slash(fake, spans, f"/builds pipeline:{pipeline}")
     assert "success" in listed["content"] and f"**{pipeline}**" in listed["content"]
     assert not is_ephemeral(listed) and not fake.would_ping(listed)
     assert [c["type"] for c in interaction.callbacks] == [4]  # answered at once, no deferral
     assert root.attributes[schema.COMMAND_ARGS] == f"pipeline:{pipeline}"
     assert root.attributes[schema.INTERACTION_TYPE] == "application_command"
 
-    other, _, _ = await run(fake, spans, "/builds pipeline:nonexistent-pipeline")
+    other, _, _ = await run_slash(fake, spans, "/builds pipeline:nonexistent-pipeline")
     assert other["content"] == "No finished runs of `nonexistent-pipeline` seen since I started."

@@ -24,7 +24,7 @@ from tests.fakes.catfact import FakeCatFacts
 from tests.fakes.otlp import OtlpReceiver
 from tests.fakes.scryfall import FakeScryfall
 from tests.fakes.tls import make_certificate
-from tests.integration.test_flags import boolean_flag, write_flags
+from tests.helpers.flag_rules import boolean_flag, write_flags
 
 SECRETS = {
     "discord token": "MTA5.discord-bot-token-secret.Zq1",
