@@ -1,22 +1,18 @@
-"""Shared fixtures: an in-memory span exporter, the fake Discord, the real bot and a plain one."""
+"""Shared fixtures: an in-memory span exporter, settings, the fake Discord, the real bot, fake APIs.
+
+Helpers (functions a test calls) live in ``tests/helpers``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import discord
 import pytest
-from discord.ext import commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot import endpoints
-from bot.client import ChatOpsBot, bot_intents
+from bot.client import ChatOpsBot
 from bot.config import Settings, load_settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
@@ -24,6 +20,7 @@ from telemetry.setup import TelemetryConfig, build_provider, install
 from tests.fakes.catfact import FakeCatFacts
 from tests.fakes.function import FakeFunction
 from tests.fakes.scryfall import FakeScryfall
+from tests.helpers.chatops_process import closed_port
 
 _exporter = InMemorySpanExporter()
 install(
@@ -77,67 +74,6 @@ async def bot(
         yield running
 
 
-def make_plain_bot() -> commands.Bot:
-    """An unmodified ``commands.Bot`` with one ``!ping`` command."""
-    bot = commands.Bot(
-        command_prefix="!",
-        intents=bot_intents(),  # the same intents as ChatOpsBot
-        allowed_mentions=discord.AllowedMentions.none(),
-        # on_ready waits this long after the last GUILD_CREATE (2 s by default).
-        guild_ready_timeout=0.05,
-    )
-
-    @bot.command()
-    async def ping(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.reply("pong", mention_author=False)
-
-    return bot
-
-
-@pytest.fixture
-async def point_at() -> AsyncIterator[Callable[[FakeDiscord], None]]:
-    """Point discord.py at a fake, and back at Discord afterwards (class-level globals)."""
-    base, gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-
-    def point(fake: FakeDiscord) -> None:
-        endpoints.use_api_base(fake.api_base)
-        endpoints.use_gateway(fake.gateway_url)
-
-    yield point
-    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-
-
-@contextlib.asynccontextmanager
-async def running_bot(fake: FakeDiscord, token: str = "test-token") -> AsyncIterator[commands.Bot]:
-    """Start a plain bot against ``fake`` and wait for READY; always close it."""
-    bot = make_plain_bot()
-    task = asyncio.create_task(bot.start(token))
-    try:
-        await fake.wait_ready()
-        yield bot
-    finally:
-        await bot.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 5)
-
-
-@pytest.fixture
-async def plain_bot(
-    fake: FakeDiscord, point_at: Callable[[FakeDiscord], None]
-) -> AsyncIterator[commands.Bot]:
-    """A plain ``commands.Bot`` connected to ``fake`` and past READY."""
-    point_at(fake)
-    async with running_bot(fake) as bot:
-        yield bot
-
-
-async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``predicate`` until true: discord.py's caches offer no event to wait on."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-
 # -- fake external APIs (issue 3) -----------------------------------------
 
 
@@ -165,8 +101,4 @@ async def function_api() -> AsyncIterator[FakeFunction]:
 @pytest.fixture
 def unused_port() -> int:
     """A local port nothing listens on (bound, read, released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return closed_port()

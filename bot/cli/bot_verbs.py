@@ -59,8 +59,8 @@ def console(lines: tuple[str, ...]) -> None:
 
     from rich.console import Console
 
+    from bot.cli.console_session import run_console
     from bot.config import telemetry_config
-    from bot.console import run_console
     from bot.logs import configure_logging
     from commands.http_backed.commands_file import CommandsFileError
     from telemetry.recent import RecentTraces

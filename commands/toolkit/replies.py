@@ -21,7 +21,7 @@ import discord
 from discord.ext import commands
 
 from commands.toolkit.interaction_state import InteractionState, state_for
-from commands.toolkit.views import remember_origin
+from commands.toolkit.message_origins import remember_origin
 from telemetry.spans import record_response, send_span
 
 MESSAGE_MAX_CHARS = 2000

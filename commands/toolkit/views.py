@@ -4,8 +4,8 @@ A click can come minutes after the command, so it must not join that trace (the
 command's root span has long ended, and its duration would lie). Instead the
 click gets a root span of its own with an OTel span link to the command's root,
 which backends show as "continues trace …". ``reply``/``respond`` remember the
-root span behind every message sent with a view, keyed by message id and
-bounded, so the link survives without holding on to the view.
+root span behind every message sent with a view (``message_origins``), so the
+link survives without holding on to the view.
 
 Use ``TracedView`` as the base of a view (an ACI stop/restart confirmation, for
 instance): every item callback, its checks and its error handling run inside
@@ -16,70 +16,19 @@ reply naming the trace id when something breaks.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import discord
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import Link
 
 from commands.toolkit.failures import record_failure
 from commands.toolkit.interaction_state import interaction_attributes, interaction_fields, tracking
+from commands.toolkit.message_origins import origin_of
+from commands.toolkit.replies import respond
 from telemetry import schema
-from telemetry.spans import current_trace, root_span
+from telemetry.spans import root_span
 
 log = logging.getLogger(__name__)
-
-MAX_ORIGINS = 2048
-
-
-@dataclass(frozen=True)
-class Origin:
-    """The root span that sent a message with components, and its command."""
-
-    context: SpanContext
-    command: str | None
-
-
-class Origins:
-    """Message id -> origin, least recently used evicted past ``limit``."""
-
-    def __init__(self, limit: int = MAX_ORIGINS) -> None:
-        self.limit = limit
-        self._items: OrderedDict[int, Origin] = OrderedDict()
-
-    def remember(self, message_id: int, origin: Origin) -> None:
-        self._items[message_id] = origin
-        self._items.move_to_end(message_id)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def get(self, message_id: int) -> Origin | None:
-        return self._items.get(message_id)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-origins = Origins()
-
-
-def remember_origin(message_id: int) -> None:
-    """Remember the current root span as the origin of ``message_id`` (no-op outside one)."""
-    message_trace = current_trace()
-    if message_trace is None:
-        return
-    command = message_trace.fields.get(schema.COMMAND)
-    origins.remember(
-        message_id,
-        Origin(message_trace.span.get_span_context(), str(command) if command else None),
-    )
-
-
-def origin_of(interaction: discord.Interaction[Any]) -> Origin | None:
-    """Where the message ``interaction`` clicked on came from, if still remembered."""
-    message = interaction.message
-    return origins.get(message.id) if message is not None else None
 
 
 def custom_id_of(interaction: discord.Interaction[Any]) -> str:
@@ -119,8 +68,6 @@ class TracedView(discord.ui.View):
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         """Record the failure on the click's root span and tell the clicker, privately."""
-        from commands.toolkit.replies import respond
-
         classified = record_failure(error, what=f"view item {custom_id_of(interaction)}")
         try:
             await respond(interaction, classified.reply or "", ephemeral=True)

@@ -9,7 +9,7 @@
 //
 // main.json next to this file is the same template as ARM JSON (what
 // `az bicep build --file main.bicep` produces); keep the two in step
-// (tests/unit/test_infra.py compares them).
+// (tests/infra/test_infra.py compares them).
 
 @description('Name of the container group; also the default DNS label.')
 param name string = 'chatops-bot'

@@ -18,12 +18,11 @@ from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from commands.toolkit.confirm import CANCEL_ID, CONFIRM_ID
 from telemetry import schema
-from tests.conftest import until
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
-from tests.integration.slash import interaction_root, is_ephemeral, run
-from tests.integration.test_bot import children_of, root_of
-from tests.integration.test_flags import IS_ADMIN, boolean_flag, users, write_flags
+from tests.helpers.flag_rules import IS_ADMIN, boolean_flag, users, write_flags
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash, settled_root, until
+from tests.helpers.trace_finders import children, interaction_root
 
 RG = "chatops-rg"
 
@@ -107,23 +106,6 @@ async def say(
             await asyncio.sleep(0.01)
 
 
-def named(spans: InMemorySpanExporter, root: ReadableSpan, name: str) -> list[ReadableSpan]:
-    return [s for s in children_of(spans, root) if s.name == name]
-
-
-async def settled(spans: InMemorySpanExporter, message: dict[str, Any]) -> ReadableSpan:
-    """The message's root span, once it has ended."""
-
-    def ended() -> bool:
-        return any(
-            s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
-            for s in spans.get_finished_spans()
-        )
-
-    await until(ended, within=8)
-    return root_of(spans, message)
-
-
 # -- reads -------------------------------------------------------------------
 
 
@@ -135,23 +117,23 @@ async def test_list_shows_every_group_with_state_image_and_restarts(
     assert "web" in text and "worker" in text and "Running" in text
     assert "chatops.azurecr.io/web:1.2.0" in text
     assert "worker   Running  4" in text or " 4 " in text  # 2 restarts x 2 containers
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     assert root.name == "command aci list"
     assert root.attributes[schema.OUTCOME] == "ok"
-    (listing,) = named(spans, root, "azure.containerinstance.list")
+    (listing,) = children(spans, root, "azure.containerinstance.list")
     assert (
         listing.attributes[schema.AZURE_OPERATION]
         == "Microsoft.ContainerInstance/containerGroups/read"
     )
     assert listing.attributes[schema.AZURE_RESOURCE_ID].endswith(f"/resourceGroups/{RG}")
-    gets = named(spans, root, "azure.containerinstance.get")
+    gets = children(spans, root, "azure.containerinstance.get")
     assert sorted(g.attributes[schema.AZURE_RESOURCE_ID].rsplit("/", 1)[1] for g in gets) == [
         "web",
         "worker",
     ]
     assert all(g.attributes[schema.COMMAND] == "aci list" for g in gets)
     # The SDK's HTTP request is a child of the ARM span (aiohttp client instrumentation).
-    (http,) = children_of(spans, listing)
+    (http,) = children(spans, listing)
     assert http.attributes["http.method"] == "GET"
     assert http.attributes["http.status_code"] == 200
     assert "Bearer" not in str(http.attributes)
@@ -198,7 +180,7 @@ async def test_logs_of_an_unknown_container_names_the_ones_there(
 ) -> None:
     message, answer = await say(fake, "!aci logs worker nope", operator)
     assert "`worker`" in answer["content"] and "`sidecar`" in answer["content"]
-    assert (await settled(spans, message)).attributes[schema.OUTCOME] == "bad_input"
+    assert (await settled_root(spans, message)).attributes[schema.OUTCOME] == "bad_input"
 
 
 # -- errors ------------------------------------------------------------------
@@ -209,10 +191,10 @@ async def test_an_unknown_group_is_bad_input_without_error_status(
 ) -> None:
     message, answer = await say(fake, "!aci status nope", operator)
     assert answer["content"] == f"No container group `nope` in resource group `{RG}`."
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     assert root.attributes[schema.OUTCOME] == "bad_input"
     assert root.status.status_code is StatusCode.UNSET
-    (get,) = named(spans, root, "azure.containerinstance.get")
+    (get,) = children(spans, root, "azure.containerinstance.get")
     assert get.attributes[schema.AZURE_STATUS] == 404
     assert get.attributes[schema.AZURE_ERROR_CODE] == "ResourceNotFound"
 
@@ -228,7 +210,7 @@ async def test_forbidden_names_the_action_and_the_role_needed(
     )  # fmt: skip
     message, question = await say(fake, "!aci restart web", operator)
     await fake.click(question, CONFIRM_ID, author=operator)
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     final = fake.world.messages[int(question["id"])]["content"]
     assert "Microsoft.ContainerInstance/containerGroups/restart/action" in final
     assert "Contributor" in final and root.attributes[schema.OUTCOME] == "error"
@@ -244,10 +226,10 @@ async def test_throttling_after_the_sdk_retries_says_when_to_try_again(
              message="Too many requests.", retry_after="0.2", times=5)  # fmt: skip
     message, answer = await say(fake, "!aci status web", operator)
     assert answer["content"].startswith("Azure is throttling; try again in 1 s.")
-    root = await settled(spans, message)
-    (get,) = named(spans, root, "azure.containerinstance.get")
+    root = await settled_root(spans, message)
+    (get,) = children(spans, root, "azure.containerinstance.get")
     # One retry (AZURE_RETRY_TOTAL=1) after the Retry-After: two HTTP children.
-    assert [c.attributes["http.status_code"] for c in children_of(spans, get)] == [429, 429]
+    assert [c.attributes["http.status_code"] for c in children(spans, get)] == [429, 429]
     assert get.attributes[schema.AZURE_RETRY_AFTER_S] == 0.2
 
 
@@ -263,9 +245,9 @@ async def test_a_slow_arm_times_out_with_a_clear_reply(
     async with connected_bot(quick, fake, guild_ready_timeout=0.05, azure=options):
         message, answer = await say(fake, "!aci status web", operator)
         assert "Azure did not finish `get` of `web` within 0.3 s" in answer["content"]
-        root = await settled(spans, message)
+        root = await settled_root(spans, message)
         assert root.attributes[schema.OUTCOME] == "error"
-        (get,) = named(spans, root, "azure.containerinstance.get")
+        (get,) = children(spans, root, "azure.containerinstance.get")
         assert get.attributes[schema.AZURE_ERROR_CODE] == "Timeout"
 
 
@@ -289,7 +271,7 @@ async def test_without_the_reader_flag_the_command_is_denied_before_any_arm_call
     stranger = fake.add_user("mallory")
     message, answer = await say(fake, "!aci list", stranger)
     assert answer["content"] == "You can't use `!aci list`."
-    assert (await settled(spans, message)).attributes[schema.OUTCOME] == "denied"
+    assert (await settled_root(spans, message)).attributes[schema.OUTCOME] == "denied"
     assert arm.requests == []
 
 
@@ -320,24 +302,22 @@ async def test_restart_asks_then_acknowledges_then_edits_the_same_message(
     (ack,) = press.callbacks
     assert ack["type"] == 7 and ack["data"]["content"].startswith("\u23f3 Restarting `web`")
     assert ack["data"]["components"] == []
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     final = fake.world.messages[int(question["id"])]
     assert final["content"].startswith("\u2705 `web` restarted in ")
     assert "`web` Running" in final["content"]
     assert any("/operations/" in r.path for r in arm.requests)
     assert root.attributes[schema.AZURE_CONFIRMATION] == "confirmed"
     assert root.attributes[schema.OUTCOME] == "ok"
-    (restart,) = named(spans, root, "azure.containerinstance.restart")
+    (restart,) = children(spans, root, "azure.containerinstance.restart")
     assert (
         restart.attributes[schema.AZURE_OPERATION]
         == "Microsoft.ContainerInstance/containerGroups/restart/action"
     )
     assert restart.attributes[schema.AZURE_RESOURCE_ID] == arm.resource_id(RG, "web")
-    polls = [
-        c for c in children_of(spans, restart) if "/operations/" in str(c.attributes["http.url"])
-    ]
+    polls = [c for c in children(spans, restart) if "/operations/" in str(c.attributes["http.url"])]
     assert polls, "the LRO polls are children of the ARM span"
-    sends = named(spans, root, schema.SEND_SPAN)
+    sends = children(spans, root, schema.SEND_SPAN)
     assert len(sends) == 3  # question, acknowledgement (interaction), final edit
 
 
@@ -348,7 +328,7 @@ async def test_stop_cancelled_does_nothing(
     message, question = await say(fake, "!aci stop web", operator)
     answer = await fake.click(question, CANCEL_ID, author=operator)
     assert answer is not None and answer["content"] == "Cancelled: `web` was not stopped."
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     assert root.attributes[schema.AZURE_CONFIRMATION] == "cancelled"
     assert arm.calls("POST", "/stop") == []
 
@@ -362,7 +342,7 @@ async def test_only_the_requester_can_confirm_and_unanswered_questions_time_out(
     told = await other.wait()
     assert other.callbacks[0]["type"] == 4 and told is not None and is_ephemeral(told)
     assert told["content"] == "Only the person who asked can answer this."
-    root = await settled(spans, message)
+    root = await settled_root(spans, message)
     final = fake.world.messages[int(question["id"])]
     assert final["content"] == "No answer within 2 s: `web` was not stopped."
     assert final["components"] == []
@@ -376,7 +356,7 @@ async def test_stop_confirmed_stops_the_group(
 ) -> None:  # fmt: skip
     message, question = await say(fake, "!aci stop web", operator)
     await fake.click(question, CONFIRM_ID, author=operator)
-    await settled(spans, message)
+    await settled_root(spans, message)
     final = fake.world.messages[int(question["id"])]["content"]
     assert final.startswith("\u2705 `web` stopped") and "Terminated" in final
 
@@ -386,7 +366,7 @@ async def test_start_acknowledges_at_once_and_edits_on_completion(
 ) -> None:
     message, ack = await say(fake, "!aci start worker", operator)
     assert ack["content"].startswith("\u23f3 Starting `worker`")
-    await settled(spans, message)
+    await settled_root(spans, message)
     assert fake.world.messages[int(ack["id"])]["content"].startswith("\u2705 `worker` started")
 
 
@@ -399,12 +379,12 @@ async def test_several_operations_at_once_do_not_interfere(
     (m1, a1), (m2, a2) = await asyncio.gather(
         say(fake, "!aci start web", operator), say(fake, "!aci start worker", operator)
     )
-    r1, r2 = await settled(spans, m1), await settled(spans, m2)
+    r1, r2 = await settled_root(spans, m1), await settled_root(spans, m2)
     assert fake.world.messages[int(a1["id"])]["content"].startswith("\u2705 `web` started")
     assert fake.world.messages[int(a2["id"])]["content"].startswith("\u2705 `worker` started")
     assert r1.context.trace_id != r2.context.trace_id
-    (s1,) = named(spans, r1, "azure.containerinstance.start")
-    (s2,) = named(spans, r2, "azure.containerinstance.start")
+    (s1,) = children(spans, r1, "azure.containerinstance.start")
+    (s2,) = children(spans, r2, "azure.containerinstance.start")
     assert s1.attributes[schema.AZURE_RESOURCE_ID].endswith("/web")
     assert s2.attributes[schema.AZURE_RESOURCE_ID].endswith("/worker")
     # They overlapped in time rather than queueing behind each other.
@@ -422,7 +402,7 @@ async def test_an_operation_that_outlasts_the_bounded_wait_is_reported_in_place(
     )
     async with connected_bot(quick, fake, guild_ready_timeout=0.05, azure=options):
         message, ack = await say(fake, "!aci start web", operator)
-        root = await settled(spans, message)
+        root = await settled_root(spans, message)
         final = fake.world.messages[int(ack["id"])]["content"]
         assert final.startswith("\u274c Start of `web` failed: Azure did not finish `start`")
         assert root.attributes[schema.OUTCOME] == "error"
@@ -448,7 +428,7 @@ def finished_named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]
 async def test_slash_list_is_deferred_then_answered_inside_the_interaction_trace(
     aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], spans: InMemorySpanExporter
 ) -> None:
-    answer, root, interaction = await run(fake, spans, "/aci list", author=operator)
+    answer, root, interaction = await run_slash(fake, spans, "/aci list", author=operator)
     assert "web" in answer["content"] and "worker" in answer["content"]
     assert "chatops.azurecr.io/web:1.2.0" in answer["content"]
     assert not is_ephemeral(answer)
@@ -458,15 +438,15 @@ async def test_slash_list_is_deferred_then_answered_inside_the_interaction_trace
     assert root.name == "command aci list"
     assert root.attributes[schema.INTERACTION_TYPE] == "application_command"
     assert root.attributes[schema.OUTCOME] == "ok"
-    (listing,) = named(spans, root, "azure.containerinstance.list")
+    (listing,) = children(spans, root, "azure.containerinstance.list")
     assert listing.attributes[schema.COMMAND] == "aci list"
-    assert len(named(spans, root, "azure.containerinstance.get")) == 2
+    assert len(children(spans, root, "azure.containerinstance.get")) == 2
 
 
 async def test_slash_list_without_the_reader_flag_is_denied_privately(
     aci_bot: ChatOpsBot, fake: FakeDiscord, arm: FakeArm, spans: InMemorySpanExporter
 ) -> None:
-    answer, root, _ = await run(fake, spans, "/aci list", author=fake.add_user("mallory"))
+    answer, root, _ = await run_slash(fake, spans, "/aci list", author=fake.add_user("mallory"))
     assert is_ephemeral(answer) and answer["content"] == "You can't use `/aci list`."
     assert root.attributes[schema.OUTCOME] == "denied"
     assert arm.requests == []
@@ -517,7 +497,7 @@ async def test_slash_restart_confirmed_by_button_is_a_linked_trace_of_its_own(
     assert root.attributes[schema.AZURE_CONFIRMATION] == "confirmed"
     final = fake.world.messages[int(question["id"])]["content"]
     assert final.startswith("\u2705 `web` restarted in ") and "`web` Running" in final
-    (restart,) = named(spans, root, "azure.containerinstance.restart")
+    (restart,) = children(spans, root, "azure.containerinstance.restart")
     assert restart.attributes[schema.AZURE_RESOURCE_ID] == arm.resource_id(RG, "web")
 
     # The press: its own root span, linked to the command's root, covering the acknowledgement.
@@ -536,7 +516,7 @@ async def test_slash_restart_confirmed_by_button_is_a_linked_trace_of_its_own(
     assert click.attributes[schema.OUTCOME] == "ok"
     (ack_send,) = [
         s
-        for s in named(spans, root, schema.SEND_SPAN)
+        for s in children(spans, root, schema.SEND_SPAN)
         if str(s.attributes.get(schema.RESPONSE, "")).startswith("\u23f3")
     ]
     assert click.end_time is not None and ack_send.end_time is not None

@@ -5,42 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from discord.ext import commands
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.helpers.sandbox_chat import ask
+from tests.helpers.trace_finders import children, root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
-
-
-def root_of(spans: InMemorySpanExporter, message: dict[str, Any]) -> ReadableSpan:
-    roots = [
-        s
-        for s in spans.get_finished_spans()
-        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
-    ]
-    assert len(roots) == 1, roots
-    return roots[0]
-
-
-def children_of(spans: InMemorySpanExporter, parent: ReadableSpan) -> list[ReadableSpan]:
-    return [
-        s
-        for s in spans.get_finished_spans()
-        if s.parent is not None and s.parent.span_id == parent.context.span_id
-    ]
-
-
-async def ask(
-    fake: FakeDiscord, content: str, **kwargs: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    message = fake.send_message(content, **kwargs)
-    replies = await fake.replies_to(int(message["id"]), timeout=0.3)
-    assert len(replies) == 1, replies
-    return message, replies[0]
 
 
 async def test_ping_answers_and_leaves_one_trace_with_the_schema(
@@ -63,9 +37,9 @@ async def test_ping_answers_and_leaves_one_trace_with_the_schema(
     assert attrs[schema.RESPONSE] == answer["content"]
     assert root.status.status_code is StatusCode.UNSET
 
-    (send,) = [s for s in children_of(spans, root) if s.name == schema.SEND_SPAN]
+    (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"]
-    (post,) = children_of(spans, send)
+    (post,) = children(spans, send)
     assert post.attributes["http.method"] == "POST"
     assert post.attributes["http.status_code"] == 200
     # Trace fields reach every descendant through the processor.
@@ -191,8 +165,8 @@ async def test_rate_limited_reply_still_arrives_and_the_retry_shows_in_the_trace
     message, answer = await ask(fake, "!about")
     assert answer["content"].startswith("chatops-bot")
     root = root_of(spans, message)
-    (send,) = [s for s in children_of(spans, root) if s.name == schema.SEND_SPAN]
-    statuses = [s.attributes["http.status_code"] for s in children_of(spans, send)]
+    (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
+    statuses = [s.attributes["http.status_code"] for s in children(spans, send)]
     assert statuses == [429, 200]
 
 

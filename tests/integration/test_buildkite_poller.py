@@ -22,7 +22,7 @@ from telemetry.pipeline.export import (
     to_readable,
 )
 from telemetry.pipeline.poller import BuildkitePoller
-from tests.fakes.buildkite import TOKEN, FakeBuildkite, build
+from tests.fakes.buildkite_api import TOKEN, FakeBuildkite, build
 from tests.fakes.otlp import OtlpReceiver
 
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)

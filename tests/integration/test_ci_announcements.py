@@ -18,9 +18,9 @@ from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
 from commands.builds import Builds
 from telemetry import schema
-from tests.fakes import circleci
+from tests.fakes import circleci_hooks
 from tests.fakes.otlp import OtlpReceiver
-from tests.integration.slash import is_ephemeral, run
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def announcing_bot(
         configured = settings.model_copy(
             update={
                 "ci_announce_channel_id": fake.channel_id,
-                "circleci_hook_secret": SecretStr(circleci.SECRET),
+                "circleci_hook_secret": SecretStr(circleci_hooks.SECRET),
                 "circleci_otlp_endpoint": otlp.endpoint,
             }
         )
@@ -49,7 +49,7 @@ async def announcing_bot(
 
 
 async def post_hook(base: str, payload: dict[str, object]) -> int:
-    body, signature = circleci.body_and_header(payload)
+    body, signature = circleci_hooks.body_and_header(payload)
     headers = {"circleci-signature": signature, "content-type": "application/json"}
     async with (
         aiohttp.ClientSession() as http,
@@ -71,15 +71,15 @@ async def test_a_finished_workflow_is_announced_in_the_channel_and_traced(
     announcing_bot: tuple[ChatOpsBot, str], fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     _, base = announcing_bot
-    assert await post_hook(base, circleci.workflow_completed()) == 202
+    assert await post_hook(base, circleci_hooks.workflow_completed()) == 202
     (message,) = await until_announced(fake, 1)
     (embed,) = message["embeds"]  # type: ignore[misc]
     assert "success" in embed["title"]
-    assert circleci.WORKFLOW_ID.replace("-", "") in embed["footer"]["text"]
+    assert circleci_hooks.WORKFLOW_ID.replace("-", "") in embed["footer"]["text"]
     assert not fake.would_ping(message)
     (root,) = [s for s in spans.get_finished_spans() if s.name == "ci.announce"]
     assert root.parent is None
-    assert root.attributes[schema.CI_TRACE_ID] == circleci.WORKFLOW_ID.replace("-", "")
+    assert root.attributes[schema.CI_TRACE_ID] == circleci_hooks.WORKFLOW_ID.replace("-", "")
     sends = [s for s in spans.get_finished_spans() if s.name == schema.SEND_SPAN]
     assert any(s.parent and s.parent.span_id == root.context.span_id for s in sends)
 
@@ -90,7 +90,7 @@ async def test_builds_lists_recent_runs_and_filters_by_pipeline(
     _, base = announcing_bot
     empty = await fake.say("!builds")
     assert empty is not None and empty["content"] == "No finished runs seen since I started."
-    assert await post_hook(base, circleci.workflow_completed()) == 202
+    assert await post_hook(base, circleci_hooks.workflow_completed()) == 202
     await until_announced(fake, 1)
     listed = await fake.say("!builds")
     assert listed is not None and "success" in listed["content"]
@@ -105,7 +105,7 @@ async def test_an_unsigned_hook_is_refused_and_announces_nothing(
     _, base = announcing_bot
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{base}/hooks/circleci", json=circleci.workflow_completed()) as response,
+        http.post(f"{base}/hooks/circleci", json=circleci_hooks.workflow_completed()) as response,
     ):
         assert response.status == 401
     await asyncio.sleep(0.2)
@@ -116,21 +116,21 @@ async def test_slash_builds_lists_and_filters_like_the_bang_command(
     announcing_bot: tuple[ChatOpsBot, str], fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     bot, base = announcing_bot
-    empty, root, _ = await run(fake, spans, "/builds")
+    empty, root, _ = await run_slash(fake, spans, "/builds")
     assert empty["content"] == "No finished runs seen since I started."
     assert root.name == "command builds" and root.attributes[schema.OUTCOME] == "ok"
-    assert await post_hook(base, circleci.workflow_completed()) == 202
+    assert await post_hook(base, circleci_hooks.workflow_completed()) == 202
     await until_announced(fake, 1)
     builds = bot.get_cog("Builds")
     assert isinstance(builds, Builds)
     pipeline = builds.recent[0].pipeline
 
-    listed, root, interaction = await run(fake, spans, f"/builds pipeline:{pipeline}")
+    listed, root, interaction = await run_slash(fake, spans, f"/builds pipeline:{pipeline}")
     assert "success" in listed["content"] and f"**{pipeline}**" in listed["content"]
     assert not is_ephemeral(listed) and not fake.would_ping(listed)
     assert [c["type"] for c in interaction.callbacks] == [4]  # answered at once, no deferral
     assert root.attributes[schema.COMMAND_ARGS] == f"pipeline:{pipeline}"
     assert root.attributes[schema.INTERACTION_TYPE] == "application_command"
 
-    other, _, _ = await run(fake, spans, "/builds pipeline:nonexistent-pipeline")
+    other, _, _ = await run_slash(fake, spans, "/builds pipeline:nonexistent-pipeline")
     assert other["content"] == "No finished runs of `nonexistent-pipeline` seen since I started."

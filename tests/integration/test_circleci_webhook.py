@@ -20,7 +20,7 @@ from telemetry.pipeline import ids
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import to_ns
 from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes
-from tests.fakes import circleci as fake
+from tests.fakes import circleci_hooks as fake
 from tests.fakes.otlp import OtlpReceiver
 
 

@@ -15,13 +15,8 @@ from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall
-from tests.integration.external import (
-    TRACING_HEADERS,
-    children,
-    exchange,
-    only_child,
-    trace_id,
-)
+from tests.helpers.sandbox_chat import exchange
+from tests.helpers.trace_finders import TRACING_HEADERS, children, only_child, trace_id
 
 TYPING_ROUTE = r"/channels/\d+/typing"
 

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.helpers.trace_finders import root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
 
@@ -18,11 +19,7 @@ MESSAGES_ROUTE = r"/channels/\d+/messages"
 def send_posts(spans: InMemorySpanExporter, message: dict[str, Any]) -> list[ReadableSpan]:
     """The HTTP POSTs under the send span of ``message``'s trace."""
     finished = spans.get_finished_spans()
-    (root,) = [
-        s
-        for s in finished
-        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
-    ]
+    root = root_of(spans, message)
     (send,) = [
         s
         for s in finished
@@ -69,11 +66,7 @@ async def test_an_outage_fails_that_reply_without_crashing_the_bot(
     fake.fail("POST", MESSAGES_ROUTE, status=503, times=2)
     message = fake.send_message("!about")
     assert await fake.replies_to(int(message["id"]), timeout=0.5) == []
-    (root,) = [
-        s
-        for s in spans.get_finished_spans()
-        if s.parent is None and s.attributes.get(schema.MESSAGE_ID) == str(message["id"])
-    ]
+    root = root_of(spans, message)
     assert root.attributes[schema.OUTCOME] == "error"
     assert root.attributes[schema.ERROR_TYPE] == "DiscordServerError"
     # The outage is over: the bot is still there and answers.

@@ -23,32 +23,9 @@ from bot.sandbox import FakeDiscord
 from commands.toolkit.flag_checks import flag_check, requires_flag
 from commands.toolkit.replies import reply
 from telemetry import schema
-from tests.integration.test_bot import ask, children_of, root_of
-
-IS_ADMIN = {"==": [{"var": "admin"}, True]}
-
-
-def boolean_flag(rule: Any, **metadata: Any) -> dict[str, Any]:
-    flag: dict[str, Any] = {
-        "state": "ENABLED",
-        "variants": {"on": True, "off": False},
-        "defaultVariant": "off",
-        "targeting": {"if": [rule, "on", "off"]},
-    }
-    if metadata:
-        flag["metadata"] = metadata
-    return flag
-
-
-def users(*ids: Any) -> dict[str, Any]:
-    return {"in": [{"var": "targetingKey"}, [str(i) for i in ids]]}
-
-
-def write_flags(path: Path, flags: dict[str, Any], later: float = 5) -> None:
-    """Write a flag file and move its mtime forward, so the poller sees a change at once."""
-    path.write_text(json.dumps({"flags": flags}))
-    mtime = time.time() + later
-    os.utime(path, (mtime, mtime))
+from tests.helpers.flag_rules import IS_ADMIN, boolean_flag, users, write_flags
+from tests.helpers.sandbox_chat import ask
+from tests.helpers.trace_finders import children, root_of
 
 
 def break_file(path: Path) -> str:
@@ -180,7 +157,7 @@ async def test_help_lists_only_what_the_asker_may_run_with_one_span_per_flag(
     # A flag missing from the file leaves a feature flag at its code default (on).
     assert "  ping " in alice_help["content"] and "  shiny " in alice_help["content"]
     flag_spans = [
-        s.name for s in children_of(spans, root_of(spans, message)) if s.name.startswith("feature")
+        s.name for s in children(spans, root_of(spans, message)) if s.name.startswith("feature")
     ]
     assert len(flag_spans) == len(set(flag_spans)), flag_spans
     assert schema.FLAG_SPAN_PREFIX + "aci-operator" in flag_spans
@@ -229,7 +206,7 @@ async def test_a_missing_flag_file_fails_closed(
     message, answer = await ask(fake, "!restart web", author=owner(fake))
     assert answer["content"] == "You can't use `!restart`."
     (flag_span,) = [
-        s for s in children_of(spans, root_of(spans, message)) if s.name.startswith("feature")
+        s for s in children(spans, root_of(spans, message)) if s.name.startswith("feature")
     ]
     assert flag_span.attributes[schema.FLAG_REASON] == "error"
     assert flag_span.attributes[schema.FLAG_ERROR_TYPE] == "provider_not_ready"
@@ -241,7 +218,7 @@ async def test_each_evaluation_is_a_child_span_with_the_semantic_conventions(
 ) -> None:
     message, _ = await ask(fake, "!restart web", author=owner(fake))
     root = root_of(spans, message)
-    (span,) = [s for s in children_of(spans, root) if s.name.startswith("feature")]
+    (span,) = [s for s in children(spans, root) if s.name.startswith("feature")]
     assert span.name == "feature_flag.evaluate aci-operator"
     assert span.end_time is not None and span.start_time is not None
     assert span.end_time > span.start_time
@@ -265,7 +242,7 @@ async def test_a_sensitive_flag_value_is_never_recorded(
     async with connected_bot(flag_settings, fake, guild_ready_timeout=0.05) as running:
         await running.add_cog(Ops())
         message, _ = await ask(fake, "!restart web", author=owner(fake))
-    (span,) = [s for s in children_of(spans, root_of(spans, message)) if s.name.startswith("feat")]
+    (span,) = [s for s in children(spans, root_of(spans, message)) if s.name.startswith("feat")]
     assert schema.FLAG_VALUE not in span.attributes
     assert span.attributes[schema.FLAG_VARIANT] == "on"
 

@@ -25,6 +25,7 @@ from bot.config import load_settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.helpers.trace_finders import message_root
 
 T = TypeVar("T")
 
@@ -112,23 +113,16 @@ CONTENT = st.one_of(
 ).filter(lambda text: bool(text.strip()))
 
 
-def _root(spans: InMemorySpanExporter, message_id: str) -> ReadableSpan | None:
-    for span in spans.get_finished_spans():
-        if span.parent is None and span.attributes.get(schema.MESSAGE_ID) == message_id:
-            return span
-    return None
-
-
 async def _exchange(
     fake: FakeDiscord, spans: InMemorySpanExporter, content: str
 ) -> tuple[ReadableSpan | None, list[dict[str, Any]]]:
     message = fake.send_message(content)
     message_id = str(message["id"])
     deadline = asyncio.get_running_loop().time() + 10
-    root = _root(spans, message_id)
+    root = message_root(spans, message_id)
     while root is None and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.005)
-        root = _root(spans, message_id)
+        root = message_root(spans, message_id)
     return root, await fake.replies_to(int(message_id), timeout=0.05)
 
 

@@ -15,33 +15,9 @@ from bot.config import Settings
 from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.function import FakeFunction
-from tests.integration.external import children, exchange, only_child, trace_id
-
-COMMANDS = """
-[[command]]
-name = "relationships"
-description = "How two people know each other."
-url = "{base}/api/relationships"
-query = {{ user = "{{author_id}}", target = "{{arg1}}", guild = "{{guild_id}}" }}
-headers = {{ "x-functions-key" = "function-key-value" }}
-timeout = 2
-response = {{ type = "json", field = "result.summary" }}
-
-[[command]]
-name = "echo"
-description = "Echo through a POST body."
-url = "{base}/api/echo"
-method = "post"
-body = {{ said = "{{args}}", by = "{{author_id}}", where = {{ channel = "{{channel_id}}" }} }}
-response = {{ type = "template", template = "{{by}} said {{said}} in {{where.channel}}" }}
-cooldown = {{ rate = 1, per = 60 }}
-
-[[command]]
-name = "plain"
-description = "Plain text answer."
-url = "{base}/api/text"
-flag = "plain-command"
-"""
+from tests.helpers.commands_toml import COMMANDS
+from tests.helpers.sandbox_chat import exchange
+from tests.helpers.trace_finders import children, only_child, trace_id
 
 
 @pytest.fixture

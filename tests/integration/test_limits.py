@@ -12,13 +12,12 @@ from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.helpers.trace_finders import roots
 
 
 def outcomes(spans: InMemorySpanExporter) -> list[str]:
     return [
-        str(s.attributes[schema.OUTCOME])
-        for s in sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
-        if s.parent is None and schema.OUTCOME in s.attributes
+        str(s.attributes[schema.OUTCOME]) for s in roots(spans) if schema.OUTCOME in s.attributes
     ]
 
 

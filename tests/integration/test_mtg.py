@@ -16,7 +16,8 @@ from bot.config import Settings
 from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.scryfall import AMBIGUOUS, BAD_QUERY, NO_MATCH, FakeScryfall
-from tests.integration.external import children, embed_of, exchange, only_child
+from tests.helpers.sandbox_chat import embed_of, exchange
+from tests.helpers.trace_finders import children, only_child
 
 
 @pytest.fixture

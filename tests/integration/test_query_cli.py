@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from bot.cli.main import cli
 from bot.cli.query_verbs import COMMANDS
 from telemetry.store import SpanStore
-from tests.fakes.honeycomb import FakeHoneycomb
-from tests.helpers_store import root, store_tracer
+from tests.fakes.honeycomb_api import FakeHoneycomb
+from tests.helpers.stored_spans import root, store_tracer
 
 for command in COMMANDS:
     cli.add_command(command)

@@ -10,8 +10,8 @@ import pytest
 
 from bot.sandbox import FakeDiscord
 from telemetry import schema
-from tests.chatops_process import TOKEN, child_env, start
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.chatops_process import TOKEN, child_env, start
 
 
 async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm(

@@ -18,20 +18,20 @@ from bot.config import Settings
 from bot.harness import connected_bot
 from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
-from tests.fakes import circleci
+from tests.fakes import circleci_hooks
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.catfact import FakeCatFacts
 from tests.fakes.otlp import OtlpReceiver
 from tests.fakes.scryfall import FakeScryfall
 from tests.fakes.tls import make_certificate
-from tests.integration.test_flags import boolean_flag, write_flags
+from tests.helpers.flag_rules import boolean_flag, write_flags
 
 SECRETS = {
     "discord token": "MTA5.discord-bot-token-secret.Zq1",
     "honeycomb ingest key": "hcaik_ingest_secret_0123456789",
     "honeycomb marker key": "hcxmk_marker_secret_9876543210",
     "otlp header": "otlp-header-secret-value",
-    "circleci secret": circleci.SECRET,
+    "circleci secret": circleci_hooks.SECRET,
     "azure token": "eyJ0eXAi.azure-access-token-secret.sig",
 }
 EVERY_COMMAND = [
@@ -120,7 +120,7 @@ async def test_no_secret_reaches_spans_logs_or_replies(
         services.mount(app)
         runner = await start_health_server(app, 0)
         try:
-            body, signature = circleci.body_and_header(circleci.workflow_completed())
+            body, signature = circleci_hooks.body_and_header(circleci_hooks.workflow_completed())
             async with (
                 aiohttp.ClientSession() as http,
                 http.post(

@@ -19,10 +19,10 @@ from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.function import FakeFunction
 from tests.fakes.scryfall import FakeScryfall
-from tests.integration.external import children, only_child
-from tests.integration.slash import is_ephemeral, run
-from tests.integration.test_flags import boolean_flag, users, write_flags
-from tests.integration.test_http_commands import COMMANDS
+from tests.helpers.commands_toml import COMMANDS
+from tests.helpers.flag_rules import boolean_flag, users, write_flags
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash
+from tests.helpers.trace_finders import children, only_child
 
 ALL_COMMANDS = {
     *("ping", "about", "roll", "catfact", "mtg", "card", "whoami", "beta", "flip", "help"),
@@ -67,7 +67,7 @@ def test_every_bang_command_is_also_a_slash_command(bot: ChatOpsBot) -> None:
 async def test_slash_roll_answers_with_the_message_schema_plus_the_interaction(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
-    answer, root, interaction = await run(fake, spans, "/roll 2d6")
+    answer, root, interaction = await run_slash(fake, spans, "/roll 2d6")
     assert answer["content"].startswith("\U0001f3b2 2d6:")
     assert not is_ephemeral(answer)
     assert root.name == "command roll"
@@ -108,7 +108,7 @@ async def test_slash_roll_answers_with_the_message_schema_plus_the_interaction(
 async def test_each_command_answers_as_a_slash_command(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, line: str, expected: str
 ) -> None:
-    answer, root, _ = await run(fake, spans, line)
+    answer, root, _ = await run_slash(fake, spans, line)
     assert expected in answer["content"]
     assert root.attributes[schema.OUTCOME] == "ok"
     assert root.name == f"command {line[1:].split()[0]}"
@@ -120,7 +120,7 @@ async def test_each_command_answers_as_a_slash_command(
 async def test_search_options_keep_the_whole_query(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, scryfall_api: FakeScryfall
 ) -> None:
-    answer, root, _ = await run(fake, spans, "/mtg t:dragon c:r cmc<=4")
+    answer, root, _ = await run_slash(fake, spans, "/mtg t:dragon c:r cmc<=4")
     assert answer["embeds"][0]["title"] == "42 cards for t:dragon c:r cmc<=4"
     assert scryfall_api.requests[-1].query["q"] == "t:dragon c:r cmc<=4"
     assert root.attributes[schema.COMMAND_ARGS] == "query:t:dragon c:r cmc<=4"
@@ -129,7 +129,7 @@ async def test_search_options_keep_the_whole_query(
 async def test_bad_input_is_ephemeral_with_the_slash_usage(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
-    answer, root, _ = await run(fake, spans, "/roll dice:lots")
+    answer, root, _ = await run_slash(fake, spans, "/roll dice:lots")
     assert is_ephemeral(answer)
     assert "Usage: `/roll <dice>`" in answer["content"]
     assert root.attributes[schema.OUTCOME] == "bad_input"
@@ -147,7 +147,7 @@ async def test_unexpected_error_is_ephemeral_names_the_trace_and_sets_error_stat
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     await bot.add_cog(Broken())
-    answer, root, _ = await run(fake, spans, "/explode")
+    answer, root, _ = await run_slash(fake, spans, "/explode")
     assert is_ephemeral(answer)
     assert f"{root.context.trace_id:032x}" in answer["content"]
     assert "secret internals" not in answer["content"]
@@ -160,7 +160,7 @@ async def test_a_failing_api_after_the_deferral_answers_privately(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
 ) -> None:
     catfact_api.then(status=503).then(status=503)
-    answer, root, interaction = await run(fake, spans, "/catfact")
+    answer, root, interaction = await run_slash(fake, spans, "/catfact")
     assert interaction.deferred
     assert is_ephemeral(answer)
     assert "cat-fact API answered 503" in answer["content"]
@@ -171,7 +171,7 @@ async def test_a_failing_api_after_the_deferral_answers_privately(
 async def test_flag_denied_command_is_refused_privately(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
-    answer, root, _ = await run(fake, spans, "/flip")
+    answer, root, _ = await run_slash(fake, spans, "/flip")
     assert answer["content"] == "You can't use `/flip`."
     assert is_ephemeral(answer)
     assert root.attributes[schema.OUTCOME] == "denied"
@@ -181,7 +181,7 @@ async def test_flag_denied_command_is_refused_privately(
 async def test_hidden_command_answers_as_if_unknown(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
-    answer, root, _ = await run(fake, spans, "/beta")
+    answer, root, _ = await run_slash(fake, spans, "/beta")
     assert answer["content"].startswith("I don't know `/beta`.")
     assert is_ephemeral(answer)
     assert root.attributes[schema.OUTCOME] == "unknown_command"
@@ -192,7 +192,7 @@ async def test_flag_allowed_command_runs(
 ) -> None:
     write_flags(settings.flags_file, {"coin-flip": boolean_flag(users(fake.user["id"]))})
     async with connected_bot(settings, fake, guild_ready_timeout=0.05):
-        answer, root, _ = await run(fake, spans, "/flip")
+        answer, root, _ = await run_slash(fake, spans, "/flip")
     assert answer["content"] in ("Heads.", "Tails.")
     assert root.attributes[schema.OUTCOME] == "ok"
 
@@ -201,7 +201,7 @@ async def test_a_command_discord_still_offers_but_the_bot_lacks_is_unknown(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     fake.interactions.registered[None] = [{"id": "1", "name": "gone", "type": 1, "options": []}]
-    answer, root, _ = await run(fake, spans, "/gone")
+    answer, root, _ = await run_slash(fake, spans, "/gone")
     assert answer["content"].startswith("I don't know `/gone`.")
     assert is_ephemeral(answer)
     assert root.name == "interaction"
@@ -213,10 +213,10 @@ async def test_the_bot_wide_rate_limit_applies_to_slash_commands(
 ) -> None:
     limited = settings.model_copy(update={"user_command_rate": 2, "user_command_per_s": 60})
     async with connected_bot(limited, fake, guild_ready_timeout=0.05):
-        answers = [(await run(fake, spans, "/about"))[0] for _ in range(3)]
+        answers = [(await run_slash(fake, spans, "/about"))[0] for _ in range(3)]
         # /help asks every command's checks; the asker still counts once.
         other = fake.add_user("bob")
-        help_answer, _, _ = await run(fake, spans, "/help", author=other)
+        help_answer, _, _ = await run_slash(fake, spans, "/help", author=other)
     assert answers[2]["content"].startswith("Slow down: try again in")
     assert is_ephemeral(answers[2])
     assert "roll" in help_answer["content"] and "catfact" in help_answer["content"]
@@ -227,7 +227,7 @@ async def test_overlong_options_are_refused_before_the_command_runs(
 ) -> None:
     capped = settings.model_copy(update={"max_argument_chars": 20})
     async with connected_bot(capped, fake, guild_ready_timeout=0.05):
-        answer, root, _ = await run(fake, spans, "/mtg " + "x" * 40)
+        answer, root, _ = await run_slash(fake, spans, "/mtg " + "x" * 40)
     assert answer["content"].startswith("That's too long")
     assert root.attributes[schema.OUTCOME] == "bad_input"
     assert scryfall_api.requests == []
@@ -237,13 +237,13 @@ async def test_slash_replies_never_ping_anyone(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     role = fake.guild.roles[0]["id"]
-    answer, _, _ = await run(fake, spans, f"/roll dice:<@&{role}> @everyone")
+    answer, _, _ = await run_slash(fake, spans, f"/roll dice:<@&{role}> @everyone")
     assert answer["allowed_mentions"] == {"parse": []}
 
 
 async def test_no_tracing_headers_reach_the_interaction_routes(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
-    await run(fake, spans, "/catfact")
+    await run_slash(fake, spans, "/catfact")
     for request in fake.requests:
         assert not {n.lower() for n in request.headers} & {"traceparent", "baggage"}

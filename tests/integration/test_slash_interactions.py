@@ -26,11 +26,10 @@ from commands.toolkit.hybrid import hybrid_command
 from commands.toolkit.replies import reply, respond
 from commands.toolkit.views import TracedView
 from telemetry import schema
-from tests.conftest import until
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall
-from tests.integration.external import children
-from tests.integration.slash import is_ephemeral, run
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash, until
+from tests.helpers.trace_finders import children, roots
 
 DEFERRED = 5
 
@@ -75,7 +74,7 @@ async def test_an_expensive_command_defers_before_calling_the_slow_api(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
 ) -> None:
     catfact_api.then(delay=1.0)
-    answer, root, interaction = await run(fake, spans, "/catfact")
+    answer, root, interaction = await run_slash(fake, spans, "/catfact")
     assert answer["content"] == f"\U0001f431 {FACT}"
     assert interaction.callbacks[0]["type"] == DEFERRED
     assert interaction.followups == [answer]  # the follow-up replaced "thinking…"
@@ -90,11 +89,11 @@ async def test_a_cheap_command_that_turns_out_slow_is_deferred_by_the_timer(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     await bot.add_cog(Slow())
-    answer, root, interaction = await run(fake, spans, "/ponder")
+    answer, root, interaction = await run_slash(fake, spans, "/ponder")
     assert answer["content"] == "Pondered."
     assert [c["type"] for c in interaction.callbacks] == [DEFERRED]
     assert len(children(spans, root, schema.DEFER_SPAN)) == 1
-    _quick, _, quick_interaction = await run(fake, spans, "/about")
+    _quick, _, quick_interaction = await run_slash(fake, spans, "/about")
     assert quick_interaction.callbacks[0]["type"] == 4  # answered at once: no deferral
     assert not quick_interaction.deferred
 
@@ -119,12 +118,7 @@ async def test_card_names_autocomplete_from_scryfall_cheaply(
 
 
 def autocomplete_roots(spans: InMemorySpanExporter) -> list[Any]:
-    found = [
-        s
-        for s in spans.get_finished_spans()
-        if s.parent is None and s.attributes.get(schema.INTERACTION_TYPE) == "autocomplete"
-    ]
-    return sorted(found, key=lambda s: s.start_time or 0)
+    return [s for s in roots(spans) if s.attributes.get(schema.INTERACTION_TYPE) == "autocomplete"]
 
 
 @pytest.mark.parametrize("form", ["!risky", "/risky"])
@@ -135,7 +129,7 @@ async def test_a_button_click_is_its_own_trace_linked_to_the_command(
     if form.startswith("!"):
         shown = await fake.say(form)
     else:
-        shown, _, _ = await run(fake, spans, form)
+        shown, _, _ = await run_slash(fake, spans, form)
     assert shown is not None and shown["components"]
     await until(lambda: any(s.name == "command risky" for s in spans.get_finished_spans()))
     (command_root,) = [s for s in spans.get_finished_spans() if s.name == "command risky"]
@@ -160,7 +154,7 @@ async def test_a_failing_button_answers_privately_with_its_trace(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     await bot.add_cog(Slow())
-    shown, _, _ = await run(fake, spans, "/risky")
+    shown, _, _ = await run_slash(fake, spans, "/risky")
     answer = await fake.click(shown, "break")
     assert answer is not None and is_ephemeral(answer)
     await until(lambda: any(s.name == "component break" for s in spans.get_finished_spans()))
@@ -202,7 +196,7 @@ async def test_sync_commands_for_one_guild_and_slash_uses_what_was_registered(
     assert put.path == f"/applications/{fake.bot_user['id']}/guilds/{fake.guild.id}/commands"
     registered = fake.interactions.registered[fake.guild.id]
     async with connected_bot(settings, fake, guild_ready_timeout=0.05):
-        answer, _root, interaction = await run(fake, spans, "/roll 3d4")
+        answer, _root, interaction = await run_slash(fake, spans, "/roll 3d4")
     assert interaction.payload["data"]["guild_id"] == str(fake.guild.id)
     assert interaction.payload["data"]["id"] in {c["id"] for c in registered}
     assert answer["content"].startswith("\U0001f3b2 3d4:")

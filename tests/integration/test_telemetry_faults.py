@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from bot.sandbox import FakeDiscord
-from tests.chatops_process import TOKEN, child_env, closed_port, start
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.chatops_process import TOKEN, child_env, closed_port, start
 
 MESSAGES = 20
 

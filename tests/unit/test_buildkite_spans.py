@@ -6,7 +6,7 @@ from telemetry.pipeline import ids
 from telemetry.pipeline.buildkite import build_spans
 from telemetry.pipeline.cursor import CursorStore
 from telemetry.pipeline.export import to_ns
-from tests.fakes.buildkite import build
+from tests.fakes.buildkite_api import build
 
 
 def test_build_is_a_trace_with_ids_from_its_uuids() -> None:

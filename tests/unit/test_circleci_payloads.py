@@ -6,7 +6,7 @@ from telemetry import schema
 from telemetry.pipeline import ids
 from telemetry.pipeline.circleci import BadPayload, parse, translate
 from telemetry.pipeline.export import to_ns
-from tests.fakes import circleci as fake
+from tests.fakes import circleci_hooks as fake
 
 
 def test_workflow_becomes_root_span_with_payload_times_and_vcs_attributes() -> None:

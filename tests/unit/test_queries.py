@@ -11,7 +11,7 @@ import pytest
 from telemetry import schema
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
 from telemetry.store import Marker, SpanStore, record_marker
-from tests.helpers_store import root, store_tracer
+from tests.helpers.stored_spans import root, store_tracer
 
 NOW = 1_800_000_000 * 10**9
 MIN = 60 * 10**9

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from telemetry import schema
 from telemetry.store import SpanStore, SqliteSpanExporter, StoreMissing, apply_retention
-from tests.helpers_store import root, store_tracer
+from tests.helpers.stored_spans import root, store_tracer
 
 NOW = 1_800_000_000 * 10**9
 

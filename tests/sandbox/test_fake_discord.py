@@ -13,7 +13,8 @@ import pytest
 from discord.ext import commands
 
 from bot.sandbox import FakeDiscord
-from tests.conftest import make_plain_bot, running_bot, until
+from tests.helpers.plain_discord_bot import make_plain_bot, running_bot
+from tests.helpers.sandbox_chat import until
 
 MESSAGES = r"/channels/\d+/messages"
 

@@ -1,4 +1,4 @@
-"""Helpers for span-store tests: a tracer writing real SDK spans into a store."""
+"""Span-store tests: a tracer writing real SDK spans into a store, and root spans with set times."""
 
 from __future__ import annotations
 
