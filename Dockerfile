@@ -9,7 +9,7 @@
 # Two stages on the same base image: the builder makes a wheel of the project and
 # installs it with its runtime dependencies into /opt/venv; the final stage copies
 # only that venv (the venv's python is a symlink to the base image's interpreter,
-# which is why both stages use the same base). See README.md, "Deployment".
+# which is why both stages use the same base). See docs/azure.md, "The image".
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
@@ -39,7 +39,7 @@ RUN python -m venv /opt/venv \
 
 FROM ${PYTHON_IMAGE}
 
-# Build metadata (README.md, "Deployment": the pipeline passes all four).
+# Build metadata (docs/azure.md, "The image": the pipeline passes all four).
 ARG VERSION=0.0.0
 ARG REVISION=unknown
 ARG CREATED=unknown

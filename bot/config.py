@@ -57,7 +57,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Every environment variable of DESIGN.md's configuration table."""
+    """The bot's settings, one per environment variable (docs/running.md, "Configuration")."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False

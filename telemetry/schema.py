@@ -1,4 +1,4 @@
-"""Attribute names and outcomes of the span schema (DESIGN.md, "Span schema").
+"""Attribute names and outcomes of the span schema (docs/telemetry.md, "The span schema").
 
 Every attribute name used on a span lives here, so the schema can be read in one
 place and a query written against it never chases a typo.

@@ -2,7 +2,7 @@
 
 Validated once at start-up, so a typo stops the bot with one line naming the
 file, the command and the field, instead of failing later in front of a user.
-A missing file means no HTTP-backed commands. See README.md, "The commands file".
+A missing file means no HTTP-backed commands. See docs/commands.md, "The commands file".
 """
 
 from __future__ import annotations

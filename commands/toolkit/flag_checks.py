@@ -1,7 +1,7 @@
 """Flags as command checks: who is asking (the evaluation context) and what they may run.
 
 The evaluation context of a message (attribute names are what flag authors write
-in targeting rules; README.md, "Feature flags", lists them):
+in targeting rules; docs/flags.md lists them):
 
 - ``targetingKey``: the author's user id (a string: Discord ids exceed what JSON
   numbers hold exactly in many tools);

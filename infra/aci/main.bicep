@@ -1,7 +1,7 @@
 // chatops-bot on Azure Container Instances: one container group running the bot.
 //
 // Deploy into a resource group that already holds the user-assigned identity
-// (with AcrPull on the registry), see README.md, "Deployment":
+// (with AcrPull on the registry), see docs/azure.md, "Deploying, step by step":
 //
 //   az deployment group create -g chatops -f infra/aci/main.bicep \
 //     -p image=myacr.azurecr.io/chatops-bot:0.1.0 registryLoginServer=myacr.azurecr.io \

@@ -369,7 +369,7 @@ def test_pipeline_file_passes_yamllint(path: Path) -> None:
 def test_github_workflow_passes_actionlint() -> None:
     actionlint = tool("actionlint")
     if actionlint is None:
-        pytest.skip("actionlint not on PATH (README.md, Deployment: how to get it)")
+        pytest.skip("actionlint not on PATH (docs/azure.md, Offline checks: how to get it)")
     result = run_tool(actionlint, "-no-color", str(WORKFLOW))
     assert result.returncode == 0, result.stdout + result.stderr
 
