@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from telemetry import drops, http_spans, log_context
 from telemetry.propagation import OptInTraceContextPropagator
-from telemetry.span_pipeline import ExporterSink, TailSampler, TracePipeline
+from telemetry.span_pipeline import TailSampler, TracePipeline, sink_for
 from telemetry.spans import TraceFieldsProcessor
 from telemetry.tracer import LeanTracerProvider
 
@@ -113,7 +113,7 @@ def build_provider(
     provider.add_span_processor(TraceFieldsProcessor())
     chosen = build_exporters(config) if exporters is None else exporters
     if chosen:
-        sinks = [ExporterSink(exporter) for exporter in chosen]
+        sinks = [sink_for(exporter) for exporter in chosen]
         provider.add_span_processor(TracePipeline(sinks, sampler=config.sampler))
     for processor in processors:
         provider.add_span_processor(processor)

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -34,6 +34,7 @@ from opentelemetry.trace import Span
 
 from telemetry import schema
 from telemetry.drops import QUEUE_LOGGER
+from telemetry.otlp_wire import RequestBuilder, encode_span
 
 log = logging.getLogger(__name__)
 queue_log = logging.getLogger(QUEUE_LOGGER)
@@ -111,6 +112,57 @@ class ExporterSink:
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
+
+
+class OtlpSink:
+    """The SDK's OTLP/HTTP exporter, fed requests our wire encoder built.
+
+    Each span is encoded once, when its trace is kept (``telemetry/otlp_wire.py``,
+    4-6x faster than the SDK's encoder and proven equal to it by decoding);
+    the flush joins the encoded spans into requests and sends them through the
+    exporter's own HTTP client, so its endpoint, headers, compression,
+    certificates, timeout and retries are the SDK's, configured as usual.
+    """
+
+    def __init__(self, exporter: SpanExporter, batch_size: int = EXPORT_BATCH_SIZE) -> None:
+        if not self.supports(exporter):
+            raise TypeError(f"{type(exporter).__name__} has no OTLP HTTP client to send through")
+        self.exporter = exporter
+        self.batch_size = batch_size
+        self._client = exporter._client  # type: ignore[attr-defined]
+        self._pending: list[tuple[Any, Any, bytes]] = []
+        self._lock = threading.Lock()
+        self._builder = RequestBuilder()
+
+    @staticmethod
+    def supports(exporter: SpanExporter) -> bool:
+        """Whether ``exporter`` is the SDK's OTLP/HTTP exporter with the client we send through."""
+        client = getattr(exporter, "_client", None)
+        return callable(getattr(client, "export", None))
+
+    def add(self, spans: Sequence[ReadableSpan]) -> None:
+        encoded = [(s.resource, s.instrumentation_scope, encode_span(s)) for s in spans]
+        with self._lock:
+            self._pending.extend(encoded)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        builder = self._builder
+        for start in range(0, len(batch), self.batch_size):
+            builder.clear()
+            for resource, scope, data in batch[start : start + self.batch_size]:
+                builder.add_encoded(resource, scope, data)
+            # Failures are logged by the exporter's client (summarised by telemetry/drops.py).
+            self._client.export(builder.build())
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+def sink_for(exporter: SpanExporter) -> Sink:
+    """The OTLP sink for the SDK's OTLP/HTTP exporter, the generic one for any other."""
+    return OtlpSink(exporter) if OtlpSink.supports(exporter) else ExporterSink(exporter)
 
 
 class TracePipeline(SpanProcessor):

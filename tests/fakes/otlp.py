@@ -41,6 +41,7 @@ class OtlpReceiver:
     delay: float = 0.0
     spans: list[ReceivedSpan] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     requests: int = 0
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -83,6 +84,7 @@ class OtlpReceiver:
         self.requests += 1
         self.headers.append({key.lower(): value for key, value in request.headers.items()})
         body = await request.read()
+        self.bodies.append(body)
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:

@@ -248,3 +248,39 @@ def test_http_spans_are_children_of_the_current_span() -> None:
         context_api.detach(token)
     assert inner.parent is not None  # type: ignore[attr-defined]
     assert inner.parent.span_id == outer.get_span_context().span_id  # type: ignore[attr-defined]
+
+
+async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
+    """Same spans, two pipelines: the SDK's encoding and ours reach a receiver as equal requests."""
+    import asyncio
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from telemetry.span_pipeline import OtlpSink
+    from tests.fakes.otlp import OtlpReceiver
+
+    async with OtlpReceiver() as theirs, OtlpReceiver() as ours:
+        sdk = TracePipeline(
+            [ExporterSink(OTLPSpanExporter(endpoint=theirs.endpoint + "/v1/traces"))],
+            schedule_delay_s=60,
+        )
+        wire = TracePipeline(
+            [OtlpSink(OTLPSpanExporter(endpoint=ours.endpoint + "/v1/traces"))],
+            schedule_delay_s=60,
+        )
+        provider = LeanTracerProvider(RESOURCE)
+        provider.add_span_processor(sdk)
+        provider.add_span_processor(wire)
+        for _ in range(3):
+            scenario(provider)
+        assert await asyncio.to_thread(sdk.force_flush, 10_000)
+        assert await asyncio.to_thread(wire.force_flush, 10_000)
+        (expected,) = theirs.bodies
+        (sent,) = ours.bodies
+        assert ExportTraceServiceRequest.FromString(sent) == ExportTraceServiceRequest.FromString(
+            expected
+        )
+        assert len(ours.spans) == 12  # four spans a scenario
