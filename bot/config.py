@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     flagd_host: str = "localhost"
     flagd_port: int | None = Field(default=None, ge=1, le=65535)
     flagd_tls: bool = False
-    # How often the file provider looks at FLAGS_FILE's modification time.
+    # At most how often the file provider looks at FLAGS_FILE's modification time
+    # (when a flag is evaluated; there is no watcher thread).
     flags_poll_ms: int = Field(default=500, ge=10, le=60_000)
 
     @model_validator(mode="after")

@@ -1,21 +1,25 @@
-"""Feature flags: one OpenFeature client over the flagd provider, each evaluation a span.
+"""Feature flags: one OpenFeature client over a flagd-format source, each evaluation a span.
 
 The bot asks OpenFeature, never flagd directly, so the source of flags is a
 configuration choice (``FLAGS_PROVIDER``): ``file`` evaluates a flagd-format file
-in-process (the provider polls its modification time, so an edit is picked up
-without a restart), ``rpc`` and ``in-process`` talk to a flagd server, ``none``
-evaluates nothing. The OpenFeature API is process-global; the bot binds its
-provider to its own domain so nothing else in the process can swap it.
+in-process with flagd's own evaluation core (``commands.toolkit.flag_file_provider``:
+no grpc, no watcher thread; the file's modification time is checked when a flag is
+evaluated, at most once per ``FLAGS_POLL_MS``, so an edit is picked up without a
+restart), ``rpc`` and ``in-process`` talk to a flagd server through flagd's
+provider (imported only then), ``none`` evaluates nothing. The OpenFeature API is
+process-global; the bot binds its provider to its own domain so nothing else in
+the process can swap it.
 
 Each evaluation is wrapped in a ``feature_flag.evaluate <key>`` span, because
 OpenTelemetry's OpenFeature hook only adds an event to the current span: no
 duration, and nothing to query "how long did flag checks take". A flag whose
 ``metadata`` says ``"sensitive": true`` never has its value on a span.
 
-A broken or missing file must not stop the bot, nor flood its log: the flagd
-file watcher logs a traceback on every poll while the file is bad, so that log
-is silenced here and ``FlagSourceMonitor`` says once why the file is unusable
-(and once when it is good again).
+A broken or missing file must not stop the bot, nor flood its log: the file
+provider reports a file once per change (it logs nothing itself), and
+``FlagSourceMonitor`` says once why the file is unusable (and once when it is good
+again). It hears the file provider synchronously, so the evaluation that finds a
+broken edit already fails closed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -65,33 +69,27 @@ class FlagsConfig:
     host: str = "localhost"
     port: int | None = None
     tls: bool = False
+    # The file provider looks at the file's modification time at most this often,
+    # when a flag is evaluated.
     poll_ms: int = 500
 
 
-class _WatcherNoise(logging.Filter):
-    """Drops the flagd file watcher's per-poll tracebacks; the monitor warns once instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.funcName == "handle_error" and "file_watcher" in record.pathname)
-
-
-_NOISE_FILTER = _WatcherNoise()
-
-
 def build_provider(config: FlagsConfig) -> FeatureProvider:
-    """The OpenFeature provider for ``config``; flagd is imported only when used."""
+    """The OpenFeature provider for ``config``.
+
+    A file is evaluated by ``FlagFileProvider`` (flagd's evaluation core, without
+    flagd's provider and the grpc it imports); flagd's provider is imported only
+    for a flagd server.
+    """
     if config.provider == "none":
         return NoOpProvider()
+    if config.provider == "file":
+        from commands.toolkit.flag_file_provider import FlagFileProvider
+
+        return FlagFileProvider(config.file, poll_ms=config.poll_ms)
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
-    if config.provider == "file":
-        return FlagdProvider(
-            resolver_type=ResolverType.FILE,
-            offline_flag_source_path=str(config.file),
-            # The file watcher polls the file's mtime once per deadline.
-            deadline_ms=config.poll_ms,
-        )
     resolver = ResolverType.RPC if config.provider == "rpc" else ResolverType.IN_PROCESS
     return FlagdProvider(
         resolver_type=resolver,
@@ -107,9 +105,9 @@ def build_provider(config: FlagsConfig) -> FeatureProvider:
 class FlagSourceMonitor:
     """Logs once why flags are unusable, and once when they are usable again.
 
-    Provider events arrive on the provider's threads (every poll while a file is
-    broken), so the last reported state is kept under a lock and a message is
-    logged only when it changes.
+    Events arrive on other threads (a flagd server's stream, the SDK's handler
+    threads; the file provider's in the evaluating thread), so the last reported
+    state is kept under a lock and a message is logged only when it changes.
     """
 
     def __init__(self, config: FlagsConfig) -> None:
@@ -123,6 +121,7 @@ class FlagSourceMonitor:
         self.unusable = False
 
     def attach(self, client: OpenFeatureClient) -> None:
+        """Hear a flagd server's provider through the client's (asynchronous) event handlers."""
         for event in (
             ProviderEvent.PROVIDER_READY,
             ProviderEvent.PROVIDER_ERROR,
@@ -188,6 +187,8 @@ class _Active:
     monitor: FlagSourceMonitor
     # A local file the bot cannot load means "no flags", not "the previous file".
     fail_closed: bool
+    # Looks for an edit of the file (at most once per poll interval); None for flagd.
+    refresh: Callable[[], None] | None = None
 
 
 _active: _Active | None = None
@@ -201,11 +202,19 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
     flags use their defaults): the bot must not wait on flagd to come up.
     """
     global _active
-    logging.getLogger("openfeature.contrib").addFilter(_NOISE_FILTER)
     provider = build_provider(config)
     client = api.get_client(DOMAIN)
     monitor = FlagSourceMonitor(config)
-    monitor.attach(client)
+    refresh: Callable[[], None] | None = None
+    if config.provider == "file":
+        from commands.toolkit.flag_file_provider import FlagFileProvider
+
+        assert isinstance(provider, FlagFileProvider)
+        # In order, and before the evaluation that noticed a change goes on.
+        provider.add_listener(monitor.on_event)
+        refresh = provider.refresh
+    else:
+        monitor.attach(client)
     _active = _Active(
         config=config,
         client=client,
@@ -213,10 +222,12 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
         blocking=config.provider == "rpc",
         monitor=monitor,
         fail_closed=config.provider == "file",
+        refresh=refresh,
     )
     if config.provider == "file" or wait:
-        # A failure is reported by the monitor (PROVIDER_ERROR); the watcher keeps
-        # polling and the flags load as soon as the file is good.
+        # A failure is reported by the monitor (PROVIDER_ERROR); the provider looks
+        # at the file again when a flag is evaluated, and the flags load as soon as
+        # the file is good.
         with contextlib.suppress(Exception):
             api.set_provider_and_wait(provider, domain=DOMAIN)
     else:
@@ -225,7 +236,7 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
 
 
 def shutdown_flags() -> None:
-    """Stop the provider (the file watcher thread, a flagd stream) and forget it."""
+    """Stop the provider (a flagd stream; the file provider stops looking) and forget it."""
     global _active
     _active = None
     api.shutdown()
@@ -245,6 +256,9 @@ def evaluate(key: str, default: T, context: EvaluationContext) -> FlagEvaluation
     client = active.client if active else api.get_client(DOMAIN)
     provider_name = active.provider_name if active else "none"
     with tracer.start_as_current_span(schema.FLAG_SPAN_PREFIX + key) as span:
+        if active is not None and active.refresh is not None:
+            # Before the fail-closed check: a broken edit denies from this evaluation on.
+            active.refresh()
         if active is not None and active.fail_closed and active.monitor.unusable:
             details = FlagEvaluationDetails(
                 flag_key=key,
