@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import unquote
 
 from pydantic import (
+    AliasChoices,
     BeforeValidator,
     Field,
     SecretStr,
@@ -82,6 +83,28 @@ class Settings(BaseSettings):
 
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_headers: SecretStr | None = None
+    # TLS for the OTLP exporter, as the SDK names it (the traces-specific variable first).
+    otlp_certificate: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"
+        ),
+    )
+    otlp_client_key: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+        ),
+    )
+    otlp_client_certificate: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+        ),
+    )
+    # A proxy for outgoing HTTP: the OTLP exporter then uses the SDK's proxy-aware transport.
+    https_proxy: str | None = None
+    http_proxy: str | None = None
     otel_service_name: str = "chatops-bot"
     deployment_environment: str | None = None
     honeycomb_api_key: SecretStr | None = None
@@ -217,7 +240,7 @@ class Settings(BaseSettings):
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""
-    from telemetry.setup import TelemetryConfig
+    from telemetry.setup import OtlpTls, TelemetryConfig
     from telemetry.span_pipeline import TailSampler
 
     return TelemetryConfig(
@@ -229,6 +252,12 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
         span_store_max_age=settings.span_store_max_age,
         span_store_max_bytes=settings.span_store_max_bytes,
         sampler=TailSampler(settings.tail_sample_ok_one_in, settings.tail_sample_slow_ms),
+        otlp_tls=OtlpTls(
+            settings.otlp_certificate,
+            settings.otlp_client_key,
+            settings.otlp_client_certificate,
+        ),
+        otlp_via_proxy=bool(settings.https_proxy or settings.http_proxy),
     )
 
 

@@ -45,10 +45,12 @@ class OtlpReceiver:
     requests: int = 0
     _runner: web.AppRunner | None = None
     port: int = 0
+    ssl_context: Any = None  # an ssl.SSLContext: serve https
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -56,7 +58,7 @@ class OtlpReceiver:
         # A hanging receiver must not hang the test at close: in-flight requests are cut.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

@@ -284,3 +284,37 @@ async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
             expected
         )
         assert len(ours.spans) == 12  # four spans a scenario
+
+
+async def test_spans_reach_a_tls_collector_trusted_through_the_sdk_variable(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean transport honours OTEL_EXPORTER_OTLP_CERTIFICATE as the SDK's default does."""
+    import asyncio
+
+    from bot.config import load_settings, telemetry_config
+    from telemetry.setup import build_provider
+    from tests.fakes.otlp import OtlpReceiver
+    from tests.fakes.tls import make_certificate
+
+    certificate = make_certificate(tmp_path)
+    async with OtlpReceiver(ssl_context=certificate.server_context()) as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(certificate.cert_path))
+        settings = load_settings(
+            _env_file=None, span_store="off", otel_exporter_otlp_endpoint=receiver.endpoint
+        )
+        provider = build_provider(telemetry_config(settings))
+        scenario(provider)
+        assert await asyncio.to_thread(provider.force_flush, 10_000)
+        assert {s.name for s in receiver.spans} == {"command ping", "child", "fails", "linked"}
+        provider.shutdown()
+
+
+def test_behind_a_proxy_the_sdk_default_transport_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import load_settings, telemetry_config
+    from telemetry.setup import otlp_transport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert otlp_transport(telemetry_config(load_settings(_env_file=None))) is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert otlp_transport(telemetry_config(load_settings(_env_file=None))) is not None
