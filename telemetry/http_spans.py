@@ -44,7 +44,9 @@ def redact_url(url: object) -> str:
     Credentials and signed query parameters (``sig``, ``Signature``, …) go the
     way the contrib instrumentation removes them (``opentelemetry.util.http``).
     """
-    return redact_credentials(_TOKEN_IN_PATH.sub(r"\1{token}", str(url)))
+    text = _TOKEN_IN_PATH.sub(r"\1{token}", str(url))
+    # Credentials sit before an "@", signed parameters after a "?": parse only then.
+    return redact_credentials(text) if "@" in text or "?" in text else text
 
 
 async def _on_request_start(
