@@ -122,3 +122,69 @@ async def test_run_exits_2_with_one_line_for_a_bad_commands_file(tmp_path: Path)
     assert lines == [
         f"chatops: {bad}: command 'relationships': url: must be an absolute http(s) URL"
     ]
+
+
+async def test_the_exported_tree_keeps_its_meaning_over_otlp(fake: FakeDiscord) -> None:
+    """Through the lean tracer, the pipeline and the wire encoder, decoded as a collector would:
+    fields on every span, the response on the send, a 429 and its retry as two attempts."""
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            fake.fail("POST", r"/channels/\d+/messages", status=429, retry_after=0.2)
+            message = fake.send_message("!ping")
+            (answer,) = await fake.replies_to(int(message["id"]), timeout=5.0)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.communicate(), timeout=20)
+    (root,) = [s for s in receiver.spans if s.attributes.get(schema.MESSAGE_ID) == message["id"]]
+    trace = [s for s in receiver.spans if s.trace_id == root.trace_id]
+    for span in trace:
+        assert span.attributes[schema.COMMAND] == "ping", span.name
+        assert span.attributes[schema.AUTHOR_ID] == str(fake.user["id"]), span.name
+        assert span.attributes[schema.GUILD_ID] == str(fake.guild.id), span.name
+    (send,) = [s for s in trace if s.name == schema.SEND_SPAN]
+    assert send.attributes[schema.RESPONSE] == answer["content"] == root.attributes[schema.RESPONSE]
+    attempts = [s for s in trace if s.parent_span_id == send.span_id]
+    assert [(s.name, s.attributes["http.status_code"]) for s in attempts] == [
+        ("POST", 429),
+        ("POST", 200),
+    ]
+    typing = [s for s in trace if s.parent_span_id == root.span_id and s.name == "POST"]
+    assert len(typing) == 1  # !ping shows typing first: its own attempt under the root
+
+
+async def test_the_tail_sampler_exports_failures_and_weights_what_it_keeps(
+    fake: FakeDiscord,
+) -> None:
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                TAIL_SAMPLE_OK_ONE_IN="1000000",
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            for text in ["!about"] * 6 + ["!roll lots", "!nope"]:  # 8: under the rate limit
+                assert await fake.say(text, timeout=10) is not None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.communicate(), timeout=20)
+    roots = [s for s in receiver.spans if schema.OUTCOME in s.attributes]
+    # Every failure kept, whole; ok ones 1 in a million: none, with near certainty.
+    assert sorted(s.attributes[schema.OUTCOME] for s in roots) == ["bad_input", "unknown_command"]
+    kept = {root.trace_id for root in roots}
+    message_spans = [s for s in receiver.spans if schema.COMMAND in s.attributes]
+    assert {s.trace_id for s in message_spans} <= kept
+    assert any(s.name == schema.SEND_SPAN for s in message_spans)
+    # Always-kept traces stand for themselves: no SampleRate weight.
+    assert not [s for s in receiver.spans if "SampleRate" in s.attributes]
