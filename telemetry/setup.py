@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from telemetry import drops, http_spans, log_context
+from telemetry.otlp_exporter import WireSpanExporter, requests_transport, urllib3_transport
 from telemetry.propagation import OptInTraceContextPropagator
 from telemetry.span_pipeline import TailSampler, TracePipeline, sink_for
 from telemetry.spans import TraceFieldsProcessor
@@ -68,27 +69,6 @@ class OtlpTls:
     client_certificate: Path | None = None
 
 
-def otlp_transport(config: TelemetryConfig) -> Any:
-    """The SDK's urllib3 transport, with the certificates the SDK would give its default one.
-
-    Measured here, a POST through the SDK's default transport (requests) held the
-    GIL 1.5-2.2 ms, the urllib3 one 0.7-1.2 ms: the event loop waits that long
-    behind the flush thread. Behind a proxy (``HTTPS_PROXY``), None: the SDK's
-    default transport, which honours proxies, is used.
-    """
-    if config.otlp_via_proxy:
-        return None
-    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
-
-    tls = config.otlp_tls
-    client = tls.client_certificate
-    cert = (str(client), str(tls.client_key)) if client and tls.client_key else client
-    return Urllib3HTTPTransport(
-        verify=str(tls.certificate) if tls.certificate else True,
-        cert=str(cert) if isinstance(cert, Path) else cert,
-    )
-
-
 def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL for a base endpoint, as the SDK derives it from the env."""
     endpoint = endpoint.rstrip("/")
@@ -106,19 +86,23 @@ def build_resource(config: TelemetryConfig) -> Resource:
     return Resource.create(attributes)
 
 
+def otlp_transport(config: TelemetryConfig) -> Any:
+    """urllib3 with the SDK's certificate settings; behind a proxy, the SDK's default."""
+    if config.otlp_via_proxy:
+        return requests_transport()
+    tls = config.otlp_tls
+    return urllib3_transport(tls.certificate, tls.client_certificate, tls.client_key)
+
+
 def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if config.otlp_endpoint:
-        # Imported only when used: the exporter's HTTP stack costs memory and start-up time.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        transport = otlp_transport(config)
         exporters.append(
-            OTLPSpanExporter(
-                endpoint=traces_url(config.otlp_endpoint),
-                headers=dict(config.otlp_headers or {}),
-                timeout=EXPORT_TIMEOUT_S,
-                **({"_transport": transport} if transport is not None else {}),
+            WireSpanExporter(
+                traces_url(config.otlp_endpoint),
+                config.otlp_headers or {},
+                EXPORT_TIMEOUT_S,
+                transport=otlp_transport(config),
             )
         )
     if config.span_store is not None:

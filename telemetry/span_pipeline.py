@@ -116,28 +116,23 @@ class ExporterSink:
 
 
 class OtlpSink:
-    """The SDK's OTLP/HTTP exporter, fed requests our wire encoder built.
+    """An exporter that takes serialized requests (``WireSpanExporter``), fed as traces are kept.
 
     Each span is encoded once, when its trace is kept, and added to the request
-    being built (``telemetry/otlp_wire.py``: 4-6x faster than the SDK's encoder,
-    proven equal to it by decoding), so a flush only joins bytes and sends them.
-    It sends through the exporter's own HTTP client: endpoint, headers,
-    compression, timeout and retries are the SDK's, configured as usual.
+    being built (``telemetry/otlp_wire.py``), so a flush only joins bytes and
+    sends them: the flush thread holds the GIL as briefly as it can.
     """
 
     def __init__(self, exporter: SpanExporter) -> None:
         if not self.supports(exporter):
-            raise TypeError(f"{type(exporter).__name__} has no OTLP HTTP client to send through")
+            raise TypeError(f"{type(exporter).__name__} cannot send encoded requests")
         self.exporter = exporter
-        self._client = exporter._client  # type: ignore[attr-defined]
         self._builder = RequestBuilder()
         self._lock = threading.Lock()
 
     @staticmethod
     def supports(exporter: SpanExporter) -> bool:
-        """Whether ``exporter`` is the SDK's OTLP/HTTP exporter with the client we send through."""
-        client = getattr(exporter, "_client", None)
-        return callable(getattr(client, "export", None))
+        return callable(getattr(exporter, "export_encoded", None))
 
     def add(self, spans: Sequence[ReadableSpan]) -> None:
         encoded = [(s.resource, s.instrumentation_scope, encode_span(s)) for s in spans]
@@ -152,14 +147,14 @@ class OtlpSink:
             request = self._builder.build()
             self._builder.clear()
         # Failures are logged by the exporter's client (summarised by telemetry/drops.py).
-        self._client.export(request)
+        self.exporter.export_encoded(request)  # type: ignore[attr-defined]
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
 
 
 def sink_for(exporter: SpanExporter) -> Sink:
-    """The OTLP sink for the SDK's OTLP/HTTP exporter, the generic one for any other."""
+    """The OTLP sink for an exporter of encoded requests, the generic one for any other."""
     return OtlpSink(exporter) if OtlpSink.supports(exporter) else ExporterSink(exporter)
 
 

@@ -251,7 +251,7 @@ def test_http_spans_are_children_of_the_current_span() -> None:
 
 
 async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
-    """Same spans, two pipelines: the SDK's encoding and ours reach a receiver as equal requests."""
+    """Same spans, two pipelines: the SDK's exporter and ours send equal requests."""
     import asyncio
 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -259,6 +259,7 @@ async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
         ExportTraceServiceRequest,
     )
 
+    from telemetry.otlp_exporter import WireSpanExporter
     from telemetry.span_pipeline import OtlpSink
     from tests.fakes.otlp import OtlpReceiver
 
@@ -268,7 +269,7 @@ async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
             schedule_delay_s=60,
         )
         wire = TracePipeline(
-            [OtlpSink(OTLPSpanExporter(endpoint=ours.endpoint + "/v1/traces"))],
+            [OtlpSink(WireSpanExporter(ours.endpoint + "/v1/traces", {}, 10.0))],
             schedule_delay_s=60,
         )
         provider = LeanTracerProvider(RESOURCE)
@@ -315,6 +316,8 @@ def test_behind_a_proxy_the_sdk_default_transport_is_kept(monkeypatch: pytest.Mo
     from telemetry.setup import otlp_transport
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert otlp_transport(telemetry_config(load_settings(_env_file=None))) is None
+    proxied = otlp_transport(telemetry_config(load_settings(_env_file=None)))
+    assert type(proxied).__name__ == "RequestsHTTPTransport"
     monkeypatch.delenv("HTTPS_PROXY")
-    assert otlp_transport(telemetry_config(load_settings(_env_file=None))) is not None
+    direct = otlp_transport(telemetry_config(load_settings(_env_file=None)))
+    assert type(direct).__name__ == "Urllib3HTTPTransport"
