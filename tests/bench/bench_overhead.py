@@ -202,7 +202,7 @@ async def otlp_receiver(enabled: bool) -> Any:
     finally:
         proc.stdin.close()
         with contextlib.suppress(TimeoutError, ValueError):
-            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
             counted.append(int(line.split()[1]))
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
