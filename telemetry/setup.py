@@ -77,13 +77,11 @@ def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if config.otlp_endpoint:
         # Imported only when used: the exporter's HTTP stack costs memory and start-up time.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from telemetry.otlp_http import span_exporter
 
         exporters.append(
-            OTLPSpanExporter(
-                endpoint=traces_url(config.otlp_endpoint),
-                headers=dict(config.otlp_headers or {}),
-                timeout=EXPORT_TIMEOUT_S,
+            span_exporter(
+                traces_url(config.otlp_endpoint), config.otlp_headers or {}, EXPORT_TIMEOUT_S
             )
         )
     if config.span_store is not None:

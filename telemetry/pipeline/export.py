@@ -7,7 +7,8 @@ tracer with a custom ``IdGenerator`` could choose ids, but the generator is one
 per provider, so choosing a trace id per span would mean mutable shared state
 between concurrent webhooks. Instead we build ``ReadableSpan`` objects (the SDK's
 own type for finished spans) and hand them to ``OTLPSpanExporter``: the real
-protobuf encoding, headers, retries and timeout of the SDK, no tracer state.
+protobuf encoding, retries and timeout of the SDK, no tracer state, and only the
+headers we give it (``telemetry.otlp_http``).
 
 Two ways to send: ``export_now`` waits a bounded time and says whether it
 worked (the CLI and the poller need that: the poller only advances its cursor
@@ -23,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -31,6 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from telemetry.otlp_http import span_exporter
 from telemetry.setup import TelemetryConfig, build_resource, package_version, traces_url
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,12 @@ def to_readable(span: PipelineSpan, resource: Resource) -> ReadableSpan:
 
 
 def otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_s: float) -> SpanExporter:
-    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added)."""
-    return OTLPSpanExporter(endpoint=traces_url(endpoint), headers=dict(headers), timeout=timeout_s)
+    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added).
+
+    It sends ``headers`` and nothing from ``OTEL_EXPORTER_OTLP_HEADERS``: the
+    CircleCI exporter must not carry the main collector's key (``telemetry.otlp_http``).
+    """
+    return span_exporter(traces_url(endpoint), headers, timeout_s)
 
 
 def quiet_exporter_logs() -> None:
