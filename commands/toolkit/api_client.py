@@ -147,7 +147,7 @@ class ApiClient:
         self,
         span_name: str,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         label: str,
         params: Mapping[str, str] | None = None,
@@ -165,10 +165,11 @@ class ApiClient:
         A status outside 2xx raises ``ApiError`` unless listed in ``allow``
         (for documented errors the command explains itself, such as Scryfall's
         404 "no match"). ``label`` names the API in replies ("cat-fact API").
+        A ``URL`` is sent as it is; a string is parsed (and normalised) by yarl.
         """
         method = method.upper()
         timeout = timeout or self.timeout
-        target = URL(url)
+        target = url if isinstance(url, URL) else URL(url)
         typing = self._typing_later(ctx)
         try:
             with tracer.start_as_current_span(

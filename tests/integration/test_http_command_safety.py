@@ -78,3 +78,42 @@ async def test_a_redirect_within_the_same_origin_is_followed_with_the_key(
     assert [seen.path for seen in function_api.requests] == ["/api/redirect", "/api/text"]
     assert all(seen.headers["x-functions-key"] == KEY for seen in function_api.requests)
     assert root.attributes[schema.OUTCOME] == "ok"
+
+
+@pytest.mark.parametrize("value", ["..", ".", '".."'], ids=["dotdot", "dot", "quoted"])
+async def test_a_value_that_would_change_the_path_is_refused_as_bad_input(
+    bot: ChatOpsBot,
+    fake: FakeDiscord,
+    spans: InMemorySpanExporter,
+    function_api: FakeFunction,
+    value: str,
+) -> None:
+    answer, root = await exchange(fake, spans, f"!profile {value}")
+    assert answer["content"].startswith("That argument can't be used: it would change the path")
+    assert root.attributes[schema.OUTCOME] == "bad_input"
+    assert function_api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("value", "segment"),
+    [
+        ("a/b", "a%2Fb"),
+        ("../admin", "..%2Fadmin"),
+        ("%2e%2e", "%252e%252e"),
+        ("a?b#c", "a%3Fb%23c"),
+        ("v1.2", "v1.2"),
+        ('"Ada Lovelace"', "Ada%20Lovelace"),
+    ],
+)
+async def test_a_value_stays_one_path_segment_sent_without_normalisation(
+    bot: ChatOpsBot,
+    fake: FakeDiscord,
+    spans: InMemorySpanExporter,
+    function_api: FakeFunction,
+    value: str,
+    segment: str,
+) -> None:
+    await exchange(fake, spans, f"!profile {value}")
+    (request,) = function_api.requests
+    assert request.raw_path == f"/api/users/{segment}/profile"
+    assert request.raw_query == ""
