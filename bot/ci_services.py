@@ -70,6 +70,7 @@ class CiServices:
                 await asyncio.wait_for(self._poller, STOP_TIMEOUT_S)
         if self._receiver is not None:
             await self._receiver.drain()
+            self._receiver.close()
         if self._sink is not None:
             await asyncio.to_thread(self._sink.close)
 

@@ -154,6 +154,7 @@ async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
     finally:
         await runner.cleanup()
         await receiver.drain()
+        receiver.close()
 
 
 @ci.command("buildkite-export")

@@ -8,6 +8,7 @@ CircleCI's (``CIRCLECI_OTLP_ENDPOINT``), so the main key must not reach the seco
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -33,12 +34,15 @@ def main_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("main_key_in_environment")
-async def test_the_circleci_export_carries_its_own_headers_and_not_the_main_key() -> None:
+async def test_the_circleci_export_carries_its_own_headers_and_not_the_main_key(
+    tmp_path: Path,
+) -> None:
     async with OtlpReceiver() as otlp:
         settings = load_settings(
             _env_file=None,
             circleci_hook_secret=fake.SECRET,
             circleci_otlp_endpoint=otlp.endpoint,
+            circleci_state_db=tmp_path / "circleci.db",
         )
         environ = {"CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "circleci-key"}
         receiver, sink = circleci_receiver(settings, environ)
@@ -60,6 +64,7 @@ async def test_the_circleci_export_carries_its_own_headers_and_not_the_main_key(
             assert await otlp.wait_for(lambda span: span.name == "build-test-deploy")
         finally:
             await server.close()
+            receiver.close()
             assert sink is not None
             await asyncio.to_thread(sink.close)
     (headers,) = otlp.headers
