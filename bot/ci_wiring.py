@@ -21,7 +21,7 @@ from telemetry.pipeline.events import Notifier
 from telemetry.pipeline.export import (
     BatchSink,
     PipelineSpan,
-    export_now,
+    export_awaitable,
     otlp_exporter,
     pipeline_resource,
     to_readable,
@@ -81,7 +81,7 @@ async def buildkite_poller(
 
     async def export(spans: list[PipelineSpan]) -> bool:
         readable = [to_readable(span, resource) for span in spans]
-        return await asyncio.to_thread(export_now, exporter, readable, EXPORT_TIMEOUT_S + 1)
+        return await export_awaitable(exporter, readable, EXPORT_TIMEOUT_S + 1)
 
     store = CursorStore(settings.buildkite_state_db)
     timeout = aiohttp.ClientTimeout(total=30)

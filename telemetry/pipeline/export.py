@@ -10,17 +10,21 @@ own type for finished spans) and hand them to ``OTLPSpanExporter``: the real
 protobuf encoding, retries and timeout of the SDK, no tracer state, and only the
 headers we give it (``telemetry.otlp_http``).
 
-Two ways to send: ``export_now`` waits a bounded time and says whether it
-worked (the CLI and the poller need that: the poller only advances its cursor
-after a successful export); ``BatchSink`` queues for a background thread (the
-webhook answers CircleCI at once and never waits on the collector).
+Three ways to send: ``export_now`` waits a bounded time and says whether it
+worked (the CLI needs that), ``export_awaitable`` does the same for a coroutine
+(the poller only advances its cursor after a successful export); ``BatchSink``
+queues for a background thread (the webhook answers CircleCI at once and never
+waits on the collector). Exports run in daemon threads, so a collector that
+never answers cannot hold the process at exit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -110,6 +114,22 @@ def quiet_exporter_logs() -> None:
     )
 
 
+def _start_export(
+    exporter: SpanExporter, spans: Sequence[ReadableSpan], done: Callable[[bool], None]
+) -> None:
+    """Export in a daemon thread, then ``done(accepted)`` from that thread."""
+
+    def _run() -> None:
+        try:
+            accepted = exporter.export(spans) is SpanExportResult.SUCCESS
+        except Exception:
+            log.debug("span export raised", exc_info=True)
+            accepted = False
+        done(accepted)
+
+    threading.Thread(target=_run, name="pipeline-export", daemon=True).start()
+
+
 def export_now(exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s: float) -> bool:
     """Export and wait at most ``timeout_s``; True only if the collector accepted the spans.
 
@@ -119,18 +139,43 @@ def export_now(exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s:
     if not spans:
         return True
     outcome: list[bool] = []
+    finished = threading.Event()
 
-    def _run() -> None:
-        try:
-            outcome.append(exporter.export(spans) is SpanExportResult.SUCCESS)
-        except Exception:
-            log.debug("span export raised", exc_info=True)
-            outcome.append(False)
+    def done(accepted: bool) -> None:
+        outcome.append(accepted)
+        finished.set()
 
-    worker = threading.Thread(target=_run, name="pipeline-export", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
+    _start_export(exporter, spans, done)
+    finished.wait(timeout_s)
     return bool(outcome and outcome[0])
+
+
+async def export_awaitable(
+    exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s: float
+) -> bool:
+    """``export_now`` for a coroutine, which may be cancelled (shutdown) at any time.
+
+    ``asyncio.to_thread`` would leave a thread of the default executor blocked
+    on the collector, and ``asyncio.run`` waits for those at exit.
+    """
+    if not spans:
+        return True
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bool] = loop.create_future()
+
+    def settle(accepted: bool) -> None:
+        if not result.done():
+            result.set_result(accepted)
+
+    def done(accepted: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, accepted)
+
+    _start_export(exporter, spans, done)
+    try:
+        return await asyncio.wait_for(result, timeout_s)
+    except TimeoutError:
+        return False
 
 
 class BatchSink:

@@ -130,10 +130,10 @@ class CircleCIReceiver:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def drain(self) -> None:
-        """Wait for announcements still running (shutdown)."""
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait at most ``timeout_s`` for announcements still running (shutdown)."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10.0)
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
     def close(self) -> None:
         """Close the delivery store (after ``drain``, at shutdown)."""
