@@ -1,13 +1,15 @@
 """CI inside the running bot: the CircleCI receiver on the health server, the BuildKite poller.
 
 Both announce finished runs through the bot's ``Builds`` cog. Each is started
-only when configured, and both stop with the bot without losing queued spans.
+only when configured, and both stop with the bot within the time they are given
+(the platform kills the process 10 s after SIGTERM): the poller at once (it
+loses nothing, ``telemetry.pipeline.poller``), the receiver after its running
+announcements and a flush of its queued spans.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from telemetry.pipeline.webhook import CircleCIReceiver
 
 log = logging.getLogger(__name__)
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 2.0
 
 
 class CiServices:
@@ -63,15 +65,30 @@ class CiServices:
         )
         self._poller.add_done_callback(_log_failure)
 
-    async def close(self) -> None:
+    async def close(self, within_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the poller, finish announcements, flush the receiver's spans: within ``within_s``.
+
+        Each step gets what the steps before it left; the sink's flush runs in a
+        thread that gives up at that bound too, so nothing outlives the call.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+
+        def left() -> float:
+            return max(deadline - loop.time(), 0.05)
+
         self._stop.set()
         if self._poller is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._poller, STOP_TIMEOUT_S)
+            # The poller cancels its own cycle once stopped; this is the bound.
+            done, _ = await asyncio.wait({self._poller}, timeout=left())
+            if not done:
+                self._poller.cancel()
+                await asyncio.wait({self._poller}, timeout=left())
         if self._receiver is not None:
-            await self._receiver.drain()
+            await self._receiver.drain(left())
+            self._receiver.close()
         if self._sink is not None:
-            await asyncio.to_thread(self._sink.close)
+            await asyncio.to_thread(self._sink.close, left())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

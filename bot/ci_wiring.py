@@ -16,11 +16,12 @@ from bot.ci_env import circleci_otlp_headers
 from bot.config import Settings
 from telemetry.pipeline.buildkite import BuildkiteClient
 from telemetry.pipeline.cursor import CursorStore
+from telemetry.pipeline.deliveries import DeliveryStore
 from telemetry.pipeline.events import Notifier
 from telemetry.pipeline.export import (
     BatchSink,
     PipelineSpan,
-    export_now,
+    export_awaitable,
     otlp_exporter,
     pipeline_resource,
     to_readable,
@@ -38,7 +39,8 @@ def circleci_receiver(
 
     Without ``CIRCLECI_HOOK_SECRET`` or ``CIRCLECI_OTLP_ENDPOINT`` the routes still
     mount and answer 503, logging why once: an unverified receiver is worse than none.
-    Close the sink at shutdown (``sink.close()``) to flush queued spans.
+    At shutdown close the sink (``sink.close()``, to flush queued spans) and the
+    receiver (``receiver.close()``, its delivery store in ``CIRCLECI_STATE_DB``).
     """
     secret = settings.circleci_hook_secret
     endpoint = settings.circleci_otlp_endpoint
@@ -47,7 +49,11 @@ def circleci_receiver(
         exporter = otlp_exporter(endpoint, circleci_otlp_headers(environ), EXPORT_TIMEOUT_S)
         sink = BatchSink(exporter, pipeline_resource(settings.circleci_hook_service))
     receiver = CircleCIReceiver(
-        secret.get_secret_value() if secret else None, sink, notifier=notifier
+        secret.get_secret_value() if secret else None,
+        sink,
+        notifier=notifier,
+        deliveries=DeliveryStore.open(settings.circleci_state_db),
+        max_age_s=settings.circleci_hook_max_age_s,
     )
     return receiver, sink
 
@@ -75,7 +81,7 @@ async def buildkite_poller(
 
     async def export(spans: list[PipelineSpan]) -> bool:
         readable = [to_readable(span, resource) for span in spans]
-        return await asyncio.to_thread(export_now, exporter, readable, EXPORT_TIMEOUT_S + 1)
+        return await export_awaitable(exporter, readable, EXPORT_TIMEOUT_S + 1)
 
     store = CursorStore(settings.buildkite_state_db)
     timeout = aiohttp.ClientTimeout(total=30)

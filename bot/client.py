@@ -37,6 +37,7 @@ from commands.toolkit.limits import (
     check_argument_length,
     is_expensive,
 )
+from commands.toolkit.readable_input import check_readable
 from commands.toolkit.replies import reply
 from telemetry import schema
 from telemetry.pipeline.events import PipelineEvent
@@ -184,7 +185,9 @@ class ChatOpsBot(commands.Bot):
             return
         self.dispatch("command", ctx)
         try:
-            check_argument_length(resolve_command(ctx)[1], self.settings.max_argument_chars)
+            args = resolve_command(ctx)[1]
+            check_argument_length(args, self.settings.max_argument_chars)
+            check_readable(args)
             if await self.can_run(ctx, call_once=True):
                 async with self.expensive.slot(ctx.command):
                     await ctx.command.invoke(ctx)

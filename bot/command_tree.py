@@ -34,6 +34,7 @@ from commands.toolkit.interaction_state import (
     tracking,
 )
 from commands.toolkit.limits import check_argument_length
+from commands.toolkit.readable_input import check_readable, option_values
 from commands.toolkit.replies import respond
 from telemetry import schema
 from telemetry.schema import Outcome
@@ -108,6 +109,7 @@ class ChatOpsTree(app_commands.CommandTree["ChatOpsBot"]):
         wrapped = wrapped_command(command)
         try:
             check_argument_length(options_text(options), bot.settings.max_argument_chars)
+            check_readable(*option_values(options))
             async with (
                 bot.expensive.slot(wrapped) if wrapped is not None else contextlib.nullcontext(),
                 defer_after(interaction, bot.settings.slash_defer_after_s),

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     circleci_hook_secret: SecretStr | None = None
     circleci_hook_service: str = "circleci"
     circleci_otlp_endpoint: str | None = None
+    # Replays: deliveries older than this are refused; accepted ids are kept in this file.
+    circleci_hook_max_age_s: float = Field(default=3600.0, ge=60, le=7 * 86_400)
+    circleci_state_db: Path = Path(".chatops/circleci.db")
 
     # pipeline (issues 7, 8)
     ci_service_name: str = "ci"

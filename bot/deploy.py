@@ -14,6 +14,12 @@ is a full replacement, so echoing the group back would blank them (the bot
 would lose ``DISCORD_TOKEN``). The deploy therefore re-sends each secure
 variable with the value of the same name in its own environment (the CI
 secret), and refuses to deploy, before changing anything, when one is missing.
+
+Rollback: once the new image has been PUT, a failure of any later step (ARM's
+provisioning, the container never Running, ``/readyz`` never 200) would leave a
+broken image serving nothing, so the previous image is put back and waited for
+the same way (phase ``rollback``), unless ``rollback=False`` (``--no-rollback``).
+The deploy still fails, and its span and message say what became of the group.
 """
 
 from __future__ import annotations
@@ -44,10 +50,11 @@ class DeployRequest:
     group: str
     image: str
     container: str | None = None
-    timeout_s: float = 300.0
+    timeout_s: float = 300.0  # for the deploy, and again for a rollback
     health_path: str = "/readyz"
     check_health: bool = True
     poll_s: float = 2.0
+    rollback: bool = True
 
 
 @dataclass
@@ -74,6 +81,16 @@ class _Clock:
         return max(0.0, self.deadline - time.monotonic())
 
 
+@dataclass
+class _Target:
+    """What the deploy changed, once it has: enough to put the previous image back."""
+
+    ref: Any
+    group: Any
+    container: Any
+    previous_image: str
+
+
 async def deploy(
     aci: Aci, request: DeployRequest, env: Mapping[str, str], echo: Callable[[str], None]
 ) -> DeployReport:
@@ -86,14 +103,54 @@ async def deploy(
         attributes={schema.DEPLOY_IMAGE: request.image},
         record_exception=False,
     ) as span:
+        report = DeployReport(request.image, "", request.group)
+        changed: list[_Target] = []
         try:
-            report = await _phases(aci, request, env, echo, clock, span)
+            await _phases(aci, request, env, echo, clock, span, report, changed)
         except DeployFailed as exc:
-            span.set_attribute(schema.DEPLOY_RESULT, "failure")
-            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:200]))
-            raise
+            result, message = "failure", str(exc)
+            if changed:
+                result, message = await _after_failure(aci, request, echo, report, changed[0], exc)
+            span.set_attribute(schema.DEPLOY_RESULT, result)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, message[:200]))
+            raise DeployFailed(message) from exc
         span.set_attribute(schema.DEPLOY_RESULT, "success")
         return report
+
+
+async def _after_failure(
+    aci: Aci,
+    request: DeployRequest,
+    echo: Callable[[str], None],
+    report: DeployReport,
+    target: _Target,
+    failure: DeployFailed,
+) -> tuple[str, str]:
+    """Put the previous image back (unless told not to): the result and the message."""
+    if not request.rollback:
+        return "failure", f"{failure}; {request.image} left in place (--no-rollback)"
+    echo(f"rolling back to {target.previous_image}")
+    try:
+        await _phase(report, echo, "rollback", _roll_back(aci, request, target))
+    except DeployFailed as exc:
+        detail = str(exc).removeprefix("rollback: ")
+        return "rollback_failed", (
+            f"{failure}; rollback to {target.previous_image} failed too: {detail}"
+        )
+    return "rolled_back", f"{failure}; rolled back to {target.previous_image}"
+
+
+async def _roll_back(aci: Aci, request: DeployRequest, target: _Target) -> None:
+    """The update, running and ready phases again, for the previous image, on a fresh clock."""
+    clock = _Clock(request.timeout_s)
+    target.container.image = target.previous_image
+    updated = await aci.create_or_update(target.ref, target.group, max(clock.left(), 0.1))
+    if updated.provisioning_state != "Succeeded":
+        raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
+    await _until_running(aci, target.ref, target.container.name, request, clock)
+    url = _health_url(target.group, request)
+    if url is not None:
+        await _until_ready(url, request, clock)
 
 
 async def _phase(
@@ -118,8 +175,10 @@ async def _phases(
     echo: Callable[[str], None],
     clock: _Clock,
     span: trace.Span,
-) -> DeployReport:
-    report = DeployReport(request.image, "", request.group)
+    report: DeployReport,
+    changed: list[_Target],
+) -> None:
+    """The four phases; ``changed`` gets the target once the new image is being PUT."""
     found = await _phase(report, echo, "read", aci.find(request.group))
     group = found.group
     container = _pick(group, request.container)
@@ -129,6 +188,7 @@ async def _phases(
     span.set_attribute(schema.AZURE_RESOURCE_ID, aci.resource_id(found.ref))
     _resend_secure_values(group, env)
     container.image = request.image
+    changed.append(_Target(found.ref, group, container, report.previous_image))
     updated = await _phase(
         report, echo, "update", aci.create_or_update(found.ref, group, max(clock.left(), 0.1))
     )
@@ -140,7 +200,6 @@ async def _phases(
     url = _health_url(group, request)
     if url is not None:
         await _phase(report, echo, "ready", _until_ready(url, request, clock))
-    return report
 
 
 def _pick(group: Any, name: str | None) -> Any:

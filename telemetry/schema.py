@@ -6,6 +6,7 @@ place and a query written against it never chases a typo.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 # Root span of a received message.
@@ -77,8 +78,22 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it can be encoded as UTF-8.
+
+    Discord's JSON may carry an escaped lone surrogate (``\\ud800``); Python keeps
+    it in the string, and every UTF-8 encoder then fails on it: the OTLP exporter
+    drops the attribute with a logged traceback, the SQLite store the whole batch.
+    """
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis."""
+    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis; always encodable."""
+    text = readable(text)
     if len(text) <= limit:
         return text
     return text[: limit - 1] + "\u2026"

@@ -53,6 +53,7 @@ def settings(tmp_path: Path) -> Settings:
         health_port=0,
         flags_file=tmp_path / "flags.json",
         commands_file=tmp_path / "commands.toml",
+        circleci_state_db=tmp_path / "circleci.db",
         otel_exporter_otlp_endpoint=None,
         honeycomb_api_key=None,
     )

@@ -17,9 +17,9 @@ def run() -> None:
     import discord
 
     from bot.logs import configure_logging
-    from bot.runner import serve, start_tracing
+    from bot.runner import ShutdownBudget, serve, start_tracing
     from commands.http_backed.commands_file import CommandsFileError
-    from telemetry.setup import shutdown
+    from telemetry.setup import SHUTDOWN_TIMEOUT_S, shutdown
 
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
@@ -27,8 +27,9 @@ def run() -> None:
     check_commands_file(config)
     configure_logging()
     provider = start_tracing(config)
+    budget = ShutdownBudget()
     try:
-        asyncio.run(serve(config, config.discord_token.get_secret_value().strip()))
+        asyncio.run(serve(config, config.discord_token.get_secret_value().strip(), budget))
     except discord.LoginFailure:
         raise Failure("Discord rejected DISCORD_TOKEN (401 Unauthorized)") from None
     except discord.PrivilegedIntentsRequired:
@@ -40,7 +41,7 @@ def run() -> None:
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot reach Discord: {exc}") from None
     finally:
-        shutdown(provider)
+        shutdown(provider, budget.left(SHUTDOWN_TIMEOUT_S))
 
 
 @click.command()

@@ -152,8 +152,13 @@ async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
-        await receiver.drain()
+        # Within the platform's 10 s with the sink's flush (at most 5 s) after it.
+        try:
+            await asyncio.wait_for(runner.cleanup(), 1.0)
+        except TimeoutError:
+            click.echo("chatops: open connections cut at shutdown", err=True)
+        await receiver.drain(1.0)
+        receiver.close()
 
 
 @ci.command("buildkite-export")

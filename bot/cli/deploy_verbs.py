@@ -62,6 +62,11 @@ async def _run(config: Settings, request: DeployRequest, hooks: DeployHooks) -> 
 )
 @click.option("--health-path", default="/readyz", show_default=True)
 @click.option("--no-health-check", is_flag=True, help="Do not poll the health URL.")
+@click.option(
+    "--no-rollback",
+    is_flag=True,
+    help="Keep the new image when it never gets healthy (default: put the previous back).",
+)
 @click.pass_obj
 def deploy_command(
     hooks: DeployHooks | None,
@@ -71,8 +76,13 @@ def deploy_command(
     timeout_s: float,
     health_path: str,
     no_health_check: bool,
+    no_rollback: bool,
 ) -> None:
-    """Put IMAGE into the container group GROUP; wait until it is running and ready."""
+    """Put IMAGE into the container group GROUP; wait until it is running and ready.
+
+    If it never gets there, the previous image is put back (unless --no-rollback),
+    and the deploy still fails.
+    """
     from bot.deploy import DeployFailed, DeployRequest
 
     hooks = hooks or DeployHooks()
@@ -85,6 +95,7 @@ def deploy_command(
         health_path=health_path,
         check_health=not no_health_check,
         poll_s=min(2.0, config.azure_poll_interval_s),
+        rollback=not no_rollback,
     )
     provider = None
     if hooks.install_tracing:

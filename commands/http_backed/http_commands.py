@@ -4,7 +4,8 @@ Each ``[[command]]`` becomes a real ``commands.Command`` (help text, cooldown,
 max concurrency, optional flag check) in this one cog, so ``!help`` lists them
 and the error mapper treats them like any other command. The endpoint is the
 operator's own: it receives ``traceparent`` so its spans join the message's
-trace (never baggage). Values from chat are URL-encoded into the URL and query.
+trace (never baggage). Values from chat are URL-encoded into the URL and query,
+each kept inside its path segment (``templates.request_url``).
 
 Each is a hybrid command: ``/name`` takes one string option ``args``, the same
 text ``!name`` takes after the name, so one template language serves both
@@ -16,14 +17,20 @@ from __future__ import annotations
 import shlex
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from discord import app_commands
 from discord.ext import commands
 
 from commands.http_backed.commands_file import HttpCommandSpec, ResponseSpec
-from commands.http_backed.templates import MAX_ARGS, MissingField, as_text, json_path, render
+from commands.http_backed.templates import (
+    MAX_ARGS,
+    MissingField,
+    as_text,
+    json_path,
+    render,
+    request_url,
+)
 from commands.toolkit.api_client import ApiClient, ApiError, ApiResponse
 from commands.toolkit.failures import UserFacingError
 from commands.toolkit.limits import EXPENSIVE, Limits
@@ -104,7 +111,7 @@ class HttpEndpoint:
     async def run(self, cog: HttpCommands, ctx: commands.Context[Any], *, args: str = "") -> None:
         spec = self.spec
         values = request_values(ctx, args, self.needed)
-        url = render(spec.url, lambda name: quote(values[name], safe=""))
+        url = request_url(spec.url, values)
         params = {key: render(template, values.__getitem__) for key, template in spec.query.items()}
         response = await self.api.request(
             f"{spec.name}.call",

@@ -5,15 +5,22 @@ and items of the objects it is given (``{ctx.bot.http.token}``). These templates
 use ``str.format``'s syntax only to parse; every placeholder is a plain name
 looked up in a dict of strings (request side) or a dotted path into JSON
 (response side), with no conversion and no format spec.
+
+In the URL, a value from chat must not choose which path is called:
+``request_url`` keeps each value inside its path segment (see there).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from string import Formatter
 from typing import Any
+from urllib.parse import quote, unquote
+
+from discord.ext import commands
+from yarl import URL
 
 MAX_ARGS = 9
 REQUEST_FIELDS = frozenset(
@@ -22,6 +29,12 @@ REQUEST_FIELDS = frozenset(
 JSON_PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 _formatter = Formatter()
+# What the operator's literal URL text may hold as it is; anything else (a space,
+# non-ASCII) is percent-encoded, as yarl would, but without yarl's normalisation.
+_LITERAL_SAFE = "!#$&'()*+,/:;=?@[]~%"
+# Path segments a server resolves (``%2e%2e`` too: the WHATWG URL standard
+# decodes it to ``..``), and the empty segment that ``//`` collapses into.
+_PATH_CHANGING = frozenset({"", ".", ".."})
 
 
 def placeholders(template: str) -> Iterator[str]:
@@ -65,6 +78,51 @@ def render(template: str, lookup: Callable[[str], str]) -> str:
         if name is not None:
             parts.append(lookup(name))
     return "".join(parts)
+
+
+_CHANGES_PATH = (
+    "That argument can't be used: it would change the path of the URL this command calls."
+)
+
+
+class UnusableValue(commands.BadArgument):
+    """A value from chat that cannot go into the request as asked (a bad_input reply)."""
+
+
+def request_url(template: str, values: Mapping[str, str]) -> URL:
+    """The URL to call: every value stays inside its path segment or query value.
+
+    Each value is percent-encoded in full (``/``, ``?``, ``#``, ``%`` and all), the
+    URL is built from the encoded text as it is (``URL(..., encoded=True)``), so
+    nothing normalises it after substitution; then a path segment that holds a
+    placeholder and would be ``.``, ``..`` or empty once a server decodes it is
+    refused. Such a value cannot be made safe by encoding, as servers that follow
+    the WHATWG URL standard resolve ``%2e%2e`` as ``..``.
+    """
+    url = URL(_fill(template, lambda name: _encoded(values[name])), encoded=True)
+    probe = URL(_fill(template, lambda _name: "x"), encoded=True)
+    if len(url.raw_parts) != len(probe.raw_parts):
+        raise UnusableValue(_CHANGES_PATH)
+    for segment, unfilled in zip(url.raw_parts, probe.raw_parts, strict=True):
+        if segment != unfilled and unquote(segment) in _PATH_CHANGING:
+            raise UnusableValue(_CHANGES_PATH)
+    return url
+
+
+def _fill(template: str, encoded: Callable[[str], str]) -> str:
+    parts: list[str] = []
+    for literal, name, _, _ in _formatter.parse(template):
+        parts.append(quote(literal, safe=_LITERAL_SAFE))
+        if name is not None:
+            parts.append(encoded(name))
+    return "".join(parts)
+
+
+def _encoded(value: str) -> str:
+    try:
+        return quote(value, safe="")
+    except UnicodeEncodeError:
+        raise UnusableValue("That text has a character that isn't valid Unicode.") from None
 
 
 class MissingField(KeyError):

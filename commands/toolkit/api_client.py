@@ -5,7 +5,8 @@ Every call gets the same treatment, so no command can forget one: a named span
 explicit connect and total timeouts, one retry with backoff for idempotent
 requests that hit a connection error or a 5xx, a cap on the bytes read, JSON
 errors turned into a short sentence, the typing indicator when the call is slow,
-and client-side pacing for hosts that ask for it. Failures are raised as
+client-side pacing for hosts that ask for it, and redirects followed only within
+the origin the call was sent to (``redirects``). Failures are raised as
 ``ApiError`` (a ``UserFacingError``): the error mapper replies with the message
 and the trace id and records ``app.outcome=error``.
 
@@ -33,6 +34,7 @@ from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
 from commands.toolkit.failures import UserFacingError
+from commands.toolkit.redirects import MAX_REDIRECTS, Hop, location_of, next_hop
 from commands.toolkit.token_bucket import TokenBucket
 from telemetry import schema
 from telemetry.propagation import propagate_trace
@@ -145,7 +147,7 @@ class ApiClient:
         self,
         span_name: str,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         label: str,
         params: Mapping[str, str] | None = None,
@@ -163,10 +165,11 @@ class ApiClient:
         A status outside 2xx raises ``ApiError`` unless listed in ``allow``
         (for documented errors the command explains itself, such as Scryfall's
         404 "no match"). ``label`` names the API in replies ("cat-fact API").
+        A ``URL`` is sent as it is; a string is parsed (and normalised) by yarl.
         """
         method = method.upper()
         timeout = timeout or self.timeout
-        target = URL(url)
+        target = url if isinstance(url, URL) else URL(url)
         typing = self._typing_later(ctx)
         try:
             with tracer.start_as_current_span(
@@ -246,19 +249,41 @@ class ApiClient:
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
     ) -> _Attempt:
-        """One HTTP exchange, reading the body in chunks and stopping past the cap."""
-        async with self.session.request(
-            method, url, params=params, json=json_body, headers=headers, timeout=timeout
-        ) as response:
-            too_big = ApiError(f"The {label} sent too large an answer.", status=response.status)
-            if (response.content_length or 0) > self.max_bytes:
+        """One HTTP exchange, following redirects only within ``url``'s origin (``redirects``).
+
+        ``timeout.total`` bounds the exchange with its redirects, as it would
+        bound aiohttp's own redirect following.
+        """
+        hop = Hop(url, method, json_body)
+        async with asyncio.timeout(timeout.total):
+            for _ in range(MAX_REDIRECTS + 1):
+                async with self.session.request(
+                    hop.method,
+                    hop.url,
+                    params=params,
+                    json=hop.body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    location = location_of(response.status, response.headers)
+                    if location is None:
+                        return await self._read(response, label)
+                hop = next_hop(url, hop, response.status, location, label)
+                params = None  # the location carries its own query
+        raise ApiError(f"The {label} redirected too many times.")
+
+    async def _read(self, response: aiohttp.ClientResponse, label: str) -> _Attempt:
+        """The body, read in chunks and stopping past the cap."""
+        too_big = ApiError(f"The {label} sent too large an answer.", status=response.status)
+        if (response.content_length or 0) > self.max_bytes:
+            raise too_big
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+            body += chunk
+            if len(body) > self.max_bytes:
                 raise too_big
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise too_big
-            return _Attempt(response.status, bytes(body), response.content_type)
+        return _Attempt(response.status, bytes(body), response.content_type)
 
     def _typing_later(self, ctx: commands.Context[Any] | None) -> asyncio.Task[None] | None:
         """Show "typing…" only if the call is still running after ``typing_after_s``.

@@ -3,7 +3,11 @@
 The span records the text sent (truncated), and its HTTP POST to Discord is a
 child from the aiohttp instrumentation, so Discord's rate limiting shows up in
 the trace. Mentions never ping: the bot's default is ``AllowedMentions.none()``
-and each send passes it again.
+and each send passes it again. Users choose much of what the bot repeats (an
+argument quoted in an error, an HTTP-backed command's answer), so no text sent
+here forms a masked link (``inert_links``), and a message without an embed of
+its own is sent with embeds suppressed: a URL in it shows as itself, unfurled
+into no preview.
 
 For an interaction (a slash command, a button) the first answer is the
 interaction callback and later ones are follow-ups, so that POST is the child
@@ -33,6 +37,23 @@ def fit(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def inert_links(text: str) -> str:
+    """``text`` with no masked link left in it: every ``](`` becomes ``]\\(``.
+
+    A masked link ``[text](url)`` shows text of a user's choosing over a URL of
+    their choosing, in the bot's voice. Discord renders ``\\(`` as ``(``, so the
+    text reads the same, with the URL shown as itself (inside code the backslash
+    would show, and ``](`` is rare there). ``discord.utils.escape_markdown`` is no
+    substitute: it escapes only a line's first link, and all other formatting too.
+    """
+    return text.replace("](", "]\\(")
+
+
+def outgoing(text: str) -> str:
+    """What a send passes Discord for ``text``: no masked links, cut to fit one message."""
+    return fit(inert_links(text))
+
+
 def describe(content: str | None, embed: discord.Embed | None) -> str:
     """The text a user sees, for ``app.response``: content, else the embed's title."""
     if content:
@@ -48,9 +69,11 @@ def _message_kwargs(
     file: discord.File | None,
     view: discord.ui.View | None,
 ) -> dict[str, Any]:
-    """What every send passes discord.py: the text, no pings, and only the parts given."""
+    """What every send passes discord.py: the text, no pings, no link previews, the parts given."""
     kwargs: dict[str, Any] = {"content": text, "allowed_mentions": NO_MENTIONS}
-    if embed is not None:
+    if embed is None:
+        kwargs["suppress_embeds"] = True
+    else:
         kwargs["embed"] = embed
     if file is not None:
         kwargs["file"] = file
@@ -77,7 +100,7 @@ async def reply(
         return await respond(
             ctx.interaction, content, embed=embed, file=file, view=view, ephemeral=ephemeral
         )
-    text = fit(content) if content else None
+    text = outgoing(content) if content else None
     kwargs = _message_kwargs(text, embed, file, view)
     with send_span() as span:
         record_response(span, describe(text, embed))
@@ -103,7 +126,7 @@ async def respond(
     "thinking…" message: Discord would otherwise turn it into the answer and
     keep it public (an error meant for the asker would show to everyone).
     """
-    text = fit(content) if content else None
+    text = outgoing(content) if content else None
     kwargs = _message_kwargs(text, embed, file, view)
     with send_span() as span:
         record_response(span, describe(text, embed))
@@ -156,11 +179,13 @@ async def send_to(
     embed: discord.Embed | None = None,
 ) -> discord.Message:
     """Post to a channel outside any command (announcements), in a ``discord.send`` span."""
-    text = fit(content) if content else None
+    text = outgoing(content) if content else None
     with send_span() as span:
         record_response(span, describe(text, embed))
         if embed is None:
-            return await channel.send(content=text, allowed_mentions=NO_MENTIONS)
+            return await channel.send(
+                content=text, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+            )
         return await channel.send(content=text, embed=embed, allowed_mentions=NO_MENTIONS)
 
 
@@ -171,7 +196,7 @@ async def edit(
 
     ``clear_view`` removes its buttons (a confirmation that timed out).
     """
-    text = fit(content)
+    text = outgoing(content)
     with send_span() as span:
         record_response(span, text)
         if clear_view:
@@ -185,7 +210,7 @@ async def update(interaction: discord.Interaction[Any], content: str) -> None:
     If the press was already acknowledged (a deferred update), the same edit goes
     to the clicked message through the interaction's webhook instead.
     """
-    text = fit(content)
+    text = outgoing(content)
     with send_span() as span:
         record_response(span, text)
         async with answering(interaction):

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -49,6 +49,7 @@ class Translation:
     event_type: str
     spans: list[PipelineSpan]
     finished: PipelineEvent | None  # set for workflow-completed: what to announce
+    happened_ns: int | None = None  # the payload's ``happened_at``: how old the delivery is
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -131,8 +132,12 @@ def _common(payload: Mapping[str, Any]) -> dict[str, AttributeValue]:
 
 def translate(payload: Mapping[str, Any]) -> Translation:
     """Spans (and an announcement) for one verified payload; unknown types give none."""
-    event_id, event_type = str(payload["id"]), str(payload["type"])
     happened = to_ns(_str(payload, "happened_at"))
+    return replace(_translate(payload, happened), happened_ns=happened)
+
+
+def _translate(payload: Mapping[str, Any], happened: int | None) -> Translation:
+    event_id, event_type = str(payload["id"]), str(payload["type"])
     if event_type == "ping":
         at = happened or 0
         span = PipelineSpan(

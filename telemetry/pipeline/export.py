@@ -7,23 +7,27 @@ tracer with a custom ``IdGenerator`` could choose ids, but the generator is one
 per provider, so choosing a trace id per span would mean mutable shared state
 between concurrent webhooks. Instead we build ``ReadableSpan`` objects (the SDK's
 own type for finished spans) and hand them to ``OTLPSpanExporter``: the real
-protobuf encoding, headers, retries and timeout of the SDK, no tracer state.
+protobuf encoding, retries and timeout of the SDK, no tracer state, and only the
+headers we give it (``telemetry.otlp_exporter``).
 
-Two ways to send: ``export_now`` waits a bounded time and says whether it
-worked (the CLI and the poller need that: the poller only advances its cursor
-after a successful export); ``BatchSink`` queues for a background thread (the
-webhook answers CircleCI at once and never waits on the collector).
+Three ways to send: ``export_now`` waits a bounded time and says whether it
+worked (the CLI needs that), ``export_awaitable`` does the same for a coroutine
+(the poller only advances its cursor after a successful export); ``BatchSink``
+queues for a background thread (the webhook answers CircleCI at once and never
+waits on the collector). Exports run in daemon threads, so a collector that
+never answers cannot hold the process at exit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -31,6 +35,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from telemetry.otlp_exporter import WireSpanExporter
 from telemetry.setup import TelemetryConfig, build_resource, package_version, traces_url
 
 log = logging.getLogger(__name__)
@@ -93,8 +98,13 @@ def to_readable(span: PipelineSpan, resource: Resource) -> ReadableSpan:
 
 
 def otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_s: float) -> SpanExporter:
-    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added)."""
-    return OTLPSpanExporter(endpoint=traces_url(endpoint), headers=dict(headers), timeout=timeout_s)
+    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added).
+
+    It sends ``headers`` and nothing from ``OTEL_EXPORTER_OTLP_HEADERS``: the
+    CircleCI exporter must not carry the main collector's key
+    (``telemetry.otlp_exporter``).
+    """
+    return WireSpanExporter(traces_url(endpoint), headers, timeout_s)
 
 
 def quiet_exporter_logs() -> None:
@@ -103,6 +113,22 @@ def quiet_exporter_logs() -> None:
     logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter").setLevel(
         logging.CRITICAL
     )
+
+
+def _start_export(
+    exporter: SpanExporter, spans: Sequence[ReadableSpan], done: Callable[[bool], None]
+) -> None:
+    """Export in a daemon thread, then ``done(accepted)`` from that thread."""
+
+    def _run() -> None:
+        try:
+            accepted = exporter.export(spans) is SpanExportResult.SUCCESS
+        except Exception:
+            log.debug("span export raised", exc_info=True)
+            accepted = False
+        done(accepted)
+
+    threading.Thread(target=_run, name="pipeline-export", daemon=True).start()
 
 
 def export_now(exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s: float) -> bool:
@@ -114,18 +140,43 @@ def export_now(exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s:
     if not spans:
         return True
     outcome: list[bool] = []
+    finished = threading.Event()
 
-    def _run() -> None:
-        try:
-            outcome.append(exporter.export(spans) is SpanExportResult.SUCCESS)
-        except Exception:
-            log.debug("span export raised", exc_info=True)
-            outcome.append(False)
+    def done(accepted: bool) -> None:
+        outcome.append(accepted)
+        finished.set()
 
-    worker = threading.Thread(target=_run, name="pipeline-export", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
+    _start_export(exporter, spans, done)
+    finished.wait(timeout_s)
     return bool(outcome and outcome[0])
+
+
+async def export_awaitable(
+    exporter: SpanExporter, spans: Sequence[ReadableSpan], timeout_s: float
+) -> bool:
+    """``export_now`` for a coroutine, which may be cancelled (shutdown) at any time.
+
+    ``asyncio.to_thread`` would leave a thread of the default executor blocked
+    on the collector, and ``asyncio.run`` waits for those at exit.
+    """
+    if not spans:
+        return True
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bool] = loop.create_future()
+
+    def settle(accepted: bool) -> None:
+        if not result.done():
+            result.set_result(accepted)
+
+    def done(accepted: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, accepted)
+
+    _start_export(exporter, spans, done)
+    try:
+        return await asyncio.wait_for(result, timeout_s)
+    except TimeoutError:
+        return False
 
 
 class BatchSink:

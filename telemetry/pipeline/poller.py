@@ -4,7 +4,8 @@ Each cycle asks, per pipeline, for builds finished since that pipeline's cursor,
 oldest first, and exports each build as one request; only an accepted export
 moves the cursor. A dead collector stops the cycle (retried next interval); a
 BuildKite outage is retried with back-off inside the client. Stopping (SIGTERM,
-SIGINT) is checked between builds and interrupts the wait between cycles.
+SIGINT) cuts a cycle short at once, back-off and export included, and
+interrupts the wait between cycles.
 """
 
 from __future__ import annotations
@@ -88,9 +89,31 @@ class BuildkitePoller:
     async def run(self, interval_s: float, *, once: bool = False) -> None:
         """Poll until ``stop`` is set (or after one cycle with ``once``)."""
         while not self.stop.is_set():
-            count = await self.poll_once()
+            count = await self._unless_stopped(self.poll_once())
+            if count is None:
+                return
             log.info("BuildKite: exported %d build(s)", count)
             if once:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=interval_s)
+
+    async def _unless_stopped(self, cycle: Awaitable[int]) -> int | None:
+        """The cycle's count, or None if ``stop`` was set first (the cycle is then cancelled).
+
+        Waiting for the cycle instead could take minutes (BuildKite's back-off,
+        a collector that does not answer), while the platform kills the process
+        10 s after SIGTERM. Nothing is lost by cancelling: a build is recorded
+        only after its export was accepted, so one cut short is exported again
+        next time, with the same ids.
+        """
+        task = asyncio.ensure_future(cycle)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        return None if task.cancelled() else task.result()

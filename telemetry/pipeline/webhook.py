@@ -3,51 +3,42 @@
 ``POST /hooks/circleci`` answers at once: spans go to a background queue and
 announcements to a task, so CircleCI never waits on the collector or Discord.
 Every request outcome is a status code, never a traceback: 503 unconfigured,
-413 too large, 401 bad signature, 400 unreadable, 200 duplicate, 202 accepted.
+413 too large, 401 bad signature, 400 unreadable or older than the window,
+200 duplicate, 202 accepted. A signed delivery is valid forever, so replays are
+refused twice over: by age (``happened_at`` is signed) and by event id, kept
+across restarts (``deliveries``) for as long as the age check would let it in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import web
 
 from telemetry.pipeline import circleci, ids
+from telemetry.pipeline.deliveries import MEMORY, DeliveryStore
 from telemetry.pipeline.events import Notifier, notify_safely
 from telemetry.pipeline.export import PipelineSpan
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024  # CircleCI payloads are a few KiB
-DEDUPE_SIZE = 10_000
+MAX_AGE_S = 3600.0
+# How far ahead of our clock a delivery may say it happened (clock skew).
+MAX_SKEW_S = 300.0
+_SKEW_NS = int(MAX_SKEW_S * 1e9)
 
 
 class SpanSink(Protocol):
     def emit(self, spans: list[PipelineSpan]) -> None: ...
 
 
-class RecentIds:
-    """The last ``size`` event ids: redeliveries are recognised, memory stays bounded."""
-
-    def __init__(self, size: int = DEDUPE_SIZE) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def seen(self, event_id: str) -> bool:
-        return event_id in self._ids
-
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-
-
 class CircleCIReceiver:
-    """State of the receiver: secret, sink, notifier, recent event ids."""
+    """State of the receiver: secret, sink, notifier, the ids of accepted deliveries."""
 
     def __init__(
         self,
@@ -55,6 +46,9 @@ class CircleCIReceiver:
         sink: SpanSink | None,
         *,
         notifier: Notifier | None = None,
+        deliveries: DeliveryStore | None = None,
+        max_age_s: float = MAX_AGE_S,
+        clock: Callable[[], float] = time.time,
         unconfigured_reason: str | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
@@ -62,7 +56,9 @@ class CircleCIReceiver:
         self._sink = sink
         self._notifier = notifier
         self._max_body = max_body_bytes
-        self._recent = RecentIds()
+        self._deliveries = deliveries or DeliveryStore(MEMORY)
+        self._max_age_ns = int(max_age_s * 1e9)
+        self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._reason = unconfigured_reason or (
             None if self._secret else "CIRCLECI_HOOK_SECRET is not set"
@@ -92,9 +88,17 @@ class CircleCIReceiver:
         except circleci.BadPayload as exc:
             log.info("CircleCI payload refused: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
-        if self._recent.seen(translation.event_id):
+        now = int(self._clock() * 1e9)
+        happened = translation.happened_ns
+        if happened is None or not now - self._max_age_ns <= happened <= now + _SKEW_NS:
+            log.info("CircleCI delivery %s refused: outside the age window", translation.event_id)
+            return web.json_response(
+                {"error": "happened_at missing or outside the accepted window"}, status=400
+            )
+        if not self._deliveries.first_time(
+            translation.event_id, happened, forget_before_ns=now - self._max_age_ns
+        ):
             return web.json_response({"status": "duplicate"})
-        self._recent.add(translation.event_id)
         self._sink.emit(translation.spans)
         if translation.finished is not None and self._notifier is not None:
             task = asyncio.create_task(notify_safely(self._notifier, translation.finished))
@@ -126,10 +130,14 @@ class CircleCIReceiver:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def drain(self) -> None:
-        """Wait for announcements still running (shutdown)."""
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait at most ``timeout_s`` for announcements still running (shutdown)."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10.0)
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the delivery store (after ``drain``, at shutdown)."""
+        self._deliveries.close()
 
 
 def circleci_routes(receiver: CircleCIReceiver) -> list[web.RouteDef]:

@@ -20,6 +20,7 @@ class Seen:
 
     method: str
     path: str
+    raw_path: str  # as sent, before the server decodes it
     query: dict[str, str]
     raw_query: str
     headers: dict[str, str]
@@ -76,6 +77,7 @@ class FakeApi:
             Seen(
                 request.method,
                 request.path,
+                request.raw_path.partition("?")[0],
                 dict(request.query),
                 request.raw_path.partition("?")[2],
                 {k.lower(): v for k, v in request.headers.items()},

@@ -1,9 +1,15 @@
-"""CircleCI webhook payloads shaped as CircleCI's webhook documentation shows them."""
+"""CircleCI webhook payloads shaped as CircleCI's webhook documentation shows them.
+
+The workflow and job times are the documentation's own (2021); ``happened_at``,
+when the delivery was made, is now unless a test asks otherwise, as the receiver
+refuses deliveries older than its window.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from telemetry.pipeline.circleci import sign
@@ -41,24 +47,34 @@ _WORKFLOW = {
 }
 
 
-def ping(event_id: str = "92e0554a-837f-4086-913b-0dc7665d2a84") -> dict[str, Any]:
+def now() -> str:
+    """A ``happened_at`` for a delivery made just now."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def ping(
+    event_id: str = "92e0554a-837f-4086-913b-0dc7665d2a84", *, happened_at: str | None = None
+) -> dict[str, Any]:
     return {
         "type": "ping",
         "id": event_id,
-        "happened_at": "2022-09-19T15:59:36.507435Z",
+        "happened_at": happened_at or now(),
         "webhook": {"id": "d4ab06bc-eb79-463d-8aa4-47d066382d3b", "name": "fly.io"},
     }
 
 
 def workflow_completed(
-    event_id: str = "3888f21b-eaa7-38e3-8f3d-75a63bba8895", status: str = "success"
+    event_id: str = "3888f21b-eaa7-38e3-8f3d-75a63bba8895",
+    status: str = "success",
+    *,
+    happened_at: str | None = None,
 ) -> dict[str, Any]:
     workflow = copy.deepcopy(_WORKFLOW)
     workflow["status"] = status
     return {
         "type": "workflow-completed",
         "id": event_id,
-        "happened_at": "2021-09-01T22:49:34.317Z",
+        "happened_at": happened_at or now(),
         "webhook": {"id": "cf8c4fdd-0587-4da1-b4ca-4846e9640af9", "name": "Sample Webhook"},
         "project": dict(_PROJECT),
         "organization": {"id": "f22b6566-597d-46d5-ba74-99ef5bb3d85c", "name": "circleci"},
@@ -68,11 +84,13 @@ def workflow_completed(
 
 
 def job_completed(
-    event_id: str = "7d4e4b10-1a2b-4c3d-8e9f-0a1b2c3d4e5f", status: str = "failed"
+    event_id: str = "7d4e4b10-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+    status: str = "failed",
+    *,
+    happened_at: str | None = None,
 ) -> dict[str, Any]:
-    payload = workflow_completed(event_id)
+    payload = workflow_completed(event_id, happened_at=happened_at)
     payload["type"] = "job-completed"
-    payload["happened_at"] = "2021-09-01T22:49:30.000Z"
     payload["workflow"]["status"] = "failing"
     payload["job"] = {
         "id": JOB_ID,

@@ -16,6 +16,7 @@ from telemetry.pipeline.cursor import CursorStore
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import (
     PipelineSpan,
+    export_awaitable,
     export_now,
     otlp_exporter,
     pipeline_resource,
@@ -24,6 +25,7 @@ from telemetry.pipeline.export import (
 from telemetry.pipeline.poller import BuildkitePoller
 from tests.fakes.buildkite_api import TOKEN, FakeBuildkite, build
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.sandbox_chat import until
 
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -125,3 +127,37 @@ async def test_job_and_wait_spans_carry_payload_times(rig: Rig) -> None:
     wait = next(s for s in rig.otlp.spans if s.name.startswith("queued:"))
     assert wait.end_ns - wait.start_ns == 3_250_000_000
     assert wait.attributes[schema.CI_QUEUE_WAIT_MS] == 3250.0
+
+
+@pytest.mark.parametrize("buildkite_failing", [True, False], ids=["buildkite", "collector"])
+async def test_stop_cuts_a_stuck_cycle_short_and_loses_no_build(
+    rig: Rig, buildkite_failing: bool
+) -> None:
+    """SIGTERM must not wait out BuildKite's back-off, nor a collector that never answers."""
+    if buildkite_failing:
+        rig.api.fail_next = 1_000_000
+    else:
+        rig.otlp.delay = 60.0
+    exporter = otlp_exporter(rig.otlp.endpoint, {}, 30.0)
+    resource = pipeline_resource("buildkite")
+
+    async def export(spans: list[PipelineSpan]) -> bool:
+        return await export_awaitable(exporter, [to_readable(s, resource) for s in spans], 30.0)
+
+    def stuck() -> bool:
+        return bool(rig.api.requests) if buildkite_failing else rig.otlp.requests > 0
+
+    store = CursorStore(rig.tmp / "bk.db")
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = BuildkiteClient(session, rig.api.url, TOKEN, "acme")  # real back-off
+            poller = BuildkitePoller(
+                client, store, export, org="acme", pipelines=["app"], since=SINCE
+            )
+            running = asyncio.create_task(poller.run(60.0))
+            await until(stuck)
+            poller.stop.set()
+            await asyncio.wait_for(running, timeout=1.0)
+        assert store.cursor("acme", "app") is None  # nothing recorded: exported again next time
+    finally:
+        store.close()

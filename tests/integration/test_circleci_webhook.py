@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -22,6 +25,7 @@ from telemetry.pipeline.export import to_ns
 from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes
 from tests.fakes import circleci_hooks as fake
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.sandbox_chat import until
 
 
 class Harness:
@@ -52,29 +56,39 @@ async def _serve(receiver: CircleCIReceiver) -> TestServer:
     return server
 
 
-@pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def running_receiver(otlp: OtlpReceiver, state_db: Path) -> AsyncIterator[Harness]:
+    """The receiver as the bot runs it, from start-up to shutdown, keeping state in ``state_db``."""
     announced: list[PipelineEvent] = []
 
     async def notifier(event: PipelineEvent) -> None:
         announced.append(event)
 
-    async with OtlpReceiver() as otlp:
-        settings = load_settings(
-            circleci_hook_secret=fake.SECRET,
-            circleci_otlp_endpoint=otlp.endpoint,
-            circleci_hook_service="circleci-test",
-        )
-        env = {"CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "team-key", "CIRCLECI_OTLP_ENDPOINT": "x"}
-        receiver, sink = circleci_receiver(settings, env, notifier)
-        server = await _serve(receiver)
-        try:
-            yield Harness(server, otlp, announced)
-        finally:
-            await server.close()
-            assert sink is not None
-            # close() blocks while it flushes; the receiver it flushes to runs on this loop.
-            await asyncio.to_thread(sink.close)
+    settings = load_settings(
+        _env_file=None,
+        circleci_hook_secret=fake.SECRET,
+        circleci_otlp_endpoint=otlp.endpoint,
+        circleci_hook_service="circleci-test",
+        circleci_state_db=state_db,
+    )
+    env = {"CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "team-key", "CIRCLECI_OTLP_ENDPOINT": "x"}
+    receiver, sink = circleci_receiver(settings, env, notifier)
+    server = await _serve(receiver)
+    try:
+        yield Harness(server, otlp, announced)
+    finally:
+        await server.close()
+        await receiver.drain()
+        receiver.close()
+        assert sink is not None
+        # close() blocks while it flushes; the receiver it flushes to runs on this loop.
+        await asyncio.to_thread(sink.close)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with OtlpReceiver() as otlp, running_receiver(otlp, tmp_path / "circleci.db") as h:
+        yield h
 
 
 async def test_workflow_and_job_arrive_as_one_trace_with_payload_ids_and_times(
@@ -118,6 +132,38 @@ async def test_redelivery_is_exported_once(harness: Harness) -> None:
     await harness.otlp.wait_for(lambda s: s.name == "build-test-deploy")
     await asyncio.sleep(0.8)
     assert len(harness.otlp.spans) == 1
+
+
+async def test_a_delivery_replayed_after_a_restart_is_not_exported_or_announced_again(
+    tmp_path: Path,
+) -> None:
+    payload = fake.workflow_completed(status="failed")
+    async with OtlpReceiver() as otlp:
+        async with running_receiver(otlp, tmp_path / "circleci.db") as before:
+            assert (await before.signed(payload))[0] == 202
+            await otlp.wait_for(lambda s: s.name == "build-test-deploy")
+            await until(lambda: len(before.announced) == 1)
+        async with running_receiver(otlp, tmp_path / "circleci.db") as after:
+            status, text = await after.signed(payload)
+            # A fresh delivery still goes through, and is exported after the replay was handled.
+            assert (await after.signed(fake.ping()))[0] == 202
+            await otlp.wait_for(lambda s: s.name == "circleci ping")
+            assert after.announced == []
+    assert (status, "duplicate" in text) == (200, True)
+    assert [s.name for s in otlp.spans] == ["build-test-deploy", "circleci ping"]
+
+
+@pytest.mark.parametrize("age", [timedelta(hours=2), timedelta(hours=-1)], ids=["old", "future"])
+async def test_a_delivery_outside_the_window_is_refused_and_nothing_is_exported(
+    harness: Harness, age: timedelta
+) -> None:
+    happened = (datetime.now(UTC) - age).isoformat()
+    status, _ = await harness.signed(fake.workflow_completed(happened_at=happened))
+    assert status == 400
+    assert (await harness.signed(fake.ping()))[0] == 202
+    await harness.otlp.wait_for(lambda s: s.name == "circleci ping")
+    assert [s.name for s in harness.otlp.spans] == ["circleci ping"]
+    assert harness.announced == []
 
 
 @pytest.mark.parametrize(
@@ -166,9 +212,11 @@ async def test_traceparent_route_points_at_the_job_span(harness: Harness) -> Non
 
 
 async def test_without_secret_the_route_answers_503_and_says_why_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    settings = load_settings(circleci_otlp_endpoint="http://127.0.0.1:9")
+    settings = load_settings(
+        circleci_otlp_endpoint="http://127.0.0.1:9", circleci_state_db=tmp_path / "c.db"
+    )
     receiver, sink = circleci_receiver(settings, {})
     server = await _serve(receiver)
     try:

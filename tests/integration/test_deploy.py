@@ -233,3 +233,66 @@ def test_a_group_that_never_gets_ready_fails_with_the_last_answer(
     result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5")
     assert result.exit_code == 2
     assert "ready: http://127.0.0.1:" in result.output and "answered HTTP 503" in result.output
+
+
+PREVIOUS = "chatops.azurecr.io/chatops-bot:1.0.0"
+
+
+def _deploy_span(spans: InMemorySpanExporter) -> Any:
+    (root,) = [s for s in spans.get_finished_spans() if s.name == schema.DEPLOY_SPAN]
+    return root
+
+
+@pytest.mark.parametrize("fault", ["crashing", "unpullable"])
+def test_an_image_that_never_gets_healthy_is_rolled_back_to_the_previous_one(
+    run_deploy: Callable[..., Any],
+    world: tuple[FakeArm, Ready],
+    spans: InMemorySpanExporter,
+    fault: str,
+) -> None:
+    arm, _ = world
+    (arm.crashing_images if fault == "crashing" else arm.unpullable_images).add(IMAGE)
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5")
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("chatops: deploy failed: ")
+    assert last.endswith(f"; rolled back to {PREVIOUS}")
+    container = arm.groups[(RG, "bot")]["properties"]["containers"][0]["properties"]
+    assert container["image"] == PREVIOUS
+    assert container["instanceView"]["currentState"]["state"] == "Running"
+    assert len(arm.calls("PUT", "/containerGroups/bot")) == 2
+    assert arm.secure_values[(RG, "bot", "bot", "DISCORD_TOKEN")] == "new-secret"
+    root = _deploy_span(spans)
+    assert root.attributes[schema.DEPLOY_RESULT] == "rolled_back"
+    phases = [
+        s.name
+        for s in spans.get_finished_spans()
+        if s.parent and s.parent.span_id == root.context.span_id
+    ]
+    assert phases[-1] == "deploy.rollback"
+
+
+def test_no_rollback_leaves_the_failed_image_in_place_and_says_so(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready], spans: InMemorySpanExporter
+) -> None:
+    arm, _ = world
+    arm.crashing_images.add(IMAGE)
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5", "--no-rollback")
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(f"; {IMAGE} left in place (--no-rollback)")
+    container = arm.groups[(RG, "bot")]["properties"]["containers"][0]["properties"]
+    assert container["image"] == IMAGE
+    assert len(arm.calls("PUT", "/containerGroups/bot")) == 1
+    assert _deploy_span(spans).attributes[schema.DEPLOY_RESULT] == "failure"
+
+
+def test_a_rollback_that_fails_too_is_reported(
+    run_deploy: Callable[..., Any], world: tuple[FakeArm, Ready], spans: InMemorySpanExporter
+) -> None:
+    arm, _ = world
+    arm.crashing_images.update({IMAGE, PREVIOUS})
+    result = run_deploy("--group", "bot", "--image", IMAGE, "--timeout", "1.5")
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert "; rollback to " in last and "failed too: running: container bot is Waiting" in last
+    assert _deploy_span(spans).attributes[schema.DEPLOY_RESULT] == "rollback_failed"
