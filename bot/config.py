@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     git_commit: str | None = None
 
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # The CircleCI webhook on a port of its own, so the health port need not be public;
+    # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
+    webhook_port: int | None = Field(default=None, ge=0, le=65535)
 
     azure_subscription_id: str | None = None
     azure_resource_group: CommaList = Field(default_factory=list)
@@ -172,6 +175,11 @@ class Settings(BaseSettings):
         if self.honeycomb_api_key and HONEYCOMB_TEAM_HEADER not in headers:
             headers[HONEYCOMB_TEAM_HEADER] = self.honeycomb_api_key.get_secret_value()
         return headers
+
+    @property
+    def webhooks_apart(self) -> bool:
+        """Whether webhooks are served on ``WEBHOOK_PORT`` rather than beside ``/healthz``."""
+        return self.webhook_port is not None and self.webhook_port != self.health_port
 
     @property
     def uses_custom_api(self) -> bool:

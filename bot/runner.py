@@ -10,7 +10,7 @@ import signal
 from bot.ci_services import CiServices
 from bot.client import create_bot
 from bot.config import Settings, telemetry_config
-from bot.health import health_app, start_health_server
+from bot.health import open_ports
 from telemetry.tracer import LeanTracerProvider
 
 log = logging.getLogger(__name__)
@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, token: str) -> None:
     """Run until SIGTERM/SIGINT or a fatal gateway error; always close the gateway."""
     bot = create_bot(settings)
-    app = health_app(lambda: bot.gateway_up)
     ci = CiServices(settings, bot.announce_pipeline)
-    ci.mount(app)
-    health = await start_health_server(app, settings.health_port)
+    try:
+        servers = await open_ports(settings, lambda: bot.gateway_up, ci.mount)
+    except BaseException:
+        await ci.close()
+        raise
     ci.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -36,7 +38,8 @@ async def serve(settings: Settings, token: str) -> None:
         if stop.is_set():
             log.info("signal received: closing the gateway")
         stop_task.cancel()
-        await health.cleanup()
+        for server in servers:
+            await server.cleanup()
         await ci.close()
         await bot.close()
         for signum in (signal.SIGTERM, signal.SIGINT):

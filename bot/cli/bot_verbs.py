@@ -16,6 +16,7 @@ def run() -> None:
 
     import discord
 
+    from bot.config import ConfigError
     from bot.logs import configure_logging
     from bot.runner import serve, start_tracing
     from commands.http_backed.commands_file import CommandsFileError
@@ -35,7 +36,7 @@ def run() -> None:
         raise Failure(
             "the message content intent is not enabled for this bot in the developer portal"
         ) from None
-    except CommandsFileError as exc:
+    except (CommandsFileError, ConfigError) as exc:
         raise Failure(str(exc)) from None
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot reach Discord: {exc}") from None
