@@ -8,6 +8,7 @@ need not be public. Either port is served under ``HttpLimits``
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -16,6 +17,8 @@ from aiohttp import web
 from bot.config import ConfigError, Settings
 from bot.http_limits import ConnectionGuard, GuardedSite, HttpLimits, request_deadline
 from bot.http_log import LimitReport, ServerLog
+
+log = logging.getLogger(__name__)
 
 # CircleCI's payloads are a few KiB; nothing on these ports needs more.
 MAX_BODY_BYTES = 256 * 1024
@@ -74,12 +77,16 @@ async def open_ports(
     webhooks = webhook_app() if settings.webhooks_apart else health
     mount_webhooks(webhooks)
     runners = [await _listen(health, settings.health_port, "HEALTH_PORT")]
-    if webhooks is not health and settings.webhook_port is not None and webhooks.router.routes():
-        try:
-            runners.append(await _listen(webhooks, settings.webhook_port, "WEBHOOK_PORT"))
-        except BaseException:
-            await runners[0].cleanup()
-            raise
+    if webhooks is health or settings.webhook_port is None:
+        return runners
+    if not webhooks.router.routes():
+        log.info("WEBHOOK_PORT not opened: no webhook receiver is configured")
+        return runners
+    try:
+        runners.append(await _listen(webhooks, settings.webhook_port, "WEBHOOK_PORT"))
+    except BaseException:
+        await runners[0].cleanup()
+        raise
     return runners
 
 

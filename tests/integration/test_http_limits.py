@@ -226,3 +226,22 @@ async def test_a_client_shed_or_gone_mid_body_logs_no_traceback(
         gone.close()
         assert await status_of(port, "/healthz") == 200
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_a_failing_handler_logs_its_traceback_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(_request: web.Request) -> web.Response:
+        raise LookupError("a bug in a handler")
+
+    caplog.set_level(logging.WARNING)
+    limits = HttpLimits(log_interval_s=60)
+    async with serving(limits, web.get("/broken", broken)) as (port, _):
+        assert [await status_of(port, "/broken") for _ in range(5)] == [500] * 5
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert len(tracebacks) == 1
+    # The first of the other four at once, the rest summed when the server stops.
+    assert [record.getMessage() for record in caplog.records[-2:]] == [
+        f"HTTP port {port}: 1 more failed requests (500) like the one logged",
+        f"HTTP port {port}: 3 more failed requests (500) like the one logged",
+    ]
