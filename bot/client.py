@@ -92,9 +92,8 @@ class ChatOpsBot(commands.Bot):
         self._azure_options = azure
         self.aci: Aci | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
-        self.add_check(
-            UserRateLimit(settings.user_command_rate, settings.user_command_per_s), call_once=True
-        )
+        self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
+        self.add_check(self.user_rate, call_once=True)
         self.before_invoke(self._defer_expensive)
         use_api_base(settings.discord_api_base)
 
@@ -170,6 +169,12 @@ class ChatOpsBot(commands.Bot):
         if not ctx.invoked_with:
             # Ordinary chat: its content is never recorded.
             message_trace.set_outcome(Outcome.IGNORED)
+            return
+        try:
+            # An unknown command is answered too, so it counts against the same limit.
+            await self.user_rate(ctx)
+        except commands.CommandError as exc:
+            await self.report_error(ctx, exc)
             return
         message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
         await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BeforeValidator,
     Field,
@@ -53,6 +54,54 @@ def split_list(value: object) -> object:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
 
 
+def blank_is_none(value: object) -> object:
+    """An optional setting left empty (``NAME=`` in a ``.env`` file) is unset."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def absolute_url(*schemes: str) -> AfterValidator:
+    """A URL with one of ``schemes`` and a host: without them every call fails later, far away."""
+
+    def check(value: str) -> str:
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # a port out of range or not a number raises
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme.lower() not in schemes or not parts.hostname:
+            starts = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise ValueError(f"must be an absolute URL starting with {starts}")
+        return value
+
+    return AfterValidator(check)
+
+
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def otlp_base(value: str) -> str:
+    """An OTLP/HTTP base URL: the exporter appends ``/v1/traces`` itself."""
+    if value.rstrip("/").endswith("/v1/traces"):
+        raise ValueError("give the base URL: /v1/traces is appended to it")
+    return value
+
+
+WebUrl = Annotated[str, absolute_url("https", "http")]
+OptionalWebUrl = Annotated[WebUrl | None, BeforeValidator(blank_is_none)]
+OtlpEndpoint = Annotated[
+    Annotated[str, absolute_url("https", "http"), AfterValidator(otlp_base)] | None,
+    BeforeValidator(blank_is_none),
+]
+GatewayUrl = Annotated[
+    Annotated[str, absolute_url("wss", "ws")] | None, BeforeValidator(blank_is_none)
+]
+Name = Annotated[str, AfterValidator(not_blank)]
+
+
 class ConfigError(Exception):
     """A configuration value is missing or invalid; the message is one line for stderr."""
 
@@ -61,13 +110,18 @@ class Settings(BaseSettings):
     """The bot's settings, one per environment variable (docs/running.md, "Configuration")."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # "inf" would make a rate window or a poll interval never end.
+        allow_inf_nan=False,
     )
 
     discord_token: SecretStr | None = None
-    discord_api_base: str = DISCORD_API_BASE
-    discord_gateway_url: str | None = None
-    bot_prefix: str = Field(default="!", min_length=1, max_length=8)
+    discord_api_base: WebUrl = DISCORD_API_BASE
+    discord_gateway_url: GatewayUrl = None
+    bot_prefix: Name = Field(default="!", min_length=1, max_length=8)
 
     # abuse limits (bot-wide)
     user_command_rate: int = Field(default=8, ge=1)
@@ -81,7 +135,7 @@ class Settings(BaseSettings):
     span_store: str = ".chatops/spans.db"
     commands_file: Path = Path("commands.toml")
 
-    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_endpoint: OtlpEndpoint = None
     otel_exporter_otlp_headers: SecretStr | None = None
     # TLS for the OTLP exporter, as the SDK names it (the traces-specific variable first).
     otlp_certificate: Path | None = Field(
@@ -105,43 +159,48 @@ class Settings(BaseSettings):
     # A proxy for outgoing HTTP: the OTLP exporter then uses the SDK's proxy-aware transport.
     https_proxy: str | None = None
     http_proxy: str | None = None
-    otel_service_name: str = "chatops-bot"
+    otel_service_name: Name = "chatops-bot"
     deployment_environment: str | None = None
     honeycomb_api_key: SecretStr | None = None
     honeycomb_marker_key: SecretStr | None = None
 
-    catfact_api_url: str = "https://catfact.ninja"
-    scryfall_api_url: str = "https://api.scryfall.com"
+    catfact_api_url: WebUrl = "https://catfact.ninja"
+    scryfall_api_url: WebUrl = "https://api.scryfall.com"
 
     git_commit: str | None = None
 
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # The CircleCI webhook on a port of its own, so the health port need not be public;
+    # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
+    webhook_port: int | None = Field(default=None, ge=0, le=65535)
 
     azure_subscription_id: str | None = None
     azure_resource_group: CommaList = Field(default_factory=list)
 
     shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: Annotated[list[int], NoDecode, BeforeValidator(split_list)] | None = None
+    shard_ids: Annotated[
+        list[Annotated[int, Field(ge=0)]] | None, NoDecode, BeforeValidator(split_list)
+    ] = None
 
     circleci_hook_secret: SecretStr | None = None
-    circleci_hook_service: str = "circleci"
-    circleci_otlp_endpoint: str | None = None
+    circleci_hook_service: Name = "circleci"
+    circleci_otlp_endpoint: OtlpEndpoint = None
     # Replays: deliveries older than this are refused; accepted ids are kept in this file.
     circleci_hook_max_age_s: float = Field(default=3600.0, ge=60, le=7 * 86_400)
     circleci_state_db: Path = Path(".chatops/circleci.db")
 
     # pipeline (issues 7, 8)
-    ci_service_name: str = "ci"
+    ci_service_name: Name = "ci"
     ci_export_timeout_s: float = Field(default=3.0, gt=0, le=60)
     buildkite_api_token: SecretStr | None = None
-    buildkite_api_url: str = "https://api.buildkite.com"
+    buildkite_api_url: WebUrl = "https://api.buildkite.com"
     buildkite_org: str | None = None
     buildkite_pipelines: CommaList = Field(default_factory=list)
-    buildkite_service_name: str = "buildkite"
+    buildkite_service_name: Name = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
     # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
-    ci_announce_channel_id: int | None = None
+    ci_announce_channel_id: int | None = Field(default=None, gt=0)
 
     # external commands (issue 3)
     external_timeout_s: float = Field(default=8.0, gt=0, le=120)
@@ -167,8 +226,22 @@ class Settings(BaseSettings):
     # (when a flag is evaluated; there is no watcher thread).
     flags_poll_ms: int = Field(default=500, ge=10, le=60_000)
 
+    @field_validator("otel_exporter_otlp_headers")
+    @classmethod
+    def _check_headers(cls, value: SecretStr | None) -> SecretStr | None:
+        # An entry without "=" would be dropped, and the collector would refuse every
+        # export for want of its key. The value is a secret: the message never shows it.
+        items = (value.get_secret_value() if value else "").split(",")
+        for number, item in enumerate(items, start=1):
+            key, sep, _ = item.partition("=")
+            if item.strip() and not (sep and key.strip()):
+                raise ValueError(f"entry {number} is not key=value")
+        return value
+
     @model_validator(mode="after")
     def _check_shards(self) -> Settings:
+        if self.shard_ids and len(set(self.shard_ids)) < len(self.shard_ids):
+            raise ValueError("SHARD_IDS names a shard twice")
         if self.shard_ids and self.shard_count is not None:
             bad = [shard for shard in self.shard_ids if not 0 <= shard < self.shard_count]
             if bad:
@@ -201,6 +274,11 @@ class Settings(BaseSettings):
         return headers
 
     @property
+    def webhooks_apart(self) -> bool:
+        """Whether webhooks are served on ``WEBHOOK_PORT`` rather than beside ``/healthz``."""
+        return self.webhook_port is not None and self.webhook_port != self.health_port
+
+    @property
     def uses_custom_api(self) -> bool:
         return self.discord_api_base.rstrip("/") != DISCORD_API_BASE
 
@@ -213,7 +291,7 @@ class Settings(BaseSettings):
     # ok ones 1 in N with SampleRate=N. 1 keeps every trace.
     tail_sample_ok_one_in: int = Field(default=1, ge=1, le=1_000_000)
     tail_sample_slow_ms: float = Field(default=1000.0, gt=0)
-    honeycomb_api_url: str = HONEYCOMB_ENDPOINT
+    honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
     @field_validator("span_store_max_age", mode="before")
@@ -228,8 +306,8 @@ class Settings(BaseSettings):
     # Resource Manager and its token authority: the public cloud by default; sovereign
     # clouds set both (e.g. https://management.usgovcloudapi.net and
     # https://login.microsoftonline.us). The token scope is ``<endpoint>/.default``.
-    azure_arm_endpoint: str = "https://management.azure.com"
-    azure_authority_host: str | None = None
+    azure_arm_endpoint: WebUrl = "https://management.azure.com"
+    azure_authority_host: OptionalWebUrl = None
     # One ARM request, the SDK's own retries included (429 waits for Retry-After).
     azure_call_timeout_s: float = Field(default=30.0, gt=0, le=600)
     azure_retry_total: int = Field(default=3, ge=0, le=10)
@@ -278,12 +356,28 @@ def flags_config(settings: Settings) -> FlagsConfig:
     )
 
 
+def check_bot_requirements(settings: Settings) -> None:
+    """What the bot itself needs to start (``run``, ``console``, ``sync-commands``).
+
+    Checked only by the verbs that start the bot: ``ci step`` in a pipeline that
+    exports ``AZURE_SUBSCRIPTION_ID`` for its own tools must not fail on it.
+    """
+    if settings.azure_subscription_id and not settings.azure_resource_group:
+        raise ConfigError(
+            "AZURE_SUBSCRIPTION_ID is set but AZURE_RESOURCE_GROUP is not "
+            "(the resource groups !aci may manage)"
+        )
+    # The default file is optional; one named on purpose that is not there is a mistake.
+    if "commands_file" in settings.model_fields_set and not settings.commands_file.exists():
+        raise ConfigError(f"COMMANDS_FILE {settings.commands_file} does not exist")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build ``Settings``; any invalid value becomes one ``ConfigError`` line."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]).upper() or "configuration"
+        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid {name}: {message}") from None

@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from bot.ci_services import CiServices
 from bot.client import create_bot
 from bot.config import Settings, telemetry_config
-from bot.health import health_app, start_health_server
+from bot.health import open_ports
 from telemetry.tracer import LeanTracerProvider
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,12 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
     """
     budget = budget or ShutdownBudget()
     bot = create_bot(settings)
-    app = health_app(lambda: bot.gateway_up)
     ci = CiServices(settings, bot.announce_pipeline)
-    ci.mount(app)
-    health = await start_health_server(app, settings.health_port)
+    try:
+        servers = await open_ports(settings, lambda: bot.gateway_up, ci.mount)
+    except BaseException:
+        await ci.close()
+        raise
     ci.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,7 +84,8 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
         if stop.is_set():
             log.info("signal received: closing the gateway")
         stop_task.cancel()
-        await _bounded(health.cleanup(), budget.left(HEALTH_STOP_S), "the health server")
+        for server in servers:
+            await _bounded(server.cleanup(), budget.left(HEALTH_STOP_S), "the health server")
         await ci.close(budget.left(CI_STOP_S))
         await _bounded(bot.close(), budget.left(GATEWAY_STOP_S), "the gateway")
         for signum in (signal.SIGTERM, signal.SIGINT):

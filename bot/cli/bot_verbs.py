@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bot.cli.exits import Failure, check_commands_file, settings
+from bot.cli.exits import Failure, check_bot_start, settings
 
 
 @click.command()
@@ -16,6 +16,7 @@ def run() -> None:
 
     import discord
 
+    from bot.config import ConfigError
     from bot.logs import configure_logging
     from bot.runner import ShutdownBudget, serve, start_tracing
     from commands.http_backed.commands_file import CommandsFileError
@@ -24,7 +25,7 @@ def run() -> None:
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
         raise Failure("DISCORD_TOKEN is not set")
-    check_commands_file(config)
+    check_bot_start(config)
     configure_logging()
     provider = start_tracing(config)
     budget = ShutdownBudget()
@@ -36,7 +37,7 @@ def run() -> None:
         raise Failure(
             "the message content intent is not enabled for this bot in the developer portal"
         ) from None
-    except CommandsFileError as exc:
+    except (CommandsFileError, ConfigError) as exc:
         raise Failure(str(exc)) from None
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot reach Discord: {exc}") from None
@@ -68,7 +69,7 @@ def console(lines: tuple[str, ...]) -> None:
     from telemetry.setup import build_provider, install, shutdown
 
     config = settings()
-    check_commands_file(config)
+    check_bot_start(config)
     configure_logging(logging.WARNING)
     recent = RecentTraces()
     provider = build_provider(telemetry_config(config), processors=[recent])
@@ -104,7 +105,7 @@ def sync_commands(guild_id: int | None) -> None:
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
         raise Failure("DISCORD_TOKEN is not set")
-    check_commands_file(config)
+    check_bot_start(config)
     try:
         synced = asyncio.run(
             sync(config, config.discord_token.get_secret_value().strip(), guild_id)

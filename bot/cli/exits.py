@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, check_bot_requirements, load_settings
 
 EXIT_USAGE = 2
 
@@ -26,11 +26,12 @@ def settings() -> Settings:
         raise Failure(str(exc)) from None
 
 
-def check_commands_file(config: Settings) -> None:
-    """Validate ``COMMANDS_FILE`` before connecting: a bad file is one line and exit 2."""
+def check_bot_start(config: Settings) -> None:
+    """Before connecting: what the bot needs to start, and ``COMMANDS_FILE``; one line, exit 2."""
     from commands.http_backed.commands_file import CommandsFileError, load_commands
 
     try:
+        check_bot_requirements(config)
         load_commands(config.commands_file)
-    except CommandsFileError as exc:
+    except (ConfigError, CommandsFileError) as exc:
         raise Failure(str(exc)) from None

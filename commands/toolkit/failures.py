@@ -4,7 +4,8 @@ Messages, slash commands, button presses and Azure operations all fail through
 ``classify``, so the outcome on the root span, the status and the reply always
 agree. The kinds, in priority order (as in python-discord's error handler):
 unknown command, user input (bad or missing argument: reply with the usage),
-cooldown and concurrency limits (with the time left), disabled or denied (a
+cooldown and concurrency limits (with the time left; no reply at all when the
+bot-wide limit has told the user once this window), disabled or denied (a
 failed check), errors a command raised on purpose for the user
 (``UserFacingError``), and the unexpected: a short apology naming the trace id,
 recorded with status ERROR.
@@ -44,6 +45,21 @@ class UserFacingError(commands.CommandError):
 
 class HiddenCommand(commands.CheckFailure):
     """A check that wants the command to look as if it did not exist."""
+
+
+class Throttled(commands.CommandOnCooldown):
+    """The bot-wide per-user limit (``UserRateLimit``); a cooldown like any other.
+
+    ``notify`` is False when the user was already told in this window: the
+    outcome is still ``cooldown``, but no reply is sent, so a flood of commands
+    is not answered with a flood of notices.
+    """
+
+    def __init__(
+        self, cooldown: commands.Cooldown, retry_after: float, *, notify: bool = True
+    ) -> None:
+        super().__init__(cooldown, retry_after, commands.BucketType.user)
+        self.notify = notify
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ def classify(
     if isinstance(error, commands.UserInputError | app_commands.TransformerError):
         how = f"\nUsage: {usage(ctx)}" if ctx is not None else ""
         return Classified(Outcome.BAD_INPUT, f"{_first_line(error)}{how}", error)
+    if isinstance(error, Throttled) and not error.notify:
+        return Classified(Outcome.COOLDOWN, None, error)
     if isinstance(error, commands.CommandOnCooldown | app_commands.CommandOnCooldown):
         return Classified(
             Outcome.COOLDOWN, f"Slow down: try again in {error.retry_after:.1f}s.", error

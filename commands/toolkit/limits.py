@@ -12,15 +12,16 @@ and safe. Every limit surfaces as a discord.py error, so ``classify``
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from discord.ext import commands
 
-from commands.toolkit.failures import UserFacingError
+from commands.toolkit.failures import Throttled, UserFacingError
 from telemetry.schema import Outcome
 
 # ``command.extras`` key: this command calls out, so it counts against the bot-wide
@@ -55,8 +56,10 @@ def apply_limits(limits: Limits, targets: Iterable[commands.Command[Any, ..., An
         command._max_concurrency = limits.max_concurrency()
 
 
-# How many recent message/interaction ids the rate limit remembers as counted.
+# How many recent message/interaction ids the rate limit remembers as counted,
+# and how many users it remembers as told in their current window.
 COUNTED_IDS = 1024
+TOLD_USERS = 4096
 
 
 class UserRateLimit:
@@ -65,11 +68,21 @@ class UserRateLimit:
     A message or interaction counts once however often discord.py asks: for a
     hybrid command invoked by slash, every ``can_run`` (``/help`` asks it of
     each command) runs the bot's "call once" checks again.
+
+    A throttled user is told once per window (``Throttled.notify``); later
+    throttled messages in that window get no reply, so the bot posts at most
+    ``rate + 1`` messages per user per window however many commands arrive.
+    An interaction is always told (privately): Discord shows "The application
+    did not respond" for one left unanswered, and the answer posts nothing in
+    the channel.
     """
 
-    def __init__(self, rate: int, per: float) -> None:
+    def __init__(self, rate: int, per: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._buckets = commands.CooldownMapping.from_cooldown(rate, per, commands.BucketType.user)
+        self._clock = clock
         self._counted: OrderedDict[int, None] = OrderedDict()
+        # user id -> when the window in which they were told ends (monotonic seconds)
+        self._told_until: OrderedDict[int, float] = OrderedDict()
 
     async def __call__(self, ctx: commands.Context[Any]) -> bool:
         if ctx.message.id in self._counted:
@@ -77,10 +90,22 @@ class UserRateLimit:
         self._counted[ctx.message.id] = None
         if len(self._counted) > COUNTED_IDS:
             self._counted.popitem(last=False)
-        bucket = self._buckets.get_bucket(ctx.message)
-        retry_after = bucket.update_rate_limit() if bucket else None
+        now = self._clock()
+        bucket = self._buckets.get_bucket(ctx.message, now)
+        retry_after = bucket.update_rate_limit(now) if bucket else None
         if retry_after and bucket:
-            raise commands.CommandOnCooldown(bucket, retry_after, commands.BucketType.user)
+            notify = self._tell(ctx.author.id, now, retry_after) or ctx.interaction is not None
+            raise Throttled(bucket, retry_after, notify=notify)
+        return True
+
+    def _tell(self, user_id: int, now: float, retry_after: float) -> bool:
+        """Whether to tell ``user_id`` now: not told yet in the window ending in ``retry_after``."""
+        if self._told_until.get(user_id, 0.0) > now:
+            return False
+        self._told_until[user_id] = now + retry_after
+        self._told_until.move_to_end(user_id)
+        if len(self._told_until) > TOLD_USERS:
+            self._told_until.popitem(last=False)
         return True
 
 

@@ -7,6 +7,7 @@
 - ``commands_toml``: a commands file with HTTP-backed commands
 - ``stored_spans``: real SDK spans written into a span store
 - ``chatops_process``: ``chatops`` run as a separate process
+- ``raw_http``: hand-written HTTP over a socket: slow, idle and half-sent clients
 
 Test modules import from here, never from each other.
 """

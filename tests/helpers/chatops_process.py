@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import sys
 from collections.abc import Mapping
@@ -23,8 +24,18 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def start(env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
-    """``python -m bot ARGS`` (default ``run``) with ``env``, output captured."""
+async def start(
+    env: Mapping[str, str], *args: str, max_open_files: int | None = None
+) -> asyncio.subprocess.Process:
+    """``python -m bot ARGS`` (default ``run``) with ``env``, output captured.
+
+    ``max_open_files`` lowers the child's ``RLIMIT_NOFILE`` (a container's is often 1,024).
+    """
+
+    def limit_files() -> None:
+        if max_open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -33,6 +44,7 @@ async def start(env: Mapping[str, str], *args: str) -> asyncio.subprocess.Proces
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit_files if max_open_files is not None else None,
     )
 
 

@@ -217,8 +217,8 @@ def test_console_runs_a_slash_command(tmp_path: Path) -> None:
         "PYTHONPATH": str(root),
         "SPAN_STORE": "off",
         "FLAGS_FILE": str(tmp_path / "flags.json"),
-        "COMMANDS_FILE": str(tmp_path / "commands.toml"),
     }
+    env.pop("COMMANDS_FILE", None)  # the default, commands.toml in tmp_path: absent, so none
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console", "-c", "/roll dice:2d6", "-c", "/nope"],
         capture_output=True,

@@ -39,6 +39,8 @@ async def test_replies_are_unaffected_and_shutdown_is_bounded_when_otlp_fails(
                 DISCORD_TOKEN=TOKEN,
                 DISCORD_API_BASE=fake.api_base,
                 OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                # one user sends all 20: each is to be answered, not throttled
+                USER_COMMAND_RATE=str(MESSAGES),
             )
         )
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import HONEYCOMB_ENDPOINT, ConfigError, load_settings
+from bot.config import HONEYCOMB_ENDPOINT, ConfigError, check_bot_requirements, load_settings
 
 
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +52,27 @@ def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     env = tmp_path / ".env"
     env.write_text("BOT_PREFIX=?\n")
     assert load_settings(_env_file=env).bot_prefix == "?"
+
+
+def test_good_values_of_the_checked_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_IDS", "0")
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg")
+    monkeypatch.setenv("SCRYFALL_API_URL", " http://127.0.0.1:8081/scryfall ")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")  # left empty in a .env: unset
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=key,, x-other=2")
+    monkeypatch.delenv("HONEYCOMB_API_KEY", raising=False)
+    settings = load_settings(_env_file=None)
+    assert settings.shard_ids == [0]
+    assert settings.discord_gateway_url == "wss://gateway.discord.gg"
+    assert settings.scryfall_api_url == "http://127.0.0.1:8081/scryfall"
+    assert settings.otlp_endpoint is None
+    assert settings.otlp_headers == {"x-honeycomb-team": "key", "x-other": "2"}
+
+
+def test_azure_without_a_resource_group_stops_only_the_bot(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pipeline may export AZURE_SUBSCRIPTION_ID for its own tools; `ci step` must still run.
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "0f0e7c1a-0000-0000-0000-000000000000")
+    monkeypatch.delenv("AZURE_RESOURCE_GROUP", raising=False)
+    settings = load_settings(_env_file=None)
+    with pytest.raises(ConfigError, match="AZURE_RESOURCE_GROUP is not"):
+        check_bot_requirements(settings)
