@@ -195,18 +195,24 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         self._closed = False
         self._failing = False
 
+    row = staticmethod(span_row)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write one batch in one transaction; apply retention when it is due."""
+        return self.export_rows([span_row(span) for span in spans])
+
+    def export_rows(self, rows: Sequence[SpanRow]) -> SpanExportResult:
+        """``export`` for rows made earlier by ``row`` (the trace pipeline makes them per trace)."""
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
             try:
                 conn = self._connection()
-                insert_rows(conn, [span_row(span) for span in spans])
+                insert_rows(conn, rows)
                 if time.monotonic() - self._last_retention >= self._interval:
                     self._retain(conn)
             except Exception as exc:
-                self._warn(f"could not write {len(spans)} spans to {self.path}: {exc}")
+                self._warn(f"could not write {len(rows)} spans to {self.path}: {exc}")
                 return SpanExportResult.FAILURE
             if self._failing:
                 log.info("span store %s is writable again", self.path)
