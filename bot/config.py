@@ -291,6 +291,10 @@ class Settings(BaseSettings):
     # ok ones 1 in N with SampleRate=N. 1 keeps every trace.
     tail_sample_ok_one_in: int = Field(default=1, ge=1, le=1_000_000)
     tail_sample_slow_ms: float = Field(default=1000.0, gt=0)
+    # The OpenTelemetry SDK's batch settings, as the trace pipeline reads them.
+    otel_bsp_schedule_delay: int = Field(default=1000, ge=10, le=3_600_000)
+    otel_bsp_max_queue_size: int = Field(default=8192, ge=64, le=1_000_000)
+    otel_bsp_max_export_batch_size: int = Field(default=2048, ge=1, le=1_000_000)
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
@@ -322,7 +326,7 @@ class Settings(BaseSettings):
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""
     from telemetry.setup import OtlpTls, TelemetryConfig
-    from telemetry.span_pipeline import TailSampler
+    from telemetry.span_pipeline import Batching, TailSampler
 
     return TelemetryConfig(
         service_name=settings.otel_service_name,
@@ -333,6 +337,11 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
         span_store_max_age=settings.span_store_max_age,
         span_store_max_bytes=settings.span_store_max_bytes,
         sampler=TailSampler(settings.tail_sample_ok_one_in, settings.tail_sample_slow_ms),
+        batch=Batching(
+            schedule_delay_s=settings.otel_bsp_schedule_delay / 1000,
+            max_pending=settings.otel_bsp_max_queue_size,
+            flush_at=settings.otel_bsp_max_export_batch_size,
+        ),
         otlp_tls=OtlpTls(
             settings.otlp_certificate,
             settings.otlp_client_key,

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from telemetry import drops, http_spans, log_context
 from telemetry.otlp_exporter import WireSpanExporter, requests_transport, urllib3_transport
 from telemetry.propagation import OptInTraceContextPropagator
-from telemetry.span_pipeline import TailSampler, TracePipeline, sink_for
+from telemetry.span_pipeline import Batching, TailSampler, TracePipeline, sink_for
 from telemetry.spans import TraceFieldsProcessor
 from telemetry.tracer import LeanTracerProvider
 
@@ -56,6 +56,7 @@ class TelemetryConfig:
     span_store_max_age: timedelta = timedelta(days=7)
     span_store_max_bytes: int = 256 * 1024 * 1024
     sampler: TailSampler = field(default_factory=TailSampler)
+    batch: Batching = field(default_factory=Batching)
     otlp_tls: OtlpTls = field(default_factory=lambda: OtlpTls())
     otlp_via_proxy: bool = False
 
@@ -133,7 +134,9 @@ def build_provider(
     chosen = build_exporters(config) if exporters is None else exporters
     if chosen:
         sinks = [sink_for(exporter) for exporter in chosen]
-        provider.add_span_processor(TracePipeline(sinks, sampler=config.sampler))
+        provider.add_span_processor(
+            TracePipeline(sinks, sampler=config.sampler, batch=config.batch)
+        )
     for processor in processors:
         provider.add_span_processor(processor)
     return provider

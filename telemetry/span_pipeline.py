@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +70,16 @@ class TailSampler:
         trace_id = root.context.trace_id if root.context is not None else 0
         bound = (1 << 64) // self.keep_ok_one_in
         return self.keep_ok_one_in if (trace_id & 0xFFFF_FFFF_FFFF_FFFF) < bound else 0
+
+
+@dataclass(frozen=True)
+class Batching:
+    """When the flush thread sends (``OTEL_BSP_*``): every ``schedule_delay_s``, or once
+    ``flush_at`` spans wait; at most ``max_pending`` wait (the rest are dropped, counted)."""
+
+    schedule_delay_s: float = SCHEDULE_DELAY_S
+    flush_at: int = FLUSH_AT_SPANS
+    max_pending: int = MAX_PENDING_SPANS
 
 
 class Sink(Protocol):
@@ -206,16 +215,15 @@ class TracePipeline(SpanProcessor):
         sinks: Sequence[Sink],
         *,
         sampler: TailSampler | None = None,
-        schedule_delay_s: float = SCHEDULE_DELAY_S,
-        flush_at: int = FLUSH_AT_SPANS,
-        max_pending: int = MAX_PENDING_SPANS,
-        clock: Callable[[], float] = time.monotonic,
+        batch: Batching | None = None,
+        schedule_delay_s: float | None = None,
     ) -> None:
+        batch = batch or Batching()
         self.sinks = tuple(sinks)
         self.sampler = sampler or TailSampler()
-        self.schedule_delay_s = schedule_delay_s
-        self.flush_at = flush_at
-        self.max_pending = max_pending
+        self.schedule_delay_s = schedule_delay_s or batch.schedule_delay_s
+        self.flush_at = batch.flush_at
+        self.max_pending = batch.max_pending
         self.kept = 0
         self.dropped = 0
         self._open: dict[int, list[ReadableSpan]] = {}

@@ -57,6 +57,17 @@ VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
     "chatops, no exporter": ("chatops", False, False, {}),
     "chatops, OTLP, tail 1 in 10": ("chatops", True, False, {"TAIL_SAMPLE_OK_ONE_IN": "10"}),
     "chatops, OTLP + store": ("chatops", True, True, {}),
+    # Everything as OTLP, but nothing flushed while measured: what the flush itself costs.
+    "chatops, OTLP, no flush": (
+        "chatops",
+        True,
+        False,
+        {
+            "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000000",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
+        },
+    ),
     "chatops, OTLP, always_off": ("chatops", True, False, {"OTEL_TRACES_SAMPLER": "always_off"}),
     "chatops, OTEL_SDK_DISABLED": ("chatops", True, False, {"OTEL_SDK_DISABLED": "true"}),
 }
