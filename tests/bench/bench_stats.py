@@ -1,15 +1,31 @@
-"""Benchmark: ``stats``, ``stats --by author`` and ``--heatmap`` over 1,000,000 root spans.
+"""Benchmark: the span store's queries over 1,000,000 root spans, as whole ``chatops`` runs.
 
-Run as ``python tests/bench/bench_stats.py [--spans N] [--keep PATH]``; prints timings,
-asserts nothing. Rows are built directly (not through the SDK) so filling the store
-takes seconds, but they go through the same ``insert_rows`` and indexes as the exporter.
+Run as ``python tests/bench/bench_stats.py [--spans N] [--store PATH] [--rounds R]``.
+It prints numbers and asserts nothing.
+
+1. Fill (unless ``--store`` names an existing store): root spans with the attributes a
+   message's root really carries (ids, names, args, response), built as SDK
+   ``ReadableSpan`` objects and written through ``span_row`` and ``insert_rows``,
+   the exporter's own path. 8 commands, 5,000 authors, 20 guilds, 200 channels,
+   spread evenly over 7 days.
+2. In-process query times (``telemetry.query`` only, no start-up).
+3. Whole-CLI wall times: each verb as its own ``python -m bot ...`` process with
+   ``SPAN_STORE`` pointing at the store, rounds interleaved (one warm-up round not
+   counted); median, min and max wall time, and the median CPU time (user + sys) of
+   the process, which is less disturbed by other load on the machine.
+4. With ``--retention``: retention on a copy of the store (the copy is trimmed, not
+   the store), through the exporter, as the export thread would run it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import random
+import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,76 +33,92 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 
-from telemetry import query, schema
-from telemetry.store import SpanRow, SpanStore, insert_rows
-from telemetry.store_schema import connect_writer, duration_bucket
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import Event, ReadableSpan  # noqa: E402
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode  # noqa: E402
+
+from telemetry import query, schema  # noqa: E402
+from telemetry.store import SpanRow, SpanStore, insert_rows, span_row  # noqa: E402
+from telemetry.store_schema import connect_writer  # noqa: E402
 
 COMMANDS = ["ping", "catfact", "mtg", "aci restart", "aci status", "help", "roll", "ci status"]
 OUTCOMES = [schema.Outcome.OK] * 90 + [schema.Outcome.ERROR] * 3 + [schema.Outcome.BAD_INPUT] * 7
+SPAN_DAYS = 7
+# A few argument texts per command: 18 groups for ``--by app.command.args``.
+ARGS = {
+    "ping": [""],
+    "help": ["", "roll", "mtg"],
+    "catfact": [""],
+    "mtg": ["t:dragon c:r", "o:flying", "t:goblin"],
+    "aci restart": ["bot-staging", "bot-prod"],
+    "aci status": ["bot-staging", "bot-prod"],
+    "roll": ["2d6", "1d20", "d100", "4d6"],
+    "ci status": ["main", "release"],
+}
+# A verb slower than this in the warm-up round is not repeated (the old store's
+# ``--by`` on an attribute without a column took minutes).
+SLOW_S = 20.0
 
 
-def rows(count: int, now_ns: int, span: timedelta) -> Iterator[SpanRow]:
-    """Root spans spread evenly over ``span`` before ``now_ns``, log-normal durations."""
+def spans(count: int, now_ns: int) -> Iterator[ReadableSpan]:
+    """Root spans spread evenly over ``SPAN_DAYS`` before ``now_ns``, log-normal durations."""
     rng = random.Random(6)
-    step = int(span.total_seconds() * 1e9) // count
+    resource_ = Resource.create({"service.name": "chatops-bot", "service.version": "0.1.0"})
+    total_ns = SPAN_DAYS * 86400 * 10**9
+    step = total_ns // count
     for i in range(count):
         command = rng.choice(COMMANDS)
-        author = str(100_000 + rng.randrange(5_000))
-        guild = str(900 + rng.randrange(20))
-        outcome = rng.choice(OUTCOMES).value
+        author = 100_000 + rng.randrange(5_000)
+        guild = 900 + rng.randrange(20)
+        channel = guild * 1000 + rng.randrange(10)
+        outcome = rng.choice(OUTCOMES)
         duration = int(rng.lognormvariate(17.5, 1.0))
-        attributes = {
+        start = now_ns - total_ns + i * step
+        attributes: dict[str, str | int] = {
+            schema.MESSAGE_ID: str(1_200_000_000_000_000_000 + i),
+            schema.CHANNEL_ID: str(channel),
+            schema.AUTHOR_NAME: f"user{author}",
+            schema.SHARD_ID: 0,
+            schema.GUILD_NAME: f"guild {guild}",
+            schema.AUTHOR_ID: str(author),
+            schema.GUILD_ID: str(guild),
             schema.COMMAND: command,
-            schema.AUTHOR_ID: author,
-            schema.GUILD_ID: guild,
-            schema.OUTCOME: outcome,
+            schema.COMMAND_ARGS: rng.choice(ARGS[command]),
+            schema.OUTCOME: outcome.value,
+            schema.RESPONSE: f"{command}: answered in {duration // 1_000_000} ms",
         }
-        yield (
-            f"{rng.getrandbits(128):032x}",
-            f"{rng.getrandbits(64):016x}",
-            None,
-            f"command {command}",
-            "SERVER",
-            now_ns - int(span.total_seconds() * 1e9) + i * step,
-            duration,
-            duration_bucket(duration),
-            "ERROR" if outcome == "error" else "UNSET",
-            None,
-            1,
-            command,
-            author,
-            guild,
-            outcome,
-            "chatops-bot",
-            json.dumps(attributes),
-            None,
+        events = []
+        status = Status(StatusCode.UNSET)
+        if outcome is schema.Outcome.ERROR:
+            attributes[schema.ERROR_TYPE] = "TimeoutError"
+            attributes[schema.ERROR_MESSAGE] = "the upstream API did not answer in time"
+            status = Status(StatusCode.ERROR, "TimeoutError")
+            events.append(
+                Event("exception", {"exception.type": "TimeoutError"}, timestamp=start + duration)
+            )
+        yield ReadableSpan(
+            name=f"command {command}",
+            context=SpanContext(rng.getrandbits(128) | 1, rng.getrandbits(64) | 1, False),
+            parent=None,
+            resource=resource_,
+            attributes=attributes,
+            events=events,
+            kind=SpanKind.SERVER,
+            status=status,
+            start_time=start,
+            end_time=start + duration,
         )
 
 
-def timed(label: str, action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    elapsed = time.perf_counter() - started
-    print(f"{label:<34} {elapsed:7.3f} s")
-    return elapsed
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spans", type=int, default=1_000_000)
-    parser.add_argument("--keep", type=Path, help="write the store here and keep it")
-    args = parser.parse_args()
-    path = args.keep or Path(tempfile.mkdtemp(prefix="bench-store-")) / "spans.db"
-    now = time.time_ns()
-    span = timedelta(days=7)
-
+def fill(path: Path, count: int, now_ns: int) -> None:
     conn = connect_writer(path)
     started = time.perf_counter()
     batch: list[SpanRow] = []
-    for row in rows(args.spans, now, span):
-        batch.append(row)
+    for span in spans(count, now_ns):
+        batch.append(span_row(span))
         if len(batch) == 50_000:
             insert_rows(conn, batch)
             batch.clear()
@@ -94,27 +126,178 @@ def main() -> None:
         insert_rows(conn, batch)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    fill = time.perf_counter() - started
+    took = time.perf_counter() - started
     size = path.stat().st_size / 1024 / 1024
-    print(f"filled {args.spans:,} root spans in {fill:.1f} s ({size:.0f} MiB) at {path}")
+    print(f"filled {count:,} root spans in {took:.1f} s ({size:.0f} MiB) at {path}")
 
-    window = query.Window.last(span, now)
+
+def timed(label: str, action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    elapsed = time.perf_counter() - started
+    print(f"  {label:<44} {elapsed:7.3f} s")
+    return elapsed
+
+
+def in_process(path: Path, now_ns: int) -> None:
+    print("\nin-process query times (no CLI start-up):")
+    window = query.Window.last(timedelta(days=SPAN_DAYS), now_ns)
     with SpanStore.open(path) as store:
-        timed("stats (by command, 7d)", lambda: query.stats(store, window=window))
+        timed("stats --since 7d (by command)", lambda: query.stats(store, window=window))
         timed(
-            "stats --by author (5,000 groups)",
+            "stats --since 24h",
+            lambda: query.stats(store, window=query.Window.last(timedelta(days=1), now_ns)),
+        )
+        timed(
+            "stats --since 7d --by author (5,000 groups)",
             lambda: query.stats(store, window=window, by="author"),
         )
         timed(
-            "stats --where app.outcome=error",
+            "stats --since 7d --where app.outcome=error",
             lambda: query.stats(store, window=window, where=[query.Where("app.outcome", "error")]),
         )
-        timed(
-            "stats --since 24h",
-            lambda: query.stats(store, window=query.Window.last(timedelta(days=1), now)),
+        for key in (schema.GUILD_NAME, schema.COMMAND_ARGS):
+            timed(
+                f"stats --since 7d --by {key}",
+                lambda key=key: query.stats(store, window=window, by=key),  # type: ignore[misc]
+            )
+        timed("stats --since 7d --heatmap", lambda: query.heatmap(store, window=window))
+        timed("traces --slowest 10 --since 7d", lambda: query.slowest(store, window=window))
+
+
+def cli_verbs(trace_id: str) -> list[list[str]]:
+    return [
+        ["--help"],
+        ["stats"],
+        ["stats", "--since", "7d"],
+        ["stats", "--since", "7d", "--heatmap"],
+        ["stats", "--since", "7d", "--where", "app.outcome=error"],
+        ["stats", "--since", "7d", "--by", "command"],
+        ["stats", "--since", "7d", "--by", "author"],
+        ["stats", "--since", "7d", "--by", schema.GUILD_NAME],
+        ["stats", "--since", "7d", "--by", schema.COMMAND_ARGS],
+        ["trace", trace_id],
+        ["traces", "--slowest", "10", "--since", "7d"],
+    ]
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one ``python -m bot ARGS`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"chatops {' '.join(args)} failed: {done.stderr.decode().strip()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def whole_cli(path: Path, rounds: int) -> None:
+    with SpanStore.open(path) as store:
+        count = store.conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+        trace_id = store.conn.execute(
+            "SELECT trace_id FROM spans WHERE id = ?", (count // 2,)
+        ).fetchone()[0]
+    env = {**os.environ, "SPAN_STORE": str(path), "NO_COLOR": "1"}
+    verbs = cli_verbs(trace_id)
+    walls: dict[int, list[float]] = {i: [] for i in range(len(verbs))}
+    cpus: dict[int, list[float]] = {i: [] for i in range(len(verbs))}
+    slow: set[int] = set()
+    for round_ in range(rounds + 1):
+        for i, args in enumerate(verbs):
+            if i in slow:
+                continue
+            wall, cpu = run_cli(args, env)
+            if round_ == 0 and wall > SLOW_S:
+                slow.add(i)  # measured once, in the warm-up round
+            if round_ > 0 or i in slow:  # the first round warms the page cache
+                walls[i].append(wall)
+                cpus[i].append(cpu)
+    print(
+        f"\nwhole CLI over {count:,} spans, SPAN_STORE={path}, "
+        f"{rounds} interleaved rounds after one warm-up:"
+    )
+    print(f"| {'command':<58} | wall median | wall min–max | CPU median |")
+    print(f"|{'-' * 60}|-------------|--------------|------------|")
+    for i, args in enumerate(verbs):
+        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        if args[0] == "trace":
+            shown = "trace TRACE_ID"
+        if i in slow:
+            shown += " (once)"
+        print(
+            f"| {'chatops ' + shown:<58} | {statistics.median(walls[i]):9.2f} s "
+            f"| {min(walls[i]):4.2f}–{max(walls[i]):4.2f} s  "
+            f"| {statistics.median(cpus[i]):8.2f} s |"
         )
-        timed("stats --heatmap", lambda: query.heatmap(store, window=window))
-        timed("traces --slowest 10", lambda: query.slowest(store, window=window, limit=10))
+
+
+def retention(path: Path) -> None:
+    """Trim copies of the store to 90% and to 10% of its size through the exporter."""
+    from telemetry.store import SqliteSpanExporter, store_bytes
+
+    print("\nretention through the exporter (on copies of the store):")
+    for share in (0.9, 0.1):
+        with tempfile.TemporaryDirectory(prefix="bench-trim-") as scratch:
+            copy = Path(scratch) / "spans.db"
+            shutil.copy(path, copy)
+            probe = connect_writer(copy)
+            limit = int(store_bytes(probe) * share)
+            probe.close()
+            exporter = SqliteSpanExporter(
+                copy, max_age=timedelta(days=366), max_bytes=limit, retention_interval=timedelta(0)
+            )
+            calls: list[float] = []
+            started = time.perf_counter()
+            while True:
+                began = time.perf_counter()
+                exporter.export([])
+                calls.append(time.perf_counter() - began)
+                conn = exporter._connection()
+                if store_bytes(conn) <= limit or len(calls) > 100_000:
+                    break
+            total = time.perf_counter() - started
+            exporter.shutdown()
+            longest, median = max(calls) * 1000, statistics.median(calls) * 1000
+            print(
+                f"  trim to {share:.0%} of its size: {len(calls):,} export calls, "
+                f"longest {longest:.0f} ms, median {median:.0f} ms, {total:.1f} s in all"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument(
+        "--store", type=Path, help="use this store; fill it first if it does not exist (kept)"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved CLI rounds")
+    parser.add_argument("--no-cli", action="store_true", help="skip the whole-CLI timings")
+    parser.add_argument("--retention", action="store_true", help="also time retention")
+    args = parser.parse_args()
+    path = args.store or Path(tempfile.mkdtemp(prefix="bench-store-")) / "spans.db"
+    if path.exists():
+        with SpanStore.open(path) as store:
+            now = store.conn.execute("SELECT max(start_ns) FROM spans").fetchone()[0] + 1
+        print(f"using the existing store {path}")
+    else:
+        # Every row ends before now, so a default ``stats --since 24h`` sees a full day.
+        now = time.time_ns() - 60 * 10**9
+        fill(path, args.spans, now)
+    in_process(path, now)
+    if not args.no_cli:
+        whole_cli(path, args.rounds)
+    if args.retention:
+        retention(path)
 
 
 if __name__ == "__main__":
