@@ -1,4 +1,4 @@
-"""The local SQLite span store: an OpenTelemetry exporter that writes it, and a reader.
+"""The local SQLite span store's writer: an OpenTelemetry exporter, and retention.
 
 When no tracing backend is configured the bot still has to answer "which command
 is slow" from the terminal, so ``telemetry/setup.py`` puts
@@ -7,6 +7,9 @@ on the processor's worker thread, never on the event loop; each batch is one
 transaction; WAL mode lets ``chatops stats`` in another process read while the bot
 writes. Retention by age and by size runs every ``retention_interval`` on the same
 thread, so the file stays bounded without a separate job.
+
+The read side (``SpanStore``, markers) lives in ``telemetry/store_read.py``, which
+needs no OpenTelemetry SDK; its names are importable from here too.
 """
 
 from __future__ import annotations
@@ -16,23 +19,33 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from telemetry import schema
-from telemetry.store_schema import (
-    INSERT_SPAN,
-    connect_reader,
-    connect_writer,
-    duration_bucket,
-)
+from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
+from telemetry.store_schema import INSERT_SPAN, connect_writer, duration_bucket, transaction
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "Marker",
+    "SpanRow",
+    "SpanStore",
+    "SqliteSpanExporter",
+    "StoreMissing",
+    "apply_retention",
+    "insert_rows",
+    "read_markers",
+    "record_marker",
+    "span_row",
+    "store_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +53,6 @@ SpanRow = tuple[Any, ...]
 
 # Share of the oldest spans removed per step while the store is over its size limit.
 _SIZE_TRIM_FRACTION = 0.1
-
-
-class StoreMissing(Exception):
-    """There is no span store at the configured path yet; the message says where."""
-
-
-@dataclass(frozen=True)
-class Marker:
-    """A deployment marker: a point in time the heatmap draws a line at."""
-
-    time_ns: int
-    version: str
-    message: str | None = None
-    url: str | None = None
-    remote_id: str | None = None
 
 
 def _jsonable(value: object) -> object:
@@ -117,19 +115,8 @@ def span_row(span: ReadableSpan) -> SpanRow:
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
     """Write rows in one transaction: one fsync per batch, and readers see all or nothing."""
-    with _transaction(conn):
+    with transaction(conn):
         conn.executemany(INSERT_SPAN, rows)
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def store_bytes(conn: sqlite3.Connection) -> int:
@@ -151,7 +138,7 @@ def apply_retention(
     now_ns = time.time_ns() if now_ns is None else now_ns
     cutoff = now_ns - int(max_age.total_seconds() * 1e9)
     removed = 0
-    with _transaction(conn):
+    with transaction(conn):
         removed += conn.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
         conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
     while store_bytes(conn) > max_bytes:
@@ -159,7 +146,7 @@ def apply_retention(
         if count == 0:
             break
         step = max(1, int(count * _SIZE_TRIM_FRACTION))
-        with _transaction(conn):
+        with transaction(conn):
             removed += conn.execute(
                 "DELETE FROM spans WHERE start_ns <= "
                 "(SELECT start_ns FROM spans ORDER BY start_ns LIMIT 1 OFFSET ?)",
@@ -254,56 +241,3 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         else:
             log.warning(message)
             self._failing = True
-
-
-class SpanStore:
-    """Read side of the store for queries, plus marker recording for ``chatops marker``."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
-
-    @classmethod
-    def open(cls, path: Path) -> SpanStore:
-        """Open an existing store for reading; ``StoreMissing`` when the bot never wrote one."""
-        if not path.is_file():
-            raise StoreMissing(f"no span store at {path} yet (run the bot or a console first)")
-        try:
-            conn = connect_reader(path)
-            conn.execute("SELECT 1 FROM spans LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreMissing(f"{path} is not a span store: {exc}") from None
-        return cls(conn, path)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> SpanStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def record_marker(path: Path, marker: Marker) -> None:
-    """Add a marker, creating the store if the bot has not yet written one."""
-    conn = connect_writer(path)
-    try:
-        with _transaction(conn):
-            conn.execute(
-                "INSERT INTO markers (time_ns, version, message, url, remote_id) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (marker.time_ns, marker.version, marker.message, marker.url, marker.remote_id),
-            )
-    finally:
-        conn.close()
-
-
-def read_markers(store: SpanStore, start_ns: int, end_ns: int) -> list[Marker]:
-    """Markers inside a window, oldest first."""
-    rows = store.conn.execute(
-        "SELECT time_ns, version, message, url, remote_id FROM markers "
-        "WHERE time_ns >= ? AND time_ns <= ? ORDER BY time_ns",
-        (start_ns, end_ns),
-    ).fetchall()
-    return [Marker(*row) for row in rows]
