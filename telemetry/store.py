@@ -5,8 +5,10 @@ is slow" from the terminal, so ``telemetry/setup.py`` puts
 ``BatchSpanProcessor(SqliteSpanExporter(path, ...))`` in the pipeline. Export runs
 on the processor's worker thread, never on the event loop; each batch is one
 transaction; WAL mode lets ``chatops stats`` in another process read while the bot
-writes. Retention by age and by size runs every ``retention_interval`` on the same
-thread, so the file stays bounded without a separate job.
+writes. Retention by age and by size runs on the same thread, so the file stays
+bounded without a separate job: every ``retention_interval`` it starts, and it
+works in chunks of at most ``retention_budget`` per export, continuing on the next
+export until it is done, so a large trim never stalls the export of new spans.
 
 The read side (``SpanStore``, markers) lives in ``telemetry/store_read.py``, which
 needs no OpenTelemetry SDK; its names are importable from here too.
@@ -19,7 +21,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +31,21 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from telemetry import schema
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
-from telemetry.store_schema import INSERT_SPAN, connect_writer, duration_bucket, transaction
+from telemetry.store_schema import (
+    INSERT_SPAN,
+    WAL_AUTOCHECKPOINT_PAGES,
+    connect_writer,
+    duration_bucket,
+    transaction,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
     "Marker",
+    "Retention",
+    "RetentionStep",
     "SpanRow",
     "SpanStore",
     "SqliteSpanExporter",
@@ -51,8 +62,8 @@ log = logging.getLogger(__name__)
 
 SpanRow = tuple[Any, ...]
 
-# Share of the oldest spans removed per step while the store is over its size limit.
-_SIZE_TRIM_FRACTION = 0.1
+# Longest an export spends on retention before it returns; the rest waits for the next.
+RETENTION_BUDGET = timedelta(milliseconds=50)
 
 
 def _jsonable(value: object) -> object:
@@ -127,34 +138,137 @@ def store_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
+class _OutOfTime(Exception):
+    """The time budget ran out in the middle of a statement; it was rolled back."""
+
+
+@dataclass
+class Retention:
+    """Retention by age and by size, done in small chunks that fit a time budget.
+
+    Each chunk deletes the oldest spans in its own short transaction, so a reader or
+    the next export never waits long for the lock. ``run`` starts a chunk only if
+    one of its target size still fits the budget, and a SQLite progress handler
+    interrupts one that overruns (it is rolled back and the next chunks are
+    smaller); the exporter calls ``run`` again on its next export until ``done``.
+    The chunk size adapts to how fast this store deletes, aiming at ``chunk_s`` (or
+    half the budget, if less);
+    while trimming by size it is also at most a tenth of the spans, so the store
+    ends up little below its limit.
+    """
+
+    max_age: timedelta
+    max_bytes: int
+    chunk_s: float = 0.01
+    rows: int = 256  # current chunk size, adapted after every chunk
+    clock: Callable[[], float] = time.monotonic
+    min_rows: int = 16
+    max_rows: int = 20_000
+    # Free pages returned to the file system per step (auto_vacuum = INCREMENTAL).
+    vacuum_pages: int = 256
+    _target: float = field(default=0.01, init=False, repr=False)
+    _commit_s: float = field(default=0.002, init=False, repr=False)  # longest recent commit
+
+    def run(
+        self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
+    ) -> RetentionStep:
+        """Delete what is due, within ``budget_s`` seconds (None: until done)."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(self.max_age.total_seconds() * 1e9)
+        deadline = None if budget_s is None else self.clock() + budget_s
+        # A chunk aims at chunk_s, or half the budget when that is less, so one still fits.
+        self._target = self.chunk_s if budget_s is None else min(self.chunk_s, budget_s / 2)
+        removed = 0
+        if deadline is not None:
+            # Stop a statement early enough for a commit to fit before the deadline.
+            conn.set_progress_handler(lambda: int(self.clock() >= deadline - self._commit_s), 1000)
+            # A WAL checkpoint (copying the WAL into the database, then an fsync) can take
+            # longer than the whole budget and cannot be interrupted: let the next insert's
+            # commit run it, as it would have without retention.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            with transaction(conn):
+                conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
+            # By age first; then, while live data exceeds the limit, the oldest spans.
+            for older_than in (cutoff, None):
+                while older_than is not None or store_bytes(conn) > self.max_bytes:
+                    if not self._fits(deadline):
+                        return RetentionStep(removed, done=False)
+                    asked = self.rows if older_than is not None else self._size_rows(conn)
+                    deleted = self._chunk(conn, older_than, asked)
+                    removed += deleted
+                    if deleted < asked:
+                        break  # nothing older left, or the store is empty
+            while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+                if not self._fits(deadline):
+                    return RetentionStep(removed, done=False)
+                conn.execute(f"PRAGMA incremental_vacuum({self.vacuum_pages})").fetchall()
+        except sqlite3.OperationalError as exc:
+            # The progress handler stopped a statement at the deadline; SQLite undid it.
+            if deadline is None or "interrupt" not in str(exc):
+                raise
+            return RetentionStep(removed, done=False)
+        finally:
+            conn.set_progress_handler(None, 0)
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        return RetentionStep(removed, done=True)
+
+    def _fits(self, deadline: float | None) -> bool:
+        return deadline is None or self.clock() + self._target <= deadline
+
+    def _size_rows(self, conn: sqlite3.Connection) -> int:
+        # Ids only grow and retention deletes the oldest, so this is about the span count.
+        low, high = conn.execute(
+            "SELECT (SELECT min(id) FROM spans), (SELECT max(id) FROM spans)"
+        ).fetchone()
+        spans = 0 if low is None else high - low + 1
+        return max(1, min(self.rows, spans // 10))
+
+    def _chunk(self, conn: sqlite3.Connection, cutoff: int | None, rows: int) -> int:
+        """Delete the oldest ``rows`` spans (older than ``cutoff`` if given) in one transaction."""
+        older = "" if cutoff is None else "WHERE start_ns < ? "
+        params: list[int] = [] if cutoff is None else [cutoff]
+        started = self.clock()
+        try:
+            with transaction(conn):
+                deleted = int(
+                    conn.execute(
+                        "DELETE FROM spans WHERE id IN (SELECT id FROM spans "
+                        f"{older}ORDER BY start_ns LIMIT ?)",
+                        [*params, rows],
+                    ).rowcount
+                )
+                committing = self.clock()
+        except sqlite3.OperationalError:
+            self.rows = max(self.min_rows, self.rows // 4)  # out of time: smaller next time
+            raise
+        done = self.clock()
+        self._commit_s = max(done - committing, self._commit_s * 0.9)
+        took = done - started
+        if deleted == rows and rows >= self.rows // 2:  # a full chunk: how fast this store deletes
+            rate = deleted / max(took, 1e-6)
+            self.rows = int(min(self.max_rows, max(self.min_rows, rate * self._target)))
+        return deleted
+
+
+@dataclass(frozen=True)
+class RetentionStep:
+    """What one ``Retention.run`` did: spans removed, and whether nothing is left to do."""
+
+    removed: int
+    done: bool
+
+
 def apply_retention(
     conn: sqlite3.Connection, *, max_age: timedelta, max_bytes: int, now_ns: int | None = None
 ) -> int:
     """Drop spans older than ``max_age``, then the oldest spans until under ``max_bytes``.
 
-    Returns how many spans were removed. Markers follow the age limit only: they
-    are a few bytes each and the heatmap needs them as long as the spans around them.
+    Runs to the end (no time budget); returns how many spans were removed. Markers
+    follow the age limit only: they are a few bytes each and the heatmap needs them
+    as long as the spans around them.
     """
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    cutoff = now_ns - int(max_age.total_seconds() * 1e9)
-    removed = 0
-    with transaction(conn):
-        removed += conn.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
-        conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
-    while store_bytes(conn) > max_bytes:
-        count = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
-        if count == 0:
-            break
-        step = max(1, int(count * _SIZE_TRIM_FRACTION))
-        with transaction(conn):
-            removed += conn.execute(
-                "DELETE FROM spans WHERE start_ns <= "
-                "(SELECT start_ns FROM spans ORDER BY start_ns LIMIT 1 OFFSET ?)",
-                (step - 1,),
-            ).rowcount
-    if removed:
-        conn.execute("PRAGMA incremental_vacuum")
-    return removed
+    return Retention(max_age, max_bytes).run(conn, now_ns=now_ns).removed
 
 
 class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
@@ -171,27 +285,33 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         max_age: timedelta,
         max_bytes: int,
         retention_interval: timedelta = timedelta(minutes=1),
+        retention_budget: timedelta = RETENTION_BUDGET,
     ) -> None:
         self.path = path
         self.max_age = max_age
         self.max_bytes = max_bytes
         self._interval = retention_interval.total_seconds()
+        self._budget = retention_budget.total_seconds()
+        self._retention = Retention(max_age, max_bytes)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._last_retention = float("-inf")
+        self._retention_pending = False
+        self._removed = 0  # by the retention pass under way
         self._closed = False
         self._failing = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write one batch in one transaction; apply retention when it is due."""
+        """Write one batch in one transaction; then a time-boxed slice of retention if due."""
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
             try:
                 conn = self._connection()
                 insert_rows(conn, [span_row(span) for span in spans])
-                if time.monotonic() - self._last_retention >= self._interval:
-                    self._retain(conn)
+                due = time.monotonic() - self._last_retention >= self._interval
+                if self._retention_pending or due:
+                    self._retain(conn, budget_s=self._budget)
             except Exception as exc:
                 self._warn(f"could not write {len(spans)} spans to {self.path}: {exc}")
                 return SpanExportResult.FAILURE
@@ -201,9 +321,9 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             return SpanExportResult.SUCCESS
 
     def apply_retention(self, now_ns: int | None = None) -> int:
-        """Run retention now (the exporter also runs it by itself every interval)."""
+        """Run retention to the end now, however long it takes; returns spans removed."""
         with self._lock:
-            return self._retain(self._connection(), now_ns)
+            return self._retain(self._connection(), now_ns=now_ns)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Every export is committed before it returns, so there is nothing to flush."""
@@ -225,14 +345,19 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             self._conn = connect_writer(self.path)
         return self._conn
 
-    def _retain(self, conn: sqlite3.Connection, now_ns: int | None = None) -> int:
-        self._last_retention = time.monotonic()
-        removed = apply_retention(
-            conn, max_age=self.max_age, max_bytes=self.max_bytes, now_ns=now_ns
-        )
-        if removed:
-            log.info("span store retention removed %d spans", removed)
-        return removed
+    def _retain(
+        self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
+    ) -> int:
+        """One slice of retention (all of it without a budget); returns spans removed by it."""
+        if not self._retention_pending:
+            self._last_retention = time.monotonic()
+            self._removed = 0
+        step = self._retention.run(conn, budget_s=budget_s, now_ns=now_ns)
+        self._removed += step.removed
+        self._retention_pending = not step.done
+        if step.done and self._removed:
+            log.info("span store retention removed %d spans", self._removed)
+        return step.removed
 
     def _warn(self, message: str) -> None:
         # One warning when writes start failing, not one per batch for as long as it lasts.
