@@ -180,12 +180,13 @@ class Retention:
         self._target = self.chunk_s if budget_s is None else min(self.chunk_s, budget_s / 2)
         removed = 0
         if deadline is not None:
-            # Stop a statement early enough for a commit to fit before the deadline.
-            conn.set_progress_handler(lambda: int(self.clock() >= deadline - self._commit_s), 1000)
             # A WAL checkpoint (copying the WAL into the database, then an fsync) can take
             # longer than the whole budget and cannot be interrupted: let the next insert's
             # commit run it, as it would have without retention.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # Stop a statement early enough for a commit to fit before the deadline.
+            stop = deadline - min(self._commit_s, self._target)
+            conn.set_progress_handler(lambda: int(self.clock() >= stop), 1000)
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
@@ -209,8 +210,9 @@ class Retention:
                 raise
             return RetentionStep(removed, done=False)
         finally:
-            conn.set_progress_handler(None, 0)
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            if deadline is not None:
+                conn.set_progress_handler(None, 0)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         return RetentionStep(removed, done=True)
 
     def _fits(self, deadline: float | None) -> bool:
@@ -313,6 +315,7 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
                 if self._retention_pending or due:
                     self._retain(conn, budget_s=self._budget)
             except Exception as exc:
+                self._recover()
                 self._warn(f"could not write {len(spans)} spans to {self.path}: {exc}")
                 return SpanExportResult.FAILURE
             if self._failing:
@@ -358,6 +361,20 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         if step.done and self._removed:
             log.info("span store retention removed %d spans", self._removed)
         return step.removed
+
+    def _recover(self) -> None:
+        """Leave the connection ready for the next export whatever failed half-way."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.set_progress_handler(None, 0)
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("span store %s: %s; reopening it on the next export", self.path, exc)
+            self._conn.close()
+            self._conn = None
+        self._retention_pending = False
 
     def _warn(self, message: str) -> None:
         # One warning when writes start failing, not one per batch for as long as it lasts.

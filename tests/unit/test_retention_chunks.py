@@ -128,3 +128,17 @@ def test_the_exporter_trims_a_slice_per_export_and_keeps_writing(
     assert [r.message for r in caplog.records if "retention removed" in r.message] != []
     assert len([r for r in caplog.records if "retention removed" in r.message]) == 1
     exporter.shutdown()
+
+
+def test_a_slice_that_starts_out_of_time_leaves_the_connection_as_it_found_it(
+    full_store: Path,
+) -> None:
+    conn = connect_writer(full_store)
+    retention = Retention(KEEP_ALL, store_bytes(conn) // 2)
+    retention._commit_s = 10.0  # a commit once took far longer than any budget
+    step = retention.run(conn, budget_s=0.0, now_ns=NOW)
+    assert step == type(step)(removed=0, done=False)
+    assert not conn.in_transaction
+    # No progress handler left behind: a long statement runs to its end.
+    assert conn.execute("SELECT count(*) FROM spans, (SELECT 1 UNION SELECT 2)").fetchone()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
