@@ -12,7 +12,9 @@ It prints numbers and asserts nothing.
 3. Whole-CLI wall times: each verb as its own ``python -m bot ...`` process with
    ``SPAN_STORE`` pointing at the store, rounds interleaved (one warm-up round not
    counted); median, min and max wall time, and the median CPU time (user + sys) of
-   the process, which is less disturbed by other load on the machine.
+   the process, which is less disturbed by other load on the machine. With
+   ``--baseline CODE STORE`` the same verbs run, interleaved, from another checkout
+   against the store that version filled, so both columns share the machine's mood.
 4. With ``--retention``: retention on a copy of the store (the copy is trimmed, not
    the store), through the exporter, as the export thread would run it.
 """
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,14 +184,14 @@ def cli_verbs(trace_id: str) -> list[list[str]]:
     ]
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU (user + sys) seconds of one ``python -m bot ARGS`` process."""
+def run_cli(args: list[str], env: dict[str, str], code: Path) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one ``python -m bot ARGS`` process run in ``code``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bot", *args],
         env=env,
-        cwd=ROOT,
+        cwd=code,  # ``-m`` imports the ``bot`` package found here first
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         check=False,
@@ -201,44 +204,60 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def whole_cli(path: Path, rounds: int) -> None:
-    with SpanStore.open(path) as store:
-        count = store.conn.execute("SELECT count(*) FROM spans").fetchone()[0]
-        trace_id = store.conn.execute(
-            "SELECT trace_id FROM spans WHERE id = ?", (count // 2,)
-        ).fetchone()[0]
-    env = {**os.environ, "SPAN_STORE": str(path), "NO_COLOR": "1"}
-    verbs = cli_verbs(trace_id)
-    walls: dict[int, list[float]] = {i: [] for i in range(len(verbs))}
-    cpus: dict[int, list[float]] = {i: [] for i in range(len(verbs))}
-    slow: set[int] = set()
+@dataclass
+class Seat:
+    """One version of the code with the store it wrote, and what its runs measured."""
+
+    name: str
+    code: Path
+    store: Path
+    walls: dict[int, list[float]] = field(default_factory=dict)
+    cpus: dict[int, list[float]] = field(default_factory=dict)
+    once: set[int] = field(default_factory=set)
+
+    def trace_id(self) -> str:
+        with SpanStore.open(self.store) as store:
+            count = store.conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+            found = store.conn.execute("SELECT trace_id FROM spans WHERE id = ?", (count // 2,))
+            return str(found.fetchone()[0])
+
+    def cell(self, i: int) -> str:
+        walls = self.walls[i]
+        spread = f"{min(walls):.2f}–{max(walls):.2f}" if len(walls) > 1 else "once"
+        return f"{statistics.median(walls):.2f} s ({spread})"
+
+
+def whole_cli(seats: list[Seat], rounds: int) -> None:
+    """Every verb in every seat, rounds interleaved, seats alternating within a round."""
+    verbs = {seat.name: cli_verbs(seat.trace_id()) for seat in seats}
+    count = len(verbs[seats[0].name])
     for round_ in range(rounds + 1):
-        for i, args in enumerate(verbs):
-            if i in slow:
-                continue
-            wall, cpu = run_cli(args, env)
-            if round_ == 0 and wall > SLOW_S:
-                slow.add(i)  # measured once, in the warm-up round
-            if round_ > 0 or i in slow:  # the first round warms the page cache
-                walls[i].append(wall)
-                cpus[i].append(cpu)
+        for i in range(count):
+            order = seats if (round_ + i) % 2 == 0 else list(reversed(seats))
+            for seat in order:
+                if i in seat.once:
+                    continue
+                env = {**os.environ, "SPAN_STORE": str(seat.store), "NO_COLOR": "1"}
+                wall, cpu = run_cli(verbs[seat.name][i], env, seat.code)
+                if round_ == 0 and wall > SLOW_S:
+                    seat.once.add(i)  # measured once, in the warm-up round
+                if round_ > 0 or i in seat.once:  # the first round warms the page cache
+                    seat.walls.setdefault(i, []).append(wall)
+                    seat.cpus.setdefault(i, []).append(cpu)
     print(
-        f"\nwhole CLI over {count:,} spans, SPAN_STORE={path}, "
-        f"{rounds} interleaved rounds after one warm-up:"
+        f"\nwhole CLI, wall time median (min–max) over {rounds} interleaved rounds after a "
+        f"warm-up; a verb over {SLOW_S:.0f} s in the warm-up ran once:"
     )
-    print(f"| {'command':<58} | wall median | wall min–max | CPU median |")
-    print(f"|{'-' * 60}|-------------|--------------|------------|")
-    for i, args in enumerate(verbs):
-        shown = " ".join(a if " " not in a else repr(a) for a in args)
-        if args[0] == "trace":
-            shown = "trace TRACE_ID"
-        if i in slow:
-            shown += " (once)"
-        print(
-            f"| {'chatops ' + shown:<58} | {statistics.median(walls[i]):9.2f} s "
-            f"| {min(walls[i]):4.2f}–{max(walls[i]):4.2f} s  "
-            f"| {statistics.median(cpus[i]):8.2f} s |"
-        )
+    for seat in seats:
+        print(f"  {seat.name}: code {seat.code}, SPAN_STORE={seat.store}")
+    names = [seat.name for seat in seats]
+    heads = [*(f"{n} wall" for n in names), *(f"{n} CPU" for n in names)]
+    print("| command | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * (2 * len(seats)))
+    for i, args in enumerate(verbs[seats[0].name]):
+        shown = "trace TRACE_ID" if args[0] == "trace" else " ".join(args)
+        cpu = [f"{statistics.median(seat.cpus[i]):.2f} s" for seat in seats]
+        print(f"| `chatops {shown}` | " + " | ".join([*(s.cell(i) for s in seats), *cpu]) + " |")
 
 
 def retention(path: Path) -> None:
@@ -296,6 +315,14 @@ def main() -> None:
         "--store", type=Path, help="use this store; fill it first if it does not exist (kept)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved CLI rounds")
+    parser.add_argument(
+        "--baseline",
+        nargs=2,
+        type=Path,
+        metavar=("CODE", "STORE"),
+        help="also time another version: a checkout of it (e.g. `git archive REV | tar -x "
+        "-C CODE`) and a store it filled; its runs interleave with this one's",
+    )
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-CLI timings")
     parser.add_argument("--retention", action="store_true", help="also time retention")
     args = parser.parse_args()
@@ -310,7 +337,10 @@ def main() -> None:
         fill(path, args.spans, now)
     in_process(path, now)
     if not args.no_cli:
-        whole_cli(path, args.rounds)
+        seats = [Seat("this", ROOT, path)]
+        if args.baseline:
+            seats.insert(0, Seat("baseline", *args.baseline))
+        whole_cli(seats, args.rounds)
     if args.retention:
         retention(path)
 
