@@ -184,9 +184,10 @@ class Retention:
             # longer than the whole budget and cannot be interrupted: let the next insert's
             # commit run it, as it would have without retention.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            # Stop a statement early enough for a commit to fit before the deadline.
+            # Stop a statement early enough for a commit to fit before the deadline. Every
+            # 100 instructions: a chunk of a few dozen spans is only a few thousand.
             stop = deadline - min(self._commit_s, self._target)
-            conn.set_progress_handler(lambda: int(self.clock() >= stop), 1000)
+            conn.set_progress_handler(lambda: int(self.clock() >= stop), 100)
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))

@@ -63,7 +63,7 @@ def test_each_call_keeps_to_its_budget_and_the_calls_reach_the_size_limit(
 
 def test_with_a_clock_that_counts_work_no_call_overruns_its_budget(full_store: Path) -> None:
     """Time advances 0.1 ms each time retention looks at the clock, SQLite's progress
-    handler included (every 1,000 instructions), so time measures work done: a call
+    handler included (every 100 instructions), so time measures work done: a call
     stops at its budget but for the few looks that close its last chunk, and a chunk
     that ran out of time leaves the store as it was."""
     looks = itertools.count()
