@@ -14,30 +14,32 @@ from __future__ import annotations
 import json
 import re
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from telemetry import schema
-from telemetry.store import Marker, SpanStore, read_markers
-from telemetry.store_schema import GROUP_COLUMNS, bucket_floor_ms
+from telemetry.store_read import Marker, SpanStore, read_markers
+from telemetry.store_schema import (
+    COLUMNS,
+    COLUMNS_BY_NAME,
+    attribute_names,
+    bucket_floor_ms,
+    json_path,
+    json_text,
+)
 
 PERCENTILES = (50, 95, 99)
 NS_PER_MS = 1_000_000
 
 # Attribute names (and short aliases) that have their own column in ``spans``.
-_COLUMNS = {
-    "command": "command",
-    "author": "author",
-    "guild": "guild",
-    "outcome": "outcome",
-    "name": "name",
-    schema.COMMAND: "command",
-    schema.AUTHOR_ID: "author",
-    schema.GUILD_ID: "guild",
-    schema.OUTCOME: "outcome",
-}
+_COLUMNS = {"name": "name"}
+for _column_ in COLUMNS:
+    _COLUMNS.update(dict.fromkeys(_column_.attributes, _column_.name))
+    if _column_.short:
+        _COLUMNS[_column_.short] = _column_.name
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -165,23 +167,36 @@ def _check_key(key: str) -> None:
         raise QueryError(f"{key!r} is not an attribute name")
 
 
-def _expr(key: str) -> tuple[str, list[object]]:
+def _column(store: SpanStore, key: str) -> str | None:
+    """The column holding ``key`` in this store, if it has one (an old store may lack some)."""
+    column = _COLUMNS.get(key)
+    return column if column in store.layout.columns else None
+
+
+def _expr(store: SpanStore, key: str) -> tuple[str, list[object]]:
     """SQL for a key: its own column when it has one, else a lookup in the attribute JSON."""
     _check_key(key)
-    column = _COLUMNS.get(key)
+    column = _column(store, key)
     if column is not None:
         return column, []
-    return "CAST(json_extract(attributes, ?) AS TEXT)", [f'$."{key}"']
+    known = COLUMNS_BY_NAME.get(_COLUMNS.get(key, ""))
+    names = known.attributes if known is not None else attribute_names(key)
+    return json_text(names, literal=False), [json_path(name) for name in names]
 
 
-def _filters(window: Window, where: Sequence[Where]) -> tuple[str, list[object]]:
+def _filters(
+    store: SpanStore, window: Window, where: Sequence[Where]
+) -> tuple[str, list[object], set[str]]:
+    """The WHERE clause for root spans in the window; also the columns it reads."""
     sql = ["is_root = 1", "start_ns >= ?", "start_ns <= ?"]
     params: list[object] = [window.start_ns, window.end_ns]
+    reads = {"is_root", "start_ns"}
     for condition in where:
-        expr, expr_params = _expr(condition.key)
+        expr, expr_params = _expr(store, condition.key)
         sql.append(f"{expr} = ?")
         params += [*expr_params, condition.value]
-    return " AND ".join(sql), params
+        reads.add(expr if not expr_params else "attributes")
+    return " AND ".join(sql), params, reads
 
 
 def _rank_offset(percentile: int, count: int) -> int:
@@ -192,47 +207,99 @@ def _rank_offset(percentile: int, count: int) -> int:
 def stats(
     store: SpanStore, *, window: Window, by: str = "command", where: Sequence[Where] = ()
 ) -> list[StatsRow]:
-    """Count, error rate, p50/p95/p99 and max duration of root spans per group, busiest first."""
-    group, group_params = _expr(by)
-    condition, params = _filters(window, where)
-    # Left alone, SQLite walks the time index and visits every row; the group's own
-    # covering index answers the aggregate without touching the table (5x faster).
-    source = f"spans INDEXED BY roots_{group}" if group in GROUP_COLUMNS else "spans"
-    totals = store.conn.execute(
-        f"SELECT {group} AS g, count(*), coalesce(sum(outcome = ?), 0), max(duration_ns) "
-        f"FROM {source} "
-        f"WHERE {condition} GROUP BY g",
-        [*group_params, schema.Outcome.ERROR.value, *params],
-    ).fetchall()
-    rows = []
-    for value, count, errors, longest in totals:
-        match = "IS NULL" if value is None else "= ?"
-        group_value = [] if value is None else [value]
-        ranked = (
-            f"SELECT duration_ns FROM spans WHERE {condition} AND {group} {match} "
-            "ORDER BY duration_ns LIMIT 1 OFFSET ?"
+    """Count, error rate, p50/p95/p99 and max duration of root spans per group, busiest first.
+
+    When the group has a column and an index that covers the filters, counts come
+    from one pass over that index and each percentile from an ``OFFSET`` into the
+    group's durations, counted from whichever end is nearer. Otherwise (a group or
+    a filter read from the attribute JSON, or a filter the index does not hold) one
+    pass over the matching spans gathers each group's durations, and the
+    percentiles are read from them sorted.
+    """
+    group, group_params = _expr(store, by)
+    condition, params, reads = _filters(store, window, where)
+    index = f"roots_{group}"
+    covered = reads <= {"is_root", "start_ns", "duration_ns", "outcome", group}
+    if not group_params and covered and index in store.layout.indexes:
+        found = _stats_by_index(store, group, index, condition, params)
+    else:
+        found = _stats_one_pass(store, group, group_params, condition, params)
+    rows = [
+        StatsRow(
+            group=value,
+            count=count,
+            errors=errors,
+            error_rate=errors / count,
+            p50_ms=ranked[0] / NS_PER_MS,
+            p95_ms=ranked[1] / NS_PER_MS,
+            p99_ms=ranked[2] / NS_PER_MS,
+            max_ms=longest / NS_PER_MS,
         )
-        percentiles = [
-            store.conn.execute(
-                ranked, [*params, *group_params, *group_value, _rank_offset(p, count)]
-            ).fetchone()[0]
-            / NS_PER_MS
-            for p in PERCENTILES
-        ]
-        rows.append(
-            StatsRow(
-                group=value,
-                count=count,
-                errors=errors,
-                error_rate=errors / count,
-                p50_ms=percentiles[0],
-                p95_ms=percentiles[1],
-                p99_ms=percentiles[2],
-                max_ms=longest / NS_PER_MS,
-            )
-        )
+        for value, count, errors, longest, ranked in found
+    ]
     rows.sort(key=lambda row: (-row.count, row.group or ""))
     return rows
+
+
+# (group value, count, errors, max duration, durations at PERCENTILES)
+_Found = tuple[Any, int, int, int, list[int]]
+
+
+def _stats_by_index(
+    store: SpanStore, group: str, index: str, condition: str, params: list[object]
+) -> list[_Found]:
+    totals = store.conn.execute(
+        f"SELECT {group}, count(*), coalesce(sum(outcome = ?), 0), max(duration_ns) "
+        f"FROM spans INDEXED BY {index} WHERE {condition} GROUP BY {group}",
+        [schema.Outcome.ERROR.value, *params],
+    ).fetchall()
+    found: list[_Found] = []
+    for value, count, errors, longest in totals:
+        match = "IS NULL" if value is None else "= ?"
+        value_params = [] if value is None else [value]
+        ranked = []
+        for percentile in PERCENTILES:
+            offset = _rank_offset(percentile, count)
+            # Walk in from the nearer end: p99 of a million is 10,000 steps, not 990,000.
+            order, offset = ("", offset) if offset < count // 2 else ("DESC", count - 1 - offset)
+            ranked.append(
+                store.conn.execute(
+                    f"SELECT duration_ns FROM spans INDEXED BY {index} "
+                    f"WHERE {condition} AND {group} {match} "
+                    f"ORDER BY duration_ns {order} LIMIT 1 OFFSET ?",
+                    [*params, *value_params, offset],
+                ).fetchone()[0]
+            )
+        found.append((value, count, errors, longest, ranked))
+    return found
+
+
+def _stats_one_pass(
+    store: SpanStore, group: str, group_params: list[object], condition: str, params: list[object]
+) -> list[_Found]:
+    """One pass over the matching root spans: each group's durations gathered, then sorted."""
+    durations: dict[Any, array[int]] = {}
+    errors: dict[Any, int] = {}
+    cursor = store.conn.execute(
+        f"SELECT {group}, duration_ns, outcome = ? FROM spans WHERE {condition}",
+        [*group_params, schema.Outcome.ERROR.value, *params],
+    )
+    while chunk := cursor.fetchmany(10_000):
+        for value, duration, error in chunk:
+            found = durations.get(value)
+            if found is None:
+                found = durations[value] = array("q")
+                errors[value] = 0
+            found.append(duration)
+            if error:
+                errors[value] += 1
+    result: list[_Found] = []
+    for value, values in durations.items():
+        ordered = sorted(values)
+        count = len(ordered)
+        ranked = [ordered[_rank_offset(p, count)] for p in PERCENTILES]
+        result.append((value, count, errors[value], ordered[-1], ranked))
+    return result
 
 
 def heatmap(
@@ -240,14 +307,17 @@ def heatmap(
 ) -> Heatmap:
     """Root-span durations over time, bucketed for a terminal heatmap, with the window's markers."""
     column_ns = max(1, -(-(window.end_ns - window.start_ns) // columns))
-    condition, params = _filters(window, where)
-    # The window includes its end; a span starting exactly then joins the last column.
-    cells = store.conn.execute(
-        f"SELECT min(?, (start_ns - ?) / ?) AS col, dur_bucket, count(*) FROM spans "
-        f"WHERE {condition} GROUP BY col, dur_bucket",
-        [columns - 1, window.start_ns, column_ns, *params],
-    ).fetchall()
-    counts = {(int(col), int(bucket)): int(n) for col, bucket, n in cells}
+    condition, params, reads = _filters(store, window, where)
+    if _BUCKET_INDEX in store.layout.indexes and reads <= _BUCKET_COLUMNS:
+        counts = _cells_by_bucket(store, window, column_ns, columns, condition, params)
+    else:
+        # The window includes its end; a span starting exactly then joins the last column.
+        cells = store.conn.execute(
+            f"SELECT min(?, (start_ns - ?) / ?) AS col, dur_bucket, count(*) FROM spans "
+            f"WHERE {condition} GROUP BY col, dur_bucket",
+            [columns - 1, window.start_ns, column_ns, *params],
+        ).fetchall()
+        counts = {(int(col), int(bucket)): int(n) for col, bucket, n in cells}
     present = [bucket for _, bucket in counts]
     buckets = list(range(min(present), max(present) + 1)) if present else []
     return Heatmap(
@@ -258,6 +328,50 @@ def heatmap(
         counts=counts,
         markers=read_markers(store, window.start_ns, window.end_ns),
     )
+
+
+_BUCKET_INDEX = "roots_bucket"
+_BUCKET_COLUMNS = {"is_root", "start_ns", "dur_bucket", "duration_ns", "outcome"}
+
+
+def _bucket_range(store: SpanStore) -> range:
+    """Every duration bucket a root span of the store is in (two index lookups)."""
+    lowest, highest = (
+        store.conn.execute(
+            f"SELECT {end}(dur_bucket) FROM spans INDEXED BY {_BUCKET_INDEX} WHERE is_root = 1"
+        ).fetchone()[0]
+        for end in ("min", "max")
+    )
+    return range(0) if lowest is None else range(lowest, highest + 1)
+
+
+def _cells_by_bucket(
+    store: SpanStore,
+    window: Window,
+    column_ns: int,
+    columns: int,
+    condition: str,
+    params: list[object],
+) -> dict[tuple[int, int], int]:
+    """Count each cell as a range of ``roots_bucket``: no sort of the window's spans.
+
+    ``GROUP BY column, bucket`` over a million spans spends most of its time sorting
+    them; in (bucket, start) order a cell is one contiguous stretch of the index.
+    """
+    cell = (
+        f"SELECT count(*) FROM spans INDEXED BY {_BUCKET_INDEX} "
+        f"WHERE dur_bucket = ? AND start_ns >= ? AND start_ns < ? AND {condition}"
+    )
+    counts: dict[tuple[int, int], int] = {}
+    for bucket in _bucket_range(store):
+        for column in range(columns):
+            low = window.start_ns + column * column_ns
+            # The window includes its end; a span starting exactly then joins the last column.
+            high = window.end_ns + 1 if column == columns - 1 else low + column_ns
+            n = store.conn.execute(cell, [bucket, low, high, *params]).fetchone()[0]
+            if n:
+                counts[(column, bucket)] = int(n)
+    return counts
 
 
 def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
@@ -320,12 +434,35 @@ def slowest(
 ) -> list[TraceSummary]:
     """The slowest root spans in the window, optionally of one command: candidates for ``trace``."""
     where = [Where(schema.COMMAND, command)] if command is not None else []
-    condition, params = _filters(window, where)
-    found = store.conn.execute(
-        "SELECT trace_id, name, command, outcome, author, start_ns, duration_ns FROM spans "
-        f"WHERE {condition} ORDER BY duration_ns DESC LIMIT ?",
-        [*params, limit],
-    ).fetchall()
+    condition, params, _ = _filters(store, window, where)
+    columns = "trace_id, name, command, outcome, author, start_ns, duration_ns"
+    if command is None and _BUCKET_INDEX in store.layout.indexes:
+        # The slowest buckets first, each sorted on its own: the top spans of a million
+        # are in a few small buckets. Only ids are sorted; the rows are read for the winners.
+        ids: list[int] = []
+        for bucket in reversed(_bucket_range(store)):
+            ids += [
+                row[0]
+                for row in store.conn.execute(
+                    f"SELECT id FROM spans INDEXED BY {_BUCKET_INDEX} "
+                    f"WHERE dur_bucket = ? AND {condition} ORDER BY duration_ns DESC LIMIT ?",
+                    [bucket, *params, limit - len(ids)],
+                )
+            ]
+            if len(ids) >= limit:
+                break
+        by_id = {
+            row[0]: row[1:]
+            for row in store.conn.execute(
+                f"SELECT id, {columns} FROM spans WHERE id IN ({', '.join('?' * len(ids))})", ids
+            )
+        }
+        found = [by_id[i] for i in ids]
+    else:
+        found = store.conn.execute(
+            f"SELECT {columns} FROM spans WHERE {condition} ORDER BY duration_ns DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
     return [
         TraceSummary(*row[:6], duration_ms=row[6] / NS_PER_MS)  # type: ignore[misc]
         for row in found

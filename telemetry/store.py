@@ -1,12 +1,17 @@
-"""The local SQLite span store: an OpenTelemetry exporter that writes it, and a reader.
+"""The local SQLite span store's writer: an OpenTelemetry exporter, and retention.
 
 When no tracing backend is configured the bot still has to answer "which command
 is slow" from the terminal, so ``telemetry/setup.py`` puts
 ``BatchSpanProcessor(SqliteSpanExporter(path, ...))`` in the pipeline. Export runs
 on the processor's worker thread, never on the event loop; each batch is one
 transaction; WAL mode lets ``chatops stats`` in another process read while the bot
-writes. Retention by age and by size runs every ``retention_interval`` on the same
-thread, so the file stays bounded without a separate job.
+writes. Retention by age and by size runs on the same thread, so the file stays
+bounded without a separate job: every ``retention_interval`` it starts, and it
+works in chunks of at most ``retention_budget`` per export, continuing on the next
+export until it is done, so a large trim never stalls the export of new spans.
+
+The read side (``SpanStore``, markers) lives in ``telemetry/store_read.py``, which
+needs no OpenTelemetry SDK; its names are importable from here too.
 """
 
 from __future__ import annotations
@@ -16,45 +21,49 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from telemetry import schema
+from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
 from telemetry.store_schema import (
     INSERT_SPAN,
-    connect_reader,
+    WAL_AUTOCHECKPOINT_PAGES,
     connect_writer,
     duration_bucket,
+    transaction,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "Marker",
+    "Retention",
+    "RetentionStep",
+    "SpanRow",
+    "SpanStore",
+    "SqliteSpanExporter",
+    "StoreMissing",
+    "apply_retention",
+    "insert_rows",
+    "read_markers",
+    "record_marker",
+    "span_row",
+    "store_bytes",
+]
 
 log = logging.getLogger(__name__)
 
 SpanRow = tuple[Any, ...]
 
-# Share of the oldest spans removed per step while the store is over its size limit.
-_SIZE_TRIM_FRACTION = 0.1
-
-
-class StoreMissing(Exception):
-    """There is no span store at the configured path yet; the message says where."""
-
-
-@dataclass(frozen=True)
-class Marker:
-    """A deployment marker: a point in time the heatmap draws a line at."""
-
-    time_ns: int
-    version: str
-    message: str | None = None
-    url: str | None = None
-    remote_id: str | None = None
+# Longest an export spends on retention before it returns; the rest waits for the next.
+RETENTION_BUDGET = timedelta(milliseconds=50)
 
 
 def _jsonable(value: object) -> object:
@@ -117,19 +126,8 @@ def span_row(span: ReadableSpan) -> SpanRow:
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
     """Write rows in one transaction: one fsync per batch, and readers see all or nothing."""
-    with _transaction(conn):
+    with transaction(conn):
         conn.executemany(INSERT_SPAN, rows)
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def store_bytes(conn: sqlite3.Connection) -> int:
@@ -140,34 +138,140 @@ def store_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
+class _OutOfTime(Exception):
+    """The time budget ran out in the middle of a statement; it was rolled back."""
+
+
+@dataclass
+class Retention:
+    """Retention by age and by size, done in small chunks that fit a time budget.
+
+    Each chunk deletes the oldest spans in its own short transaction, so a reader or
+    the next export never waits long for the lock. ``run`` starts a chunk only if
+    one of its target size still fits the budget, and a SQLite progress handler
+    interrupts one that overruns (it is rolled back and the next chunks are
+    smaller); the exporter calls ``run`` again on its next export until ``done``.
+    The chunk size adapts to how fast this store deletes, aiming at ``chunk_s`` (or
+    half the budget, if less);
+    while trimming by size it is also at most a tenth of the spans, so the store
+    ends up little below its limit.
+    """
+
+    max_age: timedelta
+    max_bytes: int
+    chunk_s: float = 0.01
+    rows: int = 256  # current chunk size, adapted after every chunk
+    clock: Callable[[], float] = time.monotonic
+    min_rows: int = 16
+    max_rows: int = 20_000
+    # Free pages returned to the file system per step (auto_vacuum = INCREMENTAL).
+    vacuum_pages: int = 256
+    _target: float = field(default=0.01, init=False, repr=False)
+    _commit_s: float = field(default=0.002, init=False, repr=False)  # longest recent commit
+
+    def run(
+        self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
+    ) -> RetentionStep:
+        """Delete what is due, within ``budget_s`` seconds (None: until done)."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(self.max_age.total_seconds() * 1e9)
+        deadline = None if budget_s is None else self.clock() + budget_s
+        # A chunk aims at chunk_s, or half the budget when that is less, so one still fits.
+        self._target = self.chunk_s if budget_s is None else min(self.chunk_s, budget_s / 2)
+        removed = 0
+        if deadline is not None:
+            # A WAL checkpoint (copying the WAL into the database, then an fsync) can take
+            # longer than the whole budget and cannot be interrupted: let the next insert's
+            # commit run it, as it would have without retention.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # Stop a statement early enough for a commit to fit before the deadline. Every
+            # 100 instructions: a chunk of a few dozen spans is only a few thousand.
+            stop = deadline - min(self._commit_s, self._target)
+            conn.set_progress_handler(lambda: int(self.clock() >= stop), 100)
+        try:
+            with transaction(conn):
+                conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
+            # By age first; then, while live data exceeds the limit, the oldest spans.
+            for older_than in (cutoff, None):
+                while older_than is not None or store_bytes(conn) > self.max_bytes:
+                    if not self._fits(deadline):
+                        return RetentionStep(removed, done=False)
+                    asked = self.rows if older_than is not None else self._size_rows(conn)
+                    deleted = self._chunk(conn, older_than, asked)
+                    removed += deleted
+                    if deleted < asked:
+                        break  # nothing older left, or the store is empty
+            while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+                if not self._fits(deadline):
+                    return RetentionStep(removed, done=False)
+                conn.execute(f"PRAGMA incremental_vacuum({self.vacuum_pages})").fetchall()
+        except sqlite3.OperationalError as exc:
+            # The progress handler stopped a statement at the deadline; SQLite undid it.
+            if deadline is None or "interrupt" not in str(exc):
+                raise
+            return RetentionStep(removed, done=False)
+        finally:
+            if deadline is not None:
+                conn.set_progress_handler(None, 0)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        return RetentionStep(removed, done=True)
+
+    def _fits(self, deadline: float | None) -> bool:
+        return deadline is None or self.clock() + self._target <= deadline
+
+    def _size_rows(self, conn: sqlite3.Connection) -> int:
+        # Ids only grow and retention deletes the oldest, so this is about the span count.
+        low, high = conn.execute(
+            "SELECT (SELECT min(id) FROM spans), (SELECT max(id) FROM spans)"
+        ).fetchone()
+        spans = 0 if low is None else high - low + 1
+        return max(1, min(self.rows, spans // 10))
+
+    def _chunk(self, conn: sqlite3.Connection, cutoff: int | None, rows: int) -> int:
+        """Delete the oldest ``rows`` spans (older than ``cutoff`` if given) in one transaction."""
+        older = "" if cutoff is None else "WHERE start_ns < ? "
+        params: list[int] = [] if cutoff is None else [cutoff]
+        started = self.clock()
+        try:
+            with transaction(conn):
+                deleted = int(
+                    conn.execute(
+                        "DELETE FROM spans WHERE id IN (SELECT id FROM spans "
+                        f"{older}ORDER BY start_ns LIMIT ?)",
+                        [*params, rows],
+                    ).rowcount
+                )
+                committing = self.clock()
+        except sqlite3.OperationalError:
+            self.rows = max(self.min_rows, self.rows // 4)  # out of time: smaller next time
+            raise
+        done = self.clock()
+        self._commit_s = max(done - committing, self._commit_s * 0.9)
+        took = done - started
+        if deleted == rows and rows >= self.rows // 2:  # a full chunk: how fast this store deletes
+            rate = deleted / max(took, 1e-6)
+            self.rows = int(min(self.max_rows, max(self.min_rows, rate * self._target)))
+        return deleted
+
+
+@dataclass(frozen=True)
+class RetentionStep:
+    """What one ``Retention.run`` did: spans removed, and whether nothing is left to do."""
+
+    removed: int
+    done: bool
+
+
 def apply_retention(
     conn: sqlite3.Connection, *, max_age: timedelta, max_bytes: int, now_ns: int | None = None
 ) -> int:
     """Drop spans older than ``max_age``, then the oldest spans until under ``max_bytes``.
 
-    Returns how many spans were removed. Markers follow the age limit only: they
-    are a few bytes each and the heatmap needs them as long as the spans around them.
+    Runs to the end (no time budget); returns how many spans were removed. Markers
+    follow the age limit only: they are a few bytes each and the heatmap needs them
+    as long as the spans around them.
     """
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    cutoff = now_ns - int(max_age.total_seconds() * 1e9)
-    removed = 0
-    with _transaction(conn):
-        removed += conn.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
-        conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
-    while store_bytes(conn) > max_bytes:
-        count = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
-        if count == 0:
-            break
-        step = max(1, int(count * _SIZE_TRIM_FRACTION))
-        with _transaction(conn):
-            removed += conn.execute(
-                "DELETE FROM spans WHERE start_ns <= "
-                "(SELECT start_ns FROM spans ORDER BY start_ns LIMIT 1 OFFSET ?)",
-                (step - 1,),
-            ).rowcount
-    if removed:
-        conn.execute("PRAGMA incremental_vacuum")
-    return removed
+    return Retention(max_age, max_bytes).run(conn, now_ns=now_ns).removed
 
 
 class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
@@ -184,21 +288,26 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         max_age: timedelta,
         max_bytes: int,
         retention_interval: timedelta = timedelta(minutes=1),
+        retention_budget: timedelta = RETENTION_BUDGET,
     ) -> None:
         self.path = path
         self.max_age = max_age
         self.max_bytes = max_bytes
         self._interval = retention_interval.total_seconds()
+        self._budget = retention_budget.total_seconds()
+        self._retention = Retention(max_age, max_bytes)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._last_retention = float("-inf")
+        self._retention_pending = False
+        self._removed = 0  # by the retention pass under way
         self._closed = False
         self._failing = False
 
     row = staticmethod(span_row)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write one batch in one transaction; apply retention when it is due."""
+        """Write one batch in one transaction; then a time-boxed slice of retention if due."""
         return self.export_rows([span_row(span) for span in spans])
 
     def export_rows(self, rows: Sequence[SpanRow]) -> SpanExportResult:
@@ -209,9 +318,11 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             try:
                 conn = self._connection()
                 insert_rows(conn, rows)
-                if time.monotonic() - self._last_retention >= self._interval:
-                    self._retain(conn)
+                due = time.monotonic() - self._last_retention >= self._interval
+                if self._retention_pending or due:
+                    self._retain(conn, budget_s=self._budget)
             except Exception as exc:
+                self._recover()
                 self._warn(f"could not write {len(rows)} spans to {self.path}: {exc}")
                 return SpanExportResult.FAILURE
             if self._failing:
@@ -220,9 +331,9 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             return SpanExportResult.SUCCESS
 
     def apply_retention(self, now_ns: int | None = None) -> int:
-        """Run retention now (the exporter also runs it by itself every interval)."""
+        """Run retention to the end now, however long it takes; returns spans removed."""
         with self._lock:
-            return self._retain(self._connection(), now_ns)
+            return self._retain(self._connection(), now_ns=now_ns)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Every export is committed before it returns, so there is nothing to flush."""
@@ -244,14 +355,33 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             self._conn = connect_writer(self.path)
         return self._conn
 
-    def _retain(self, conn: sqlite3.Connection, now_ns: int | None = None) -> int:
-        self._last_retention = time.monotonic()
-        removed = apply_retention(
-            conn, max_age=self.max_age, max_bytes=self.max_bytes, now_ns=now_ns
-        )
-        if removed:
-            log.info("span store retention removed %d spans", removed)
-        return removed
+    def _retain(
+        self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
+    ) -> int:
+        """One slice of retention (all of it without a budget); returns spans removed by it."""
+        if not self._retention_pending:
+            self._last_retention = time.monotonic()
+            self._removed = 0
+        step = self._retention.run(conn, budget_s=budget_s, now_ns=now_ns)
+        self._removed += step.removed
+        self._retention_pending = not step.done
+        if step.done and self._removed:
+            log.info("span store retention removed %d spans", self._removed)
+        return step.removed
+
+    def _recover(self) -> None:
+        """Leave the connection ready for the next export whatever failed half-way."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.set_progress_handler(None, 0)
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("span store %s: %s; reopening it on the next export", self.path, exc)
+            self._conn.close()
+            self._conn = None
+        self._retention_pending = False
 
     def _warn(self, message: str) -> None:
         # One warning when writes start failing, not one per batch for as long as it lasts.
@@ -260,56 +390,3 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         else:
             log.warning(message)
             self._failing = True
-
-
-class SpanStore:
-    """Read side of the store for queries, plus marker recording for ``chatops marker``."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
-
-    @classmethod
-    def open(cls, path: Path) -> SpanStore:
-        """Open an existing store for reading; ``StoreMissing`` when the bot never wrote one."""
-        if not path.is_file():
-            raise StoreMissing(f"no span store at {path} yet (run the bot or a console first)")
-        try:
-            conn = connect_reader(path)
-            conn.execute("SELECT 1 FROM spans LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreMissing(f"{path} is not a span store: {exc}") from None
-        return cls(conn, path)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> SpanStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def record_marker(path: Path, marker: Marker) -> None:
-    """Add a marker, creating the store if the bot has not yet written one."""
-    conn = connect_writer(path)
-    try:
-        with _transaction(conn):
-            conn.execute(
-                "INSERT INTO markers (time_ns, version, message, url, remote_id) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (marker.time_ns, marker.version, marker.message, marker.url, marker.remote_id),
-            )
-    finally:
-        conn.close()
-
-
-def read_markers(store: SpanStore, start_ns: int, end_ns: int) -> list[Marker]:
-    """Markers inside a window, oldest first."""
-    rows = store.conn.execute(
-        "SELECT time_ns, version, message, url, remote_id FROM markers "
-        "WHERE time_ns >= ? AND time_ns <= ? ORDER BY time_ns",
-        (start_ns, end_ns),
-    ).fetchall()
-    return [Marker(*row) for row in rows]

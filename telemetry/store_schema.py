@@ -1,30 +1,136 @@
-"""DDL and connection settings of the SQLite span store.
+"""DDL, migrations and connection settings of the SQLite span store.
 
 The queries in ``telemetry/query.py`` read only root spans for statistics, so the
-columns they group and filter on (command, author, guild, outcome) are copied out
-of the attribute JSON into real columns, and partial indexes over root spans keep
-each ``stats --by X`` a scan of one small index in duration order: percentiles
-are then an ``OFFSET`` into that index, not a sort in Python.
+attributes they group and filter on have real columns: command, author, guild and
+outcome are copied out of the attribute JSON when a span is written, and the
+attributes people group by next (guild name, channel, error type) are *generated*
+columns that SQLite computes from the JSON. Each has a partial index over root
+spans in duration order, so a ``stats --by X`` reads one small index: counts in one
+pass, and each percentile an ``OFFSET`` from whichever end of a group is nearer.
+
+Columns are keyed by attribute names (``COLUMNS``), several names per column if
+need be: when the HTTP instrumentation moves to the stable semantic-convention
+names, a column can hold ``http.request.method`` and fall back to ``http.method``,
+and a store written before the change keeps answering under either name.
+
+Schema versions (``PRAGMA user_version``): 1 had the copied columns and their
+indexes; 2 adds the generated columns, their indexes and ``roots_duration``. A
+writer migrates an older store in place when it opens it (adding a generated
+column is instant; each new index reads the root spans once). A reader never
+migrates: ``read_layout`` tells the queries which columns and indexes exist, so
+``chatops stats`` answers the same from an old store, only slower.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from telemetry import schema
+
+SCHEMA_VERSION = 2
 
 # Milliseconds SQLite waits on a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
 
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
-# Columns a query may group or filter on without touching the attribute JSON.
-GROUP_COLUMNS = ("command", "author", "guild", "outcome")
+# SQLite's default: a commit that leaves more WAL pages than this checkpoints them.
+WAL_AUTOCHECKPOINT_PAGES = 1000
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS spans (
+
+@dataclass(frozen=True)
+class Column:
+    """A column of ``spans`` that holds one attribute of the span, as text.
+
+    ``attributes`` are the names the value may be recorded under, first present
+    wins. A copied column is filled by ``span_row``; a generated one is computed
+    by SQLite from the attribute JSON (``VIRTUAL``: nothing extra is stored but
+    its index).
+    """
+
+    name: str
+    attributes: tuple[str, ...]
+    generated: bool
+    short: str | None = None  # a name ``--by`` also accepts, e.g. ``author``
+
+    def expression(self) -> str:
+        """SQL computing this column from the attribute JSON."""
+        return json_text(self.attributes)
+
+
+def json_text(attributes: tuple[str, ...], *, literal: bool = True) -> str:
+    """``CAST(json_extract(...) AS TEXT)`` of the first of ``attributes`` present.
+
+    With ``literal=False`` the JSON paths are ``?`` parameters (``json_paths``
+    gives their values), for keys that come from the command line.
+    """
+
+    def one(key: str) -> str:
+        path = "'" + json_path(key).replace("'", "''") + "'" if literal else "?"
+        return f"json_extract(attributes, {path})"
+
+    extracted = [one(key) for key in attributes]
+    inner = extracted[0] if len(extracted) == 1 else f"coalesce({', '.join(extracted)})"
+    return f"CAST({inner} AS TEXT)"
+
+
+def json_path(key: str) -> str:
+    return f'$."{key}"'
+
+
+# Every attribute with a column, copied ones first. Each costs its index on every root
+# span written (about 5 µs a span for one ordered by duration, measured with
+# ``tests/bench/bench_stats.py``'s spans), so a generated column is for an attribute
+# people group *all* root spans by; a filtered question (``--where app.outcome=error
+# --by app.error.type``) reads few spans and is fast without one. To add one, list it
+# here and add a migration step that creates its index.
+COLUMNS = (
+    Column("command", (schema.COMMAND,), generated=False, short="command"),
+    Column("author", (schema.AUTHOR_ID,), generated=False, short="author"),
+    Column("guild", (schema.GUILD_ID,), generated=False, short="guild"),
+    Column("outcome", (schema.OUTCOME,), generated=False, short="outcome"),
+    Column("guild_name", (schema.GUILD_NAME,), generated=True),
+)
+COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
+
+# Columns a query may group or filter on without touching the attribute JSON; each
+# has the partial index ``roots_<name>``.
+GROUP_COLUMNS = tuple(column.name for column in COLUMNS)
+
+# Attribute names the HTTP instrumentation records today, and the stable
+# semantic-convention names that replace them. Neither has a column (HTTP spans are
+# never roots), but a query for either name reads both, so traces stored before and
+# after the switch answer alike.
+HTTP_RENAMES = {
+    "http.method": "http.request.method",
+    "http.status_code": "http.response.status_code",
+    "http.url": "url.full",
+}
+
+
+def attribute_names(key: str) -> tuple[str, ...]:
+    """The attribute names a query for ``key`` reads, first present wins."""
+    for old, new in HTTP_RENAMES.items():
+        if key in (old, new):
+            return (new, old)
+    return (key,)
+
+
+def _root_index(column: str) -> str:
+    extra = ", outcome" if column != "outcome" else ""
+    return (
+        f"CREATE INDEX IF NOT EXISTS roots_{column} "
+        f"ON spans ({column}, duration_ns, start_ns{extra}) WHERE is_root = 1"
+    )
+
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS spans (
     id          INTEGER PRIMARY KEY,
     trace_id    TEXT    NOT NULL,
     span_id     TEXT    NOT NULL,
@@ -44,35 +150,83 @@ CREATE TABLE IF NOT EXISTS spans (
     service     TEXT,
     attributes  TEXT    NOT NULL,
     events      TEXT
-);
-CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
-CREATE INDEX IF NOT EXISTS roots_time ON spans (start_ns, dur_bucket, duration_ns)
-    WHERE is_root = 1;
-CREATE INDEX IF NOT EXISTS roots_command ON spans (command, duration_ns, start_ns, outcome)
-    WHERE is_root = 1;
-CREATE INDEX IF NOT EXISTS roots_author ON spans (author, duration_ns, start_ns, outcome)
-    WHERE is_root = 1;
-CREATE INDEX IF NOT EXISTS roots_guild ON spans (guild, duration_ns, start_ns, outcome)
-    WHERE is_root = 1;
-CREATE INDEX IF NOT EXISTS roots_outcome ON spans (outcome, duration_ns, start_ns)
-    WHERE is_root = 1;
-CREATE TABLE IF NOT EXISTS markers (
+)""",
+    """CREATE TABLE IF NOT EXISTS markers (
     id        INTEGER PRIMARY KEY,
     time_ns   INTEGER NOT NULL,
     version   TEXT    NOT NULL,
     message   TEXT,
     url       TEXT,
     remote_id TEXT
-);
-CREATE INDEX IF NOT EXISTS markers_time ON markers (time_ns);
-"""
+)""",
+]
+
+
+def _add_generated(conn: sqlite3.Connection) -> None:
+    # Only the missing ones: a version-1 writer (an older bot) may have opened the store
+    # since and set its version back, but it never drops columns.
+    present = {row[1] for row in conn.execute("PRAGMA table_xinfo(spans)")}
+    for column in COLUMNS:
+        if column.generated and column.name not in present:
+            conn.execute(
+                f"ALTER TABLE spans ADD COLUMN {column.name} TEXT "
+                f"GENERATED ALWAYS AS ({column.expression()}) VIRTUAL"
+            )
+
+
+_INDEXES_V1 = [
+    "CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id)",
+    "CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns)",
+    *(_root_index(c.name) for c in COLUMNS if not c.generated),
+    "CREATE INDEX IF NOT EXISTS markers_time ON markers (time_ns)",
+]
+
+# ``roots_bucket`` replaces version 1's ``roots_time`` (start_ns, dur_bucket, duration_ns):
+# in bucket order a heatmap cell is a range of the index, so the heatmap counts cells
+# without sorting a million rows, and the slowest spans are in the last buckets.
+_INDEXES_V2 = [
+    *(_root_index(c.name) for c in COLUMNS if c.generated),
+    "CREATE INDEX IF NOT EXISTS roots_bucket ON spans (dur_bucket, start_ns, duration_ns, outcome) "
+    "WHERE is_root = 1",
+]
+_DROPPED_V2 = ["DROP INDEX IF EXISTS roots_time"]
+
+
+def _to_version_2(conn: sqlite3.Connection) -> None:
+    _add_generated(conn)
+    for statement in [*_INDEXES_V2, *_DROPPED_V2]:
+        conn.execute(statement)
+
+
+# Steps that bring a store of version N (the key) to version N + 1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_version_2}
 
 INSERT_SPAN = """
 INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, duration_ns, dur_bucket,
     status, status_message, is_root, command, author, guild, outcome, service, attributes, events)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a store file has: its schema version, the columns of ``spans``, its indexes."""
+
+    version: int
+    columns: frozenset[str]
+    indexes: frozenset[str]
+
+
+def read_layout(conn: sqlite3.Connection) -> Layout:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    # table_xinfo, not table_info: generated columns are listed only there.
+    columns = frozenset(row[1] for row in conn.execute("PRAGMA table_xinfo(spans)"))
+    indexes = frozenset(
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        if row[0] is not None
+    )
+    return Layout(version, columns, indexes)
 
 
 def duration_bucket(duration_ns: int) -> int:
@@ -93,7 +247,7 @@ def bucket_floor_ms(bucket: int) -> float:
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the store for writing, in WAL mode so readers never block it."""
+    """Open (creating or migrating if needed) the store for writing, in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
@@ -106,9 +260,56 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")
     # Truncate the WAL back to this size after checkpoints so it cannot outgrow retention.
     conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-    conn.executescript(_DDL)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Create the schema, or bring an older one up to ``SCHEMA_VERSION``.
+
+    One transaction: a second writer opening the store at the same time waits,
+    then finds it current. A store from a newer version is left as it is (its
+    extra columns are generated, so this version's inserts still fit). Returns the
+    version found, ``SCHEMA_VERSION`` or more when there was nothing to do.
+    """
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
+        return SCHEMA_VERSION  # current: no write lock needed
+    with transaction(conn):
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'"
+        ).fetchone()
+        if not exists:
+            for statement in _TABLES:
+                conn.execute(statement)
+            _add_generated(conn)
+            for statement in [*_INDEXES_V1, *_INDEXES_V2]:
+                conn.execute(statement)
+        else:
+            # A store with tables but no version predates ``user_version``: version 1.
+            for step in range(max(version, 1), SCHEMA_VERSION):
+                MIGRATIONS[step](conn)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return version
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: one fsync, and readers see all of it or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:

@@ -8,7 +8,6 @@ Honeycomb down or refusing the key) is one line and exit code 2.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict
@@ -22,13 +21,17 @@ from bot.cli.exits import Failure, settings
 from bot.cli.tables import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
-from telemetry.store import Marker, SpanStore, StoreMissing, record_marker
+from telemetry.store_read import Marker, SpanStore, StoreMissing, record_marker
 from telemetry.timespec import parse_timespan
 
 if TYPE_CHECKING:
     from telemetry import honeycomb
 
 FORMATS = click.Choice(["table", "json"])
+
+# Rows of a stats table by default: a terminal shows about this many, and rich takes
+# seconds to lay out thousands (``--by author`` over a busy week).
+TOP_ROWS = 50
 
 
 def _store_path(cfg: Settings) -> Path:
@@ -61,9 +64,16 @@ def _emit_json(data: Any) -> None:
 @click.option("--since", default="24h", show_default=True, help="window, e.g. 30m, 24h, 7d")
 @click.option("--where", "wheres", multiple=True, metavar="KEY=VALUE", help="filter (repeatable)")
 @click.option("--heatmap", "show_heatmap", is_flag=True, help="durations over time, with markers")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=TOP_ROWS,
+    show_default=True,
+    help="table rows, busiest groups first; 0 for all (JSON always has all)",
+)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def stats_command(
-    by: str, since: str, wheres: tuple[str, ...], show_heatmap: bool, fmt: str
+    by: str, since: str, wheres: tuple[str, ...], show_heatmap: bool, top: int, fmt: str
 ) -> None:
     """Latency and error rate of messages per command (or author, guild, outcome, any KEY)."""
     cfg = settings()
@@ -87,7 +97,14 @@ def stats_command(
         click.echo(f"no root spans in the last {since}")
     else:
         filters = "".join(f", {w.key}={w.value}" for w in where)
-        Console().print(stats_table(rows, by, f"root spans, last {since}{filters}"))
+        shown = rows[:top] if top else rows
+        table = stats_table(shown, by, f"root spans, last {since}{filters}")
+        if len(shown) < len(rows):
+            table.caption = (
+                f"the {len(shown):,} busiest of {len(rows):,} groups: "
+                "--top 0 or --format json for all"
+            )
+        Console().print(table)
 
 
 @click.command(name="trace")
@@ -132,6 +149,8 @@ def traces_command(limit: int, command: str | None, since: str, fmt: str) -> Non
 @click.option("--url", default=None, help="link to the build or release")
 def marker_command(version: str, message: str | None, url: str | None) -> None:
     """Record a deployment marker locally (for --heatmap) and in Honeycomb when a key is set."""
+    import asyncio
+
     from telemetry import honeycomb
 
     cfg = settings()
@@ -185,6 +204,8 @@ def honeycomb_group() -> None:
 @click.option("--dry-run", is_flag=True, help="show what would be written; send nothing")
 def apply_command(directory: Path, dry_run: bool) -> None:
     """Create or update the derived column, queries and board (found by name) in Honeycomb."""
+    import asyncio
+
     from telemetry import honeycomb
 
     cfg = settings()

@@ -90,6 +90,16 @@ def test_stats_table_names_each_command(filled: str) -> None:
     assert code == 0 and "ping" in out and "mtg" not in out
 
 
+def test_stats_table_shows_the_busiest_groups_and_says_how_many_are_left_out(
+    filled: str,
+) -> None:
+    code, out, _ = run("stats", "--top", "1")
+    assert code == 0 and "ping" in out and "mtg" not in out
+    assert "the 1 busiest of 2 groups" in out
+    code, out, _ = run("stats", "--top", "1", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 2  # JSON always has every group
+
+
 def test_heatmap_shows_a_recorded_marker(filled: str) -> None:
     assert run("marker", "--version", "v9")[0] == 0
     code, out, _ = run("stats", "--heatmap", "--since", "1h")

@@ -1,0 +1,144 @@
+"""Retention in chunks: each call keeps to its time budget, and calls in turn reach the limit."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from telemetry.store import Retention, SqliteSpanExporter, store_bytes
+from telemetry.store_schema import connect_writer
+from tests.store_data import HOUR, NOW, random_spans, write
+
+KEEP_ALL = timedelta(days=366)
+
+
+@pytest.fixture
+def full_store(tmp_path: Path) -> Path:
+    path = tmp_path / "spans.db"
+    write(path, random_spans(6000, seed=5, hours=24))  # 12,000 spans, about 6 MiB
+    return path
+
+
+def starts(conn: sqlite3.Connection) -> list[int]:
+    return sorted(row[0] for row in conn.execute("SELECT start_ns FROM spans"))
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+
+def test_each_call_keeps_to_its_budget_and_the_calls_reach_the_size_limit(
+    full_store: Path,
+) -> None:
+    conn = connect_writer(full_store)
+    before = starts(conn)
+    limit = store_bytes(conn) // 4
+    retention = Retention(KEEP_ALL, limit, chunk_s=0.002)
+    budget = 0.02
+    calls = []
+    while True:
+        spans = count(conn)
+        started = time.perf_counter()
+        step = retention.run(conn, budget_s=budget, now_ns=NOW)
+        calls.append(time.perf_counter() - started)
+        assert spans - count(conn) == step.removed  # an interrupted chunk deleted nothing
+        if step.done:
+            break
+        assert len(calls) < 10_000
+    assert len(calls) > 3  # the trim needed several calls
+    # A chunk is interrupted at the deadline; what is left is its rollback and the commit
+    # of the chunk before it.
+    assert max(calls) <= budget + 0.015, max(calls)
+    assert store_bytes(conn) <= limit
+    left = starts(conn)
+    assert left == before[len(before) - len(left) :]  # the oldest went, the newest stayed
+    assert len(left) > len(before) // 10  # and not far more than needed
+
+
+def test_with_a_clock_that_counts_work_no_call_overruns_its_budget(full_store: Path) -> None:
+    """Time advances 0.1 ms each time retention looks at the clock, SQLite's progress
+    handler included (every 100 instructions), so time measures work done: a call
+    stops at its budget but for the few looks that close its last chunk, and a chunk
+    that ran out of time leaves the store as it was."""
+    looks = itertools.count()
+    conn = connect_writer(full_store)
+    retention = Retention(
+        KEEP_ALL, store_bytes(conn) // 3, chunk_s=0.005, clock=lambda: next(looks) / 10_000
+    )
+    budget_looks = 500  # 50 ms
+    calls = 0
+    while True:
+        spans = count(conn)
+        began = next(looks)
+        step = retention.run(conn, budget_s=budget_looks / 10_000, now_ns=NOW)
+        assert next(looks) - began - 1 <= budget_looks + 5
+        assert spans - count(conn) == step.removed
+        calls += 1
+        if step.done:
+            break
+        assert calls < 10_000
+    assert calls > 3 and store_bytes(conn) <= retention.max_bytes
+
+
+def test_age_limit_in_chunks_drops_exactly_the_spans_too_old(full_store: Path) -> None:
+    conn = connect_writer(full_store)
+    cutoff = NOW - 12 * HOUR
+    newer = [s for s in starts(conn) if s >= cutoff]
+    retention = Retention(timedelta(hours=12), 10**12, chunk_s=0.001, rows=16)
+    steps = []
+    while not steps or not steps[-1].done:
+        steps.append(retention.run(conn, budget_s=0.005, now_ns=NOW))
+        assert len(steps) < 10_000
+    assert len(steps) > 1
+    assert starts(conn) == newer
+
+
+def test_the_exporter_trims_a_slice_per_export_and_keeps_writing(
+    full_store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    probe = connect_writer(full_store)
+    limit = store_bytes(probe) // 2
+    probe.close()
+    exporter = SqliteSpanExporter(
+        full_store,
+        max_age=KEEP_ALL,
+        max_bytes=limit,
+        retention_interval=timedelta(hours=1),
+        retention_budget=timedelta(milliseconds=5),
+    )
+    caplog.set_level(logging.INFO, logger="telemetry.store")
+    batches = [random_spans(3, seed=100 + i, hours=1) for i in range(2000)]
+    exports = 0
+    for batch in batches:
+        exports += 1
+        assert exporter.export(batch).name == "SUCCESS"
+        if not exporter._retention_pending:
+            break
+    conn = exporter._connection()
+    assert exports > 1  # one export alone could not do it: the next ones went on
+    assert store_bytes(conn) <= limit
+    written = conn.execute("SELECT count(*) FROM spans WHERE start_ns > ?", (NOW - HOUR,))
+    assert written.fetchone()[0] >= 6 * exports - 6  # every batch was written meanwhile
+    assert [r.message for r in caplog.records if "retention removed" in r.message] != []
+    assert len([r for r in caplog.records if "retention removed" in r.message]) == 1
+    exporter.shutdown()
+
+
+def test_a_slice_that_starts_out_of_time_leaves_the_connection_as_it_found_it(
+    full_store: Path,
+) -> None:
+    conn = connect_writer(full_store)
+    retention = Retention(KEEP_ALL, store_bytes(conn) // 2)
+    retention._commit_s = 10.0  # a commit once took far longer than any budget
+    step = retention.run(conn, budget_s=0.0, now_ns=NOW)
+    assert step == type(step)(removed=0, done=False)
+    assert not conn.in_transaction
+    # No progress handler left behind: a long statement runs to its end.
+    assert conn.execute("SELECT count(*) FROM spans, (SELECT 1 UNION SELECT 2)").fetchone()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

@@ -1,0 +1,154 @@
+"""A store written by schema version 1: queryable as it is, and migrated in place by a writer."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
+from telemetry import schema
+from telemetry.query import Where, Window, heatmap, slowest, stats
+from telemetry.store import SpanStore, insert_rows, span_row
+from telemetry.store_schema import SCHEMA_VERSION, connect_writer, read_layout
+from tests.store_data import HOUR, NOW, expected_stats, random_spans, roots_in
+
+WINDOW = Window(NOW - 24 * HOUR, NOW)
+
+# Version 1's DDL as it shipped; its writer ran this on every open and set user_version 1.
+V1_DDL = """
+PRAGMA auto_vacuum = INCREMENTAL;
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS spans (
+    id          INTEGER PRIMARY KEY,
+    trace_id    TEXT    NOT NULL,
+    span_id     TEXT    NOT NULL,
+    parent_id   TEXT,
+    name        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    start_ns    INTEGER NOT NULL,
+    duration_ns INTEGER NOT NULL,
+    dur_bucket  INTEGER NOT NULL,
+    status      TEXT    NOT NULL,
+    status_message TEXT,
+    is_root     INTEGER NOT NULL,
+    command     TEXT,
+    author      TEXT,
+    guild       TEXT,
+    outcome     TEXT,
+    service     TEXT,
+    attributes  TEXT    NOT NULL,
+    events      TEXT
+);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE INDEX IF NOT EXISTS roots_time ON spans (start_ns, dur_bucket, duration_ns)
+    WHERE is_root = 1;
+CREATE INDEX IF NOT EXISTS roots_command ON spans (command, duration_ns, start_ns, outcome)
+    WHERE is_root = 1;
+CREATE INDEX IF NOT EXISTS roots_author ON spans (author, duration_ns, start_ns, outcome)
+    WHERE is_root = 1;
+CREATE INDEX IF NOT EXISTS roots_guild ON spans (guild, duration_ns, start_ns, outcome)
+    WHERE is_root = 1;
+CREATE INDEX IF NOT EXISTS roots_outcome ON spans (outcome, duration_ns, start_ns)
+    WHERE is_root = 1;
+CREATE TABLE IF NOT EXISTS markers (
+    id        INTEGER PRIMARY KEY,
+    time_ns   INTEGER NOT NULL,
+    version   TEXT    NOT NULL,
+    message   TEXT,
+    url       TEXT,
+    remote_id TEXT
+);
+CREATE INDEX IF NOT EXISTS markers_time ON markers (time_ns);
+PRAGMA user_version = 1;
+"""
+
+
+def open_as_version_1(path: Path) -> sqlite3.Connection:
+    """What version 1's ``connect_writer`` did, including on a store a newer version wrote."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V1_DDL)
+    return conn
+
+
+@pytest.fixture(scope="module")
+def spans() -> list[ReadableSpan]:
+    return random_spans(800, seed=1)
+
+
+@pytest.fixture
+def old_store(tmp_path: Path, spans: list[ReadableSpan]) -> Path:
+    path = tmp_path / "spans.db"
+    conn = open_as_version_1(path)
+    insert_rows(conn, [span_row(span) for span in spans])
+    conn.close()
+    return path
+
+
+def assert_answers_like_brute_force(store: SpanStore, spans: list[ReadableSpan]) -> None:
+    for by in ("command", schema.GUILD_NAME, schema.CHANNEL_ID):
+        assert stats(store, window=WINDOW, by=by) == expected_stats(spans, WINDOW, by)
+    where = [Where.parse("app.outcome=error")]
+    assert stats(store, window=WINDOW, where=where) == expected_stats(
+        spans, WINDOW, "command", where
+    )
+    assert heatmap(store, window=WINDOW, columns=10).total == len(roots_in(spans, WINDOW))
+    slowest_first = max((s.end_time or 0) - (s.start_time or 0) for s in roots_in(spans, WINDOW))
+    assert slowest(store, window=WINDOW, limit=1)[0].duration_ms == slowest_first / 1e6
+
+
+def test_an_old_store_answers_the_same_without_being_migrated(
+    old_store: Path, spans: list[ReadableSpan]
+) -> None:
+    with SpanStore.open(old_store) as store:
+        assert store.layout.version == 1
+        assert "guild_name" not in store.layout.columns
+        assert_answers_like_brute_force(store, spans)
+    with SpanStore.open(old_store) as store:  # reading never migrates
+        assert store.layout.version == 1 and "roots_bucket" not in store.layout.indexes
+
+
+def test_a_writer_migrates_an_old_store_in_place(
+    old_store: Path, spans: list[ReadableSpan]
+) -> None:
+    conn = connect_writer(old_store)
+    layout = read_layout(conn)
+    assert layout.version == SCHEMA_VERSION == 2
+    assert "guild_name" in layout.columns
+    assert {"roots_guild_name", "roots_bucket"} <= layout.indexes
+    assert "roots_time" not in layout.indexes
+    assert conn.execute("SELECT count(*) FROM spans").fetchone()[0] == len(spans)
+    more = random_spans(50, seed=2)
+    insert_rows(conn, [span_row(span) for span in more])
+    conn.close()
+    with SpanStore.open(old_store) as store:
+        assert_answers_like_brute_force(store, [*spans, *more])
+
+
+def test_a_migrated_store_has_the_layout_of_a_new_one(old_store: Path, tmp_path: Path) -> None:
+    migrated = read_layout(connect_writer(old_store))
+    fresh = read_layout(connect_writer(tmp_path / "new.db"))
+    assert migrated == fresh
+
+
+def test_an_older_writer_in_between_does_not_break_the_next_migration(
+    old_store: Path, spans: list[ReadableSpan]
+) -> None:
+    connect_writer(old_store).close()
+    # An older bot opens it again: it recreates roots_time and sets version 1 back.
+    open_as_version_1(old_store).close()
+    conn = connect_writer(old_store)
+    assert read_layout(conn).version == SCHEMA_VERSION
+    conn.close()
+    with SpanStore.open(old_store) as store:
+        assert_answers_like_brute_force(store, spans)
+
+
+def test_a_store_from_a_newer_version_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "spans.db"
+    connect_writer(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn = connect_writer(path)
+    insert_rows(conn, [span_row(span) for span in random_spans(5, seed=3)])
+    assert read_layout(conn).version == SCHEMA_VERSION + 1
