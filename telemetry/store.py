@@ -80,7 +80,9 @@ def _jsonable_map(attributes: Mapping[str, object] | None) -> dict[str, object]:
 
 
 def _attributes_json(attributes: Mapping[str, object] | None) -> str:
-    return json.dumps(_jsonable_map(attributes))
+    # json writes tuples as lists itself; anything else it cannot write becomes its str,
+    # as _jsonable would make it, without a Python call per value.
+    return json.dumps(dict(attributes or {}), default=str)
 
 
 def _text(attributes: Mapping[str, object], key: str) -> str | None:
