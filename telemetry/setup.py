@@ -152,7 +152,8 @@ def install(provider: LeanTracerProvider) -> None:
     propagate.set_global_textmap(OptInTraceContextPropagator())
     if _installed:
         return
-    http_spans.install()
+    if not provider.disabled:  # OTEL_SDK_DISABLED: no span, so no per-request hooks either
+        http_spans.install()
     log_context.install(str(provider.resource.attributes.get("service.name", "")))
     drops.install()
     _installed = True
