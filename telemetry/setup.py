@@ -148,6 +148,8 @@ def build_provider(
     ``exporters`` replaces the exporters ``config`` asks for (tests pass their own).
     """
     provider = LeanTracerProvider(resource=build_resource(config))
+    # First, so no later processor or sink sees a token (spans made by any instrumentation).
+    provider.add_span_processor(http_spans.UrlRedactor())
     provider.add_span_processor(TraceFieldsProcessor())
     chosen = build_exporters(config) if exporters is None else exporters
     if chosen:
