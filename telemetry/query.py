@@ -181,6 +181,9 @@ def _filters(window: Window, where: Sequence[Where]) -> tuple[str, list[object]]
         expr, expr_params = _expr(condition.key)
         sql.append(f"{expr} = ?")
         params += [*expr_params, condition.value]
+    if not any(condition.key == schema.OUTCOME for condition in where):
+        sql.append("outcome IS NOT ?")  # autocomplete requests are not command runs
+        params.append(schema.Outcome.AUTOCOMPLETE.value)
     return " AND ".join(sql), params
 
 
