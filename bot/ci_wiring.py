@@ -73,10 +73,10 @@ async def buildkite_poller(
     the bot's own shutdown sets ``stop``.
     """
     token = settings.buildkite_api_token
-    endpoint = settings.otlp_endpoint
+    endpoint = settings.otlp_traces_url
     if token is None or not settings.buildkite_org or not endpoint:
         raise ValueError("BuildKite poller needs a token, an org and an OTLP endpoint")
-    exporter = otlp_exporter(endpoint, settings.otlp_headers, EXPORT_TIMEOUT_S)
+    exporter = otlp_exporter(endpoint, settings.otlp_headers, EXPORT_TIMEOUT_S, as_given=True)
     resource = pipeline_resource(settings.buildkite_service_name)
 
     async def export(spans: list[PipelineSpan]) -> bool:
@@ -135,4 +135,6 @@ async def _run_until(
 
 def buildkite_configured(settings: Settings) -> bool:
     """The bot polls BuildKite itself when a token, an org and an OTLP endpoint are set."""
-    return bool(settings.buildkite_api_token and settings.buildkite_org and settings.otlp_endpoint)
+    return bool(
+        settings.buildkite_api_token and settings.buildkite_org and settings.otlp_traces_url
+    )

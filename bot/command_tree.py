@@ -91,6 +91,7 @@ class ChatOpsTree(app_commands.CommandTree["ChatOpsBot"]):
                     schema.ROOT_SPAN_AUTOCOMPLETE_PREFIX + command.qualified_name
                 )
                 await super()._call(interaction)
+                trace.set_outcome(Outcome.AUTOCOMPLETE)  # not a command run (stats, queries)
                 return
             await self._invoke(interaction, command, options)
             for error in state.errors[:1]:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
 DISCORD_API_BASE = "https://discord.com/api/v10"
+DEFAULT_SERVICE_NAME = "chatops-bot"
 
 
 def parse_headers(text: str | None) -> dict[str, str]:
@@ -42,6 +43,41 @@ def parse_headers(text: str | None) -> dict[str, str]:
         if sep and key.strip():
             headers[key.strip().lower()] = unquote(value.strip())
     return headers
+
+
+def parse_resource_attributes(text: str | None) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` as the SDK does (``k=v,k2=v2``, values URL-encoded)."""
+    attributes: dict[str, str] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = unquote(value.strip())
+    return attributes
+
+
+TRACES_EXPORTERS = ("otlp", "console", "none")
+OTLP_PROTOCOL = "http/protobuf"
+
+
+def traces_exporters(value: list[str]) -> list[str]:
+    """``OTEL_TRACES_EXPORTER``: ``otlp``, ``console``, ``none``, or a list of the first two."""
+    names = [name.lower() for name in value] or ["otlp"]
+    unknown = [name for name in names if name not in TRACES_EXPORTERS]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not supported: use otlp, console or none")
+    if "none" in names and len(set(names)) > 1:
+        raise ValueError("none cannot be combined with another exporter")
+    return names
+
+
+def otlp_protocol(value: str) -> str:
+    """Only OTLP over HTTP with protobuf is spoken; anything else is refused, not ignored."""
+    value = value.strip().lower()
+    if value == "grpc":
+        raise ValueError("grpc is not supported: use http/protobuf (OTLP over HTTP)")
+    if value != OTLP_PROTOCOL:
+        raise ValueError(f"{value!r} is not supported: use http/protobuf")
+    return value
 
 
 def split_list(value: object) -> object:
@@ -100,6 +136,9 @@ GatewayUrl = Annotated[
     Annotated[str, absolute_url("wss", "ws")] | None, BeforeValidator(blank_is_none)
 ]
 Name = Annotated[str, AfterValidator(not_blank)]
+OtlpProtocol = Annotated[
+    Annotated[str, AfterValidator(otlp_protocol)] | None, BeforeValidator(blank_is_none)
+]
 
 
 class ConfigError(Exception):
@@ -137,6 +176,15 @@ class Settings(BaseSettings):
 
     otel_exporter_otlp_endpoint: OtlpEndpoint = None
     otel_exporter_otlp_headers: SecretStr | None = None
+    # The traces-specific ones win and are used as given (no /v1/traces appended).
+    otel_exporter_otlp_traces_endpoint: OptionalWebUrl = None
+    otel_exporter_otlp_traces_headers: SecretStr | None = None
+    otel_traces_exporter: Annotated[
+        list[str], NoDecode, BeforeValidator(split_list), AfterValidator(traces_exporters)
+    ] = Field(default_factory=lambda: ["otlp"])
+    otel_exporter_otlp_protocol: OtlpProtocol = None
+    otel_exporter_otlp_traces_protocol: OtlpProtocol = None
+    otel_resource_attributes: str | None = None
     # TLS for the OTLP exporter, as the SDK names it (the traces-specific variable first).
     otlp_certificate: Path | None = Field(
         default=None,
@@ -159,7 +207,8 @@ class Settings(BaseSettings):
     # A proxy for outgoing HTTP: the OTLP exporter then uses the SDK's proxy-aware transport.
     https_proxy: str | None = None
     http_proxy: str | None = None
-    otel_service_name: Name = "chatops-bot"
+    # None: service.name from OTEL_RESOURCE_ATTRIBUTES, else chatops-bot (``service_name``).
+    otel_service_name: Name | None = None
     deployment_environment: str | None = None
     honeycomb_api_key: SecretStr | None = None
     honeycomb_marker_key: SecretStr | None = None
@@ -226,7 +275,7 @@ class Settings(BaseSettings):
     # (when a flag is evaluated; there is no watcher thread).
     flags_poll_ms: int = Field(default=500, ge=10, le=60_000)
 
-    @field_validator("otel_exporter_otlp_headers")
+    @field_validator("otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers")
     @classmethod
     def _check_headers(cls, value: SecretStr | None) -> SecretStr | None:
         # An entry without "=" would be dropped, and the collector would refuse every
@@ -256,22 +305,51 @@ class Settings(BaseSettings):
         return Path(self.span_store)
 
     @property
-    def otlp_endpoint(self) -> str | None:
-        """Where spans go over OTLP/HTTP: the explicit endpoint, else Honeycomb's."""
+    def otlp_traces_url(self) -> str | None:
+        """Where spans go over OTLP/HTTP, the full URL; None when no OTLP export is wanted.
+
+        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as given, else the base endpoint plus
+        ``/v1/traces``, else Honeycomb's (``HONEYCOMB_API_URL``) when ``HONEYCOMB_API_KEY``
+        is set; ``OTEL_TRACES_EXPORTER`` without ``otlp`` turns all of it off.
+        """
+        from telemetry.setup import traces_url
+
+        if "otlp" not in self.otel_traces_exporter:
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint.strip()
         if self.otel_exporter_otlp_endpoint:
-            return self.otel_exporter_otlp_endpoint
+            return traces_url(self.otel_exporter_otlp_endpoint)
         if self.honeycomb_api_key:
-            return HONEYCOMB_ENDPOINT
+            return traces_url(self.honeycomb_api_url)
         return None
 
     @property
+    def console_spans(self) -> bool:
+        """``OTEL_TRACES_EXPORTER`` names ``console``: finished spans are printed to stdout."""
+        return "console" in self.otel_traces_exporter
+
+    @property
     def otlp_headers(self) -> dict[str, str]:
-        """Exporter headers: ``OTEL_EXPORTER_OTLP_HEADERS``, plus Honeycomb's team header."""
-        raw = self.otel_exporter_otlp_headers
+        """Exporter headers: ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` if set, else
+        ``OTEL_EXPORTER_OTLP_HEADERS`` (as the SDK chooses), plus Honeycomb's team header."""
+        raw = self.otel_exporter_otlp_traces_headers or self.otel_exporter_otlp_headers
         headers = parse_headers(raw.get_secret_value() if raw else None)
         if self.honeycomb_api_key and HONEYCOMB_TEAM_HEADER not in headers:
             headers[HONEYCOMB_TEAM_HEADER] = self.honeycomb_api_key.get_secret_value()
         return headers
+
+    @property
+    def resource_attributes(self) -> dict[str, str]:
+        return parse_resource_attributes(self.otel_resource_attributes)
+
+    @property
+    def service_name(self) -> str:
+        """``OTEL_SERVICE_NAME``, else ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, else
+        ``chatops-bot``: the resource's ``service.name`` and the Honeycomb dataset."""
+        if self.otel_service_name:
+            return self.otel_service_name
+        return self.resource_attributes.get("service.name", "").strip() or DEFAULT_SERVICE_NAME
 
     @property
     def webhooks_apart(self) -> bool:
@@ -329,9 +407,11 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
     from telemetry.span_pipeline import Batching, TailSampler
 
     return TelemetryConfig(
-        service_name=settings.otel_service_name,
+        service_name=settings.service_name,
+        resource_attributes=settings.resource_attributes,
         environment=settings.deployment_environment,
-        otlp_endpoint=settings.otlp_endpoint,
+        otlp_traces_endpoint=settings.otlp_traces_url,
+        console=settings.console_spans,
         otlp_headers=settings.otlp_headers,
         span_store=settings.span_store_path,
         span_store_max_age=settings.span_store_max_age,

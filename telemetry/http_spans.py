@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.http import redact_url as redact_credentials
@@ -30,6 +31,9 @@ from opentelemetry.util.http import redact_url as redact_credentials
 HTTP_METHOD = "http.method"
 HTTP_URL = "http.url"
 HTTP_STATUS_CODE = "http.status_code"
+URL_FULL = "url.full"
+# Where any instrumentation records a request's URL (old and stable conventions).
+URL_KEYS = (HTTP_URL, URL_FULL, "http.target")
 
 tracer = trace.get_tracer(__name__)
 
@@ -47,6 +51,40 @@ def redact_url(url: object) -> str:
     text = _TOKEN_IN_PATH.sub(r"\1{token}", str(url))
     # Credentials sit before an "@", signed parameters after a "?": parse only then.
     return redact_credentials(text) if "@" in text or "?" in text else text
+
+
+class UrlRedactor(SpanProcessor):
+    """Tokens and credentials out of every span's URL attributes, whoever made the span.
+
+    Our spans are made redacted; this catches the rest: the contrib aiohttp
+    instrumentation (``opentelemetry-instrument`` installs it, and then ours stands
+    down) records the interaction token in ``http.url`` / ``url.full``. It runs
+    before the trace pipeline and any other processor, so nothing downstream (the
+    exporters, the span store, the console) sees the token. Per span it costs a
+    dictionary lookup per key; a URL is rewritten only when it needs it.
+    """
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes
+        if not attributes:
+            return
+        for key in URL_KEYS:
+            value = attributes.get(key)
+            if not isinstance(value, str):
+                continue
+            redacted = redact_url(value)
+            if redacted != value:
+                _replace(span, key, redacted)
+
+
+def _replace(span: ReadableSpan, key: str, value: str) -> None:
+    """Set one attribute of a finished span (lean spans hold a plain dict; an SDK span's
+    is frozen once it ends, so it is replaced by a copy)."""
+    held = getattr(span, "_attributes", None)
+    if isinstance(held, dict):
+        held[key] = value
+    elif held is not None:
+        span._attributes = {**held, key: value}  # type: ignore[assignment]
 
 
 async def _on_request_start(

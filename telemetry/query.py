@@ -196,6 +196,10 @@ def _filters(
         sql.append(f"{expr} = ?")
         params += [*expr_params, condition.value]
         reads.add(expr if not expr_params else "attributes")
+    if not any(condition.key == schema.OUTCOME for condition in where):
+        sql.append("outcome IS NOT ?")  # autocomplete requests are not command runs
+        params.append(schema.Outcome.AUTOCOMPLETE.value)
+        reads.add("outcome")
     return " AND ".join(sql), params, reads
 
 

@@ -76,6 +76,13 @@ class Outcome(StrEnum):
     UNKNOWN_COMMAND = "unknown_command"
     COOLDOWN = "cooldown"
     IGNORED = "ignored"
+    # An autocomplete request answered: not a command run, so per-command counts and
+    # latencies leave it out; sampled like ok. One that fails is an error like any other.
+    AUTOCOMPLETE = "autocomplete"
+
+
+# Outcomes the tail sampler keeps 1 in N (the rest are always kept).
+SAMPLED_OUTCOMES = frozenset({Outcome.OK.value, Outcome.AUTOCOMPLETE.value})
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,6 +34,8 @@ from telemetry.tracer import LeanTracerProvider
 
 log = logging.getLogger(__name__)
 
+# service.instance.id: one per process (unless OTEL_RESOURCE_ATTRIBUTES sets it).
+INSTANCE_ID = str(uuid.uuid4())
 SHUTDOWN_TIMEOUT_S = 5.0
 EXPORT_TIMEOUT_S = 10.0
 
@@ -49,8 +52,11 @@ class TelemetryConfig:
     """What tracing needs to know, taken from ``Settings`` by the caller."""
 
     service_name: str = "chatops-bot"
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
     environment: str | None = None
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = None  # a base URL: /v1/traces is appended
+    otlp_traces_endpoint: str | None = None  # the full URL, used as given; wins
+    console: bool = False  # OTEL_TRACES_EXPORTER=console: spans printed to stdout
     otlp_headers: Mapping[str, str] | None = None
     span_store: Path | None = None
     span_store_max_age: timedelta = timedelta(days=7)
@@ -77,13 +83,18 @@ def traces_url(endpoint: str) -> str:
 
 
 def build_resource(config: TelemetryConfig) -> Resource:
-    attributes: dict[str, str] = {
-        "service.name": config.service_name,
-        "service.version": package_version(),
-    }
+    """``OTEL_RESOURCE_ATTRIBUTES`` (from ``Settings``) with ``service.name`` resolved by the
+    caller, ``service.instance.id`` and ``service.version`` unless given, the environment."""
+    attributes: dict[str, str] = dict(config.resource_attributes)
+    attributes["service.name"] = config.service_name
+    attributes.setdefault("service.instance.id", INSTANCE_ID)
+    attributes.setdefault("service.version", package_version())
     if config.environment:
+        attributes["deployment.environment.name"] = config.environment
+        # The pre-1.27 name, kept because queries written against it still exist.
         attributes["deployment.environment"] = config.environment
-    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES.
+    # Resource.create adds the SDK's own attributes (and merges the process's
+    # OTEL_RESOURCE_ATTRIBUTES beneath these, which Settings already parsed).
     return Resource.create(attributes)
 
 
@@ -97,15 +108,22 @@ def otlp_transport(config: TelemetryConfig) -> Any:
 
 def build_exporters(config: TelemetryConfig) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
-    if config.otlp_endpoint:
+    url = config.otlp_traces_endpoint or (
+        traces_url(config.otlp_endpoint) if config.otlp_endpoint else None
+    )
+    if url:
         exporters.append(
             WireSpanExporter(
-                traces_url(config.otlp_endpoint),
+                url,
                 config.otlp_headers or {},
                 EXPORT_TIMEOUT_S,
                 transport=otlp_transport(config),
             )
         )
+    if config.console:
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        exporters.append(ConsoleSpanExporter())
     if config.span_store is not None:
         from telemetry.store import SqliteSpanExporter
 
@@ -130,6 +148,8 @@ def build_provider(
     ``exporters`` replaces the exporters ``config`` asks for (tests pass their own).
     """
     provider = LeanTracerProvider(resource=build_resource(config))
+    # First, so no later processor or sink sees a token (spans made by any instrumentation).
+    provider.add_span_processor(http_spans.UrlRedactor())
     provider.add_span_processor(TraceFieldsProcessor())
     chosen = build_exporters(config) if exporters is None else exporters
     if chosen:

@@ -60,7 +60,7 @@ class TailSampler:
         if self.keep_ok_one_in <= 1:
             return 1
         attributes = root.attributes or {}
-        if attributes.get(schema.OUTCOME, "ok") != "ok":
+        if attributes.get(schema.OUTCOME, "ok") not in schema.SAMPLED_OUTCOMES:
             return 1
         start, end = root.start_time, root.end_time
         if start is not None and end is not None and (end - start) / 1e6 >= self.slow_ms:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Link, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -65,8 +66,18 @@ class MessageTrace:
         self.span.set_attribute(schema.ERROR_TYPE, type(exc).__name__)
         self.span.set_attribute(schema.ERROR_MESSAGE, truncate(str(exc), schema.RESPONSE_MAX_CHARS))
         if outcome is Outcome.ERROR:
+            # The stable convention: the failure's canonical class name, only when it failed.
+            self.span.set_attribute(ERROR_TYPE, error_type(exc))
             self.span.record_exception(exc)
             self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type`` as the semantic conventions define it: the fully-qualified class name
+    (``aiohttp.client_exceptions.ClientConnectorError``; builtins by their bare name)."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 _current: ContextVar[MessageTrace | None] = ContextVar("chatops_message_trace", default=None)

@@ -47,11 +47,13 @@ def _parse_time(value: str) -> int:
 def _send(spans: list[object], what: str) -> None:
     """Send within CI_EXPORT_TIMEOUT_S; a failure is one warning, never a failed build."""
     config = settings()
-    endpoint = config.otlp_endpoint
+    endpoint = config.otlp_traces_url
     if not endpoint:
         return
     quiet_exporter_logs()
-    exporter = otlp_exporter(endpoint, config.otlp_headers, config.ci_export_timeout_s)
+    exporter = otlp_exporter(
+        endpoint, config.otlp_headers, config.ci_export_timeout_s, as_given=True
+    )
     resource = pipeline_resource(config.ci_service_name)
     readable = [to_readable(span, resource) for span in spans]  # type: ignore[arg-type]
     if not export_now(exporter, readable, config.ci_export_timeout_s):
@@ -185,7 +187,7 @@ def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None
     config = settings()
     if config.buildkite_api_token is None or not config.buildkite_org:
         raise Failure("BUILDKITE_API_TOKEN and BUILDKITE_ORG must be set")
-    if not config.otlp_endpoint:
+    if not config.otlp_traces_url:
         raise Failure("OTEL_EXPORTER_OTLP_ENDPOINT (or HONEYCOMB_API_KEY) is not set")
     start = _since(since)
     configure_logging()

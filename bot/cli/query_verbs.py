@@ -176,9 +176,7 @@ def marker_command(version: str, message: str | None, url: str | None) -> None:
     if problem:
         click.echo(problem)
     else:
-        click.echo(
-            f"marker {version} recorded locally and in Honeycomb dataset {cfg.otel_service_name}"
-        )
+        click.echo(f"marker {version} recorded locally and in Honeycomb dataset {cfg.service_name}")
 
 
 async def _send_marker(
@@ -188,7 +186,7 @@ async def _send_marker(
 
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
         return await client.create_marker(
-            cfg.otel_service_name, message=message, url=url, start_time=start_time
+            cfg.service_name, message=message, url=url, start_time=start_time
         )
 
 
@@ -213,7 +211,7 @@ def apply_command(directory: Path, dry_run: bool) -> None:
         definitions = honeycomb.load_definitions(directory)
     except ValueError as exc:
         raise Failure(str(exc)) from None
-    dataset = cfg.otel_service_name
+    dataset = cfg.service_name
     if dry_run:
         for line in honeycomb.plan(definitions, dataset):
             click.echo(f"would apply {line}")
@@ -238,7 +236,7 @@ async def _apply(
     from telemetry import honeycomb
 
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
-        return await honeycomb.apply(client, definitions, cfg.otel_service_name)
+        return await honeycomb.apply(client, definitions, cfg.service_name)
 
 
 COMMANDS: list[click.Command] = [

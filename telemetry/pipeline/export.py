@@ -97,14 +97,17 @@ def to_readable(span: PipelineSpan, resource: Resource) -> ReadableSpan:
     )
 
 
-def otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_s: float) -> SpanExporter:
-    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added).
+def otlp_exporter(
+    endpoint: str, headers: Mapping[str, str], timeout_s: float, *, as_given: bool = False
+) -> SpanExporter:
+    """OTLP/HTTP protobuf to ``endpoint`` (a base URL; ``/v1/traces`` is added unless
+    ``as_given``: the bot's own traces URL, ``Settings.otlp_traces_url``, is already whole).
 
     It sends ``headers`` and nothing from ``OTEL_EXPORTER_OTLP_HEADERS``: the
     CircleCI exporter must not carry the main collector's key
     (``telemetry.otlp_exporter``).
     """
-    return WireSpanExporter(traces_url(endpoint), headers, timeout_s)
+    return WireSpanExporter(endpoint if as_given else traces_url(endpoint), headers, timeout_s)
 
 
 def quiet_exporter_logs() -> None:

@@ -35,7 +35,7 @@ class ReceivedSpan:
 
 @dataclass
 class OtlpReceiver:
-    """``POST /v1/traces``; ``status`` and ``delay`` inject faults."""
+    """``POST /v1/traces`` (or ``path``); ``status`` and ``delay`` inject faults."""
 
     status: int = 200
     delay: float = 0.0
@@ -46,6 +46,7 @@ class OtlpReceiver:
     _runner: web.AppRunner | None = None
     port: int = 0
     ssl_context: Any = None  # an ssl.SSLContext: serve https
+    path: str = "/v1/traces"
 
     @property
     def endpoint(self) -> str:
@@ -54,7 +55,7 @@ class OtlpReceiver:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/traces", self._traces)
+        app.router.add_post(self.path, self._traces)
         # A hanging receiver must not hang the test at close: in-flight requests are cut.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()

@@ -106,6 +106,7 @@ async def test_unexpected_error_names_the_trace_and_is_recorded_on_the_root(
     assert "secret internals" not in answer["content"]
     assert root.attributes[schema.OUTCOME] == "error"
     assert root.attributes[schema.ERROR_TYPE] == "RuntimeError"
+    assert root.attributes["error.type"] == "RuntimeError"  # the stable semantic convention
     assert root.status.status_code is StatusCode.ERROR
     assert [e.name for e in root.events] == ["exception"]
 

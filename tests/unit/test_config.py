@@ -27,7 +27,7 @@ def test_honeycomb_key_implies_honeycomb_endpoint(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.setenv("HONEYCOMB_API_KEY", "hc-key")
     settings = load_settings(_env_file=None)
-    assert settings.otlp_endpoint == HONEYCOMB_ENDPOINT
+    assert settings.otlp_traces_url == HONEYCOMB_ENDPOINT + "/v1/traces"
     assert "hc-key" not in repr(settings)
 
 
@@ -65,7 +65,7 @@ def test_good_values_of_the_checked_settings_are_accepted(monkeypatch: pytest.Mo
     assert settings.shard_ids == [0]
     assert settings.discord_gateway_url == "wss://gateway.discord.gg"
     assert settings.scryfall_api_url == "http://127.0.0.1:8081/scryfall"
-    assert settings.otlp_endpoint is None
+    assert settings.otlp_traces_url is None
     assert settings.otlp_headers == {"x-honeycomb-team": "key", "x-other": "2"}
 
 

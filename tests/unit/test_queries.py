@@ -134,3 +134,36 @@ def test_slowest_lists_longest_root_spans_optionally_of_one_command(store: SpanS
         100,
         99,
     ]
+
+
+def test_autocomplete_requests_are_left_out_of_the_per_command_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with store_tracer(path) as tracer:
+        root(tracer, "card", start_ns=NOW - MIN, duration_ms=100)
+        for i in range(1, 6):  # each keystroke: fast, and not a run of /card
+            root(
+                tracer,
+                "card",
+                start_ns=NOW - i * MIN,
+                duration_ms=2,
+                outcome=schema.Outcome.AUTOCOMPLETE,
+            )
+    store = SpanStore.open(path)
+    window = Window.last(timedelta(days=1), NOW)
+    (card,) = stats(store, window=window)
+    assert (card.count, card.p50_ms) == (1, pytest.approx(100))
+    assert [row.duration_ms for row in slowest(store, window=window, limit=10)] == [
+        pytest.approx(100)
+    ]
+    assert heatmap(store, window=window).total == 1
+    # Asked for by outcome, they are all there.
+    (asked,) = stats(store, window=window, where=[Where(schema.OUTCOME, "autocomplete")])
+    assert asked.count == 5
+
+
+def test_the_shipped_honeycomb_queries_leave_autocomplete_out() -> None:
+    import json
+
+    for path in sorted(Path("infra/honeycomb/queries").glob("*.json")):
+        filters = json.loads(path.read_text())["spec"]["filters"]
+        assert {"column": "app.outcome", "op": "!=", "value": "autocomplete"} in filters, path

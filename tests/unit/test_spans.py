@@ -52,6 +52,7 @@ def test_user_mistakes_keep_status_unset(spans: InMemorySpanExporter) -> None:
     (root,) = spans.get_finished_spans()
     assert root.attributes[schema.OUTCOME] == "bad_input"
     assert root.attributes[schema.ERROR_TYPE] == "ValueError"
+    assert "error.type" not in root.attributes  # not a failure of the bot
     assert root.status.status_code is StatusCode.UNSET
 
 
@@ -66,11 +67,26 @@ def test_bot_failures_set_error_status_and_an_exception_event(
     assert [event.name for event in root.events] == ["exception"]
 
 
+class UpstreamDown(Exception):
+    pass
+
+
+def test_a_failed_root_carries_the_stable_error_type_and_keeps_app_error_type(
+    spans: InMemorySpanExporter,
+) -> None:
+    with _root() as message_trace:
+        message_trace.record_error(UpstreamDown("503"))
+    (root,) = spans.get_finished_spans()
+    assert root.attributes["error.type"] == f"{__name__}.UpstreamDown"
+    assert root.attributes[schema.ERROR_TYPE] == "UpstreamDown"
+
+
 def test_an_escaping_exception_is_an_error(spans: InMemorySpanExporter) -> None:
     with pytest.raises(KeyError), _root():
         raise KeyError("x")
     (root,) = spans.get_finished_spans()
     assert root.attributes[schema.OUTCOME] == "error"
+    assert root.attributes["error.type"] == "KeyError"
     assert current_trace() is None
 
 

@@ -184,6 +184,15 @@ def test_the_tail_sampler_keeps_every_failure_and_one_in_n_ok_with_sample_rate()
     assert pipeline.dropped == 2 * (2000 - len(kept_ok))
 
 
+def test_autocomplete_requests_are_sampled_like_ok_ones() -> None:
+    provider, pipeline, sink = piped(TailSampler(keep_ok_one_in=10, slow_ms=1000))
+    typed = {message(provider, "autocomplete") for _ in range(1000)}
+    assert pipeline.force_flush(5000)
+    kept = {s.context.trace_id for s in sink.spans if s.context} & typed
+    assert 50 < len(kept) < 150  # about 1 in 10, each standing for 10
+    assert {(s.attributes or {}).get(SAMPLE_RATE) for s in sink.spans} == {10}
+
+
 def test_slow_ok_messages_are_always_kept() -> None:
     sampler = TailSampler(keep_ok_one_in=1_000_000, slow_ms=1000)
     provider = LeanTracerProvider(RESOURCE)
