@@ -10,6 +10,7 @@ interval: how many spans were dropped and how many exports failed, and why.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
 REPORT_INTERVAL_S = 60.0
 
 log = logging.getLogger(__name__)
+_COUNT = re.compile(r"Queue full, dropping (\d+)")
 
 
 class ExportTrouble(logging.Filter):
@@ -44,8 +46,11 @@ class ExportTrouble(logging.Filter):
         message = record.getMessage()
         with self._lock:
             if message.startswith("Queue full"):
-                self._dropped += 1
-                self.dropped_total += 1
+                # The SDK logs one record per span; the trace pipeline one per batch, with its size.
+                counted = _COUNT.match(message)
+                dropped = int(counted.group(1)) if counted else 1
+                self._dropped += dropped
+                self.dropped_total += dropped
             else:
                 self._failed += 1
                 self.failed_total += 1

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from telemetry.drops import EXPORTER_LOGGER
-from telemetry.otlp_wire import encode_request
+from telemetry.otlp_wire import RequestBuilder
 
 COMPRESSION_ENV = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
 
@@ -93,7 +93,18 @@ class WireSpanExporter(SpanExporter):
         return dict(self._client._headers)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.export_encoded(encode_request(spans))
+        """Encode span by span: one that cannot be encoded is left out, not its batch."""
+        builder = RequestBuilder()
+        for span in spans:
+            try:
+                builder.add(span)
+            except Exception as exc:
+                self._client._logger.warning(
+                    "span %r left out: it cannot be encoded (%s)", span.name, exc
+                )
+        if not len(builder):
+            return SpanExportResult.FAILURE
+        return self.export_encoded(builder.build())
 
     def export_encoded(self, request: bytes) -> SpanExportResult:
         """Send one serialized ``ExportTraceServiceRequest`` (retries as the SDK does)."""

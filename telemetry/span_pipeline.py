@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -32,11 +32,13 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Span
 
 from telemetry import schema
-from telemetry.drops import QUEUE_LOGGER
+from telemetry.drops import EXPORTER_LOGGER, QUEUE_LOGGER
 from telemetry.otlp_wire import RequestBuilder, encode_span
 
 log = logging.getLogger(__name__)
 queue_log = logging.getLogger(QUEUE_LOGGER)
+export_log = logging.getLogger(EXPORTER_LOGGER)  # summarised with failed exports
+T = TypeVar("T")
 
 MAX_OPEN_TRACES = 4096
 MAX_SPANS_PER_TRACE = 512
@@ -144,7 +146,9 @@ class OtlpSink:
         return callable(getattr(exporter, "export_encoded", None))
 
     def add(self, spans: Sequence[ReadableSpan]) -> None:
-        encoded = [(s.resource, s.instrumentation_scope, encode_span(s)) for s in spans]
+        encoded = [
+            (s.resource, s.instrumentation_scope, data) for s, data in _each(encode_span, spans)
+        ]
         with self._lock:
             for resource, scope, data in encoded:
                 self._builder.add_encoded(resource, scope, data)
@@ -184,7 +188,7 @@ class RowSink:
         )
 
     def add(self, spans: Sequence[ReadableSpan]) -> None:
-        rows = [self._row(span) for span in spans]
+        rows = [row for _, row in _each(self._row, spans)]
         with self._lock:
             self._pending.extend(rows)
 
@@ -196,6 +200,19 @@ class RowSink:
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
+
+
+def _each(
+    make: Callable[[ReadableSpan], T], spans: Sequence[ReadableSpan]
+) -> list[tuple[ReadableSpan, T]]:
+    """``make`` of each span; a span it fails on (a bad timestamp) is left out, not its trace."""
+    made: list[tuple[ReadableSpan, T]] = []
+    for span in spans:
+        try:
+            made.append((span, make(span)))
+        except Exception as exc:
+            export_log.warning("span %r left out: it cannot be encoded (%s)", span.name, exc)
+    return made
 
 
 def sink_for(exporter: SpanExporter) -> Sink:
@@ -225,7 +242,8 @@ class TracePipeline(SpanProcessor):
         self.flush_at = batch.flush_at
         self.max_pending = batch.max_pending
         self.kept = 0
-        self.dropped = 0
+        self.dropped = 0  # past max_pending: lost, and said so (telemetry/drops.py)
+        self.sampled_out = 0  # by the tail sampler: meant
         self._open: dict[int, list[ReadableSpan]] = {}
         self._decided: OrderedDict[int, int] = OrderedDict()
         self._pending = 0
@@ -273,7 +291,7 @@ class TracePipeline(SpanProcessor):
         if rate:
             self._emit(trace, rate)
         else:
-            self.dropped += len(trace)
+            self.sampled_out += len(trace)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush what is pending now; False if the flush thread did not finish in time."""
@@ -306,7 +324,7 @@ class TracePipeline(SpanProcessor):
     def _emit(self, spans: list[ReadableSpan], rate: int) -> None:
         if self._pending + len(spans) > self.max_pending:
             self.dropped += len(spans)
-            queue_log.warning("Queue full, dropping span")
+            queue_log.warning("Queue full, dropping %d span(s)", len(spans))
             return
         if rate > 1:
             for span in spans:

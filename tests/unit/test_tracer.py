@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from telemetry import schema
-from telemetry.span_pipeline import SAMPLE_RATE, ExporterSink, TailSampler, TracePipeline
+from telemetry.span_pipeline import SAMPLE_RATE, ExporterSink, OtlpSink, TailSampler, TracePipeline
 from telemetry.tracer import LeanTracerProvider
 
 RESOURCE = Resource.create({"service.name": "test"})
@@ -181,7 +181,8 @@ def test_the_tail_sampler_keeps_every_failure_and_one_in_n_ok_with_sample_rate()
     # Whole traces: the send span of every kept trace came along, none of a dropped one.
     sends = {s.context.trace_id for s in sink.spans if s.name == "discord.send" and s.context}
     assert sends == kept
-    assert pipeline.dropped == 2 * (2000 - len(kept_ok))
+    assert pipeline.sampled_out == 2 * (2000 - len(kept_ok))
+    assert pipeline.dropped == 0
 
 
 def test_autocomplete_requests_are_sampled_like_ok_ones() -> None:
@@ -269,7 +270,6 @@ async def test_the_otlp_sink_sends_what_the_sdk_exporter_would_send() -> None:
     )
 
     from telemetry.otlp_exporter import WireSpanExporter
-    from telemetry.span_pipeline import OtlpSink
     from tests.fakes.otlp import OtlpReceiver
 
     async with OtlpReceiver() as theirs, OtlpReceiver() as ours:
@@ -330,3 +330,44 @@ def test_behind_a_proxy_the_sdk_default_transport_is_kept(monkeypatch: pytest.Mo
     monkeypatch.delenv("HTTPS_PROXY")
     direct = otlp_transport(telemetry_config(load_settings(_env_file=None)))
     assert type(direct).__name__ == "Urllib3HTTPTransport"
+
+
+def test_the_drop_summary_counts_every_span_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: the summary said "dropped 3" when thousands were dropped."""
+    import logging
+
+    from telemetry.drops import QUEUE_LOGGER, ExportTrouble
+
+    trouble = ExportTrouble(interval_s=3600)
+    monkeypatch.setattr(logging.getLogger(QUEUE_LOGGER), "filters", [trouble])
+    provider, pipeline, _ = piped(TailSampler())
+    pipeline.max_pending = 10
+    for _ in range(3339):
+        message(provider, "ok")
+    assert pipeline.dropped == 6668
+    assert trouble.dropped_total == 6668
+
+
+def test_a_span_that_cannot_be_encoded_loses_only_itself() -> None:
+    """Issue 15: one span with a bad timestamp lost its whole export batch."""
+    import asyncio
+
+    from telemetry.otlp_exporter import WireSpanExporter
+    from tests.fakes.otlp import OtlpReceiver
+
+    spans = finished(LeanTracerProvider(RESOURCE))
+    spans[1]._start_time = -5  # type: ignore[attr-defined]  # a clock gone wrong
+
+    async def export() -> list[str]:
+        async with OtlpReceiver() as receiver:
+            exporter = WireSpanExporter(receiver.endpoint + "/v1/traces", {}, 10.0)
+            await asyncio.to_thread(exporter.export, spans)
+            # And through the pipeline's OTLP sink, a trace at a time.
+            sink = OtlpSink(exporter)
+            sink.add(spans)
+            await asyncio.to_thread(sink.flush)
+            return [s.name for s in receiver.spans]
+
+    names = asyncio.run(export())
+    expected = sorted(s.name for i, s in enumerate(spans) if i != 1)
+    assert sorted(names) == sorted(expected * 2)
