@@ -6,7 +6,9 @@ compare them with figures computed independently. Statistics read root spans onl
 
 Percentiles are nearest-rank (the smallest duration with at least p% of the
 durations at or below it), read by ``ORDER BY duration_ns LIMIT 1 OFFSET k`` from an
-index already in duration order: a million spans never leave SQLite.
+index already in duration order when the group has one: a million spans never leave
+SQLite. A group read from the attribute JSON has no such index; then one pass
+gathers the matching durations (see ``stats``).
 """
 
 from __future__ import annotations
