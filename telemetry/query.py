@@ -6,7 +6,9 @@ compare them with figures computed independently. Statistics read root spans onl
 
 Percentiles are nearest-rank (the smallest duration with at least p% of the
 durations at or below it), read by ``ORDER BY duration_ns LIMIT 1 OFFSET k`` from an
-index already in duration order: a million spans never leave SQLite.
+index already in duration order when the group has one: a million spans never leave
+SQLite. A group read from the attribute JSON has no such index; then one pass
+gathers the matching durations (see ``stats``).
 """
 
 from __future__ import annotations
@@ -257,24 +259,22 @@ def _stats_by_index(
         f"FROM spans INDEXED BY {index} WHERE {condition} GROUP BY {group}",
         [schema.Outcome.ERROR.value, *params],
     ).fetchall()
+    nearest = (
+        f"(SELECT duration_ns FROM spans INDEXED BY {index} WHERE {condition} AND {group} IS ? "
+        "ORDER BY duration_ns {order} LIMIT 1 OFFSET ?)"
+    )
     found: list[_Found] = []
     for value, count, errors, longest in totals:
-        match = "IS NULL" if value is None else "= ?"
-        value_params = [] if value is None else [value]
-        ranked = []
+        # One statement per group, a subquery per percentile, each walking in from the
+        # nearer end: p99 of a million is 10,000 steps, not 990,000.
+        picks, picks_params = [], []
         for percentile in PERCENTILES:
             offset = _rank_offset(percentile, count)
-            # Walk in from the nearer end: p99 of a million is 10,000 steps, not 990,000.
             order, offset = ("", offset) if offset < count // 2 else ("DESC", count - 1 - offset)
-            ranked.append(
-                store.conn.execute(
-                    f"SELECT duration_ns FROM spans INDEXED BY {index} "
-                    f"WHERE {condition} AND {group} {match} "
-                    f"ORDER BY duration_ns {order} LIMIT 1 OFFSET ?",
-                    [*params, *value_params, offset],
-                ).fetchone()[0]
-            )
-        found.append((value, count, errors, longest, ranked))
+            picks.append(nearest.format(order=order))
+            picks_params += [*params, value, offset]
+        ranked = store.conn.execute(f"SELECT {', '.join(picks)}", picks_params).fetchone()
+        found.append((value, count, errors, longest, list(ranked)))
     return found
 
 
