@@ -21,7 +21,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -151,12 +152,11 @@ class Retention:
     Each chunk deletes the oldest spans in its own short transaction, so a reader or
     the next export never waits long for the lock. ``run`` starts a chunk only if
     one of its target size still fits the budget, and a SQLite progress handler
-    interrupts one that overruns (it is rolled back and the next chunks are
+    stops a ``DELETE`` that overruns (SQLite undoes it, and the next chunks are
     smaller); the exporter calls ``run`` again on its next export until ``done``.
     The chunk size adapts to how fast this store deletes, aiming at ``chunk_s`` (or
-    half the budget, if less);
-    while trimming by size it is also at most a tenth of the spans, so the store
-    ends up little below its limit.
+    half the budget, if less); while trimming by size it is also at most a tenth of
+    the spans, so the store ends up little below its limit.
     """
 
     max_age: timedelta
@@ -170,6 +170,7 @@ class Retention:
     vacuum_pages: int = 256
     _target: float = field(default=0.01, init=False, repr=False)
     _commit_s: float = field(default=0.002, init=False, repr=False)  # longest recent commit
+    _stop: float | None = field(default=None, init=False, repr=False)
 
     def run(
         self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
@@ -180,16 +181,14 @@ class Retention:
         deadline = None if budget_s is None else self.clock() + budget_s
         # A chunk aims at chunk_s, or half the budget when that is less, so one still fits.
         self._target = self.chunk_s if budget_s is None else min(self.chunk_s, budget_s / 2)
+        # A statement stops early enough for its commit to fit before the deadline.
+        self._stop = None if deadline is None else deadline - min(self._commit_s, self._target)
         removed = 0
         if deadline is not None:
             # A WAL checkpoint (copying the WAL into the database, then an fsync) can take
             # longer than the whole budget and cannot be interrupted: let the next insert's
             # commit run it, as it would have without retention.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            # Stop a statement early enough for a commit to fit before the deadline. Every
-            # 100 instructions: a chunk of a few dozen spans is only a few thousand.
-            stop = deadline - min(self._commit_s, self._target)
-            conn.set_progress_handler(lambda: int(self.clock() >= stop), 100)
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
@@ -206,7 +205,8 @@ class Retention:
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
                     return RetentionStep(removed, done=False)
-                conn.execute(f"PRAGMA incremental_vacuum({self.vacuum_pages})").fetchall()
+                with self._stoppable(conn):
+                    conn.execute(f"PRAGMA incremental_vacuum({self.vacuum_pages})").fetchall()
         except sqlite3.OperationalError as exc:
             # The progress handler stopped a statement at the deadline; SQLite undid it.
             if deadline is None or "interrupt" not in str(exc):
@@ -214,9 +214,27 @@ class Retention:
             return RetentionStep(removed, done=False)
         finally:
             if deadline is not None:
-                conn.set_progress_handler(None, 0)
                 conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         return RetentionStep(removed, done=True)
+
+    @contextmanager
+    def _stoppable(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Let SQLite stop the statements run inside at the deadline.
+
+        Only around the statements that do the work: a ``COMMIT`` stopped this way can
+        report an interruption after it committed, and a ``ROLLBACK`` can be stopped
+        too, leaving the transaction open. The handler looks at the clock every 100
+        instructions; a chunk of a few dozen spans is a few thousand.
+        """
+        stop = self._stop
+        if stop is None:
+            yield
+            return
+        conn.set_progress_handler(lambda: int(self.clock() >= stop), 100)
+        try:
+            yield
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def _fits(self, deadline: float | None) -> bool:
         return deadline is None or self.clock() + self._target <= deadline
@@ -236,13 +254,14 @@ class Retention:
         started = self.clock()
         try:
             with transaction(conn):
-                deleted = int(
-                    conn.execute(
-                        "DELETE FROM spans WHERE id IN (SELECT id FROM spans "
-                        f"{older}ORDER BY start_ns LIMIT ?)",
-                        [*params, rows],
-                    ).rowcount
-                )
+                with self._stoppable(conn):
+                    deleted = int(
+                        conn.execute(
+                            "DELETE FROM spans WHERE id IN (SELECT id FROM spans "
+                            f"{older}ORDER BY start_ns LIMIT ?)",
+                            [*params, rows],
+                        ).rowcount
+                    )
                 committing = self.clock()
         except sqlite3.OperationalError:
             self.rows = max(self.min_rows, self.rows // 4)  # out of time: smaller next time

@@ -100,10 +100,6 @@ COLUMNS = (
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
 
-# Columns a query may group or filter on without touching the attribute JSON; each
-# has the partial index ``roots_<name>``.
-GROUP_COLUMNS = tuple(column.name for column in COLUMNS)
-
 # Attribute names the HTTP instrumentation records today, and the stable
 # semantic-convention names that replace them. Neither has a column (HTTP spans are
 # never roots), but a query for either name reads both, so traces stored before and

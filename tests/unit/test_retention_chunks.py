@@ -36,25 +36,27 @@ def count(conn: sqlite3.Connection) -> int:
 def test_each_call_keeps_to_its_budget_and_the_calls_reach_the_size_limit(
     full_store: Path,
 ) -> None:
+    """Real work against a real clock: this thread's CPU time, so that other load on
+    the machine (which stretches wall time at random) does not decide the test."""
     conn = connect_writer(full_store)
     before = starts(conn)
     limit = store_bytes(conn) // 4
-    retention = Retention(KEEP_ALL, limit, chunk_s=0.002)
+    retention = Retention(KEEP_ALL, limit, chunk_s=0.002, clock=time.thread_time)
     budget = 0.02
     calls = []
     while True:
         spans = count(conn)
-        started = time.perf_counter()
+        started = time.thread_time()
         step = retention.run(conn, budget_s=budget, now_ns=NOW)
-        calls.append(time.perf_counter() - started)
+        calls.append(time.thread_time() - started)
         assert spans - count(conn) == step.removed  # an interrupted chunk deleted nothing
         if step.done:
             break
         assert len(calls) < 10_000
     assert len(calls) > 3  # the trim needed several calls
-    # A chunk is interrupted at the deadline; what is left is its rollback and the commit
-    # of the chunk before it.
-    assert max(calls) <= budget + 0.015, max(calls)
+    # A chunk is stopped at the deadline; what may follow it is the rollback of the
+    # chunk stopped, or the commit of the one before.
+    assert max(calls) <= budget + 0.005, max(calls)
     assert store_bytes(conn) <= limit
     left = starts(conn)
     assert left == before[len(before) - len(left) :]  # the oldest went, the newest stayed
