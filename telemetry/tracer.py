@@ -20,7 +20,6 @@ SDK alone cost about a quarter of what the plain bot spends per message.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import time
@@ -57,8 +56,6 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
-
-log = logging.getLogger(__name__)
 
 MAX_ATTRIBUTES = 128  # the SDK's default span limits
 MAX_EVENTS = 128
