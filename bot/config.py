@@ -28,6 +28,7 @@ from telemetry.timespec import parse_timespan
 if TYPE_CHECKING:
     from commands.toolkit.flags import FlagsConfig
     from telemetry.setup import TelemetryConfig
+    from telemetry.trace_links import TraceLinks
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
@@ -212,6 +213,10 @@ class Settings(BaseSettings):
     deployment_environment: str | None = None
     honeycomb_api_key: SecretStr | None = None
     honeycomb_marker_key: SecretStr | None = None
+    # Trace links in replies and announcements (telemetry/trace_links.py): the team and
+    # environment slugs as they appear in Honeycomb's UI URLs. Unset: bare trace ids.
+    honeycomb_team: Name | None = None
+    honeycomb_environment: Name | None = None
 
     catfact_api_url: WebUrl = "https://catfact.ninja"
     scryfall_api_url: WebUrl = "https://api.scryfall.com"
@@ -355,6 +360,17 @@ class Settings(BaseSettings):
     def webhooks_apart(self) -> bool:
         """Whether webhooks are served on ``WEBHOOK_PORT`` rather than beside ``/healthz``."""
         return self.webhook_port is not None and self.webhook_port != self.health_port
+
+    @property
+    def trace_links(self) -> TraceLinks | None:
+        """Where a trace id links to, or None (no ``HONEYCOMB_TEAM``): bare ids then."""
+        from telemetry.trace_links import TraceLinks
+
+        if not self.honeycomb_team:
+            return None
+        return TraceLinks(
+            self.honeycomb_team, self.honeycomb_environment, str(self.honeycomb_api_url)
+        )
 
     @property
     def uses_custom_api(self) -> bool:
