@@ -10,6 +10,7 @@ from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
+from commands.toolkit.replies import reply
 from telemetry import schema
 from tests.helpers.sandbox_chat import ask
 from tests.helpers.trace_finders import children, root_of
@@ -179,3 +180,35 @@ async def test_dropped_gateway_resumes_and_the_bot_still_answers(
     assert answer["content"].startswith("chatops-bot")
     assert fake.resume_count == 1
     assert fake.identify_count == 1
+
+
+class Verbose(commands.Cog):
+    @commands.command()
+    async def verbose(self, ctx: commands.Context[Any], *, text: str) -> None:
+        if text.startswith("fail"):
+            raise RuntimeError("e" * 3000)
+        await reply(ctx, "r" * 1900)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text[: limit - 1] + "\u2026"
+
+
+async def test_long_arguments_answers_and_error_messages_are_cut_on_the_spans(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    """The user still gets the whole answer; the spans carry at most the schema's limits."""
+    await bot.add_cog(Verbose())
+    text = "a" * 900
+    message, answer = await ask(fake, f"!verbose {text}")
+    assert answer["content"] == "r" * 1900
+    root = root_of(spans, message)
+    assert root.attributes[schema.COMMAND_ARGS] == _cut(text, schema.ARGS_MAX_CHARS)
+    assert root.attributes[schema.RESPONSE] == _cut("r" * 1900, schema.RESPONSE_MAX_CHARS)
+    (send,) = children(spans, root, schema.SEND_SPAN)
+    assert send.attributes[schema.RESPONSE] == root.attributes[schema.RESPONSE]
+
+    failed, _ = await ask(fake, "!verbose fail")
+    error_message = str(root_of(spans, failed).attributes[schema.ERROR_MESSAGE])
+    assert len(error_message) == schema.RESPONSE_MAX_CHARS
+    assert error_message.endswith("e\u2026")
