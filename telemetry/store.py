@@ -310,8 +310,10 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         max_bytes: int,
         retention_interval: timedelta = timedelta(minutes=1),
         retention_budget: timedelta = RETENTION_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
+        self._clock = clock  # when retention is due; the age cutoff is wall-clock time
         self.max_age = max_age
         self.max_bytes = max_bytes
         self._interval = retention_interval.total_seconds()
@@ -339,7 +341,7 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             try:
                 conn = self._connection()
                 insert_rows(conn, rows)
-                due = time.monotonic() - self._last_retention >= self._interval
+                due = self._clock() - self._last_retention >= self._interval
                 if self._retention_pending or due:
                     self._retain(conn, budget_s=self._budget)
             except Exception as exc:
@@ -381,7 +383,7 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
     ) -> int:
         """One slice of retention (all of it without a budget); returns spans removed by it."""
         if not self._retention_pending:
-            self._last_retention = time.monotonic()
+            self._last_retention = self._clock()
             self._removed = 0
         step = self._retention.run(conn, budget_s=budget_s, now_ns=now_ns)
         self._removed += step.removed

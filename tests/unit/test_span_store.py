@@ -12,10 +12,22 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExportResult,
+)
 
 from telemetry import schema
-from telemetry.store import SpanStore, SqliteSpanExporter, StoreMissing, apply_retention
+from telemetry.store import (
+    Marker,
+    SpanStore,
+    SqliteSpanExporter,
+    StoreMissing,
+    apply_retention,
+    read_markers,
+    record_marker,
+)
 from tests.helpers.stored_spans import root, store_tracer
 
 NOW = 1_800_000_000 * 10**9
@@ -118,6 +130,53 @@ def test_retention_by_size_removes_oldest_spans_until_under_the_limit(tmp_path: 
     oldest_left = conn.execute("SELECT min(start_ns) FROM spans").fetchone()[0]
     assert conn.execute("SELECT count(*) FROM spans").fetchone()[0] == 3000 - removed
     assert oldest_left == NOW - (3000 - removed) * 10**9
+
+
+def test_retention_runs_again_each_interval_while_spans_keep_coming(tmp_path: Path) -> None:
+    """Not only at the first export: every ``retention_interval`` (here, of a fake clock)."""
+    path = tmp_path / "s.db"
+    clock = [1000.0]
+    exporter = SqliteSpanExporter(
+        path,
+        max_age=timedelta(hours=1),
+        max_bytes=10**8,
+        retention_interval=timedelta(minutes=1),
+        clock=lambda: clock[0],
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    two_hours_ago = time.time_ns() - 2 * 3600 * 10**9
+
+    def commands() -> list[str]:
+        with SpanStore.open(path) as store:
+            return [row[0] for row in store.conn.execute("SELECT command FROM spans ORDER BY id")]
+
+    root(tracer, "first-old", start_ns=two_hours_ago, duration_ms=1)  # the first pass: at once
+    assert commands() == []
+    clock[0] += 30
+    root(tracer, "old", start_ns=two_hours_ago, duration_ms=1)
+    assert commands() == ["old"]  # half an interval later: no pass yet
+    clock[0] += 31
+    root(tracer, "new", start_ns=time.time_ns(), duration_ms=1)
+    assert commands() == ["new"]  # an interval after the last pass: the next one ran
+    clock[0] += 61
+    root(tracer, "old-again", start_ns=two_hours_ago, duration_ms=1)
+    assert commands() == ["new"]  # and the one after that
+    provider.shutdown()
+
+
+def test_retention_deletes_markers_older_than_max_age_and_keeps_newer_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    record_marker(path, Marker(time_ns=NOW - 3 * 86400 * 10**9, version="v1"))
+    record_marker(path, Marker(time_ns=NOW - 3600 * 10**9, version="v2"))
+    exporter = SqliteSpanExporter(path, max_age=timedelta(days=1), max_bytes=10**8)
+    exporter.apply_retention(now_ns=NOW)
+    exporter.shutdown()
+    with SpanStore.open(path) as store:
+        assert [m.version for m in read_markers(store, 0, NOW)] == ["v2"]
 
 
 def test_failed_write_returns_failure_and_logs_one_warning(
