@@ -67,6 +67,38 @@ async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm
         assert TOKEN not in everything
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_spans_still_waiting_for_export_are_flushed_on_the_signal(
+    fake: FakeDiscord, signum: signal.Signals
+) -> None:
+    """The batch timer is an hour away, so only the final flush at shutdown can send them."""
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                OTEL_BSP_SCHEDULE_DELAY="3600000",
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            message = fake.send_message("!ping")
+            assert await fake.first_reply(int(message["id"]), timeout=10) is not None
+            assert receiver.requests == 0  # nothing sent yet: the spans wait in the pipeline
+        finally:
+            process.send_signal(signum)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, stderr.decode()
+    roots = [
+        span
+        for span in receiver.spans
+        if span.parent_span_id == "" and span.attributes.get(schema.MESSAGE_ID) == message["id"]
+    ]
+    assert [(r.name, r.attributes[schema.OUTCOME]) for r in roots] == [("command ping", "ok")]
+    assert any(span.name == "discord.send" for span in receiver.spans)
+
+
 async def test_honeycomb_key_becomes_the_team_header(fake: FakeDiscord) -> None:
     async with OtlpReceiver() as receiver:
         process = await start(
