@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -27,8 +28,10 @@ from telemetry.store import (
     apply_retention,
     read_markers,
     record_marker,
+    span_row,
 )
 from tests.helpers.stored_spans import root, store_tracer
+from tests.store_data import random_spans
 
 NOW = 1_800_000_000 * 10**9
 
@@ -119,7 +122,7 @@ def test_retention_by_size_removes_oldest_spans_until_under_the_limit(tmp_path: 
         for i in range(3000):
             root(tracer, "ping", start_ns=NOW - (3000 - i) * 10**9, duration_ms=1)
     conn = sqlite3.connect(path, isolation_level=None)
-    limit = 256 * 1024
+    limit = 512 * 1024
     removed = apply_retention(conn, max_age=timedelta(days=30), max_bytes=limit, now_ns=NOW)
     assert removed > 0
     pages, free, size = (
@@ -199,3 +202,71 @@ def test_failed_write_returns_failure_and_logs_one_warning(
 def test_reading_a_missing_store_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(StoreMissing, match="no span store at"):
         SpanStore.open(tmp_path / "nothing.db")
+
+
+def _write_under_steady_reads(exporter: SqliteSpanExporter, batches: int) -> int:
+    """Export ``batches`` batches while a reader queries without pause; the largest WAL seen."""
+    path = exporter.path
+    wal = Path(f"{path}-wal")
+    rows = [span_row(span) for span in random_spans(10, seed=3)]
+    assert exporter.export_rows(rows) == SpanExportResult.SUCCESS
+    done = threading.Event()
+    largest = [0]
+
+    def read() -> None:
+        with SpanStore.open(path) as store:
+            while not done.is_set():
+                store.conn.execute("SELECT max(id) FROM spans").fetchone()
+                with contextlib.suppress(FileNotFoundError):
+                    largest[0] = max(largest[0], wal.stat().st_size)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(batches):
+            assert exporter.export_rows(rows) == SpanExportResult.SUCCESS
+            largest[0] = max(largest[0], wal.stat().st_size)
+    finally:
+        done.set()
+        reader.join()
+    return largest[0]
+
+
+def test_the_write_ahead_log_stays_bounded_while_readers_never_stop(tmp_path: Path) -> None:
+    """SQLite's own checkpoint cannot restart a log some reader is in: it grew without end."""
+    limit = 512 * 1024
+    exporter = SqliteSpanExporter(
+        tmp_path / "s.db", max_age=timedelta(days=3650), max_bytes=10**9, wal_limit_bytes=limit
+    )
+    largest = _write_under_steady_reads(exporter, batches=300)
+    store_size = (tmp_path / "s.db").stat().st_size
+    exporter.shutdown()
+    print(f"store {store_size / 1e6:.1f} MB, largest WAL {largest / 1e6:.2f} MB")
+    # The limit, plus what one batch writes before the checkpoint after it (without the
+    # checkpoint: 8 MB of log for a 2.8 MB store).
+    assert largest < 3 * limit
+    assert store_size > 4 * limit  # enough was written for the log to have outgrown it
+
+
+@pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file", "with-wal"])
+def test_a_store_deleted_while_running_is_recreated_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, suffixes: tuple[str, ...]
+) -> None:
+    path = tmp_path / "s.db"
+    exporter = SqliteSpanExporter(path, max_age=timedelta(days=3650), max_bytes=10**9)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    root(tracer, "before", start_ns=time.time_ns(), duration_ms=1)
+    caplog.set_level(logging.INFO, logger="telemetry.store")
+    for suffix in suffixes:  # an operator cleaning up, or a volume swapped
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    root(tracer, "after", start_ns=time.time_ns(), duration_ms=1)
+    root(tracer, "later", start_ns=time.time_ns(), duration_ms=1)
+    provider.shutdown()
+    with SpanStore.open(path) as store:
+        commands = [row[0] for row in store.conn.execute("SELECT command FROM spans ORDER BY id")]
+    assert commands == ["after", "later"]
+    warnings = [r for r in caplog.records if "deleted or replaced" in r.message]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
