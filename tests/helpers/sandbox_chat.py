@@ -45,25 +45,40 @@ async def ask(
 async def handled(
     fake: FakeDiscord, message: dict[str, Any], *, timeout: float = REPLY_TIMEOUT_S
 ) -> list[dict[str, Any]]:
+    """Every reply to ``message``, which must get one, once the bot has finished with it.
+
+    Waits for the first reply to be posted, then as ``settled`` does. Raises
+    ``TimeoutError`` if any of it takes longer than ``timeout``.
+    """
+    async with asyncio.timeout(timeout):
+        first = await fake.first_reply(int(message["id"]), timeout=timeout)
+        assert first is not None, f"no reply to {message.get('content')!r} within {timeout} s"
+        return await settled(fake, message, timeout=timeout)
+
+
+async def settled(
+    fake: FakeDiscord, message: dict[str, Any], *, timeout: float = REPLY_TIMEOUT_S
+) -> list[dict[str, Any]]:
     """Every reply to ``message`` once the in-process bot has finished handling it.
 
-    Finished means three events, no clock: the first reply was posted; the
-    message's root span ended (the bot sends its answer and any error reply
-    inside it); and the discord.py listener tasks running then (``on_command_error``
-    and friends, dispatched while handling it) have returned. Raises
-    ``TimeoutError`` if any takes longer than ``timeout``.
+    Finished means two events, no clock: the message's root span ended (the bot
+    sends its answer and any error reply inside it), and the discord.py listener
+    tasks running then (``on_command_error`` and friends, dispatched while
+    handling it) have returned. A second reply would be there by then.
     """
     message_id = int(message["id"])
     async with asyncio.timeout(timeout):
-        first = await fake.first_reply(message_id, timeout=timeout)
-        assert first is not None, f"no reply to {message.get('content')!r} within {timeout} s"
         await until(lambda: message_root(EXPORTER, message_id) is not None, within=timeout)
-        await _listeners_done()
+        await listeners_done()
     return fake.replies_so_far(message_id)
 
 
-async def _listeners_done() -> None:
-    """Until every discord.py event task running now (other than this one) has returned."""
+async def listeners_done() -> None:
+    """Until every discord.py event task running now (other than the caller) has returned.
+
+    discord.py runs each listener call (``on_message``, ``on_command_error``, ...)
+    as its own task named after the event; what they post is posted by then.
+    """
     this = asyncio.current_task()
     running = [
         task
