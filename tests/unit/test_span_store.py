@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from telemetry import schema
+from telemetry import store as store_module
 from telemetry.store import (
     Marker,
     SpanStore,
@@ -270,3 +271,34 @@ def test_a_store_deleted_while_running_is_recreated_and_said_once(
     warnings = [r for r in caplog.records if "deleted or replaced" in r.message]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
+
+
+def test_a_reader_holding_the_log_delays_the_checkpoint_but_no_export_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_WAIT_MS", 50)
+    path = tmp_path / "s.db"
+    wal = Path(f"{path}-wal")
+    limit = 64 * 1024
+    exporter = SqliteSpanExporter(
+        path, max_age=timedelta(days=3650), max_bytes=10**9, wal_limit_bytes=limit
+    )
+    rows = [span_row(span) for span in random_spans(20, seed=4)]
+    assert exporter.export_rows(rows) == SpanExportResult.SUCCESS
+    caplog.set_level(logging.DEBUG, logger="telemetry.store")
+    with SpanStore.open(path) as store:
+        store.conn.execute("BEGIN")
+        store.conn.execute("SELECT count(*) FROM spans").fetchone()  # a snapshot held open
+        for _ in range(4):
+            assert exporter.export_rows(rows) == SpanExportResult.SUCCESS
+        held = wal.stat().st_size
+        store.conn.execute("COMMIT")
+    assert exporter.export_rows(rows) == SpanExportResult.SUCCESS
+    assert held > limit  # it could not be emptied while the reader was in it
+    assert wal.stat().st_size == 0  # and was once the reader had gone
+    said = [r for r in caplog.records if "kept it from being emptied" in r.message]
+    assert [r.levelno for r in said][:1] == [logging.INFO]
+    assert all(r.levelno == logging.DEBUG for r in said[1:])
+    with SpanStore.open(path) as store:
+        assert store.conn.execute("SELECT count(*) FROM spans").fetchone()[0] == 6 * len(rows)
+    exporter.shutdown()
