@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
-from tests.helpers.sandbox_chat import ask, settled_root
+from tests.helpers.sandbox_chat import ask, handled, settled_root
 from tests.helpers.trace_finders import root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
@@ -102,5 +102,5 @@ async def test_messages_sent_while_disconnected_are_answered_after_resume(
     await fake.drop_connection()
     message = fake.send_message("!about")
     await fake.wait_resumed()
-    replies = await fake.replies_to(int(message["id"]), timeout=0.5)
+    replies = await handled(fake, message)
     assert len(replies) == 1
