@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -249,18 +250,21 @@ def test_the_write_ahead_log_stays_bounded_while_readers_never_stop(tmp_path: Pa
     assert store_size > 4 * limit  # enough was written for the log to have outgrown it
 
 
-@pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file", "with-wal"])
+@pytest.mark.parametrize("removed", ["file", "with-wal", "directory"])
 def test_a_store_deleted_while_running_is_recreated_and_said_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, suffixes: tuple[str, ...]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, removed: str
 ) -> None:
-    path = tmp_path / "s.db"
+    path = tmp_path / ".chatops" / "s.db"
     exporter = SqliteSpanExporter(path, max_age=timedelta(days=3650), max_bytes=10**9)
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     root(tracer, "before", start_ns=time.time_ns(), duration_ms=1)
     caplog.set_level(logging.INFO, logger="telemetry.store")
-    for suffix in suffixes:  # an operator cleaning up, or a volume swapped
+    # An operator cleaning up, or a volume swapped.
+    if removed == "directory":
+        shutil.rmtree(path.parent)
+    for suffix in ("",) if removed == "file" else ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     root(tracer, "after", start_ns=time.time_ns(), duration_ms=1)
     root(tracer, "later", start_ns=time.time_ns(), duration_ms=1)
