@@ -171,10 +171,16 @@ class FakeDiscord:
         timeout: float = 5.0,
     ) -> JSON | None:
         """Send a message and wait for the bot's first reply to it (None on timeout)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[JSON] = loop.create_future()
         message = self.send_message(content, author=author, channel_id=channel_id)
-        mid = int(message["id"])
+        return await self.first_reply(int(message["id"]), timeout=timeout)
+
+    async def first_reply(self, message_id: int, *, timeout: float = 5.0) -> JSON | None:
+        """The bot's first reply to ``message_id``, as soon as it is posted (None on timeout)."""
+        mid = int(message_id)
+        earlier = self.replies_so_far(mid)
+        if earlier:
+            return earlier[0]
+        fut: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
         self._reply_waiters.setdefault(mid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -187,10 +193,14 @@ class FakeDiscord:
             if not waiters:
                 self._reply_waiters.pop(mid, None)
 
+    def replies_so_far(self, message_id: int) -> list[JSON]:
+        """Every bot message replying to ``message_id`` posted until now, oldest first."""
+        return [m for m in self.bot_messages if _reference_id(m) == int(message_id)]
+
     async def replies_to(self, message_id: int, *, timeout: float = 1.0) -> list[JSON]:
         """Every bot message replying to ``message_id``, after ``timeout`` for late ones."""
         await asyncio.sleep(timeout)
-        return [m for m in self.bot_messages if _reference_id(m) == int(message_id)]
+        return self.replies_so_far(message_id)
 
     def _bot_message_event(self, message: JSON, event: str) -> None:
         """A bot REST call changed a message: tell the gateway and any ``say`` waiting."""

@@ -196,6 +196,10 @@ class BatchSink:
         for span in spans:
             self._processor.on_end(to_readable(span, self.resource))
 
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Export everything queued now; blocks (call it from a thread if the receiver is local)."""
+        return bool(self._processor.force_flush(int(timeout_s * 1000)))
+
     def close(self, timeout_s: float = 5.0) -> bool:
         """Flush what is queued within ``timeout_s``, then stop the worker."""
         done = threading.Event()

@@ -10,8 +10,9 @@ from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
+from commands.toolkit.replies import reply
 from telemetry import schema
-from tests.helpers.sandbox_chat import ask
+from tests.helpers.sandbox_chat import ask, settled
 from tests.helpers.trace_finders import children, root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
@@ -115,7 +116,7 @@ async def test_ordinary_chat_is_ignored_and_its_content_never_recorded(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     message = fake.send_message("my password is swordfish")
-    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+    assert await settled(fake, message) == []
     root = root_of(spans, message)
     assert root.attributes[schema.OUTCOME] == "ignored"
     for span in spans.get_finished_spans():
@@ -125,7 +126,9 @@ async def test_ordinary_chat_is_ignored_and_its_content_never_recorded(
 async def test_messages_from_bots_are_ignored(bot: ChatOpsBot, fake: FakeDiscord) -> None:
     other = fake.add_user("otherbot", bot=True)
     message = fake.send_message("!ping", author=other)
-    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+    # Its on_message task started first and is awaited with the next message's listeners.
+    await ask(fake, "!about")
+    assert fake.replies_so_far(int(message["id"])) == []
 
 
 async def test_each_message_is_its_own_trace(
@@ -179,3 +182,35 @@ async def test_dropped_gateway_resumes_and_the_bot_still_answers(
     assert answer["content"].startswith("chatops-bot")
     assert fake.resume_count == 1
     assert fake.identify_count == 1
+
+
+class Verbose(commands.Cog):
+    @commands.command()
+    async def verbose(self, ctx: commands.Context[Any], *, text: str) -> None:
+        if text.startswith("fail"):
+            raise RuntimeError("e" * 3000)
+        await reply(ctx, "r" * 1900)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text[: limit - 1] + "\u2026"
+
+
+async def test_long_arguments_answers_and_error_messages_are_cut_on_the_spans(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    """The user still gets the whole answer; the spans carry at most the schema's limits."""
+    await bot.add_cog(Verbose())
+    text = "a" * 900
+    message, answer = await ask(fake, f"!verbose {text}")
+    assert answer["content"] == "r" * 1900
+    root = root_of(spans, message)
+    assert root.attributes[schema.COMMAND_ARGS] == _cut(text, schema.ARGS_MAX_CHARS)
+    assert root.attributes[schema.RESPONSE] == _cut("r" * 1900, schema.RESPONSE_MAX_CHARS)
+    (send,) = children(spans, root, schema.SEND_SPAN)
+    assert send.attributes[schema.RESPONSE] == root.attributes[schema.RESPONSE]
+
+    failed, _ = await ask(fake, "!verbose fail")
+    error_message = str(root_of(spans, failed).attributes[schema.ERROR_MESSAGE])
+    assert len(error_message) == schema.RESPONSE_MAX_CHARS
+    assert error_message.endswith("e\u2026")
