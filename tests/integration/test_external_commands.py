@@ -7,6 +7,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
@@ -57,9 +64,18 @@ async def test_catfact_answers_with_a_named_span_around_the_http_call(
     assert fetch.attributes[schema.API_HOST] == "127.0.0.1"
     assert fetch.attributes[schema.COMMAND] == "catfact"
     (get,) = children(spans, fetch)
-    assert get.attributes["http.method"] == "GET"
-    assert get.attributes["http.status_code"] == 200
-    assert get.attributes["http.url"] == f"{catfact_api.url}/fact"
+    # The stable HTTP client conventions, and only them by default.
+    assert get.name == "GET"
+    assert dict(get.attributes) == {
+        HTTP_REQUEST_METHOD: "GET",
+        URL_FULL: f"{catfact_api.url}/fact",
+        SERVER_ADDRESS: "127.0.0.1",
+        SERVER_PORT: catfact_api.port,
+        HTTP_RESPONSE_STATUS_CODE: 200,
+        schema.COMMAND: "catfact",
+        schema.GUILD_ID: str(fake.guild.id),
+        schema.AUTHOR_ID: str(fake.user["id"]),
+    }
     # A fast call shows no typing indicator.
     assert not [r for r in fake.requests if r.path.endswith("/typing")]
 
@@ -110,11 +126,9 @@ async def test_a_slow_call_shows_the_typing_indicator(
     assert len(typing) == 1
     # The typing POST is the root's child, beside the call, not time charged to the API.
     (posted,) = [
-        s
-        for s in children(spans, root, "POST")
-        if str(s.attributes["http.url"]).endswith("/typing")
+        s for s in children(spans, root, "POST") if str(s.attributes[URL_FULL]).endswith("/typing")
     ]
-    assert posted.attributes["http.status_code"] == 204
+    assert posted.attributes[HTTP_RESPONSE_STATUS_CODE] == 204
 
 
 async def test_a_500_then_success_is_retried_and_both_attempts_are_spans(
@@ -128,7 +142,7 @@ async def test_a_500_then_success_is_retried_and_both_attempts_are_spans(
     fetch = only_child(spans, root, "catfact.fetch")
     assert fetch.attributes[schema.API_ATTEMPTS] == 2
     assert fetch.status.status_code is StatusCode.UNSET
-    statuses = [s.attributes["http.status_code"] for s in children(spans, fetch)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in children(spans, fetch)]
     assert statuses == [500, 200]
     assert len(catfact_api.requests) == 2
 
@@ -152,7 +166,11 @@ async def test_500_twice_fails_with_the_status_and_the_trace_id(
     assert root.status.status_code is StatusCode.ERROR
     fetch = only_child(spans, root, "catfact.fetch")
     assert fetch.status.status_code is StatusCode.ERROR
-    assert [s.attributes["http.status_code"] for s in children(spans, fetch)] == [500, 503]
+    attempts = children(spans, fetch)
+    assert [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in attempts] == [500, 503]
+    # error.type on a failed HTTP attempt is its status code, as the conventions say.
+    assert [s.attributes[ERROR_TYPE] for s in attempts] == ["500", "503"]
+    assert all(s.status.status_code is StatusCode.ERROR for s in attempts)
 
 
 async def test_a_404_is_not_retried(
@@ -196,8 +214,14 @@ async def test_an_unreachable_api_is_retried_once_then_reported(
     answer, root = await exchange(fake, spans, "!catfact")
     assert answer["content"] == f"I couldn't reach the cat-fact API. (trace `{trace_id(root)}`)"
     fetch = only_child(spans, root, "catfact.fetch")
-    assert len(children(spans, fetch)) == 2
+    attempts = children(spans, fetch)
+    assert len(attempts) == 2
     assert fetch.attributes[schema.API_ATTEMPTS] == 2
+    # No answer: error.type is the exception's fully-qualified class name, no status code.
+    for attempt in attempts:
+        assert attempt.attributes[ERROR_TYPE] == "aiohttp.client_exceptions.ClientConnectorError"
+        assert HTTP_RESPONSE_STATUS_CODE not in attempt.attributes
+        assert attempt.attributes[SERVER_PORT] == unused_port
 
 
 @pytest.mark.parametrize("overrides", [{"external_cooldown_rate": 1}])

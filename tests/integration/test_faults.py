@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
@@ -45,7 +46,7 @@ async def test_429_on_messages_route_is_retried_and_answered_once(
 ) -> None:
     fake.fail("POST", MESSAGES_ROUTE, status=429, retry_after=0.2, is_global=is_global)
     message = await one_reply(fake, "!about", wait=0.6)
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [429, 200]
 
 
@@ -56,7 +57,7 @@ async def test_server_errors_are_retried_and_answered_once(
     fake.fail("POST", MESSAGES_ROUTE, status=status)
     # discord.py waits 1 s before retrying a 5xx.
     message = await one_reply(fake, "!about", wait=1.6)
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [status, 200]
 
 

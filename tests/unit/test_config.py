@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import HONEYCOMB_ENDPOINT, ConfigError, check_bot_requirements, load_settings
+from bot.config import (
+    HONEYCOMB_ENDPOINT,
+    ConfigError,
+    check_bot_requirements,
+    load_settings,
+    telemetry_config,
+)
 
 
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,3 +82,25 @@ def test_azure_without_a_resource_group_stops_only_the_bot(monkeypatch: pytest.M
     settings = load_settings(_env_file=None)
     with pytest.raises(ConfigError, match="AZURE_RESOURCE_GROUP is not"):
         check_bot_requirements(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (None, "stable"),
+        ("http", "stable"),
+        ("database", "stable"),
+        ("http/dup", "dup"),
+        ("database, HTTP/DUP", "dup"),
+    ],
+)
+def test_semconv_opt_in_chooses_the_http_attribute_names(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", value)
+    settings = load_settings(_env_file=None)
+    assert settings.http_semconv == mode
+    assert telemetry_config(settings).http_semconv == mode
