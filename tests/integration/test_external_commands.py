@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
@@ -22,7 +23,7 @@ from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall
-from tests.helpers.sandbox_chat import exchange
+from tests.helpers.sandbox_chat import exchange, is_ephemeral, run_slash
 from tests.helpers.trace_finders import TRACING_HEADERS, children, only_child, trace_id
 
 TYPING_ROUTE = r"/channels/\d+/typing"
@@ -253,3 +254,45 @@ async def test_concurrent_calls_beyond_the_bound_are_turned_away(
     assert root.attributes[schema.OUTCOME] == "cooldown"
     slow, _ = await first
     assert FACT in slow["content"]
+
+
+SUPPRESS_EMBEDS = 1 << 2  # Discord's message flag
+HONEYCOMB = {"honeycomb_team": "acme", "honeycomb_environment": "prod"}
+
+
+def honeycomb_link(root: ReadableSpan) -> str:
+    """What an error reply names the trace as, with HONEYCOMB_TEAM=acme, environment prod."""
+    tid = trace_id(root)
+    start = int((root.start_time or 0) / 1e9)
+    return (
+        "<https://ui.honeycomb.io/acme/environments/prod/datasets/chatops-bot/trace"
+        f"?trace_id={tid}&trace_start_ts={start - 60}&trace_end_ts={start + 3600}>"
+    )
+
+
+def only_unpreviewed_links(content: str) -> bool:
+    """Every URL in ``content`` is wrapped in ``<>``: Discord shows no preview card for it."""
+    return all(part.endswith("<") for part in content.split("https://")[:-1])
+
+
+@pytest.mark.parametrize("overrides", [HONEYCOMB])
+async def test_with_honeycomb_team_an_error_reply_links_its_trace_without_a_preview(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
+) -> None:
+    catfact_api.then(status=500).then(status=503)
+    answer, root = await exchange(fake, spans, "!catfact")
+    content = answer["content"]
+    assert content == f"The cat-fact API answered 503. (trace {honeycomb_link(root)})"
+    assert only_unpreviewed_links(content)
+    assert not answer["embeds"]
+    assert answer["flags"] & SUPPRESS_EMBEDS  # and the send asks for no previews at all
+
+
+@pytest.mark.parametrize("overrides", [HONEYCOMB])
+async def test_a_slash_commands_error_reply_links_its_trace_too(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
+) -> None:
+    catfact_api.then(status=500).then(status=503)
+    answer, root, _ = await run_slash(fake, spans, "/catfact")
+    assert answer["content"] == f"The cat-fact API answered 503. (trace {honeycomb_link(root)})"
+    assert is_ephemeral(answer)
