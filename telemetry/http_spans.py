@@ -21,6 +21,7 @@ where ``telemetry.propagation.propagate_trace`` allows (never to Discord).
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,7 @@ _KNOWN_METHODS = frozenset(
 )
 _OTHER_METHOD = HttpRequestMethodValues.OTHER.value
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 # An interaction's token is in the path of its callback and webhook URLs, and lets
@@ -229,6 +231,20 @@ def contrib_instrumented() -> bool:
     )
 
 
+def contrib_http_semconv() -> str | None:
+    """Which HTTP names the contrib instrumentation records: ``default`` (the old ones),
+    ``http`` or ``http/dup``, as it read ``OTEL_SEMCONV_STABILITY_OPT_IN`` itself;
+    None when it is not loaded (or no longer says)."""
+    module = sys.modules.get("opentelemetry.instrumentation._semconv")
+    stability = getattr(module, "_OpenTelemetrySemanticConventionStability", None)
+    signal = getattr(module, "_OpenTelemetryStabilitySignalType", None)
+    try:
+        mode = stability._get_opentelemetry_stability_opt_in_mode(signal.HTTP)  # type: ignore[union-attr]
+    except (AttributeError, TypeError):
+        return None
+    return str(getattr(mode, "value", mode))
+
+
 def install(mode: HttpSemconv = "stable") -> None:
     """Give every ``aiohttp.ClientSession`` created from now on our trace config (once).
 
@@ -238,7 +254,15 @@ def install(mode: HttpSemconv = "stable") -> None:
     it makes the spans and this does nothing (two spans per request otherwise).
     """
     global _installed
-    if _installed or contrib_instrumented():
+    if _installed:
+        return
+    if contrib_instrumented():
+        if contrib_http_semconv() == "default":
+            log.warning(
+                "HTTP spans come from opentelemetry-instrument's aiohttp instrumentation, which "
+                "records the old HTTP attribute names: set OTEL_SEMCONV_STABILITY_OPT_IN=http "
+                "for the stable names the console, stats and the Honeycomb queries read"
+            )
         return
     config = trace_config(mode)
     original = aiohttp.ClientSession.__init__
