@@ -23,6 +23,7 @@ from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall
+from tests.helpers.markdown import masked_links
 from tests.helpers.sandbox_chat import exchange, is_ephemeral, run_slash
 from tests.helpers.trace_finders import TRACING_HEADERS, children, only_child, trace_id
 
@@ -284,6 +285,7 @@ async def test_with_honeycomb_team_an_error_reply_links_its_trace_without_a_prev
     content = answer["content"]
     assert content == f"The cat-fact API answered 503. (trace {honeycomb_link(root)})"
     assert only_unpreviewed_links(content)
+    assert not masked_links(content)  # replies never carry masked links
     assert not answer["embeds"]
     assert answer["flags"] & SUPPRESS_EMBEDS  # and the send asks for no previews at all
 

@@ -104,3 +104,20 @@ def test_semconv_opt_in_chooses_the_http_attribute_names(
     settings = load_settings(_env_file=None)
     assert settings.http_semconv == mode
     assert telemetry_config(settings).http_semconv == mode
+
+
+def test_the_readme_and_running_md_list_every_standard_variable_the_bot_reads() -> None:
+    """Every ``OTEL_*`` variable ``Settings`` reads, plus those the SDK reads for it."""
+    from bot.config import Settings
+
+    names = {"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_SDK_DISABLED"}
+    for field_name, info in Settings.model_fields.items():
+        aliases = getattr(info.validation_alias, "choices", [])
+        names |= {alias for alias in aliases if alias.startswith("OTEL_")}
+        if field_name.startswith("otel_"):
+            names.add(field_name.upper())
+    assert "OTEL_SEMCONV_STABILITY_OPT_IN" in names
+    root = Path(__file__).resolve().parents[2]
+    for page in ("README.md", "docs/running.md"):
+        text = (root / page).read_text()
+        assert not {name for name in names if f"`{name}`" not in text}, page
