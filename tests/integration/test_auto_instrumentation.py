@@ -141,8 +141,11 @@ async def test_opentelemetry_instrument_exports_the_same_tree_once_and_no_token(
     assert not [s for s in http_spans(instrumented) if s.parent_span_id in http_ids]
     assert len(http_spans(instrumented)) == len(http_spans(plain))
 
-    # The callback POST: stable names, the token out of its URL, fields from the root.
+    # The callback POST: the same attributes as the bot's own span (stable names, fields
+    # from the root), the token out of its URL.
     (post,) = [s for s in trace_of(instrumented, "command roll") if s.name == "POST"]
+    (own,) = [s for s in trace_of(plain, "command roll") if s.name == "POST"]
+    assert post.attributes.keys() == own.attributes.keys()
     assert post.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     assert "/interactions/" in post.attributes[URL_FULL]
     assert "/{token}/callback" in post.attributes[URL_FULL]
