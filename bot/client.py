@@ -39,6 +39,7 @@ from commands.toolkit.limits import (
 )
 from commands.toolkit.readable_input import check_readable
 from commands.toolkit.replies import reply
+from commands.toolkit.trace_refs import TraceTarget
 from telemetry import schema
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
@@ -85,6 +86,8 @@ class ChatOpsBot(commands.Bot):
             **{"guild_ready_timeout": GUILD_READY_TIMEOUT_S, **options},
         )
         self.settings = settings
+        # Error replies and CI announcements link trace ids here (bare ids without a team).
+        self.trace_target = TraceTarget(settings.trace_links, settings.service_name)
         self.started_at = time.monotonic()
         self.gateway_up = False
         self._frozen = False

@@ -44,7 +44,16 @@ async def add_cogs(bot: ChatOpsBot) -> None:
         Core(bot, version=package_version(), commit=settings.git_commit, started_at=bot.started_at)
     )
     await bot.add_cog(Labs())
-    await bot.add_cog(Builds(bot, channel_id=settings.ci_announce_channel_id))
+    await bot.add_cog(
+        Builds(
+            bot,
+            channel_id=settings.ci_announce_channel_id,
+            datasets={
+                "circleci": settings.circleci_hook_service,
+                "buildkite": settings.buildkite_service_name,
+            },
+        )
+    )
     bot.tree.add_command(slash_help)
 
     api = build_api_client(settings, bot.http_session)

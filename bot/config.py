@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_protocol: OtlpProtocol = None
     otel_exporter_otlp_traces_protocol: OtlpProtocol = None
     otel_resource_attributes: str | None = None
+    # Categories as the conventions define them (``http``, ``http/dup``, ``database``, ...);
+    # only ``http/dup`` changes anything here: stable HTTP names are the default.
+    otel_semconv_stability_opt_in: CommaList = Field(default_factory=list)
     # TLS for the OTLP exporter, as the SDK names it (the traces-specific variable first).
     otlp_certificate: Path | None = Field(
         default=None,
@@ -345,6 +348,13 @@ class Settings(BaseSettings):
         return headers
 
     @property
+    def http_semconv(self) -> Literal["stable", "dup"]:
+        """``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http/dup`` adds the old HTTP attribute names;
+        otherwise (``http``, unset, or other categories only) the stable ones alone."""
+        opted = {item.strip().lower() for item in self.otel_semconv_stability_opt_in}
+        return "dup" if "http/dup" in opted else "stable"
+
+    @property
     def resource_attributes(self) -> dict[str, str]:
         return parse_resource_attributes(self.otel_resource_attributes)
 
@@ -444,6 +454,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
             settings.otlp_client_certificate,
         ),
         otlp_via_proxy=bool(settings.https_proxy or settings.http_proxy),
+        http_semconv=settings.http_semconv,
     )
 
 

@@ -101,6 +101,7 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
 def start_tracing(settings: Settings) -> LeanTracerProvider:
     from telemetry.setup import build_provider, install
 
-    provider = build_provider(telemetry_config(settings))
-    install(provider)
+    config = telemetry_config(settings)
+    provider = build_provider(config)
+    install(provider, config.http_semconv)
     return provider

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS
+
 # Root span of a received message.
 MESSAGE_ID = "discord.message.id"
 CHANNEL_ID = "discord.channel.id"
@@ -137,7 +139,7 @@ COMMAND_LINE_MAX_CHARS = 1024
 
 # External API calls (issue 3): on the named span around each call.
 API_NAME = "app.api.name"
-API_HOST = "server.address"
+API_HOST = SERVER_ADDRESS  # the stable convention, as on HTTP spans
 API_ATTEMPTS = "app.api.attempts"
 API_STATUS = "app.api.status_code"
 API_RESPONSE_BYTES = "app.api.response_bytes"

@@ -72,8 +72,9 @@ def console(lines: tuple[str, ...]) -> None:
     check_bot_start(config)
     configure_logging(logging.WARNING)
     recent = RecentTraces()
-    provider = build_provider(telemetry_config(config), processors=[recent])
-    install(provider)
+    tracing = telemetry_config(config)
+    provider = build_provider(tracing, processors=[recent])
+    install(provider, tracing.http_semconv)
     try:
         asyncio.run(
             run_console(

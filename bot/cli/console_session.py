@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from rich.console import Console
 
 from bot.cli.tables import waterfall_table
@@ -35,9 +41,12 @@ KEY_ATTRIBUTES = (
     schema.FLAG_VARIANT,
     schema.FLAG_REASON,
     schema.AZURE_OPERATION,
-    "http.method",
-    "http.url",
-    "http.status_code",
+    # The stable HTTP semantic conventions (with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup
+    # spans also carry the old names; the console shows each fact once).
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    URL_FULL,
+    ERROR_TYPE,
 )
 PROMPT = "you> "
 

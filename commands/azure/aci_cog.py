@@ -236,7 +236,9 @@ class Azure(commands.Cog, name="Azure"):
             await act(found.ref)
             after = await self.aci_client.get(found.ref)
         except AzureError as exc:
-            await self._failed_in_place(message, f"{verb.name.title()} of `{name}` failed", exc)
+            await self._failed_in_place(
+                ctx, message, f"{verb.name.title()} of `{name}` failed", exc
+            )
             return
         states = ", ".join(
             f"{code(c.name)} {container_state(c)[0]}" for c in after.containers or []
@@ -277,6 +279,8 @@ class Azure(commands.Cog, name="Azure"):
             view.answered()
         return message
 
-    async def _failed_in_place(self, message: discord.Message, what: str, exc: AzureError) -> None:
-        classified = record_failure(exc, what=what)
+    async def _failed_in_place(
+        self, ctx: Ctx, message: discord.Message, what: str, exc: AzureError
+    ) -> None:
+        classified = record_failure(exc, what=what, bot=ctx.bot)
         await edit(message, f"\u274c {what}: {classified.reply}")

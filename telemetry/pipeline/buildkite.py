@@ -204,6 +204,7 @@ def build_spans(build: Mapping[str, Any]) -> tuple[list[PipelineSpan], PipelineE
         url=_str(build, "web_url"),
         trace_id=f"{trace_id:032x}",
         run_id=build_id,
+        start_s=start / 1e9,
     )
     return spans, event
 

@@ -195,6 +195,7 @@ def _workflow(
         url=_str(workflow, "url"),
         trace_id=f"{trace_id:032x}",
         run_id=workflow_id,
+        start_s=start / 1e9,
     )
     return Translation(str(payload["id"]), "workflow-completed", [span], event)
 

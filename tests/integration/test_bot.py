@@ -6,6 +6,10 @@ from typing import Any
 
 from discord.ext import commands
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
@@ -41,8 +45,8 @@ async def test_ping_answers_and_leaves_one_trace_with_the_schema(
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"]
     (post,) = children(spans, send)
-    assert post.attributes["http.method"] == "POST"
-    assert post.attributes["http.status_code"] == 200
+    assert post.attributes[HTTP_REQUEST_METHOD] == "POST"
+    assert post.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     # Trace fields reach every descendant through the processor.
     assert post.attributes[schema.COMMAND] == "ping"
     assert post.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
@@ -170,7 +174,7 @@ async def test_rate_limited_reply_still_arrives_and_the_retry_shows_in_the_trace
     assert answer["content"].startswith("chatops-bot")
     root = root_of(spans, message)
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
-    statuses = [s.attributes["http.status_code"] for s in children(spans, send)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in children(spans, send)]
     assert statuses == [429, 200]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
@@ -37,7 +38,7 @@ async def test_429_on_messages_route_is_retried_and_answered_once(
 ) -> None:
     fake.fail("POST", MESSAGES_ROUTE, status=429, retry_after=0.2, is_global=is_global)
     message, _ = await ask(fake, "!about")
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [429, 200]
 
 
@@ -48,7 +49,7 @@ async def test_server_errors_are_retried_and_answered_once(
     fake.fail("POST", MESSAGES_ROUTE, status=status)
     # discord.py waits 1 s before retrying a 5xx.
     message, _ = await ask(fake, "!about")
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [status, 200]
 
 

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
@@ -54,7 +55,7 @@ async def test_mtg_replies_with_the_top_cards_the_total_and_a_link(
     search = only_child(spans, root, "scryfall.search")
     assert search.attributes[schema.API_STATUS] == 200
     (get,) = children(spans, search)
-    assert get.attributes["http.status_code"] == 200
+    assert get.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
 
 
 async def test_mtg_encodes_the_query_for_the_api_and_for_the_link(

@@ -186,7 +186,7 @@ def test_honeycomb_apply_creates_then_updates_the_board(
     code, out, err = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0, err
     assert "created board" in out
-    assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 5
+    assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 6
     assert {a["name"] for a in honeycomb.annotations} >= {"P95 duration by command"}
     assert honeycomb.derived_columns[0]["alias"] == "app.is_error"
     specs = [c.body for c in honeycomb.calls("POST", "/1/queries/chatops-test")]
@@ -194,7 +194,7 @@ def test_honeycomb_apply_creates_then_updates_the_board(
 
     code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0 and "updated board" in out
-    assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 5
+    assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 6
     assert len(honeycomb.derived_columns) == 1
     assert all(c.headers["X-Honeycomb-Team"] == KEY for c in honeycomb.requests)
 

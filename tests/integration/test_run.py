@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from bot.sandbox import FakeDiscord
 from telemetry import schema
@@ -188,7 +189,7 @@ async def test_the_exported_tree_keeps_its_meaning_over_otlp(fake: FakeDiscord) 
     (send,) = [s for s in trace if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"] == root.attributes[schema.RESPONSE]
     attempts = [s for s in trace if s.parent_span_id == send.span_id]
-    assert [(s.name, s.attributes["http.status_code"]) for s in attempts] == [
+    assert [(s.name, s.attributes[HTTP_RESPONSE_STATUS_CODE]) for s in attempts] == [
         ("POST", 429),
         ("POST", 200),
     ]
