@@ -28,7 +28,7 @@ from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from commands.builds import Builds
 from commands.help import TracedHelpCommand
-from commands.toolkit.failures import record_failure, unknown_command_reply
+from commands.toolkit.failures import record_failure
 from commands.toolkit.flags import shutdown_flags, start_flags
 from commands.toolkit.interaction_state import defer
 from commands.toolkit.limits import (
@@ -39,6 +39,7 @@ from commands.toolkit.limits import (
 )
 from commands.toolkit.readable_input import check_readable
 from commands.toolkit.replies import reply
+from commands.toolkit.suggestions import unknown_command_answer
 from telemetry import schema
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
@@ -170,6 +171,10 @@ class ChatOpsBot(commands.Bot):
             # Ordinary chat: its content is never recorded.
             message_trace.set_outcome(Outcome.IGNORED)
             return
+        if self.settings.silent_unknown_commands:
+            # Another bot may own the name: recorded, not answered, not rate-counted.
+            message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
+            return
         try:
             # An unknown command is answered too, so it counts against the same limit.
             await self.user_rate(ctx)
@@ -177,7 +182,7 @@ class ChatOpsBot(commands.Bot):
             await self.report_error(ctx, exc)
             return
         message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
-        await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))
+        await reply(ctx, await unknown_command_answer(ctx, ctx.invoked_with))
 
     async def invoke(self, ctx: commands.Context[Any], /) -> None:
         """discord.py's ``Bot.invoke`` with the bot-wide limits, and the error reported in the span.
@@ -237,8 +242,14 @@ class ChatOpsBot(commands.Bot):
         classified = record_failure(error, ctx, what=f"command {ctx.command}")
         if not classified.reply or _handles_own_errors(ctx):
             return
+        text = classified.reply
+        if classified.outcome is Outcome.UNKNOWN_COMMAND and ctx.interaction is None:
+            # A hidden command answers exactly as an unknown one: silent, or with suggestions.
+            if self.settings.silent_unknown_commands:
+                return
+            text = await unknown_command_answer(ctx, ctx.invoked_with or "")
         try:
-            await reply(ctx, classified.reply, ephemeral=True)
+            await reply(ctx, text, ephemeral=True)
         except discord.HTTPException as exc:
             log.warning("could not send the error reply: %s", exc)
 

@@ -76,3 +76,9 @@ def test_azure_without_a_resource_group_stops_only_the_bot(monkeypatch: pytest.M
     settings = load_settings(_env_file=None)
     with pytest.raises(ConfigError, match="AZURE_RESOURCE_GROUP is not"):
         check_bot_requirements(settings)
+
+
+def test_one_shard_id_alone_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_IDS", "1")
+    settings = load_settings(_env_file=None)
+    assert settings.shard_ids == [1]
