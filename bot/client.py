@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 MAX_CACHED_MESSAGES = 200
 # discord.py dispatches on_ready this long after the last GUILD_CREATE (2 s by default,
-# time it needs to chunk members). This bot never chunks, so readiness need not wait.
+# time it needs to chunk members). This bot never chunks; /readyz does not wait for it
+# either (``on_connect``: READY received, messages are answered from then on).
 GUILD_READY_TIMEOUT_S = 0.5
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 
@@ -145,6 +146,11 @@ class ChatOpsBot(commands.Bot):
             self._frozen = True
         self.gateway_up = True
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
+
+    async def on_connect(self) -> None:
+        """READY arrived: messages are dispatched (and answered) from now on, so ``/readyz``
+        turns 200 here rather than ``guild_ready_timeout`` later at ``on_ready``."""
+        self.gateway_up = True
 
     async def on_resumed(self) -> None:
         self.gateway_up = True
@@ -268,8 +274,36 @@ class ShardedChatOpsBot(ChatOpsBot, commands.AutoShardedBot):
     """The same bot running a range of shards (``SHARD_COUNT``, ``SHARD_IDS``) in one process.
 
     With an explicit shard count discord.py opens ``DEFAULT_GATEWAY``, which
-    ``setup_hook`` has pointed at the configured or discovered gateway.
+    ``setup_hook`` has pointed at the configured or discovered gateway. The
+    gateway is up (``/readyz``) while every shard this process runs is connected.
     """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self._shards_up: set[int] = set()
+        super().__init__(settings, **options)
+
+    def _shard_state(self, shard_id: int, up: bool) -> None:
+        if up:
+            self._shards_up.add(shard_id)
+        else:
+            self._shards_up.discard(shard_id)
+        wanted = set(self.shard_ids or range(self.shard_count or 1))
+        self.gateway_up = wanted <= self._shards_up
+
+    async def on_connect(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_connect``."""
+
+    async def on_resumed(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_resumed``."""
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, False)
 
 
 def create_bot(settings: Settings, **options: Any) -> ChatOpsBot:
