@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ci": ("bot.cli.ci_verbs", "ci"),
     "flags": ("bot.cli.flag_verbs", "flags"),
     "deploy": ("bot.cli.deploy_verbs", "deploy_command"),
+    "doctor": ("bot.cli.doctor_verbs", "doctor_command"),
 }
 
 
