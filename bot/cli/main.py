@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "flags": ("bot.cli.flag_verbs", "flags"),
     "deploy": ("bot.cli.deploy_verbs", "deploy_command"),
     "doctor": ("bot.cli.doctor_verbs", "doctor_command"),
+    "builds": ("bot.cli.build_verbs", "builds_command"),
 }
 
 
