@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 Status = Literal["ok", "warn", "fail", "skip"]
 TIMEOUT = aiohttp.ClientTimeout(total=8, connect=4)
+CREDENTIAL_TIMEOUT_S = 20.0
 
 # Discord's application flags: the Message Content intent, and its form for bots in
 # fewer than 100 servers (the portal's toggle sets one or the other).
@@ -223,7 +224,13 @@ async def _azure(
         return [Check("azure credential", "fail", "AZURE_ARM_ENDPOINT is not https: no token sent")]
     credential, close = _credential(settings, options)
     try:
-        token = (await credential.get_token(f"{endpoint}/.default")).token
+        # DefaultAzureCredential tries several sources in turn; bound the whole search.
+        async with asyncio.timeout(CREDENTIAL_TIMEOUT_S):
+            token = (await credential.get_token(f"{endpoint}/.default")).token
+    except TimeoutError:
+        fix = "az login, or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
+        detail = f"no token within {CREDENTIAL_TIMEOUT_S:g} s"
+        return [Check("azure credential", "fail", detail, fix)]
     except Exception as exc:
         fix = (
             "az login, or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, "
