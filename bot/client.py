@@ -28,7 +28,7 @@ from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from commands.builds import Builds
 from commands.help import TracedHelpCommand
-from commands.toolkit.failures import record_failure, unknown_command_reply
+from commands.toolkit.failures import record_failure
 from commands.toolkit.flags import shutdown_flags, start_flags
 from commands.toolkit.interaction_state import defer
 from commands.toolkit.limits import (
@@ -39,6 +39,7 @@ from commands.toolkit.limits import (
 )
 from commands.toolkit.readable_input import check_readable
 from commands.toolkit.replies import reply
+from commands.toolkit.suggestions import unknown_command_answer
 from commands.toolkit.trace_refs import TraceTarget
 from telemetry import schema
 from telemetry.pipeline.events import PipelineEvent
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 MAX_CACHED_MESSAGES = 200
 # discord.py dispatches on_ready this long after the last GUILD_CREATE (2 s by default,
-# time it needs to chunk members). This bot never chunks, so readiness need not wait.
+# time it needs to chunk members). This bot never chunks; /readyz does not wait for it
+# either (``on_connect``: READY received, messages are answered from then on).
 GUILD_READY_TIMEOUT_S = 0.5
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 
@@ -148,6 +150,11 @@ class ChatOpsBot(commands.Bot):
         self.gateway_up = True
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 
+    async def on_connect(self) -> None:
+        """READY arrived: messages are dispatched (and answered) from now on, so ``/readyz``
+        turns 200 here rather than ``guild_ready_timeout`` later at ``on_ready``."""
+        self.gateway_up = True
+
     async def on_resumed(self) -> None:
         self.gateway_up = True
 
@@ -173,6 +180,10 @@ class ChatOpsBot(commands.Bot):
             # Ordinary chat: its content is never recorded.
             message_trace.set_outcome(Outcome.IGNORED)
             return
+        if self.settings.silent_unknown_commands:
+            # Another bot may own the name: recorded, not answered, not rate-counted.
+            message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
+            return
         try:
             # An unknown command is answered too, so it counts against the same limit.
             await self.user_rate(ctx)
@@ -180,7 +191,7 @@ class ChatOpsBot(commands.Bot):
             await self.report_error(ctx, exc)
             return
         message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
-        await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))
+        await reply(ctx, await unknown_command_answer(ctx, ctx.invoked_with))
 
     async def invoke(self, ctx: commands.Context[Any], /) -> None:
         """discord.py's ``Bot.invoke`` with the bot-wide limits, and the error reported in the span.
@@ -240,8 +251,14 @@ class ChatOpsBot(commands.Bot):
         classified = record_failure(error, ctx, what=f"command {ctx.command}")
         if not classified.reply or _handles_own_errors(ctx):
             return
+        text = classified.reply
+        if classified.outcome is Outcome.UNKNOWN_COMMAND and ctx.interaction is None:
+            # A hidden command answers exactly as an unknown one: silent, or with suggestions.
+            if self.settings.silent_unknown_commands:
+                return
+            text = await unknown_command_answer(ctx, ctx.invoked_with or "")
         try:
-            await reply(ctx, classified.reply, ephemeral=True)
+            await reply(ctx, text, ephemeral=True)
         except discord.HTTPException as exc:
             log.warning("could not send the error reply: %s", exc)
 
@@ -260,8 +277,36 @@ class ShardedChatOpsBot(ChatOpsBot, commands.AutoShardedBot):
     """The same bot running a range of shards (``SHARD_COUNT``, ``SHARD_IDS``) in one process.
 
     With an explicit shard count discord.py opens ``DEFAULT_GATEWAY``, which
-    ``setup_hook`` has pointed at the configured or discovered gateway.
+    ``setup_hook`` has pointed at the configured or discovered gateway. The
+    gateway is up (``/readyz``) while every shard this process runs is connected.
     """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self._shards_up: set[int] = set()
+        super().__init__(settings, **options)
+
+    def _shard_state(self, shard_id: int, up: bool) -> None:
+        if up:
+            self._shards_up.add(shard_id)
+        else:
+            self._shards_up.discard(shard_id)
+        wanted = set(self.shard_ids or range(self.shard_count or 1))
+        self.gateway_up = wanted <= self._shards_up
+
+    async def on_connect(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_connect``."""
+
+    async def on_resumed(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_resumed``."""
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, False)
 
 
 def create_bot(settings: Settings, **options: Any) -> ChatOpsBot:

@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     discord_api_base: WebUrl = DISCORD_API_BASE
     discord_gateway_url: GatewayUrl = None
     bot_prefix: Name = Field(default="!", min_length=1, max_length=8)
+    # Where other bots share the prefix: an unknown ``!name`` gets no reply (still traced).
+    silent_unknown_commands: bool = False
 
     # abuse limits (bot-wide)
     user_command_rate: int = Field(default=8, ge=1)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +40,9 @@ from telemetry import schema
 tracer = trace.get_tracer(__name__)
 T = TypeVar("T")
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=2)
+# The progress hook: told each phase's name as it starts (``chatops deploy``'s live
+# status line). Set once per ``deploy`` call, read by ``_phase``.
+_phase_started: ContextVar[Callable[[str], None] | None] = ContextVar("phase_started", default=None)
 
 
 class DeployFailed(Exception):
@@ -92,9 +96,18 @@ class _Target:
 
 
 async def deploy(
-    aci: Aci, request: DeployRequest, env: Mapping[str, str], echo: Callable[[str], None]
+    aci: Aci,
+    request: DeployRequest,
+    env: Mapping[str, str],
+    echo: Callable[[str], None],
+    *,
+    on_phase: Callable[[str], None] | None = None,
 ) -> DeployReport:
-    """Run the four phases within ``request.timeout_s``; ``DeployFailed`` says what broke."""
+    """Run the four phases within ``request.timeout_s``; ``DeployFailed`` says what broke.
+
+    ``echo`` gets a line per finished phase; ``on_phase``, a phase's name as it starts.
+    """
+    _phase_started.set(on_phase)
     parent = propagate.extract({"traceparent": env.get("TRACEPARENT", "")})
     clock = _Clock(request.timeout_s)
     with tracer.start_as_current_span(
@@ -157,6 +170,9 @@ async def _phase(
     report: DeployReport, echo: Callable[[str], None], name: str, work: Awaitable[T]
 ) -> T:
     started = time.monotonic()
+    hook = _phase_started.get()
+    if hook is not None:
+        hook(name)
     with tracer.start_as_current_span(schema.DEPLOY_PHASE_PREFIX + name):
         try:
             result = await work

@@ -70,6 +70,11 @@ def embed_for(
     return embed
 
 
+def matches(name: str, wanted: str) -> bool:
+    """``!builds app`` finds ``My-App`` and ``app-deploy``: case-insensitive, by substring."""
+    return wanted.strip().casefold() in name.casefold()
+
+
 class Builds(commands.Cog):
     """Recent CI runs, announced as they finish."""
 
@@ -101,9 +106,9 @@ class Builds(commands.Cog):
             await send_to(channel, embed=embed_for(event, target, dataset))
 
     @hybrid_command(help="Recent CI runs, newest first; optionally of one pipeline.")
-    @app_commands.describe(pipeline="Only runs of this pipeline")
+    @app_commands.describe(pipeline="Only runs of pipelines whose name contains this")
     async def builds(self, ctx: commands.Context[Any], pipeline: str | None = None) -> None:
-        runs = [e for e in self.recent if pipeline is None or e.pipeline == pipeline]
+        runs = [e for e in self.recent if pipeline is None or matches(e.pipeline, pipeline)]
         if not runs:
             which = f" of `{pipeline}`" if pipeline else ""
             await reply(ctx, f"No finished runs{which} seen since I started.")

@@ -94,8 +94,17 @@ def console(lines: tuple[str, ...]) -> None:
 
 @click.command("sync-commands")
 @click.option("--guild", "guild_id", type=int, default=None, help="Register in this guild only.")
-def sync_commands(guild_id: int | None) -> None:
-    """Register the slash commands with Discord (globally, or in one guild at once)."""
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Remove the commands registered in --guild (the global ones stay).",
+)
+def sync_commands(guild_id: int | None, clear: bool) -> None:
+    """Register the slash commands with Discord (globally, or in one guild at once).
+
+    A guild that got the commands with --guild lists them twice once the global
+    ones arrive; --guild ID --clear removes the guild's copies.
+    """
     import asyncio
 
     import discord
@@ -103,13 +112,15 @@ def sync_commands(guild_id: int | None) -> None:
     from bot.sync import sync_commands as sync
     from commands.http_backed.commands_file import CommandsFileError
 
+    if clear and guild_id is None:
+        raise Failure("--clear needs --guild ID (the global commands are replaced by a sync)")
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
         raise Failure("DISCORD_TOKEN is not set")
     check_bot_start(config)
     try:
         synced = asyncio.run(
-            sync(config, config.discord_token.get_secret_value().strip(), guild_id)
+            sync(config, config.discord_token.get_secret_value().strip(), guild_id, clear=clear)
         )
     except discord.LoginFailure:
         raise Failure("Discord rejected DISCORD_TOKEN (401 Unauthorized)") from None
@@ -119,6 +130,9 @@ def sync_commands(guild_id: int | None) -> None:
         raise Failure(str(exc)) from None
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot register the commands: {exc}") from None
+    if clear:
+        click.echo(f"removed the commands registered in guild {guild_id}; the global ones remain")
+        return
     where = f"in guild {guild_id}" if guild_id is not None else "globally"
     names = ", ".join(f"/{command.name}" for command in synced)
     click.echo(f"registered {len(synced)} command(s) {where}: {names}")

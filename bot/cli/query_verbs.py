@@ -8,16 +8,15 @@ Honeycomb down or refusing the key) is one line and exit code 2.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from bot.cli.exits import Failure, settings
+from bot.cli.output import FORMATS, console, emit_json
 from bot.cli.tables import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
@@ -26,8 +25,6 @@ from telemetry.timespec import parse_timespan
 
 if TYPE_CHECKING:
     from telemetry import honeycomb
-
-FORMATS = click.Choice(["table", "json"])
 
 # Rows of a stats table by default: a terminal shows about this many, and rich takes
 # seconds to lay out thousands (``--by author`` over a busy week).
@@ -55,10 +52,6 @@ def _window(since: str) -> Window:
         raise Failure(f"--since: {exc}") from None
 
 
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 @click.command(name="stats")
 @click.option("--by", default="command", show_default=True, help="command|author|guild|outcome|KEY")
 @click.option("--since", default="24h", show_default=True, help="window, e.g. 30m, 24h, 7d")
@@ -84,15 +77,15 @@ def stats_command(
             if show_heatmap:
                 result = heatmap(store, window=window, where=where)
                 if fmt == "json":
-                    _emit_json(result.to_json())
+                    emit_json(result.to_json())
                 else:
-                    Console().print(heatmap_text(result))
+                    console().print(heatmap_text(result))
                 return
             rows = stats(store, window=window, by=by, where=where)
     except QueryError as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     elif not rows:
         click.echo(f"no root spans in the last {since}")
     else:
@@ -104,7 +97,7 @@ def stats_command(
                 f"the {len(shown):,} busiest of {len(rows):,} groups: "
                 "--top 0 or --format json for all"
             )
-        Console().print(table)
+        console().print(table)
 
 
 @click.command(name="trace")
@@ -119,9 +112,9 @@ def trace_command(trace_id: str, fmt: str) -> None:
     except QueryError as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     else:
-        Console().print(waterfall_table(trace_id, rows))
+        console().print(waterfall_table(trace_id, rows))
 
 
 @click.command(name="traces")
@@ -136,11 +129,11 @@ def traces_command(limit: int, command: str | None, since: str, fmt: str) -> Non
     with _open(cfg) as store:
         rows = slowest(store, window=window, limit=limit, command=command)
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     elif not rows:
         click.echo(f"no root spans in the last {since}")
     else:
-        Console().print(traces_table(rows))
+        console().print(traces_table(rows))
 
 
 @click.command(name="marker")

@@ -94,6 +94,9 @@ class Azure(commands.Cog, name="Azure"):
         name="aci", invoke_without_command=True, extras={EXPENSIVE: True},
         help="Azure Container Instances: list, status, logs, start, stop, restart.",
     )  # fmt: skip
+    # Discord shows /aci only to members who may manage the server until an admin opens
+    # it to a role (Server Settings > Integrations); the aci-* flags still decide.
+    @app_commands.default_permissions(manage_guild=True)
     async def aci(self, ctx: Ctx) -> None:
         prefix = ctx.clean_prefix
         await reply(

@@ -33,9 +33,16 @@ class FakeHoneycomb:
     boards: list[dict[str, Any]] = field(default_factory=list)
     queries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # What ``GET /1/auth`` says about the key: its team, environment and permissions.
+    team: str = "chatops-team"
+    environment: str = "production"
+    access: dict[str, bool] = field(
+        default_factory=lambda: {"events": True, "markers": True, "queries": True}
+    )
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
+        app.router.add_get("/1/auth", self._auth)
         app.router.add_post("/1/markers/{dataset}", self._marker)
         app.router.add_post("/1/queries/{dataset}", self._query)
         for name, items in (
@@ -63,6 +70,18 @@ class FakeHoneycomb:
                 {"error": "unknown API key - check your credentials"}, status=401
             )
         return await handler(request)
+
+    async def _auth(self, request: web.Request) -> web.Response:
+        """The key's metadata, shaped after Honeycomb's ``GET /1/auth``."""
+        return web.json_response(
+            {
+                "id": "key-id-1",
+                "type": "ingest",
+                "api_key_access": self.access,
+                "environment": {"name": self.environment.title(), "slug": self.environment},
+                "team": {"name": self.team.title(), "slug": self.team},
+            }
+        )
 
     def _new_id(self) -> str:
         return f"id{next(self._ids)}"

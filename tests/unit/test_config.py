@@ -121,3 +121,9 @@ def test_the_readme_and_running_md_list_every_standard_variable_the_bot_reads() 
     for page in ("README.md", "docs/running.md"):
         text = (root / page).read_text()
         assert not {name for name in names if f"`{name}`" not in text}, page
+
+
+def test_one_shard_id_alone_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_IDS", "1")
+    settings = load_settings(_env_file=None)
+    assert settings.shard_ids == [1]
