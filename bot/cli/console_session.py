@@ -3,23 +3,39 @@
 Each line is sent as a user's message; the bot's reply and the message's trace
 are printed. A line starting with ``/`` is a slash command instead: the fake
 builds the interaction from the bot's command tree, as Discord's client would.
-No token and no network: everything runs on loopback.
+No token and no network: everything runs on loopback, the external APIs too
+(``bot/sandbox/offline.py`` fakes each one the settings leave unconfigured).
+
+A few lines are the console's own, not the bot's (docs/running.md, "The sandbox
+console"): ``/as`` changes who is typing (``bot/sandbox/personas.py``),
+``/press LABEL`` clicks a button of the bot's last question, ``/marker TEXT``
+posts a deployment marker to (the fake) Honeycomb.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
+import tempfile
+import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import click
 from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 
+from bot.cli.line_editing import LineEditor
 from bot.cli.tables import waterfall_table
+from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import sandbox
 from bot.sandbox import FakeDiscord
 from bot.sandbox.command_lines import SlashError
+from bot.sandbox.personas import Persona, PersonaError, Seat, flag_decisions, seat
 from telemetry import schema
 from telemetry.recent import RecentTraces
 from telemetry.waterfall import rows_from_spans
@@ -40,48 +56,309 @@ KEY_ATTRIBUTES = (
     "http.status_code",
 )
 PROMPT = "you> "
+BUTTON = 2
+LINE_COMMANDS = ("/as", "/press", "/marker")
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    """Who types first, and whether unconfigured services are faked."""
+
+    persona: Persona = field(default_factory=Persona)
+    fakes: bool = True
+    history: Path | None = None
 
 
 async def run_console(
-    settings: Settings, lines: Sequence[str], recent: RecentTraces, out: Console
+    settings: Settings,
+    lines: Sequence[str],
+    recent: RecentTraces,
+    out: Console,
+    options: ConsoleOptions | None = None,
 ) -> None:
     """Send ``lines`` (or, with none, whatever is typed) and print replies and traces."""
-    async with sandbox(settings) as (fake, bot):
-        out.print(
-            f"[dim]sandbox: {bot.user} in guild {fake.guild.name!r}; "
-            f"prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
-        )
-        if lines:
-            for line in lines:
-                out.print(f"{PROMPT}{line}")
-                await exchange(fake, recent, line, out)
-            return
-        loop = asyncio.get_running_loop()
+    options = options or ConsoleOptions()
+    with tempfile.TemporaryDirectory(prefix="chatops-console-") as workdir:
+        async with AsyncExitStack() as stack:
+            bot_options: dict[str, Any] = {}
+            banner = "fakes: off (--no-fakes): configured or public services are called"
+            if options.fakes:
+                from bot.sandbox.offline import offline_services
+
+                offline = await stack.enter_async_context(offline_services(settings, Path(workdir)))
+                settings = offline.settings
+                banner = offline.describe()
+                if offline.azure is not None:
+                    bot_options["azure"] = offline.azure
+            fake, bot = await stack.enter_async_context(
+                sandbox(settings, guild_id=options.persona.guild_id, **bot_options)
+            )
+            session = Session(fake, bot, recent, out, settings)
+            out.print(
+                f"[dim]sandbox: {bot.user}; prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
+            )
+            out.print(f"[dim]{banner}[/dim]", markup=True, highlight=False)
+            session.become(options.persona)
+            if lines:
+                for line in lines:
+                    out.print(f"{PROMPT}{line}", markup=False, highlight=False)
+                    await session.handle(line)
+                return
+            await interactive(session, options.history)
+
+
+async def interactive(session: Session, history: Path | None) -> None:
+    """Read lines with editing and history until end of input."""
+    editor = LineEditor(history)
+    loop = asyncio.get_running_loop()
+    with editor:
         while True:
             try:
-                line = await loop.run_in_executor(None, input, PROMPT)
+                line = await loop.run_in_executor(None, editor.read, PROMPT)
             except EOFError:
                 return
             if line.strip():
-                await exchange(fake, recent, line, out)
+                await session.handle(line)
 
 
-async def exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Console) -> None:
-    """One message (or slash command) in, its replies and trace out."""
-    if line.startswith("/"):
-        await slash_exchange(fake, recent, line, out)
-        return
-    message = fake.send_message(line)
-    message_id = str(message["id"])
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TRACE_WAIT_S
-    root = recent.find_root(schema.MESSAGE_ID, message_id)
-    while root is None and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-        root = recent.find_root(schema.MESSAGE_ID, message_id)
-    for reply in await fake.replies_to(int(message_id), timeout=0.0):
-        out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
-    print_trace(root, recent, out)
+class Session:
+    """One console: the fake, the bot, who is typing, and a question awaiting a button."""
+
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        bot: ChatOpsBot,
+        recent: RecentTraces,
+        out: Console,
+        settings: Settings,
+    ) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.recent = recent
+        self.out = out
+        self.settings = settings
+        self.seat: Seat | None = None
+        # The root span still open because the bot asked a question (key, value).
+        self.waiting: tuple[str, str] | None = None
+
+    # -- who is typing --------------------------------------------------------
+
+    def become(self, persona: Persona) -> None:
+        """Seat ``persona`` and print which flags let it in."""
+        try:
+            self.seat = seat(self.fake, persona)
+        except PersonaError as exc:
+            self.out.print(f"[yellow]{exc}[/yellow]")
+            return
+        self.print_persona()
+
+    def print_persona(self) -> None:
+        assert self.seat is not None
+        self.out.print(f"as {self.seat.persona.describe()}", markup=False, highlight=False)
+        decisions = flag_decisions(self.bot, self.seat)
+        if not decisions:
+            self.out.print("  (no command checks a flag)")
+        for decision in decisions:
+            verdict = "on " if decision.allows else "off"
+            gated = ", ".join(decision.commands)
+            self.out.print(
+                f"  flag {decision.key:<16} {verdict} ({decision.reason}): {gated}",
+                markup=False,
+                highlight=False,
+            )
+
+    # -- lines -------------------------------------------------------------
+
+    async def handle(self, line: str) -> None:
+        """A console line command, a slash command, or a message."""
+        word = line.split(maxsplit=1)[0].lower() if line.strip() else ""
+        if word == "/as":
+            self.as_line(line)
+        elif word == "/press":
+            await self.press(line.split(maxsplit=1)[1] if " " in line.strip() else "")
+        elif word == "/marker":
+            await self.marker(line.strip()[len("/marker") :].strip())
+        elif line.startswith("/"):
+            await self.slash(line)
+        else:
+            await self.message(line)
+
+    def as_line(self, line: str) -> None:
+        try:
+            args = shlex.split(line)[1:]
+        except ValueError as exc:
+            self.out.print(f"[yellow]/as: {exc}[/yellow]")
+            return
+        if not args:
+            self.print_persona()
+            return
+        try:
+            persona = parse_as(args)
+        except click.ClickException as exc:
+            self.out.print(f"[yellow]/as: {exc.format_message()}[/yellow]")
+            self.out.print(f"usage: {AS_USAGE}", markup=False, highlight=False)
+            return
+        self.become(persona)
+
+    async def message(self, line: str) -> None:
+        """One message in; its replies (a question's buttons too) and trace out."""
+        assert self.seat is not None
+        message = self.fake.send_message(
+            line, author=self.seat.user, channel_id=self.seat.channel_id
+        )
+        message_id = str(message["id"])
+        root = await self._root(schema.MESSAGE_ID, message_id, stop_early=message_id)
+        for reply in await self.fake.replies_to(int(message_id), timeout=0.0):
+            self.out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
+        if root is None and self._asking(message_id):
+            self.waiting = (schema.MESSAGE_ID, message_id)
+            self.out.print("[dim](answer with /press and a button's label)[/dim]")
+            return
+        self.print_trace(root)
+
+    async def slash(self, line: str) -> None:
+        """One slash command in; the answer the user sees (after any deferral) and the trace."""
+        assert self.seat is not None
+        try:
+            interaction = self.fake.send_command(
+                line, author=self.seat.user, channel_id=self.seat.channel_id
+            )
+        except SlashError as exc:
+            self.out.print(f"[yellow]{exc}[/yellow]")
+            return
+        answer = await interaction.wait(TRACE_WAIT_S)
+        if answer is not None and _buttons(answer):
+            self.out.print(f"bot> {describe(answer)}", markup=False, highlight=False)
+            self.waiting = (schema.INTERACTION_ID, str(interaction.id))
+            self.out.print("[dim](answer with /press and a button's label)[/dim]")
+            return
+        root = await self._root(schema.INTERACTION_ID, str(interaction.id))
+        if answer is not None:
+            notes = [
+                n
+                for n, on in (("deferred", interaction.deferred), ("only you", _ephemeral(answer)))
+                if on
+            ]
+            suffix = f"  ({', '.join(notes)})" if notes else ""
+            self.out.print(f"bot> {describe(answer)}{suffix}", markup=False, highlight=False)
+        self.print_trace(root)
+
+    async def press(self, label: str) -> None:
+        """Click the button labelled ``label`` on the bot's latest message that has one."""
+        assert self.seat is not None
+        wanted = label.strip().lower()
+        for message in reversed(self.fake.bot_messages):
+            found = [b for b in _buttons(message) if str(b.get("label", "")).lower() == wanted]
+            if found:
+                break
+        else:
+            self.out.print(f"[yellow]no button labelled {label.strip()!r} to press[/yellow]")
+            return
+        interaction = self.fake.press(message, str(found[0]["custom_id"]), author=self.seat.user)
+        answer = await interaction.wait(TRACE_WAIT_S)
+        if self.waiting is None:
+            if answer is not None:
+                self.out.print(f"bot> {describe(answer)}", markup=False, highlight=False)
+            return
+        key, value = self.waiting
+        self.waiting = None
+        root = await self._root(key, value)
+        # The question became the answer (edited in place): show it as it is now.
+        current = self.fake.world.messages.get(int(message["id"]), message)
+        self.out.print(f"bot> {describe(current)}", markup=False, highlight=False)
+        self.print_trace(root)
+
+    async def marker(self, text: str) -> None:
+        """A deployment marker in Honeycomb, as ``chatops marker`` sends it."""
+        from telemetry import honeycomb
+
+        key = self.settings.honeycomb_marker_key
+        if key is None:
+            self.out.print("[yellow]HONEYCOMB_MARKER_KEY is not set[/yellow]")
+            return
+        message = text or "console marker"
+        try:
+            async with honeycomb.connect(
+                self.settings.honeycomb_api_url, key.get_secret_value()
+            ) as client:
+                answer = await client.create_marker(
+                    self.settings.service_name,
+                    message=message,
+                    url=None,
+                    start_time=int(time.time()),
+                )
+        except honeycomb.HoneycombError as exc:
+            self.out.print(f"[yellow]marker not recorded: {exc}[/yellow]")
+            return
+        self.out.print(
+            f"marker {answer.get('id', '?')} {message!r} in Honeycomb dataset "
+            f"{self.settings.service_name} ({self.settings.honeycomb_api_url})",
+            markup=False,
+            highlight=False,
+        )
+
+    # -- traces --------------------------------------------------------------
+
+    async def _root(
+        self, key: str, value: str, *, stop_early: str | None = None
+    ) -> ReadableSpan | None:
+        """The finished root span with ``key=value``; None after ``TRACE_WAIT_S`` or, with
+        ``stop_early``, as soon as the bot asks that message a question (buttons)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRACE_WAIT_S
+        root = self.recent.find_root(key, value)
+        while root is None and loop.time() < deadline:
+            if stop_early is not None and self._asking(stop_early):
+                return None
+            await asyncio.sleep(0.01)
+            root = self.recent.find_root(key, value)
+        return root
+
+    def _asking(self, message_id: str) -> bool:
+        """Whether a reply to ``message_id`` has buttons waiting to be pressed."""
+        return any(
+            _buttons(m)
+            for m in self.fake.bot_messages
+            if str((m.get("message_reference") or {}).get("message_id")) == message_id
+        )
+
+    def print_trace(self, root: ReadableSpan | None) -> None:
+        print_trace(root, self.recent, self.out)
+
+
+AS_USAGE = "/as [USER_ID] [--role ROLE_ID]... [--admin] [--guild GUILD_ID]"
+SNOWFLAKE = click.IntRange(1, 2**63 - 1)
+
+
+@click.command(name="/as", add_help_option=False)
+@click.argument("user_id", required=False, type=SNOWFLAKE)
+@click.option("--role", "role_ids", multiple=True, type=SNOWFLAKE)
+@click.option("--admin", is_flag=True)
+@click.option("--guild", "guild_id", type=SNOWFLAKE)
+def _as_command(
+    user_id: int | None, role_ids: tuple[int, ...], admin: bool, guild_id: int | None
+) -> Persona:
+    return make_persona(user_id, role_ids, admin, guild_id)
+
+
+def make_persona(
+    user_id: int | None, role_ids: Sequence[int], admin: bool, guild_id: int | None
+) -> Persona:
+    """A persona from the console's options: what is not given is the default persona's."""
+    default = Persona()
+    return Persona(
+        user_id=default.user_id if user_id is None else user_id,
+        role_ids=tuple(role_ids),
+        admin=admin,
+        guild_id=default.guild_id if guild_id is None else guild_id,
+    )
+
+
+def parse_as(args: Sequence[str]) -> Persona:
+    """``/as``'s arguments to a persona; ``click.ClickException`` when they are wrong."""
+    persona = _as_command.main(list(args), prog_name="/as", standalone_mode=False)
+    assert isinstance(persona, Persona)
+    return persona
 
 
 def print_trace(root: ReadableSpan | None, recent: RecentTraces, out: Console) -> None:
@@ -92,37 +369,21 @@ def print_trace(root: ReadableSpan | None, recent: RecentTraces, out: Console) -
     out.print(waterfall_table(f"{root.context.trace_id:032x}", rows, KEY_ATTRIBUTES))
 
 
-async def slash_exchange(fake: FakeDiscord, recent: RecentTraces, line: str, out: Console) -> None:
-    """One slash command in; the answer the user sees (after any deferral) and the trace out."""
-    try:
-        interaction = fake.send_command(line)
-    except SlashError as exc:
-        out.print(f"[yellow]{exc}[/yellow]")
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TRACE_WAIT_S
-    answer = await interaction.wait(TRACE_WAIT_S)
-    root = recent.find_root(schema.INTERACTION_ID, str(interaction.id))
-    while root is None and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-        root = recent.find_root(schema.INTERACTION_ID, str(interaction.id))
-    if answer is not None:
-        notes = [
-            n
-            for n, on in (("deferred", interaction.deferred), ("only you", _ephemeral(answer)))
-            if on
-        ]
-        suffix = f"  ({', '.join(notes)})" if notes else ""
-        out.print(f"bot> {describe(answer)}{suffix}", markup=False, highlight=False)
-    print_trace(root, recent, out)
-
-
 def _ephemeral(message: dict[str, Any]) -> bool:
     return bool(int(message.get("flags") or 0) & 64)
 
 
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        component
+        for row in message.get("components") or []
+        for component in row.get("components") or []
+        if component.get("type") == BUTTON and not component.get("disabled")
+    ]
+
+
 def describe(message: dict[str, Any]) -> str:
-    """A bot message as text: content, then each embed's title, description and fields."""
+    """A bot message as text: content, each embed's title, description and fields, buttons."""
     parts = [message.get("content") or ""]
     for embed in message.get("embeds") or []:
         parts += [embed.get("title") or "", embed.get("description") or ""]
@@ -131,4 +392,7 @@ def describe(message: dict[str, Any]) -> str:
             parts.append(embed["url"])
     for attachment in message.get("attachments") or []:
         parts.append(f"[file {attachment.get('filename')}]")
+    buttons = _buttons(message)
+    if buttons:
+        parts.append(" ".join(f"[{b.get('label', b.get('custom_id'))}]" for b in buttons))
     return "\n".join(part for part in parts if part)

@@ -225,6 +225,10 @@ class FakeArm:
             self.logs.setdefault((rg, name, container), f"{container} started\nlistening\n")
         return group
 
+    def set_state(self, rg: str, name: str, state: str) -> None:
+        """Put a group in ``state`` (``Stopped``, ``Running``), as a stop or start would."""
+        _set_state(self.groups[(rg, name)], state)
+
     def fail(
         self,
         method: str,
