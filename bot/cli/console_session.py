@@ -8,7 +8,8 @@ No token and no network: everything runs on loopback, the external APIs too
 
 A few lines are the console's own, not the bot's (docs/running.md, "The sandbox
 console"): ``/as`` changes who is typing (``bot/sandbox/personas.py``),
-``/press LABEL`` clicks a button of the bot's last question, ``/marker TEXT``
+``/press LABEL`` clicks a button of the bot's last question, ``/complete LINE``
+shows the autocomplete choices for a slash command being typed, ``/marker TEXT``
 posts a deployment marker to (the fake) Honeycomb.
 """
 
@@ -57,7 +58,6 @@ KEY_ATTRIBUTES = (
 )
 PROMPT = "you> "
 BUTTON = 2
-LINE_COMMANDS = ("/as", "/press", "/marker")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ async def run_console(
     with tempfile.TemporaryDirectory(prefix="chatops-console-") as workdir:
         async with AsyncExitStack() as stack:
             bot_options: dict[str, Any] = {}
-            banner = "fakes: off (--no-fakes): configured or public services are called"
+            banner = ["fakes: off (--no-fakes): configured or public services are called"]
             if options.fakes:
                 from bot.sandbox.offline import offline_services
 
@@ -97,7 +97,8 @@ async def run_console(
             out.print(
                 f"[dim]sandbox: {bot.user}; prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
             )
-            out.print(f"[dim]{banner}[/dim]", markup=True, highlight=False)
+            for line in banner:
+                out.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
             session.become(options.persona)
             if lines:
                 for line in lines:
@@ -138,8 +139,10 @@ class Session:
         self.out = out
         self.settings = settings
         self.seat: Seat | None = None
-        # The root span still open because the bot asked a question (key, value).
+        # The root span still open because the bot asked a question (key, value),
+        # and the question (a message with buttons).
         self.waiting: tuple[str, str] | None = None
+        self.question: dict[str, Any] | None = None
 
     # -- who is typing --------------------------------------------------------
 
@@ -176,6 +179,8 @@ class Session:
             self.as_line(line)
         elif word == "/press":
             await self.press(line.split(maxsplit=1)[1] if " " in line.strip() else "")
+        elif word == "/complete":
+            await self.complete(line.strip()[len("/complete") :].strip())
         elif word == "/marker":
             await self.marker(line.strip()[len("/marker") :].strip())
         elif line.startswith("/"):
@@ -210,6 +215,8 @@ class Session:
         root = await self._root(schema.MESSAGE_ID, message_id, stop_early=message_id)
         for reply in await self.fake.replies_to(int(message_id), timeout=0.0):
             self.out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
+            if _buttons(reply):
+                self.question = reply
         if root is None and self._asking(message_id):
             self.waiting = (schema.MESSAGE_ID, message_id)
             self.out.print("[dim](answer with /press and a button's label)[/dim]")
@@ -229,6 +236,7 @@ class Session:
         answer = await interaction.wait(TRACE_WAIT_S)
         if answer is not None and _buttons(answer):
             self.out.print(f"bot> {describe(answer)}", markup=False, highlight=False)
+            self.question = answer
             self.waiting = (schema.INTERACTION_ID, str(interaction.id))
             self.out.print("[dim](answer with /press and a button's label)[/dim]")
             return
@@ -244,16 +252,19 @@ class Session:
         self.print_trace(root)
 
     async def press(self, label: str) -> None:
-        """Click the button labelled ``label`` on the bot's latest message that has one."""
+        """Click the button labelled ``label`` on the bot's open question (else on its latest
+        message that has one)."""
         assert self.seat is not None
         wanted = label.strip().lower()
-        for message in reversed(self.fake.bot_messages):
+        candidates = [self.question] if self.question is not None else []
+        for message in [*candidates, *reversed(self.fake.bot_messages)]:
             found = [b for b in _buttons(message) if str(b.get("label", "")).lower() == wanted]
             if found:
                 break
         else:
             self.out.print(f"[yellow]no button labelled {label.strip()!r} to press[/yellow]")
             return
+        self.question = None
         interaction = self.fake.press(message, str(found[0]["custom_id"]), author=self.seat.user)
         answer = await interaction.wait(TRACE_WAIT_S)
         if self.waiting is None:
@@ -267,6 +278,25 @@ class Session:
         current = self.fake.world.messages.get(int(message["id"]), message)
         self.out.print(f"bot> {describe(current)}", markup=False, highlight=False)
         self.print_trace(root)
+
+    async def complete(self, line: str) -> None:
+        """The choices Discord would offer while ``line`` (a slash command) is typed."""
+        assert self.seat is not None
+        try:
+            interaction = self.fake.send_command(
+                line, author=self.seat.user, channel_id=self.seat.channel_id, autocomplete=True
+            )
+        except SlashError as exc:
+            self.out.print(f"[yellow]{exc}[/yellow]")
+            return
+        answer = await interaction.wait(TRACE_WAIT_S)
+        choices = [str(c.get("name")) for c in (answer or {}).get("choices") or []]
+        self.out.print(
+            "choices> " + (" | ".join(choices) if choices else "(none)"),
+            markup=False,
+            highlight=False,
+        )
+        self.print_trace(await self._root(schema.INTERACTION_ID, str(interaction.id)))
 
     async def marker(self, text: str) -> None:
         """A deployment marker in Honeycomb, as ``chatops marker`` sends it."""

@@ -61,11 +61,11 @@ class OfflineServices:
     # (service, where it answers), one per fake started
     started: list[tuple[str, str]] = field(default_factory=list)
 
-    def describe(self) -> str:
-        """One line for the console's banner."""
+    def describe(self) -> list[str]:
+        """The console's banner: one line per fake (a URL is never wrapped)."""
         if not self.started:
-            return "fakes: none (every external service is configured or --no-fakes)"
-        return "fakes: " + ", ".join(f"{name} {url}" for name, url in self.started)
+            return ["fakes: none (every external service is configured)"]
+        return [f"fake {name}: {url}" for name, url in self.started]
 
 
 @asynccontextmanager

@@ -1,0 +1,227 @@
+"""``chatops console`` offline: every command in ``!help`` answers for real, and personas.
+
+The console runs as a process, as a newcomer would start it, with no network
+and nothing configured but the shipped example ``flags.json``: the fakes it
+starts (``bot/sandbox/offline.py``) answer every external call, and each trace
+it prints shows the call to the fake's address (printed in its banner).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.fakes.catfact import FACT
+from tests.helpers.chatops_process import child_env
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_FLAGS = ROOT / "flags.json"
+PROMPT = "you> "
+CATFACT, SCRYFALL, FUNCTION, ARM = (
+    "cat-fact",
+    "scryfall",
+    "relationships endpoint",
+    "azure resource manager",
+)
+DEFAULT_USER = "100000000000000001"
+
+
+@dataclass
+class Transcript:
+    """What the console printed: the banner, then each line typed and what followed it."""
+
+    banner: str
+    exchanges: list[tuple[str, str]]
+    stderr: str
+
+    @property
+    def fakes(self) -> dict[str, str]:
+        return dict(re.findall(r"^fake ([^:]+): (\S+)$", self.banner, re.MULTILINE))
+
+    def after(self, line: str, nth: int = 0) -> str:
+        found = [text for typed, text in self.exchanges if typed == line]
+        assert len(found) > nth, f"{line!r} was not typed {nth + 1} time(s)"
+        return found[nth]
+
+
+def flat(text: str) -> str:
+    """Whitespace collapsed: the console wraps long answers at its width."""
+    return " ".join(text.split())
+
+
+def run_console(tmp_path: Path, *args: str, **env: str) -> Transcript:
+    """``chatops console ARGS`` in an empty directory, offline, the example flags."""
+    environment = child_env(
+        PYTHONPATH=str(ROOT),
+        FLAGS_FILE=str(EXAMPLE_FLAGS),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        # A tour sends more than a person would type in ten seconds.
+        USER_COMMAND_RATE="1000",
+        **env,
+    )
+    for name in list(environment):
+        if name.startswith(("AZURE_", "CATFACT_", "SCRYFALL_", "COMMANDS_", "EXTERNAL_")):
+            del environment[name]
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    banner, *rest = re.split(r"^you> ", done.stdout, flags=re.MULTILINE)
+    exchanges = []
+    for chunk in rest:
+        typed, _, text = chunk.partition("\n")
+        exchanges.append((typed, text))
+    return Transcript(banner, exchanges, done.stderr)
+
+
+def help_names(text: str) -> set[str]:
+    """The command names ``!help`` (or ``/help``) lists, from its code block."""
+    listing = text.split("```")[1]
+    return set(re.findall(r"^  (\w[\w-]*)\s", listing, re.MULTILINE))
+
+
+def assert_answered(text: str, expected: str, service: str | None, t: Transcript) -> None:
+    """The answer matches the pattern ``expected``, a trace follows, the outcome is ok and
+    (with ``service``) a span shows a call to that fake."""
+    answer = flat(text.split("\ntrace ")[0])
+    assert answer.startswith(("bot>", "choices>")), text
+    assert re.search(expected, answer), (expected, answer)
+    assert "\ntrace " in text, f"no trace printed after {answer!r}"
+    assert "app.outcome=ok" in text, text
+    if service is not None:
+        assert f"http.url={t.fakes[service]}/" in text, (service, text)
+
+
+# -- the tour: every command in !help, bang and slash ------------------------------
+
+# (line, expected in the answer, the fake the trace must show a call to)
+BANG_TOUR: list[tuple[str, str, str | None]] = [
+    ("!help", "Azure:", None),
+    ("!ping", "Pong!", None),
+    ("!about", "chatops-bot", None),
+    ("!roll 2d6", "2d6:", None),
+    ("!catfact", re.escape(FACT), CATFACT),
+    ("!whoami", f"targetingKey {DEFAULT_USER}", None),
+    ("!beta", "You're in the beta", None),
+    ("!flip", r"Heads\.|Tails\.", None),
+    ("!builds", "No finished runs", None),
+    ("!mtg t:dragon", "Shivan Dragon", SCRYFALL),
+    ("!card shivan", "Shivan Dragon", SCRYFALL),
+    ("!relationships someone", f"{DEFAULT_USER} and someone are friends", FUNCTION),
+    ("!aci list", "nightly Stopped", ARM),
+    ("!aci status web", "web.westeurope.azurecontainer.io", ARM),
+    ("!aci logs web", "listening", ARM),
+    ("!aci start nightly", r"`nightly` started in [\d.]+ s\. Now: `nightly` Running", ARM),
+]
+SLASH_TOUR: list[tuple[str, str, str | None]] = [
+    ("/help", "Azure:", None),
+    ("/ping", "Pong!", None),
+    ("/about", "chatops-bot", None),
+    ("/roll dice:2d6", "2d6:", None),
+    ("/catfact", re.escape(FACT), CATFACT),
+    ("/whoami", f"targetingKey {DEFAULT_USER}", None),
+    ("/beta", "You're in the beta", None),
+    ("/flip", r"Heads\.|Tails\.", None),
+    ("/builds", "No finished runs", None),
+    ("/mtg query:t:dragon", "Shivan Dragon", SCRYFALL),
+    ("/card name:shivan", "Shivan Dragon", SCRYFALL),
+    ("/relationships someone", f"{DEFAULT_USER} and someone are friends", FUNCTION),
+    ("/aci list", "web Running", ARM),
+    ("/aci status group:worker", "sidecar", ARM),
+    ("/aci logs group:worker", "listening", ARM),
+    ("/aci start group:web", r"`web` started in [\d.]+ s\. Now: `web` Running", ARM),
+]
+# Questions answered with a button: (question, button, expected in the final answer)
+RESTARTED = r"`{0}` restarted in [\d.]+ s\. Now: `{0}` Running"
+STOPPED = r"`{0}` stopped in [\d.]+ s\. Now: `{0}` Terminated"
+CONFIRMED = [
+    ("!aci restart worker", "Confirm", RESTARTED.format("worker") + ", `sidecar` Running"),
+    ("!aci stop web", "Confirm", STOPPED.format("web")),
+    ("/aci restart group:nightly", "Confirm", RESTARTED.format("nightly")),
+    ("/aci stop group:nightly", "Confirm", STOPPED.format("nightly")),
+]
+COMPLETE = [
+    ("/complete /card name:shiv", "choices> Shivan Dragon", SCRYFALL),
+    ("/complete /aci status group:w", "choices> web | worker", ARM),
+]
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory) -> Transcript:
+    lines = [line for line, _, _ in BANG_TOUR + SLASH_TOUR]
+    for question, button, _ in CONFIRMED:
+        lines += [question, f"/press {button}"]
+    lines += [line for line, _, _ in COMPLETE]
+    lines.append("/marker tour")
+    args = [arg for line in lines for arg in ("-c", line)]
+    return run_console(tmp_path_factory.mktemp("tour"), *args)
+
+
+@pytest.mark.slow
+def test_console_starts_a_fake_for_each_unconfigured_service(tour: Transcript) -> None:
+    assert set(tour.fakes) == {CATFACT, SCRYFALL, FUNCTION, ARM, "honeycomb markers"}
+    for url in tour.fakes.values():
+        assert re.fullmatch(r"https?://127\.0\.0\.1:\d+", url), url
+
+
+@pytest.mark.slow
+def test_the_tour_covers_every_command_in_help_bang_and_slash(tour: Transcript) -> None:
+    listed = help_names(tour.after("!help"))
+    assert {"aci", "catfact", "mtg", "card", "relationships", "beta", "flip"} <= listed
+    bang = {line[1:].split()[0] for line, _, _ in BANG_TOUR}
+    slash = {line[1:].split()[0] for line, _, _ in SLASH_TOUR}
+    assert bang == listed
+    assert slash == help_names(tour.after("/help")) == listed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("line", "expected", "service"), BANG_TOUR + SLASH_TOUR, ids=lambda v: str(v)[:30]
+)
+def test_each_command_answers_for_real_with_its_external_call_traced(
+    tour: Transcript, line: str, expected: str, service: str | None
+) -> None:
+    assert_answered(tour.after(line), expected, service, tour)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "button", "expected"), CONFIRMED, ids=str)
+def test_a_confirmed_stop_or_restart_really_changes_the_container_group(
+    tour: Transcript, question: str, button: str, expected: str
+) -> None:
+    asked = flat(tour.after(question))
+    assert "[Confirm] [Cancel]" in asked and "/press" in asked
+    pressed = tour.after(f"/press {button}", CONFIRMED.index((question, button, expected)))
+    assert_answered(pressed, expected, ARM, tour)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("line", "expected", "service"), COMPLETE, ids=str)
+def test_autocomplete_asks_the_fake(
+    tour: Transcript, line: str, expected: str, service: str
+) -> None:
+    text = tour.after(line)
+    assert flat(text).startswith(expected)
+    assert f"http.url={tour.fakes[service]}/" in text
+
+
+@pytest.mark.slow
+def test_a_marker_goes_to_the_fake_honeycomb(tour: Transcript) -> None:
+    text = flat(tour.after("/marker tour"))
+    assert text.startswith("marker id1 'tour' in Honeycomb dataset chatops-bot")
+    assert tour.fakes["honeycomb markers"] in text
+
+
+@pytest.mark.slow
+def test_nothing_is_logged_as_a_failure_on_the_tour(tour: Transcript) -> None:
+    assert "WARNING" not in tour.stderr and "Traceback" not in tour.stderr, tour.stderr
