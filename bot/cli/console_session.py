@@ -95,7 +95,8 @@ async def run_console(
             )
             session = Session(fake, bot, recent, out, settings)
             out.print(
-                f"[dim]sandbox: {bot.user}; prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
+                f"[dim]sandbox: {bot.user} in guild {fake.guild.name!r}; "
+                f"prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
             )
             for line in banner:
                 out.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)

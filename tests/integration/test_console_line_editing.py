@@ -19,7 +19,7 @@ import pytest
 
 from bot.cli.line_editing import LineEditor
 from tests.helpers.chatops_process import child_env
-from tests.integration.test_console_offline import EXAMPLE_FLAGS, ROOT
+from tests.helpers.console_transcript import EXAMPLE_FLAGS, ROOT
 
 UP = b"\x1b[A"
 PROMPT = b"you> "

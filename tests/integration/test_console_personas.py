@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_console_offline import Transcript, flat, run_console
+from tests.helpers.console_transcript import Transcript, flat, run_console
 
 ROLE_READER = "200000000000000001"  # aci-reader's role in flags.json
 IN_ROLLOUT, OUT_OF_ROLLOUT = "300000000000000003", "300000000000000001"  # coin-flip by guild
