@@ -148,12 +148,15 @@ class Session:
     # -- who is typing --------------------------------------------------------
 
     def become(self, persona: Persona) -> None:
-        """Seat ``persona`` and print which flags let it in."""
+        """Seat ``persona`` and print which flags let it in; one that cannot be seated
+        leaves the current persona (at start, the default one) in place."""
         try:
             self.seat = seat(self.fake, persona)
         except PersonaError as exc:
             self.out.print(f"[yellow]{exc}[/yellow]")
-            return
+            if self.seat is not None:
+                return
+            self.seat = seat(self.fake, Persona())
         self.print_persona()
 
     def print_persona(self) -> None:

@@ -30,12 +30,7 @@ SANDBOX_RESOURCE_GROUP = "chatops-sandbox"
 # Long enough to see "starting..." in a trace, short enough not to wait on it.
 ARM_OPERATION_S = 1.0
 ARM_POLL_INTERVAL_S = 0.25
-HONEYCOMB_SETTINGS = (
-    "honeycomb_api_url",
-    "honeycomb_marker_key",
-    "honeycomb_api_key",
-    "honeycomb_config_key",
-)
+HONEYCOMB_KEYS = ("honeycomb_marker_key", "honeycomb_api_key", "honeycomb_config_key")
 
 # The relationships example of commands.example.toml, pointed at the local endpoint
 # (no function key: the fake needs none).
@@ -116,7 +111,10 @@ async def offline_services(settings: Settings, workdir: Path) -> AsyncIterator[O
                 transport={"connection_verify": str(certificate.cert_path)},
             )
             offline.started.append(("azure resource manager", arm.url))
-        if not given.intersection(HONEYCOMB_SETTINGS):
+        honeycomb_given = "honeycomb_api_url" in given or any(
+            getattr(settings, key) is not None for key in HONEYCOMB_KEYS
+        )
+        if not honeycomb_given:
             key = secrets.token_hex(16)
             honeycomb = await stack.enter_async_context(FakeHoneycomb(key=key))
             update["honeycomb_api_url"] = honeycomb.url

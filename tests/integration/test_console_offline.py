@@ -9,10 +9,16 @@ it prints shows the call to the fake's address (printed in its banner).
 from __future__ import annotations
 
 import re
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from bot.config import Settings
 from bot.sandbox.fakes.catfact import FACT
+from bot.sandbox.offline import offline_services
+from tests.helpers.chatops_process import closed_port
 from tests.helpers.console_transcript import Transcript, flat, help_names, run_console
 
 CATFACT, SCRYFALL, FUNCTION, ARM = (
@@ -159,3 +165,39 @@ def test_a_marker_goes_to_the_fake_honeycomb(tour: Transcript) -> None:
 @pytest.mark.slow
 def test_nothing_is_logged_as_a_failure_on_the_tour(tour: Transcript) -> None:
     assert "WARNING" not in tour.stderr and "Traceback" not in tour.stderr, tour.stderr
+
+
+# -- what is faked, and for how long -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_configured_url_is_used_as_given_and_no_fake_replaces_it(tmp_path: Path) -> None:
+    port = closed_port()
+    transcript = run_console(tmp_path, "-c", "!catfact", CATFACT_API_URL=f"http://127.0.0.1:{port}")
+    assert CATFACT not in transcript.fakes and SCRYFALL in transcript.fakes
+    text = transcript.after("!catfact")
+    assert "I couldn't reach the cat-fact API" in flat(text)
+    assert f"http.url=http://127.0.0.1:{port}/fact" in text
+
+
+@pytest.mark.slow
+def test_no_fakes_starts_none(tmp_path: Path) -> None:
+    transcript = run_console(tmp_path, "--no-fakes", "-c", "!aci list")
+    assert transcript.fakes == {}
+    assert "fakes: off (--no-fakes)" in transcript.banner
+    assert "Azure is not configured" in flat(transcript.after("!aci list"))
+
+
+async def test_the_fakes_listen_on_loopback_only_while_the_console_runs(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with offline_services(settings, tmp_path) as offline:
+        addresses = [urlsplit(url) for _, url in offline.started]
+        assert len(addresses) == 5
+        for address in addresses:
+            assert address.hostname == "127.0.0.1"
+            socket.create_connection((address.hostname, address.port), timeout=2).close()
+        assert offline.settings.catfact_api_url == dict(offline.started)[CATFACT]
+    for address in addresses:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address.hostname, address.port), timeout=2).close()
