@@ -97,9 +97,10 @@ def console(
 
     from rich.console import Console
 
-    from bot.cli.console_session import ConsoleOptions, make_persona, run_console
+    from bot.cli.console_session import ConsoleOptions, run_console
     from bot.config import telemetry_config
     from bot.logs import configure_logging
+    from bot.sandbox.personas import make_persona
     from commands.http_backed.commands_file import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown

@@ -29,35 +29,27 @@ import click
 from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 
+from bot.cli.console_render import buttons, describe, ephemeral, print_trace
 from bot.cli.line_editing import LineEditor
-from bot.cli.tables import waterfall_table
 from bot.client import ChatOpsBot
 from bot.config import Settings
 from bot.harness import sandbox
 from bot.sandbox import FakeDiscord
 from bot.sandbox.command_lines import SlashError
-from bot.sandbox.personas import Persona, PersonaError, Seat, flag_decisions, seat
+from bot.sandbox.personas import (
+    AS_USAGE,
+    Persona,
+    PersonaError,
+    Seat,
+    flag_decisions,
+    parse_as,
+    seat,
+)
 from telemetry import schema
 from telemetry.recent import RecentTraces
-from telemetry.waterfall import rows_from_spans
 
 TRACE_WAIT_S = 30.0
-# What the console shows of each span; `chatops trace` shows everything.
-KEY_ATTRIBUTES = (
-    schema.OUTCOME,
-    schema.RESPONSE,
-    schema.ERROR_TYPE,
-    schema.ERROR_MESSAGE,
-    schema.FLAG_KEY,
-    schema.FLAG_VARIANT,
-    schema.FLAG_REASON,
-    schema.AZURE_OPERATION,
-    "http.method",
-    "http.url",
-    "http.status_code",
-)
 PROMPT = "you> "
-BUTTON = 2
 
 
 @dataclass(frozen=True)
@@ -219,7 +211,7 @@ class Session:
         root = await self._root(schema.MESSAGE_ID, message_id, stop_early=message_id)
         for reply in await self.fake.replies_to(int(message_id), timeout=0.0):
             self.out.print(f"bot> {describe(reply)}", markup=False, highlight=False)
-            if _buttons(reply):
+            if buttons(reply):
                 self.question = reply
         if root is None and self._asking(message_id):
             self.waiting = (schema.MESSAGE_ID, message_id)
@@ -238,7 +230,7 @@ class Session:
             self.out.print(f"[yellow]{exc}[/yellow]")
             return
         answer = await interaction.wait(TRACE_WAIT_S)
-        if answer is not None and _buttons(answer):
+        if answer is not None and buttons(answer):
             self.out.print(f"bot> {describe(answer)}", markup=False, highlight=False)
             self.question = answer
             self.waiting = (schema.INTERACTION_ID, str(interaction.id))
@@ -248,7 +240,7 @@ class Session:
         if answer is not None:
             notes = [
                 n
-                for n, on in (("deferred", interaction.deferred), ("only you", _ephemeral(answer)))
+                for n, on in (("deferred", interaction.deferred), ("only you", ephemeral(answer)))
                 if on
             ]
             suffix = f"  ({', '.join(notes)})" if notes else ""
@@ -262,7 +254,7 @@ class Session:
         wanted = label.strip().lower()
         candidates = [self.question] if self.question is not None else []
         for message in [*candidates, *reversed(self.fake.bot_messages)]:
-            found = [b for b in _buttons(message) if str(b.get("label", "")).lower() == wanted]
+            found = [b for b in buttons(message) if str(b.get("label", "")).lower() == wanted]
             if found:
                 break
         else:
@@ -351,82 +343,10 @@ class Session:
     def _asking(self, message_id: str) -> bool:
         """Whether a reply to ``message_id`` has buttons waiting to be pressed."""
         return any(
-            _buttons(m)
+            buttons(m)
             for m in self.fake.bot_messages
             if str((m.get("message_reference") or {}).get("message_id")) == message_id
         )
 
     def print_trace(self, root: ReadableSpan | None) -> None:
         print_trace(root, self.recent, self.out)
-
-
-AS_USAGE = "/as [USER_ID] [--role ROLE_ID]... [--admin] [--guild GUILD_ID]"
-SNOWFLAKE = click.IntRange(1, 2**63 - 1)
-
-
-@click.command(name="/as", add_help_option=False)
-@click.argument("user_id", required=False, type=SNOWFLAKE)
-@click.option("--role", "role_ids", multiple=True, type=SNOWFLAKE)
-@click.option("--admin", is_flag=True)
-@click.option("--guild", "guild_id", type=SNOWFLAKE)
-def _as_command(
-    user_id: int | None, role_ids: tuple[int, ...], admin: bool, guild_id: int | None
-) -> Persona:
-    return make_persona(user_id, role_ids, admin, guild_id)
-
-
-def make_persona(
-    user_id: int | None, role_ids: Sequence[int], admin: bool, guild_id: int | None
-) -> Persona:
-    """A persona from the console's options: what is not given is the default persona's."""
-    default = Persona()
-    return Persona(
-        user_id=default.user_id if user_id is None else user_id,
-        role_ids=tuple(role_ids),
-        admin=admin,
-        guild_id=default.guild_id if guild_id is None else guild_id,
-    )
-
-
-def parse_as(args: Sequence[str]) -> Persona:
-    """``/as``'s arguments to a persona; ``click.ClickException`` when they are wrong."""
-    persona = _as_command.main(list(args), prog_name="/as", standalone_mode=False)
-    assert isinstance(persona, Persona)
-    return persona
-
-
-def print_trace(root: ReadableSpan | None, recent: RecentTraces, out: Console) -> None:
-    if root is None or root.context is None:
-        out.print("[yellow](no trace recorded for this message)[/yellow]")
-        return
-    rows = rows_from_spans(recent.spans_of(root.context.trace_id))
-    out.print(waterfall_table(f"{root.context.trace_id:032x}", rows, KEY_ATTRIBUTES))
-
-
-def _ephemeral(message: dict[str, Any]) -> bool:
-    return bool(int(message.get("flags") or 0) & 64)
-
-
-def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        component
-        for row in message.get("components") or []
-        for component in row.get("components") or []
-        if component.get("type") == BUTTON and not component.get("disabled")
-    ]
-
-
-def describe(message: dict[str, Any]) -> str:
-    """A bot message as text: content, each embed's title, description and fields, buttons."""
-    parts = [message.get("content") or ""]
-    for embed in message.get("embeds") or []:
-        parts += [embed.get("title") or "", embed.get("description") or ""]
-        parts += [f"{f.get('name')}: {f.get('value')}" for f in embed.get("fields") or []]
-        if embed.get("url"):
-            parts.append(embed["url"])
-    for attachment in message.get("attachments") or []:
-        parts.append(f"[file {attachment.get('filename')}]")
-    buttons = _buttons(message)
-    if buttons:
-        parts.append(" ".join(f"[{b.get('label', b.get('custom_id'))}]" for b in buttons))
-    return "\n".join(part for part in parts if part)

@@ -15,9 +15,11 @@ user 100000000000000001 is named in ``aci-reader``, ``aci-operator`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import click
 from discord.ext import commands
 
 from bot.sandbox.server import FakeDiscord
@@ -132,3 +134,38 @@ def flag_decisions(bot: commands.Bot, where: Seat) -> list[FlagDecision]:
             )
         )
     return decisions
+
+
+AS_USAGE = "/as [USER_ID] [--role ROLE_ID]... [--admin] [--guild GUILD_ID]"
+SNOWFLAKE = click.IntRange(1, 2**63 - 1)
+
+
+@click.command(name="/as", add_help_option=False)
+@click.argument("user_id", required=False, type=SNOWFLAKE)
+@click.option("--role", "role_ids", multiple=True, type=SNOWFLAKE)
+@click.option("--admin", is_flag=True)
+@click.option("--guild", "guild_id", type=SNOWFLAKE)
+def _as_command(
+    user_id: int | None, role_ids: tuple[int, ...], admin: bool, guild_id: int | None
+) -> Persona:
+    return make_persona(user_id, role_ids, admin, guild_id)
+
+
+def make_persona(
+    user_id: int | None, role_ids: Sequence[int], admin: bool, guild_id: int | None
+) -> Persona:
+    """A persona from the console's options: what is not given is the default persona's."""
+    default = Persona()
+    return Persona(
+        user_id=default.user_id if user_id is None else user_id,
+        role_ids=tuple(role_ids),
+        admin=admin,
+        guild_id=default.guild_id if guild_id is None else guild_id,
+    )
+
+
+def parse_as(args: Sequence[str]) -> Persona:
+    """``/as``'s arguments to a persona; ``click.ClickException`` when they are wrong."""
+    persona = _as_command.main(list(args), prog_name="/as", standalone_mode=False)
+    assert isinstance(persona, Persona)
+    return persona
