@@ -57,7 +57,7 @@ def run() -> None:
 @click.option(
     "--as",
     "user_id",
-    type=click.IntRange(1, 2**63 - 1),
+    type=click.IntRange(min=1),
     metavar="USER_ID",
     help="Type as this user id (flag rules' targetingKey).",
 )
@@ -65,7 +65,7 @@ def run() -> None:
     "--role",
     "role_ids",
     multiple=True,
-    type=click.IntRange(1, 2**63 - 1),
+    type=click.IntRange(min=1),
     metavar="ROLE_ID",
     help="Hold this role in the guild (repeatable).",
 )
@@ -73,7 +73,7 @@ def run() -> None:
 @click.option(
     "--guild",
     "guild_id",
-    type=click.IntRange(1, 2**63 - 1),
+    type=click.IntRange(min=1),
     metavar="GUILD_ID",
     help="Type in this guild (flag rules' guildId).",
 )

@@ -137,7 +137,7 @@ def flag_decisions(bot: commands.Bot, where: Seat) -> list[FlagDecision]:
 
 
 AS_USAGE = "/as [USER_ID] [--role ROLE_ID]... [--admin] [--guild GUILD_ID]"
-SNOWFLAKE = click.IntRange(1, 2**63 - 1)
+SNOWFLAKE = click.IntRange(min=1)
 
 
 @click.command(name="/as", add_help_option=False)
