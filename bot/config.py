@@ -228,6 +228,9 @@ class Settings(BaseSettings):
 
     git_commit: str | None = None
 
+    # Where the console keeps its prompt history (``console_history_path``).
+    xdg_state_home: Path | None = None
+
     health_port: int = Field(default=8080, ge=0, le=65535)
     # The CircleCI webhook on a port of its own, so the health port need not be public;
     # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
@@ -383,6 +386,13 @@ class Settings(BaseSettings):
         return TraceLinks(
             self.honeycomb_team, self.honeycomb_environment, str(self.honeycomb_api_url)
         )
+
+    @property
+    def console_history_path(self) -> Path:
+        """The console's prompt history: ``$XDG_STATE_HOME/chatops/console_history``
+        (``~/.local/state`` when unset), as the XDG base directories say."""
+        base = self.xdg_state_home or Path.home() / ".local" / "state"
+        return base / "chatops" / "console_history"
 
     @property
     def uses_custom_api(self) -> bool:

@@ -54,16 +54,53 @@ def run() -> None:
     metavar="TEXT",
     help="Send TEXT as a message, print the reply and trace, and exit (repeatable).",
 )
-def console(lines: tuple[str, ...]) -> None:
-    """Run the real bot against a local fake Discord and chat with it."""
+@click.option(
+    "--as",
+    "user_id",
+    type=click.IntRange(min=1),
+    metavar="USER_ID",
+    help="Type as this user id (flag rules' targetingKey).",
+)
+@click.option(
+    "--role",
+    "role_ids",
+    multiple=True,
+    type=click.IntRange(min=1),
+    metavar="ROLE_ID",
+    help="Hold this role in the guild (repeatable).",
+)
+@click.option("--admin", is_flag=True, help="Hold the guild's Administrator role.")
+@click.option(
+    "--guild",
+    "guild_id",
+    type=click.IntRange(min=1),
+    metavar="GUILD_ID",
+    help="Type in this guild (flag rules' guildId).",
+)
+@click.option(
+    "--no-fakes",
+    is_flag=True,
+    help="Start no local fakes: unconfigured services are the public ones.",
+)
+def console(
+    lines: tuple[str, ...],
+    user_id: int | None,
+    role_ids: tuple[int, ...],
+    admin: bool,
+    guild_id: int | None,
+    no_fakes: bool,
+) -> None:
+    """Run the real bot against a local fake Discord (and local fakes of the external
+    services it has no configuration for) and chat with it."""
     import asyncio
     import logging
 
     from rich.console import Console
 
-    from bot.cli.console_session import run_console
+    from bot.cli.console_session import ConsoleOptions, run_console
     from bot.config import telemetry_config
     from bot.logs import configure_logging
+    from bot.sandbox.personas import make_persona
     from commands.http_backed.commands_file import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown
@@ -82,6 +119,11 @@ def console(lines: tuple[str, ...]) -> None:
                 lines,
                 recent,
                 Console(highlight=False, width=None if sys.stdout.isatty() else 120),
+                ConsoleOptions(
+                    persona=make_persona(user_id, role_ids, admin, guild_id),
+                    fakes=not no_fakes,
+                    history=config.console_history_path,
+                ),
             )
         )
     except CommandsFileError as exc:

@@ -33,8 +33,9 @@ class FakeDiscord:
         guild_count: int = 1,
         shard_count: int = 1,
         heartbeat_interval_ms: int = 41_250,
+        first_guild_id: int | None = None,
     ) -> None:
-        self.world = World(guild_count=guild_count)
+        self.world = World(guild_count=guild_count, first_guild_id=first_guild_id)
         self.shard_count = shard_count
         self.faults = Faults()
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
@@ -139,9 +140,28 @@ class FakeDiscord:
         """The transport compression of each gateway connection, in order."""
         return self.gateway.compressions
 
-    def add_user(self, name: str, *, role_ids: Sequence[int] = (), bot: bool = False) -> JSON:
+    def add_user(
+        self,
+        name: str,
+        *,
+        role_ids: Sequence[int] = (),
+        bot: bool = False,
+        user_id: int | None = None,
+    ) -> JSON:
         """A new user in every guild, holding ``role_ids`` in the first one."""
-        return self.world.add_user(name, list(role_ids), bot=bot)
+        return self.world.add_user(name, list(role_ids), bot=bot, user_id=user_id)
+
+    def add_guild(self, name: str, *, guild_id: int | None = None) -> FakeGuild:
+        """A guild the bot joins now (GUILD_CREATE), with every user a member."""
+        guild = self.world.add_guild(name, guild_id)
+        self.gateway.guild_joined(guild)
+        return guild
+
+    def set_roles(self, guild: FakeGuild, user: JSON, role_ids: Sequence[int]) -> None:
+        """``user`` holds exactly ``role_ids`` in ``guild`` from the next message on; roles
+        the guild lacks are created (GUILD_ROLE_CREATE), as an admin would in Discord."""
+        for role in self.world.set_roles(guild, user, list(role_ids)):
+            self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
 
     def dm_channel_id(self, user: JSON) -> int:
         """The id of ``user``'s DM channel with the bot."""

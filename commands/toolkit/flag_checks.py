@@ -170,7 +170,17 @@ def flag_check(key: str, *, hidden: bool = False, default: bool = False) -> Pred
         raise FlagDenied(key)
 
     predicate.__qualname__ = f"flag_check({key!r})"
+    setattr(predicate, _FLAG_KEY, key)
     return predicate
+
+
+_FLAG_KEY = "chatops_flag_key"
+
+
+def flag_key_of(check: Callable[..., Any]) -> str | None:
+    """The flag a command check made by ``flag_check`` (or wrapping one) evaluates."""
+    key = getattr(check, _FLAG_KEY, None)
+    return key if isinstance(key, str) else None
 
 
 def requires_flag(

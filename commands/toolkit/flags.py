@@ -253,24 +253,35 @@ def evaluate(key: str, default: T, context: EvaluationContext) -> FlagEvaluation
     ``default`` with reason ERROR, which is what makes permission flags fail closed.
     """
     active = _active
-    client = active.client if active else api.get_client(DOMAIN)
     provider_name = active.provider_name if active else "none"
     with tracer.start_as_current_span(schema.FLAG_SPAN_PREFIX + key) as span:
-        if active is not None and active.refresh is not None:
-            # Before the fail-closed check: a broken edit denies from this evaluation on.
-            active.refresh()
-        if active is not None and active.fail_closed and active.monitor.unusable:
-            details = FlagEvaluationDetails(
-                flag_key=key,
-                value=default,
-                reason=Reason.ERROR,
-                error_code=ErrorCode.PROVIDER_NOT_READY,
-                error_message=active.monitor.problem,
-            )
-        else:
-            details = _resolve(client, key, default, context)
+        details = _evaluate(active, key, default, context)
         span.set_attributes(span_attributes(details, provider_name, context))
         return details
+
+
+def evaluate_untraced(key: str, default: T, context: EvaluationContext) -> FlagEvaluationDetails[T]:
+    """``evaluate`` without its span: what a flag says about someone outside any message
+    (``chatops console`` shows a persona's flags), so no trace of its own is recorded."""
+    return _evaluate(_active, key, default, context)
+
+
+def _evaluate(
+    active: _Active | None, key: str, default: T, context: EvaluationContext
+) -> FlagEvaluationDetails[T]:
+    client = active.client if active else api.get_client(DOMAIN)
+    if active is not None and active.refresh is not None:
+        # Before the fail-closed check: a broken edit denies from this evaluation on.
+        active.refresh()
+    if active is not None and active.fail_closed and active.monitor.unusable:
+        return FlagEvaluationDetails(
+            flag_key=key,
+            value=default,
+            reason=Reason.ERROR,
+            error_code=ErrorCode.PROVIDER_NOT_READY,
+            error_message=active.monitor.problem,
+        )
+    return _resolve(client, key, default, context)
 
 
 async def evaluate_async(

@@ -1,0 +1,148 @@
+"""A local fake of Honeycomb's configuration API: markers, derived columns, queries,
+query annotations and boards, shaped after the documented requests and answers.
+
+It records every request (method, path, headers, body) so tests assert what the
+client sent, and answers 401 to any key other than the one it was built with.
+``chatops console`` serves it (``async with``) for ``/marker``; tests may serve
+``app()`` themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeHoneycomb:
+    key: str = "config-key-123"
+    requests: list[Recorded] = field(default_factory=list)
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    derived_columns: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    boards: list[dict[str, Any]] = field(default_factory=list)
+    queries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # What ``GET /1/auth`` says about the key: its team, environment and permissions.
+    team: str = "chatops-team"
+    environment: str = "production"
+    access: dict[str, bool] = field(
+        default_factory=lambda: {"events": True, "markers": True, "queries": True}
+    )
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        """Serve on a free loopback port."""
+        self._runner = web.AppRunner(self.app(), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_get("/1/auth", self._auth)
+        app.router.add_post("/1/markers/{dataset}", self._marker)
+        app.router.add_post("/1/queries/{dataset}", self._query)
+        for name, items in (
+            ("derived_columns", self.derived_columns),
+            ("query_annotations", self.annotations),
+        ):
+            app.router.add_get(f"/1/{name}/{{dataset}}", self._lister(items))
+            app.router.add_post(f"/1/{name}/{{dataset}}", self._creator(items))
+            app.router.add_put(f"/1/{name}/{{dataset}}/{{id}}", self._updater(items))
+        app.router.add_get("/1/boards", self._lister(self.boards))
+        app.router.add_post("/1/boards", self._creator(self.boards))
+        app.router.add_put("/1/boards/{id}", self._updater(self.boards))
+        return app
+
+    def calls(self, method: str, prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        text = await request.text()
+        body = json.loads(text) if text else None
+        self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
+        if request.headers.get("X-Honeycomb-Team") != self.key:
+            return web.json_response(
+                {"error": "unknown API key - check your credentials"}, status=401
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _auth(self, request: web.Request) -> web.Response:
+        """The key's metadata, shaped after Honeycomb's ``GET /1/auth``."""
+        return web.json_response(
+            {
+                "id": "key-id-1",
+                "type": "ingest",
+                "api_key_access": self.access,
+                "environment": {"name": self.environment.title(), "slug": self.environment},
+                "team": {"name": self.team.title(), "slug": self.team},
+            }
+        )
+
+    def _new_id(self) -> str:
+        return f"id{next(self._ids)}"
+
+    async def _marker(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        marker = {**body, "id": self._new_id(), "created_at": "2026-11-23T00:00:00Z"}
+        self.markers.append(marker)
+        return web.json_response(marker, status=201)
+
+    async def _query(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        # Honeycomb gives the same id to the same spec.
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self.queries:
+            self.queries[key] = {**spec, "id": self._new_id()}
+        return web.json_response(self.queries[key])
+
+    def _lister(self, items: list[dict[str, Any]]) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return web.json_response(items)
+
+        return handler
+
+    def _creator(self, items: list[dict[str, Any]]) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            item = {**(await request.json()), "id": self._new_id()}
+            items.append(item)
+            return web.json_response(item, status=201)
+
+        return handler
+
+    def _updater(self, items: list[dict[str, Any]]) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            for index, item in enumerate(items):
+                if item["id"] == request.match_info["id"]:
+                    items[index] = {**(await request.json()), "id": item["id"]}
+                    return web.json_response(items[index])
+            return web.json_response({"error": "not found"}, status=404)
+
+        return handler
