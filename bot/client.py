@@ -47,6 +47,7 @@ from telemetry.spans import MessageTrace, root_span
 if TYPE_CHECKING:
     from bot.azure_wiring import AzureOptions
     from commands.azure.arm_client import Aci
+    from commands.ops.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ChatOpsBot(commands.Bot):
         self._http_session: aiohttp.ClientSession | None = None
         self._azure_options = azure
         self.aci: Aci | None = None
+        self.audit: AuditLog | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
         self.add_check(self.user_rate, call_once=True)
@@ -118,6 +120,11 @@ class ChatOpsBot(commands.Bot):
             from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
+        from bot.ops_wiring import audit_flag_changes, build_audit
+
+        self.audit = build_audit(self, self.settings)
+        if self.audit is not None:
+            audit_flag_changes(self.audit, self.settings)
         await add_cogs(self)
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
@@ -128,6 +135,8 @@ class ChatOpsBot(commands.Bot):
 
     async def close(self) -> None:
         self.gateway_up = False
+        if self.audit is not None:
+            await self.audit.close()
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()

@@ -57,6 +57,7 @@ async def add_cogs(bot: ChatOpsBot) -> None:
             bot.aci,
             confirm_timeout_s=settings.azure_confirm_timeout_s,
             logs_tail=settings.azure_logs_tail,
+            audit=bot.audit,
         )
     )
     specs = load_commands(settings.commands_file, reserved=set(bot.all_commands))

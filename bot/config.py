@@ -416,6 +416,17 @@ class Settings(BaseSettings):
     azure_confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     azure_logs_tail: int = Field(default=100, ge=1, le=10_000)
 
+    # the ops loop (issue 19, docs/ops-loop.md)
+    # Where every change made through the bot is posted; unset: no audit posts.
+    audit_channel_id: int | None = Field(default=None, gt=0)
+    # At most this many audit posts a minute (after a burst of 3); entries that arrive
+    # meanwhile are coalesced, up to 10 per post; beyond 200 waiting, dropped and counted.
+    audit_posts_per_minute: float = Field(default=20.0, gt=0, le=600)
+    # Container watch: poll the configured groups this often and post transitions to
+    # ALERT_CHANNEL_ID; unset: no watch.
+    azure_watch_interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    alert_channel_id: int | None = Field(default=None, gt=0)
+
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""

@@ -245,6 +245,17 @@ class World:
         self.channel_guild[general] = guild
         return guild
 
+    def add_text_channel(self, name: str) -> int:
+        """A new text channel in the first guild (before the bot connects); its id."""
+        guild = self.guilds[0]
+        channel_id = self.ids.next()
+        channel = make_text_channel(channel_id, guild.id, name, len(guild.channels))
+        guild.channels.append(channel)
+        guild.invalidate()
+        self.channels[channel_id] = channel
+        self.channel_guild[channel_id] = guild
+        return channel_id
+
     def add_user(self, name: str, role_ids: list[int], *, bot: bool) -> JSON:
         """A new user, member of every guild (with ``role_ids`` in the first)."""
         user = make_user(self.ids.next(), name, bot=bot)

@@ -34,6 +34,8 @@ NOT_YOURS = "Only the person who asked can answer this."
 
 class Decision(StrEnum):
     CONFIRMED = "confirmed"
+    # Two-person approval (``commands.toolkit.approve``): a second operator pressed Approve.
+    APPROVED = "approved"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
 
@@ -51,6 +53,13 @@ class Press:
     confirmed: bool
     interaction: discord.Interaction[Any]
     handled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def hand_over(presses: asyncio.Queue[Press], press: Press) -> None:
+    """Give the press to the waiting command and wait (bounded) until it has answered it."""
+    presses.put_nowait(press)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
 
 
 class Confirm(TracedView):
@@ -87,10 +96,7 @@ class Confirm(TracedView):
         await self._hand_over(Press(False, interaction))
 
     async def _hand_over(self, press: Press) -> None:
-        """Give the press to the command and wait (bounded) until it has answered it."""
-        self._presses.put_nowait(press)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
+        await hand_over(self._presses, press)
 
     async def wait_for_answer(self) -> Answer:
         """The requester's decision, or ``TIMED_OUT`` after ``timeout_s``."""
