@@ -23,6 +23,7 @@ from commands.http_backed.commands_file import load_commands
 from commands.http_backed.http_commands import HttpCommands
 from commands.labs import Labs
 from commands.mtg import Mtg
+from commands.ops.trace_cog import Traces
 from commands.toolkit.api_client import ApiClient
 from commands.toolkit.flag_checks import flag_check
 from commands.toolkit.limits import Limits
@@ -44,6 +45,9 @@ async def add_cogs(bot: ChatOpsBot) -> None:
         Core(bot, version=package_version(), commit=settings.git_commit, started_at=bot.started_at)
     )
     await bot.add_cog(Labs())
+    await bot.add_cog(
+        Traces(settings.span_store_path, links=settings.trace_links, dataset=settings.service_name)
+    )
     await bot.add_cog(Builds(bot, channel_id=settings.ci_announce_channel_id))
     bot.tree.add_command(slash_help)
 
