@@ -35,13 +35,15 @@ class DeployHooks:
 async def _run(config: Settings, request: DeployRequest, hooks: DeployHooks) -> DeployReport:
     from bot.azure_wiring import AzureNotConfigured, build_aci
     from bot.deploy import DeployFailed, deploy
+    from bot.deploy_audit import audited
 
     try:
         aci = build_aci(config, hooks.azure)
     except AzureNotConfigured as exc:
         raise DeployFailed(str(exc)) from None
     try:
-        return await deploy(aci, request, dict(os.environ), click.echo)
+        async with audited(config, request.group, request.image, os.environ) as run:
+            return await deploy(aci, request, run.env, click.echo)
     finally:
         await aci.close()
 

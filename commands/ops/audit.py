@@ -168,7 +168,11 @@ class AuditLog:
             self._tokens, self._refilled = 1.0, time.monotonic()
         self._tokens -= 1
 
-    async def _post(self, batch: list[AuditEntry], dropped: int) -> None:
+    async def post_now(self, batch: list[AuditEntry]) -> bool:
+        """Post ``batch`` at once, without the queue (a one-shot process: ``chatops deploy``)."""
+        return await self._post(batch, 0)
+
+    async def _post(self, batch: list[AuditEntry], dropped: int) -> bool:
         links = [Link(e.span_context) for e in batch if e.span_context is not None]
         attributes: dict[str, AttributeValue] = {
             schema.AUDIT_ENTRIES: len(batch),
@@ -177,11 +181,14 @@ class AuditLog:
             schema.CHANNEL_ID: str(self.channel_id),
         }
         with root_span(schema.AUDIT_SPAN, attributes, {}, links=links) as post_trace:
-            channel = self.client.get_channel(self.channel_id)
+            channel: Any = self.client.get_channel(self.channel_id)
+            if channel is None and not self.client.is_ready():
+                # No gateway (``chatops deploy``): no cache to look in; Discord will say.
+                channel = self.client.get_partial_messageable(self.channel_id)
             if not isinstance(channel, discord.abc.Messageable):
                 log.warning("AUDIT_CHANNEL_ID %s is not a channel I can see", self.channel_id)
                 post_trace.set_outcome(Outcome.ERROR)
-                return
+                return False
             lines = [self.line(entry) for entry in batch]
             if dropped:
                 lines.append(f"\u2026 and {dropped} more not posted (audit rate limit).")
@@ -190,8 +197,9 @@ class AuditLog:
             except discord.HTTPException as exc:
                 post_trace.record_error(exc)
                 log.warning("could not post to the audit channel: %s", exc)
-                return
+                return False
             self.posted += len(batch)
+            return True
 
     def line(self, entry: AuditEntry) -> str:
         """``✅ aci restart rg/web by <@1> (olivia): ok in 3.2 s · approved by … · trace …``"""
