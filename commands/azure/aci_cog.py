@@ -262,7 +262,9 @@ class Azure(commands.Cog, name="Azure"):
         action = f"aci {verb.name}"
         who = Actor.of(ctx.author)
 
-        def audit(result: str, approver: Actor | None = None, detail: str | None = None) -> None:
+        def audit(result: str, approver: Actor | None = None) -> None:
+            # Who pressed: the approver (two-person), else the requester's own Confirm.
+            detail = "confirmed by requester" if confirm and approver is None and asked else None
             self._audit(
                 AuditEntry.here(
                     who, action, resource, result,
@@ -273,12 +275,14 @@ class Azure(commands.Cog, name="Azure"):
 
         ack = f"\u23f3 {verb.doing} `{name}`\u2026 I'll edit this message when Azure is done."
         approver: Actor | None = None
+        asked = False
         if confirm:
-            asked = await self._ask(ctx, found, verb, ack, action, resource)
-            if isinstance(asked, str):
-                audit(asked)
+            answer = await self._ask(ctx, found, verb, ack, action, resource)
+            if isinstance(answer, str):
+                audit(answer)
                 return
-            message, approver = asked
+            message, approver = answer
+            asked = True
         else:
             message = await reply(ctx, ack)
         started = time.monotonic()

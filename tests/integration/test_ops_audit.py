@@ -153,6 +153,7 @@ async def test_a_confirmed_restart_is_posted_once_with_who_what_result_duration_
     text = post["content"]
     assert text.startswith("\u2705 **aci restart** `chatops-rg/web`")
     assert f"<@{operator['id']}> (olivia)" in text and ": ok in " in text
+    assert "confirmed by requester" in text
     assert f"trace `{tid(root)}`" in text
     assert not fake.would_ping(post) and post["allowed_mentions"] == {"parse": []}
     # Its own root span, linked to the command's trace.
