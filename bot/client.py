@@ -47,6 +47,7 @@ from telemetry.spans import MessageTrace, root_span
 if TYPE_CHECKING:
     from bot.azure_wiring import AzureOptions
     from commands.azure.arm_client import Aci
+    from commands.azure.watch import ContainerWatch
     from commands.ops.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class ChatOpsBot(commands.Bot):
         self._azure_options = azure
         self.aci: Aci | None = None
         self.audit: AuditLog | None = None
+        self.watch: ContainerWatch | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
         self.add_check(self.user_rate, call_once=True)
@@ -120,12 +122,15 @@ class ChatOpsBot(commands.Bot):
             from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
-        from bot.ops_wiring import audit_flag_changes, build_audit
+        from bot.ops_wiring import audit_flag_changes, build_audit, build_watch
 
         self.audit = build_audit(self, self.settings)
         if self.audit is not None:
             audit_flag_changes(self.audit, self.settings)
         await add_cogs(self)
+        self.watch = build_watch(self, self.aci, self.settings)
+        if self.watch is not None:
+            self.watch.start()
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -135,6 +140,8 @@ class ChatOpsBot(commands.Bot):
 
     async def close(self) -> None:
         self.gateway_up = False
+        if self.watch is not None:
+            await self.watch.close()
         if self.audit is not None:
             await self.audit.close()
         await super().close()

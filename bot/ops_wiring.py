@@ -1,5 +1,6 @@
-"""Wiring for the ops loop (docs/ops-loop.md): the audit poster and what feeds it from outside
-a command (a flags reload that changed a permission flag), built from ``Settings``.
+"""Wiring for the ops loop (docs/ops-loop.md), built from ``Settings``: the audit poster and
+what feeds it from outside a command (a flags reload that changed a permission flag), and
+the container watch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import logging
 import discord
 
 from bot.config import Settings
+from commands.azure.arm_client import Aci
+from commands.azure.watch import ContainerWatch
 from commands.ops.audit import Actor, AuditEntry, AuditLog
 from commands.toolkit.flag_checks import PERMISSION_FLAGS
 from commands.toolkit.flags import on_flags_changed
@@ -55,3 +58,20 @@ def audit_flag_changes(audit: AuditLog, settings: Settings) -> None:
         loop.call_soon_threadsafe(audit.record, entry)
 
     on_flags_changed(changed)
+
+
+def build_watch(
+    client: discord.Client, aci: Aci | None, settings: Settings
+) -> ContainerWatch | None:
+    """The container watch, when ``AZURE_WATCH_INTERVAL_S``, ``ALERT_CHANNEL_ID`` and Azure
+    are all configured (a watch with nowhere to post is logged once and not started)."""
+    interval = settings.azure_watch_interval_s
+    if interval is None:
+        return None
+    if aci is None or settings.alert_channel_id is None:
+        log.warning(
+            "AZURE_WATCH_INTERVAL_S is set but %s is not: no container watch",
+            "ALERT_CHANNEL_ID" if aci is not None else "AZURE_SUBSCRIPTION_ID",
+        )
+        return None
+    return ContainerWatch(aci, client, channel_id=settings.alert_channel_id, interval_s=interval)
