@@ -426,6 +426,12 @@ class Settings(BaseSettings):
     # ALERT_CHANNEL_ID; unset: no watch.
     azure_watch_interval_s: float | None = Field(default=None, gt=0, le=86_400)
     alert_channel_id: int | None = Field(default=None, gt=0)
+    # Honeycomb alerts into Discord: the shared secret of the webhook recipient (checked on
+    # every POST /hooks/honeycomb), the public URL Honeycomb posts to (for
+    # ``chatops honeycomb apply``), and where accepted delivery ids are kept (replays).
+    honeycomb_webhook_secret: SecretStr | None = None
+    honeycomb_alert_webhook_url: OptionalWebUrl = None
+    honeycomb_hook_state_db: Path = Path(".chatops/honeycomb-hooks.db")
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:

@@ -31,6 +31,10 @@ class FakeHoneycomb:
     derived_columns: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
     boards: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    burn_alerts: list[dict[str, Any]] = field(default_factory=list)
+    recipients: list[dict[str, Any]] = field(default_factory=list)
     queries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -45,6 +49,17 @@ class FakeHoneycomb:
             app.router.add_get(f"/1/{name}/{{dataset}}", self._lister(items))
             app.router.add_post(f"/1/{name}/{{dataset}}", self._creator(items))
             app.router.add_put(f"/1/{name}/{{dataset}}/{{id}}", self._updater(items))
+        for name, items in (("triggers", self.triggers), ("slos", self.slos)):
+            app.router.add_get(f"/1/{name}/{{dataset}}", self._lister(items))
+            app.router.add_post(f"/1/{name}/{{dataset}}", self._creator(items))
+            app.router.add_put(f"/1/{name}/{{dataset}}/{{id}}", self._updater(items))
+        # Burn alerts are listed per SLO (``?slo_id=``), as in Honeycomb's API.
+        app.router.add_get("/1/burn_alerts/{dataset}", self._burn_alerts)
+        app.router.add_post("/1/burn_alerts/{dataset}", self._creator(self.burn_alerts))
+        app.router.add_put("/1/burn_alerts/{dataset}/{id}", self._updater(self.burn_alerts))
+        app.router.add_get("/1/recipients", self._lister(self.recipients))
+        app.router.add_post("/1/recipients", self._creator(self.recipients))
+        app.router.add_put("/1/recipients/{id}", self._updater(self.recipients))
         app.router.add_get("/1/boards", self._lister(self.boards))
         app.router.add_post("/1/boards", self._creator(self.boards))
         app.router.add_put("/1/boards/{id}", self._updater(self.boards))
@@ -80,6 +95,12 @@ class FakeHoneycomb:
         if key not in self.queries:
             self.queries[key] = {**spec, "id": self._new_id()}
         return web.json_response(self.queries[key])
+
+    async def _burn_alerts(self, request: web.Request) -> web.Response:
+        slo_id = request.query.get("slo_id")
+        if not slo_id:
+            return web.json_response({"error": "slo_id is required"}, status=400)
+        return web.json_response([a for a in self.burn_alerts if a["slo"]["id"] == slo_id])
 
     def _lister(self, items: list[dict[str, Any]]) -> Any:
         async def handler(request: web.Request) -> web.Response:
