@@ -45,9 +45,12 @@ from telemetry.schema import Outcome
 from telemetry.spans import MessageTrace, root_span
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
     from bot.azure_wiring import AzureOptions
     from commands.azure.arm_client import Aci
     from commands.azure.watch import ContainerWatch
+    from commands.ops.alerts import Alert, AlertPoster
     from commands.ops.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class ChatOpsBot(commands.Bot):
         self.aci: Aci | None = None
         self.audit: AuditLog | None = None
         self.watch: ContainerWatch | None = None
+        self.alerts: AlertPoster | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
         self.add_check(self.user_rate, call_once=True)
@@ -122,8 +126,9 @@ class ChatOpsBot(commands.Bot):
             from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
-        from bot.ops_wiring import audit_flag_changes, build_audit, build_watch
+        from bot.ops_wiring import audit_flag_changes, build_alerts, build_audit, build_watch
 
+        self.alerts = build_alerts(self, self.settings)
         self.audit = build_audit(self, self.settings)
         if self.audit is not None:
             audit_flag_changes(self.audit, self.settings)
@@ -137,6 +142,13 @@ class ChatOpsBot(commands.Bot):
         builds = self.get_cog("Builds")
         if isinstance(builds, Builds):
             await builds.announce(event)
+
+    async def announce_alert(self, alert: Alert, hook: SpanContext | None) -> None:
+        """The Honeycomb webhook's notifier: post the alert to ``ALERT_CHANNEL_ID``."""
+        if self.alerts is None:
+            log.warning("Honeycomb alert %s received before the bot was set up", alert.name)
+            return
+        await self.alerts.deliver(alert, hook)
 
     async def close(self) -> None:
         self.gateway_up = False

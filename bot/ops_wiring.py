@@ -13,6 +13,7 @@ import discord
 from bot.config import Settings
 from commands.azure.arm_client import Aci
 from commands.azure.watch import ContainerWatch
+from commands.ops.alerts import AlertPoster
 from commands.ops.audit import Actor, AuditEntry, AuditLog
 from commands.toolkit.flag_checks import PERMISSION_FLAGS
 from commands.toolkit.flags import on_flags_changed
@@ -75,3 +76,10 @@ def build_watch(
         )
         return None
     return ContainerWatch(aci, client, channel_id=settings.alert_channel_id, interval_s=interval)
+
+
+def build_alerts(client: discord.Client, settings: Settings) -> AlertPoster | None:
+    """Where Honeycomb alerts are posted (``ALERT_CHANNEL_ID``), or None."""
+    if settings.alert_channel_id is None:
+        return None
+    return AlertPoster(client, settings.alert_channel_id)
