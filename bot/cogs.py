@@ -8,6 +8,7 @@ per-command limits, the Azure client.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -23,6 +24,7 @@ from commands.http_backed.commands_file import load_commands
 from commands.http_backed.http_commands import HttpCommands
 from commands.labs import Labs
 from commands.mtg import Mtg
+from commands.ops.deploys import Deploys
 from commands.ops.trace_cog import Traces
 from commands.toolkit.api_client import ApiClient
 from commands.toolkit.flag_checks import flag_check
@@ -64,6 +66,8 @@ async def add_cogs(bot: ChatOpsBot) -> None:
             audit=bot.audit,
         )
     )
+    if settings.span_store_path is not None:
+        await bot.add_cog(deploys_cog(bot, settings, settings.span_store_path))
     specs = load_commands(settings.commands_file, reserved=set(bot.all_commands))
     if specs:
         await bot.add_cog(
@@ -104,4 +108,19 @@ def external_limits(settings: Settings) -> Limits:
         rate=settings.external_cooldown_rate,
         per=settings.external_cooldown_per_s,
         concurrency=settings.external_max_concurrency,
+    )
+
+
+def deploys_cog(bot: ChatOpsBot, settings: Settings, store: Path) -> Deploys:
+    """Deploy before/after from the span store (docs/ops-loop.md)."""
+    from telemetry.deploy_review import Reviews, Thresholds
+
+    return Deploys(
+        bot,
+        store,
+        Reviews(settings.deploy_review_state_db or store.with_name("deploy-reviews.db")),
+        channel_id=settings.audit_channel_id,
+        window_s=settings.deploy_review_window_s,
+        poll_s=settings.deploy_review_poll_s,
+        thresholds=Thresholds(p95_pct=settings.deploy_regression_pct),
     )

@@ -432,6 +432,14 @@ class Settings(BaseSettings):
     honeycomb_webhook_secret: SecretStr | None = None
     honeycomb_alert_webhook_url: OptionalWebUrl = None
     honeycomb_hook_state_db: Path = Path(".chatops/honeycomb-hooks.db")
+    # Deploy before/after (needs the span store): the window compared on each side of a
+    # deploy marker, how often to look for markers whose window has passed, the
+    # regression threshold (p95 up by this share), and where verdicts are kept (unset:
+    # ``deploy-reviews.db`` beside the span store).
+    deploy_review_window_s: float = Field(default=900.0, ge=1, le=86_400)
+    deploy_review_poll_s: float = Field(default=30.0, gt=0, le=3600)
+    deploy_regression_pct: float = Field(default=25.0, gt=0, le=10_000)
+    deploy_review_state_db: Path | None = None
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
