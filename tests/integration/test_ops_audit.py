@@ -29,7 +29,7 @@ from telemetry import schema
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
 from tests.helpers.flag_rules import IS_ADMIN, boolean_flag, users, write_flags
-from tests.helpers.sandbox_chat import is_ephemeral, settled_root, until
+from tests.helpers.sandbox_chat import is_ephemeral, run_slash, settled_root, until
 
 RG = "chatops-rg"
 PROD = "prod-rg"
@@ -317,3 +317,14 @@ async def test_without_the_two_person_flag_the_requester_confirms_alone(
     root = await settled_root(spans, message)
     assert root.attributes[schema.AZURE_CONFIRMATION] == "confirmed"
     assert schema.AZURE_TWO_PERSON not in root.attributes
+
+
+async def test_a_denied_slash_change_names_the_group_asked_for(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, audit_channel: int, spans: InMemorySpanExporter
+) -> None:
+    mallory = fake.add_user("mallory")
+    answer, root, _ = await run_slash(fake, spans, "/aci stop group:web", author=mallory)
+    assert answer["content"] == "You can't use `/aci stop`."
+    (post,) = await audit_posts(fake, audit_channel, 1)
+    assert post["content"].startswith("\u26d4 **aci stop** `web` by ")
+    assert tid(root) in post["content"]
