@@ -66,8 +66,9 @@ async def add_cogs(bot: ChatOpsBot) -> None:
             audit=bot.audit,
         )
     )
-    if settings.span_store_path is not None:
-        await bot.add_cog(deploys_cog(bot, settings, settings.span_store_path))
+    deploys = deploys_cog(bot, settings)
+    if deploys is not None:
+        await bot.add_cog(deploys)
     specs = load_commands(settings.commands_file, reserved=set(bot.all_commands))
     if specs:
         await bot.add_cog(
@@ -111,16 +112,36 @@ def external_limits(settings: Settings) -> Limits:
     )
 
 
-def deploys_cog(bot: ChatOpsBot, settings: Settings, store: Path) -> Deploys:
-    """Deploy before/after from the span store (docs/ops-loop.md)."""
+def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
+    """Deploy before/after (docs/ops-loop.md): from Honeycomb when ``HONEYCOMB_QUERY_KEY``
+    is set, else from the span store; None when neither is available."""
+    from commands.ops.deploys import HoneycombSource, StoreSource
     from telemetry.deploy_review import Reviews, Thresholds
 
+    thresholds = Thresholds(p95_pct=settings.deploy_regression_pct)
+    window = settings.deploy_review_window_s
+    store = settings.span_store_path
+    source: StoreSource | HoneycombSource
+    if settings.honeycomb_query_key is not None:
+        source = HoneycombSource(
+            str(settings.honeycomb_api_url),
+            settings.honeycomb_query_key.get_secret_value(),
+            settings.service_name,
+            window,
+            thresholds,
+        )
+    elif store is not None:
+        source = StoreSource(store, window, thresholds)
+    else:
+        return None
+    state = settings.deploy_review_state_db or (
+        store.with_name("deploy-reviews.db") if store else Path(".chatops/deploy-reviews.db")
+    )
     return Deploys(
         bot,
-        store,
-        Reviews(settings.deploy_review_state_db or store.with_name("deploy-reviews.db")),
+        source,
+        Reviews(state),
         channel_id=settings.audit_channel_id,
-        window_s=settings.deploy_review_window_s,
+        window_s=window,
         poll_s=settings.deploy_review_poll_s,
-        thresholds=Thresholds(p95_pct=settings.deploy_regression_pct),
     )

@@ -440,6 +440,9 @@ class Settings(BaseSettings):
     deploy_review_poll_s: float = Field(default=30.0, gt=0, le=3600)
     deploy_regression_pct: float = Field(default=25.0, gt=0, le=10_000)
     deploy_review_state_db: Path | None = None
+    # A Honeycomb key allowed to run queries (Query Data API) and read markers: deploy
+    # before/after then reads Honeycomb instead of the span store.
+    honeycomb_query_key: SecretStr | None = None
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:

@@ -72,24 +72,84 @@ def _judge(before: StatsRow | None, after: StatsRow | None, t: Thresholds) -> tu
     return tuple(found)
 
 
+def compare(
+    marker: Marker,
+    window_s: float,
+    before: dict[str, StatsRow],
+    after: dict[str, StatsRow],
+    thresholds: Thresholds | None = None,
+) -> Review:
+    """The review of ``marker`` from per-command figures on each side, busiest after first."""
+    t = thresholds or Thresholds()
+
+    def busy(command: str) -> int:
+        row = after.get(command) or before.get(command)
+        return row.count if row is not None else 0
+
+    changes = [
+        CommandChange(c, before.get(c), after.get(c), _judge(before.get(c), after.get(c), t))
+        for c in sorted({*before, *after}, key=lambda c: (-busy(c), c))
+    ]
+    return Review(marker, window_s, changes)
+
+
 def review(
     store: SpanStore, marker: Marker, window_s: float, thresholds: Thresholds | None = None
 ) -> Review:
-    """Compare ``[marker - window, marker)`` with ``[marker, marker + window]``, per command."""
-    t = thresholds or Thresholds()
+    """Compare ``[marker - window, marker)`` with ``[marker, marker + window]``, per command,
+    from the span store."""
     width = int(window_s * NS)
-    before = {
-        r.group: r for r in stats(store, window=Window(marker.time_ns - width, marker.time_ns - 1))
+
+    def side(start_ns: int, end_ns: int) -> dict[str, StatsRow]:
+        rows = stats(store, window=Window(start_ns, end_ns))
+        return {str(r.group): r for r in rows if r.group is not None}
+
+    before = side(marker.time_ns - width, marker.time_ns - 1)
+    after = side(marker.time_ns, marker.time_ns + width)
+    return compare(marker, window_s, before, after, thresholds)
+
+
+# The columns a Honeycomb Query Data result names its calculations by.
+COUNT = "COUNT"
+P95 = "P95(duration_ms)"
+ERROR_RATE = "AVG(app.is_error)"
+
+
+def window_spec(start_s: int, end_s: int) -> dict[str, object]:
+    """A Honeycomb query for one side: count, p95 and error rate per command, root spans."""
+    return {
+        "start_time": start_s,
+        "end_time": end_s,
+        "breakdowns": ["app.command"],
+        "calculations": [
+            {"op": "COUNT"},
+            {"op": "P95", "column": "duration_ms"},
+            {"op": "AVG", "column": "app.is_error"},
+        ],
+        "filters": [
+            {"column": "trace.parent_id", "op": "does-not-exist"},
+            {"column": "app.outcome", "op": "!=", "value": "autocomplete"},
+        ],
+        "limit": 100,
     }
-    after = {
-        r.group: r for r in stats(store, window=Window(marker.time_ns, marker.time_ns + width))
-    }
-    commands = sorted({*before, *after} - {None}, key=lambda c: -(after.get(c) or before[c]).count)
-    changes = [
-        CommandChange(str(c), before.get(c), after.get(c), _judge(before.get(c), after.get(c), t))
-        for c in commands
-    ]
-    return Review(marker, window_s, changes)
+
+
+def rows_from_results(results: list[dict[str, object]]) -> dict[str, StatsRow]:
+    """Per-command figures from Query Data result rows (p50, p99 and max are not asked)."""
+    rows: dict[str, StatsRow] = {}
+    for result in results:
+        command = result.get("app.command")
+        count = result.get(COUNT)
+        if not isinstance(command, str) or not isinstance(count, int | float) or count <= 0:
+            continue
+        p95 = result.get(P95)
+        rate = result.get(ERROR_RATE)
+        error_rate = float(rate) if isinstance(rate, int | float) else 0.0
+        p95_ms = float(p95) if isinstance(p95, int | float) else 0.0
+        rows[command] = StatsRow(
+            command, int(count), round(error_rate * count), error_rate, 0.0, p95_ms, 0.0, 0.0
+        )
+    return rows
 
 
 class Reviews:

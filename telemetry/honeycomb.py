@@ -8,6 +8,7 @@ so ``chatops honeycomb apply`` can run again and again and update in place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,6 +92,34 @@ class Honeycomb:
             body["url"] = url
         answer = await self.call("POST", f"/1/markers/{dataset}", body)
         return answer if isinstance(answer, dict) else {}
+
+    async def list_markers(self, dataset: str) -> list[dict[str, Any]]:
+        """``GET /1/markers/{dataset}``: every marker (``start_time`` in Unix seconds)."""
+        answer = await self.call("GET", f"/1/markers/{dataset}")
+        return [m for m in answer or [] if isinstance(m, dict)]
+
+    async def query_data(
+        self, dataset: str, spec: dict[str, Any], *, poll_s: float = 0.5, timeout_s: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Run ``spec`` through the Query Data API and return its result rows.
+
+        ``POST /1/queries`` (the spec), ``POST /1/query_results`` (run it), then
+        ``GET /1/query_results/{id}`` until ``complete``, within ``timeout_s``.
+        """
+        query = await self.call("POST", f"/1/queries/{dataset}", spec)
+        run = await self.call(
+            "POST",
+            f"/1/query_results/{dataset}",
+            {"query_id": query["id"], "disable_series": True, "limit": 1000},
+        )
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not run.get("complete"):
+            if asyncio.get_running_loop().time() > deadline:
+                raise HoneycombError(f"the query on {dataset} did not complete in {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+            run = await self.call("GET", f"/1/query_results/{dataset}/{run['id']}")
+        results = ((run.get("data") or {}).get("results")) or []
+        return [r.get("data") or {} for r in results if isinstance(r, dict)]
 
 
 @asynccontextmanager

@@ -23,10 +23,19 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from commands.toolkit.failures import UserFacingError
 from commands.toolkit.hybrid import hybrid_command
 from commands.toolkit.replies import reply, send_to
-from telemetry import schema
-from telemetry.deploy_review import Review, Reviews, Thresholds, review
+from telemetry import honeycomb, schema
+from telemetry.deploy_review import (
+    Review,
+    Reviews,
+    Thresholds,
+    compare,
+    review,
+    rows_from_results,
+    window_spec,
+)
 from telemetry.schema import Outcome
 from telemetry.spans import root_span
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers
@@ -76,27 +85,102 @@ def review_embed(found: Review) -> discord.Embed:
     return embed
 
 
+class StoreSource:
+    """Markers and figures from the local span store (read in a worker thread)."""
+
+    name = "span store"
+
+    def __init__(self, path: Path, window_s: float, thresholds: Thresholds) -> None:
+        self.path = path
+        self.window_s = window_s
+        self.thresholds = thresholds
+
+    def _markers(self, start_ns: int, end_ns: int) -> list[Marker]:
+        try:
+            with SpanStore.open(self.path) as store:
+                return read_markers(store, start_ns, end_ns)
+        except StoreMissing:
+            return []
+
+    def _review(self, marker: Marker) -> Review:
+        with SpanStore.open(self.path) as store:
+            return review(store, marker, self.window_s, self.thresholds)
+
+    async def markers(self, start_ns: int, end_ns: int) -> list[Marker]:
+        return await asyncio.to_thread(self._markers, start_ns, end_ns)
+
+    async def review(self, marker: Marker) -> Review:
+        return await asyncio.to_thread(self._review, marker)
+
+
+class HoneycombSource:
+    """Deploy markers and figures from Honeycomb (Markers and Query Data APIs): for a bot
+    whose span store does not see the pipeline's marker."""
+
+    name = "Honeycomb"
+
+    def __init__(
+        self, api_url: str, key: str, dataset: str, window_s: float, thresholds: Thresholds
+    ) -> None:
+        self.api_url = api_url
+        self._key = key
+        self.dataset = dataset
+        self.window_s = window_s
+        self.thresholds = thresholds
+
+    async def markers(self, start_ns: int, end_ns: int) -> list[Marker]:
+        async with honeycomb.connect(self.api_url, self._key) as hc:
+            found = await hc.list_markers(self.dataset)
+        markers = []
+        for item in found:
+            start = item.get("start_time")
+            if item.get("type") not in (None, "deploy") or not isinstance(start, int | float):
+                continue
+            time_ns = int(start * NS)
+            if start_ns <= time_ns <= end_ns:
+                label = str(item.get("message") or item.get("id") or "?")
+                markers.append(
+                    Marker(
+                        time_ns,
+                        label.removeprefix("deploy "),
+                        label,
+                        item.get("url"),
+                        item.get("id"),
+                    )
+                )
+        return sorted(markers, key=lambda m: m.time_ns)
+
+    async def review(self, marker: Marker) -> Review:
+        at = marker.time_ns // NS
+        width = int(self.window_s)
+        async with honeycomb.connect(self.api_url, self._key) as hc:
+            before = await hc.query_data(self.dataset, window_spec(at - width, at))
+            after = await hc.query_data(self.dataset, window_spec(at, at + width))
+        return compare(
+            marker, self.window_s, rows_from_results(before), rows_from_results(after),
+            self.thresholds,
+        )  # fmt: skip
+
+
 class Deploys(commands.Cog):
     """Recent deploys and how each went."""
 
     def __init__(
         self,
         client: discord.Client,
-        store: Path,
+        source: StoreSource | HoneycombSource,
         reviews: Reviews,
         *,
         channel_id: int | None,
         window_s: float,
         poll_s: float,
-        thresholds: Thresholds,
     ) -> None:
         self.client = client
-        self.store = store
+        self.source = source
         self.reviews = reviews
         self.channel_id = channel_id
         self.window_s = window_s
         self.poll_s = poll_s
-        self.thresholds = thresholds
         self._task: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -118,17 +202,6 @@ class Deploys(commands.Cog):
                 log.exception("deploy review failed")
             await asyncio.sleep(self.poll_s)
 
-    def _markers(self, start_ns: int, end_ns: int) -> list[Marker]:
-        try:
-            with SpanStore.open(self.store) as store:
-                return read_markers(store, start_ns, end_ns)
-        except StoreMissing:
-            return []
-
-    def _review(self, marker: Marker) -> Review:
-        with SpanStore.open(self.store) as store:
-            return review(store, marker, self.window_s, self.thresholds)
-
     async def check(self) -> int:
         """Review every marker whose after-window has ended and that has no verdict yet
         (recent ones only: at most a day, or two windows, back); returns how many."""
@@ -137,7 +210,7 @@ class Deploys(commands.Cog):
         since = now - max(2 * width, 86_400 * NS)
         due = [
             m
-            for m in await asyncio.to_thread(self._markers, since, now - width)
+            for m in await self.source.markers(since, now - width)
             if self.reviews.verdict(m) is None
         ]
         for marker in due[:POSTS_PER_CHECK]:
@@ -145,9 +218,17 @@ class Deploys(commands.Cog):
         return len(due[:POSTS_PER_CHECK])
 
     async def _post(self, marker: Marker) -> None:
-        attributes: dict[str, Any] = {schema.DEPLOY_VERSION: marker.version}
+        attributes: dict[str, Any] = {
+            schema.DEPLOY_VERSION: marker.version,
+            schema.DEPLOY_REVIEW_SOURCE: self.source.name,
+        }
         with root_span(schema.DEPLOY_REVIEW_SPAN, attributes, {}) as review_trace:
-            found = await asyncio.to_thread(self._review, marker)
+            try:
+                found = await self.source.review(marker)
+            except honeycomb.HoneycombError as exc:
+                review_trace.record_error(exc)
+                log.warning("deploy %s not reviewed: %s", marker.version, exc)
+                return
             self.reviews.record(marker, found.verdict)
             review_trace.span.set_attribute(schema.DEPLOY_VERDICT, found.verdict)
             review_trace.span.set_attribute(schema.DEPLOY_REGRESSIONS, len(found.regressed))
@@ -163,7 +244,10 @@ class Deploys(commands.Cog):
     @hybrid_command(help="Recent deploys (markers) with their before/after verdict.")
     async def deploys(self, ctx: commands.Context[Any]) -> None:
         now = time.time_ns()
-        markers = await asyncio.to_thread(self._markers, now - LIST_DAYS * 86_400 * NS, now)
+        try:
+            markers = await self.source.markers(now - LIST_DAYS * 86_400 * NS, now)
+        except honeycomb.HoneycombError as exc:
+            raise UserFacingError(f"I couldn't read the deploys from Honeycomb: {exc}") from None
         if not markers:
             await reply(ctx, f"No deploys recorded in the last {LIST_DAYS} days.")
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,19 @@ class FakeHoneycomb:
     slos: list[dict[str, Any]] = field(default_factory=list)
     burn_alerts: list[dict[str, Any]] = field(default_factory=list)
     recipients: list[dict[str, Any]] = field(default_factory=list)
+    # Query Data API: runs by id; ``results`` answers a spec with its rows (the ``data``
+    # of each result), so a test decides what Honeycomb "found".
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda spec: []
     queries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
         app.router.add_post("/1/markers/{dataset}", self._marker)
+        app.router.add_get("/1/markers/{dataset}", self._lister(self.markers))
+        app.router.add_post("/1/query_results/{dataset}", self._run_query)
+        app.router.add_get("/1/query_results/{dataset}/{id}", self._query_result)
         app.router.add_post("/1/queries/{dataset}", self._query)
         for name, items in (
             ("derived_columns", self.derived_columns),
@@ -95,6 +103,27 @@ class FakeHoneycomb:
         if key not in self.queries:
             self.queries[key] = {**spec, "id": self._new_id()}
         return web.json_response(self.queries[key])
+
+    async def _run_query(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        specs = {q["id"]: q for q in self.queries.values()}
+        if body.get("query_id") not in specs:
+            return web.json_response({"error": "query not found"}, status=404)
+        run = {"id": self._new_id(), "query_id": body["query_id"], "complete": False}
+        self.runs[run["id"]] = run
+        return web.json_response(run, status=201)
+
+    async def _query_result(self, request: web.Request) -> web.Response:
+        """Incomplete at the first look, complete with ``results(spec)`` at the next."""
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return web.json_response({"error": "not found"}, status=404)
+        if not run["complete"]:
+            run["complete"] = True
+            return web.json_response({"id": run["id"], "complete": False})
+        spec = {q["id"]: q for q in self.queries.values()}[run["query_id"]]
+        rows = [{"data": row} for row in self.results(spec)]
+        return web.json_response({"id": run["id"], "complete": True, "data": {"results": rows}})
 
     async def _burn_alerts(self, request: web.Request) -> web.Response:
         slo_id = request.query.get("slo_id")

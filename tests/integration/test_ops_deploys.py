@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
 from telemetry.store_read import Marker, record_marker
+from tests.fakes.honeycomb_api import FakeHoneycomb
 from tests.helpers.sandbox_chat import until
 from tests.helpers.stored_spans import root, store_tracer
 
@@ -120,3 +123,59 @@ async def test_without_traffic_after_the_deploy_the_verdict_says_so(
         assert answer["content"].startswith("\u2022 `2.0.0` ")
         assert answer["content"].endswith(": no traffic")
         assert (tmp_path / "deploy-reviews.db").exists()  # beside the span store
+
+
+async def test_with_a_honeycomb_query_key_markers_and_figures_come_from_honeycomb(
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    deployed_s = time.time() - WINDOW_S - 10
+    hc = FakeHoneycomb(key="query-key-789")
+    hc.markers.append({"id": "m1", "type": "deploy", "message": "deploy 3.0.0",
+                       "start_time": int(deployed_s)})  # fmt: skip
+    hc.markers.append({"id": "m2", "type": "note", "message": "not a deploy",
+                       "start_time": int(deployed_s)})  # fmt: skip
+
+    def results(spec: dict[str, object]) -> list[dict[str, object]]:
+        after = int(str(spec["start_time"])) >= int(deployed_s)
+        return [
+            {"app.command": "roll", "COUNT": 50, "P95(duration_ms)": 30.0, "AVG(app.is_error)": 0},
+            {"app.command": "catfact", "COUNT": 40, "P95(duration_ms)": 200.0,
+             "AVG(app.is_error)": 0.10 if after else 0.0},
+        ]  # fmt: skip
+
+    hc.results = results
+    runner = web.AppRunner(hc.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    configured = settings.model_copy(
+        update={
+            "honeycomb_query_key": SecretStr("query-key-789"),
+            "honeycomb_api_url": url,
+            "audit_channel_id": fake.add_channel("audit"),
+            "deploy_review_window_s": WINDOW_S,
+            "deploy_review_poll_s": 0.1,
+            "deploy_review_state_db": tmp_path / "reviews.db",
+        }
+    )
+    channel = configured.audit_channel_id
+    assert channel is not None
+    try:
+        async with connected_bot(configured, fake, guild_ready_timeout=0.05):
+            await until(lambda: len(fake.messages_in(channel)) == 1)
+            (embed,) = fake.messages_in(channel)[0]["embeds"]
+            assert embed["title"] == "\u26a0\ufe0f deploy 3.0.0: regressed: catfact"
+            (field,) = embed["fields"]
+            assert "errors 0.0% \u2192 10.0%" in field["value"]
+            (span,) = reviews(spans)
+            assert span.attributes[schema.DEPLOY_REVIEW_SOURCE] == "Honeycomb"
+    finally:
+        await runner.cleanup()
+    specs = [c.body for c in hc.calls("POST", "/1/queries/")]
+    assert [(s["start_time"], s["end_time"]) for s in specs] == [
+        (int(deployed_s) - WINDOW_S, int(deployed_s)),
+        (int(deployed_s), int(deployed_s) + WINDOW_S),
+    ]
+    assert len(hc.calls("POST", "/1/query_results/")) == 2
+    assert all(c.headers["X-Honeycomb-Team"] == "query-key-789" for c in hc.requests)
