@@ -114,6 +114,7 @@ class AuditLog:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.posted = 0
+        self._warned = False
 
     def record(self, entry: AuditEntry) -> None:
         """Queue ``entry``; never waits: when the queue is full it is dropped and counted."""
@@ -186,7 +187,9 @@ class AuditLog:
                 # No gateway (``chatops deploy``): no cache to look in; Discord will say.
                 channel = self.client.get_partial_messageable(self.channel_id)
             if not isinstance(channel, discord.abc.Messageable):
-                log.warning("AUDIT_CHANNEL_ID %s is not a channel I can see", self.channel_id)
+                if not self._warned:
+                    log.warning("AUDIT_CHANNEL_ID %s is not a channel I can see", self.channel_id)
+                    self._warned = True
                 post_trace.set_outcome(Outcome.ERROR)
                 return False
             lines = [self.line(entry) for entry in batch]
