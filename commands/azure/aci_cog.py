@@ -366,7 +366,18 @@ class Azure(commands.Cog, name="Azure"):
         """Ask; on Confirm the question becomes the acknowledgement. Else what happened
         instead (``cancelled``, ``timed out``)."""
         name = found.ref.name
-        view = Confirm(ctx.author.id, self.confirm_timeout_s)
+        requester = Actor.of(ctx.author)
+        resource = f"{found.ref.resource_group}/{name}"
+
+        def refused(interaction: discord.Interaction[Any]) -> None:
+            self._audit(
+                AuditEntry.here(
+                    Actor.of(interaction.user), f"aci {verb.name} confirm", resource, "denied",
+                    detail=f"not the requester; requested by {requester}",
+                )
+            )  # fmt: skip
+
+        view = Confirm(ctx.author.id, self.confirm_timeout_s, on_refused=refused)
         message = await reply(
             ctx,
             f"{verb.name.title()} container group `{name}` in `{found.ref.resource_group}`? "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -65,10 +66,18 @@ async def hand_over(presses: asyncio.Queue[Press], press: Press) -> None:
 class Confirm(TracedView):
     """Two buttons; ``wait_for_answer`` returns the requester's press or a timeout."""
 
-    def __init__(self, requester_id: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        requester_id: int,
+        timeout_s: float,
+        *,
+        on_refused: Callable[[discord.Interaction[Any]], None] | None = None,
+    ) -> None:
         # The view's own timeout is a backstop; ``wait_for_answer`` bounds the wait.
         super().__init__(timeout=timeout_s + 5)
         self.requester_id = requester_id
+        # Told about each refused press (the audit channel posts it).
+        self.on_refused = on_refused
         self.timeout_s = timeout_s
         self._presses: asyncio.Queue[Press] = asyncio.Queue()
         self._taken: Press | None = None
@@ -80,6 +89,8 @@ class Confirm(TracedView):
         press_trace = current_trace()
         if press_trace is not None:
             press_trace.set_outcome(Outcome.DENIED)
+        if self.on_refused is not None:
+            self.on_refused(interaction)
         await tell_privately(interaction, NOT_YOURS)
         return False
 

@@ -328,3 +328,19 @@ async def test_a_denied_slash_change_names_the_group_asked_for(
     (post,) = await audit_posts(fake, audit_channel, 1)
     assert post["content"].startswith("\u26d4 **aci stop** `web` by ")
     assert tid(root) in post["content"]
+
+
+async def test_someone_else_pressing_confirm_is_posted_as_a_denied_attempt(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], second: dict[str, Any],
+    audit_channel: int, spans: InMemorySpanExporter,
+) -> None:  # fmt: skip
+    message, question = await say(fake, "!aci stop web", operator)
+    told = await fake.click(question, CONFIRM_ID, author=second)
+    assert told is not None and told["content"] == "Only the person who asked can answer this."
+    await fake.click(question, "aci:cancel", author=operator)
+    await settled_root(spans, message)
+    posts = await audit_posts(fake, audit_channel, 2)
+    text = "\n".join(p["content"] for p in posts)
+    (refused,) = [line for line in text.splitlines() if "**aci stop confirm**" in line]
+    assert f"by <@{second['id']}> (sam): denied" in refused
+    assert f"requested by <@{operator['id']}> (olivia)" in refused
