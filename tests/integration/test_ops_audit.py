@@ -30,6 +30,7 @@ from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
 from tests.helpers.flag_rules import IS_ADMIN, boolean_flag, users, write_flags
 from tests.helpers.sandbox_chat import is_ephemeral, run_slash, settled_root, until
+from tests.helpers.trace_finders import interaction_root
 
 RG = "chatops-rg"
 PROD = "prod-rg"
@@ -344,3 +345,20 @@ async def test_someone_else_pressing_confirm_is_posted_as_a_denied_attempt(
     (refused,) = [line for line in text.splitlines() if "**aci stop confirm**" in line]
     assert f"by <@{second['id']}> (sam): denied" in refused
     assert f"requested by <@{operator['id']}> (olivia)" in refused
+
+
+async def test_two_person_approval_holds_for_the_slash_command_too(
+    aci_bot: ChatOpsBot, fake: FakeDiscord, operator: dict[str, Any], second: dict[str, Any],
+    arm: FakeArm, spans: InMemorySpanExporter,
+) -> None:  # fmt: skip
+    command = fake.send_command("/aci restart group:api", author=operator)
+    question = await command.wait()
+    assert question is not None and "Two-person rule" in question["content"]
+    told = await fake.click(question, APPROVE_ID, author=operator)
+    assert told is not None and told["content"] == OWN_REQUEST
+    await fake.click(question, APPROVE_ID, author=second)
+    await until(lambda: interaction_root(spans, command.id) is not None, within=8)
+    root = interaction_root(spans, command.id)
+    assert root is not None and root.attributes[schema.AZURE_CONFIRMATION] == "approved"
+    assert root.attributes[schema.AZURE_APPROVER_ID] == second["id"]
+    assert len(arm.calls("POST", "/api/restart")) == 1
