@@ -47,8 +47,13 @@ from telemetry.schema import Outcome
 from telemetry.spans import MessageTrace, root_span
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
     from bot.azure_wiring import AzureOptions
     from commands.azure.arm_client import Aci
+    from commands.azure.watch import ContainerWatch
+    from commands.ops.alerts import Alert, AlertPoster
+    from commands.ops.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,9 @@ class ChatOpsBot(commands.Bot):
         self._http_session: aiohttp.ClientSession | None = None
         self._azure_options = azure
         self.aci: Aci | None = None
+        self.audit: AuditLog | None = None
+        self.watch: ContainerWatch | None = None
+        self.alerts: AlertPoster | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
         self.add_check(self.user_rate, call_once=True)
@@ -123,7 +131,16 @@ class ChatOpsBot(commands.Bot):
             from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
+        from bot.ops_wiring import audit_flag_changes, build_alerts, build_audit, build_watch
+
+        self.alerts = build_alerts(self, self.settings)
+        self.audit = build_audit(self, self.settings)
+        if self.audit is not None:
+            audit_flag_changes(self.audit, self.settings)
         await add_cogs(self)
+        self.watch = build_watch(self, self.aci, self.settings)
+        if self.watch is not None:
+            self.watch.start()
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -131,8 +148,19 @@ class ChatOpsBot(commands.Bot):
         if isinstance(builds, Builds):
             await builds.announce(event)
 
+    async def announce_alert(self, alert: Alert, hook: SpanContext | None) -> None:
+        """The Honeycomb webhook's notifier: post the alert to ``ALERT_CHANNEL_ID``."""
+        if self.alerts is None:
+            log.warning("Honeycomb alert %s received before the bot was set up", alert.name)
+            return
+        await self.alerts.deliver(alert, hook)
+
     async def close(self) -> None:
         self.gateway_up = False
+        if self.watch is not None:
+            await self.watch.close()
+        if self.audit is not None:
+            await self.audit.close()
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()

@@ -438,6 +438,34 @@ class Settings(BaseSettings):
     azure_confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     azure_logs_tail: int = Field(default=100, ge=1, le=10_000)
 
+    # the ops loop (issue 19, docs/ops-loop.md)
+    # Where every change made through the bot is posted; unset: no audit posts.
+    audit_channel_id: int | None = Field(default=None, gt=0)
+    # At most this many audit posts a minute (after a burst of 3); entries that arrive
+    # meanwhile are coalesced, up to 10 per post; beyond 200 waiting, dropped and counted.
+    audit_posts_per_minute: float = Field(default=20.0, gt=0, le=600)
+    # Container watch: poll the configured groups this often and post transitions to
+    # ALERT_CHANNEL_ID; unset: no watch.
+    azure_watch_interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    alert_channel_id: int | None = Field(default=None, gt=0)
+    # Honeycomb alerts into Discord: the shared secret of the webhook recipient (checked on
+    # every POST /hooks/honeycomb), the public URL Honeycomb posts to (for
+    # ``chatops honeycomb apply``), and where accepted delivery ids are kept (replays).
+    honeycomb_webhook_secret: SecretStr | None = None
+    honeycomb_alert_webhook_url: OptionalWebUrl = None
+    honeycomb_hook_state_db: Path = Path(".chatops/honeycomb-hooks.db")
+    # Deploy before/after (needs the span store): the window compared on each side of a
+    # deploy marker, how often to look for markers whose window has passed, the
+    # regression threshold (p95 up by this share), and where verdicts are kept (unset:
+    # ``deploy-reviews.db`` beside the span store).
+    deploy_review_window_s: float = Field(default=900.0, ge=1, le=86_400)
+    deploy_review_poll_s: float = Field(default=30.0, gt=0, le=3600)
+    deploy_regression_pct: float = Field(default=25.0, gt=0, le=10_000)
+    deploy_review_state_db: Path | None = None
+    # A Honeycomb key allowed to run queries (Query Data API) and read markers: deploy
+    # before/after then reads Honeycomb instead of the span store.
+    honeycomb_query_key: SecretStr | None = None
+
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
     """Tracing configuration from ``Settings`` (``chatops run`` and the console)."""

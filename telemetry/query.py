@@ -50,6 +50,14 @@ class QueryError(ValueError):
     """A query the store cannot answer as asked (bad key, unknown trace); one line for the CLI."""
 
 
+class NoSuchTrace(QueryError):
+    """No stored trace has that id or prefix."""
+
+
+class AmbiguousTrace(QueryError):
+    """The prefix matches more than one stored trace."""
+
+
 @dataclass(frozen=True)
 class Window:
     """A time window ``[start_ns, end_ns]`` of span start times."""
@@ -388,10 +396,17 @@ def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
         (wanted, wanted + "g"),
     ).fetchall()
     if not found:
-        raise QueryError(f"no trace {trace_id} in {store.path}")
+        raise NoSuchTrace(f"no trace {trace_id} in {store.path}")
     if len(found) > 1:
-        raise QueryError(f"trace id prefix {trace_id} matches more than one trace")
+        raise AmbiguousTrace(f"trace id prefix {trace_id} matches more than one trace")
     return str(found[0][0])
+
+
+def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
+    """When the trace's first stored span started (for a link's time window)."""
+    row = store.conn.execute("SELECT min(start_ns) FROM spans WHERE trace_id = ?", (full_id,))
+    value = row.fetchone()[0]
+    return int(value) if value is not None else None
 
 
 def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:

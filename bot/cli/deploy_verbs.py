@@ -38,13 +38,15 @@ async def _run(
 ) -> DeployReport:
     from bot.azure_wiring import AzureNotConfigured, build_aci
     from bot.deploy import DeployFailed, deploy
+    from bot.deploy_audit import audited
 
     try:
         aci = build_aci(config, hooks.azure)
     except AzureNotConfigured as exc:
         raise DeployFailed(str(exc)) from None
     try:
-        return await deploy(aci, request, dict(os.environ), progress.line, on_phase=progress.phase)
+        async with audited(config, request.group, request.image, os.environ) as run:
+            return await deploy(aci, request, run.env, progress.line, on_phase=progress.phase)
     finally:
         await aci.close()
 

@@ -228,8 +228,15 @@ async def _apply(
 ) -> honeycomb.ApplyReport:
     from telemetry import honeycomb
 
+    recipient = None
+    if cfg.honeycomb_alert_webhook_url and cfg.honeycomb_webhook_secret:
+        recipient = honeycomb.AlertRecipient(
+            f"chatops-bot {cfg.service_name}",
+            cfg.honeycomb_alert_webhook_url,
+            cfg.honeycomb_webhook_secret.get_secret_value(),
+        )
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
-        return await honeycomb.apply(client, definitions, cfg.service_name)
+        return await honeycomb.apply(client, definitions, cfg.service_name, recipient)
 
 
 COMMANDS: list[click.Command] = [

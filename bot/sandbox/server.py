@@ -163,6 +163,14 @@ class FakeDiscord:
         for role in self.world.set_roles(guild, user, list(role_ids)):
             self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
 
+    def add_channel(self, name: str) -> int:
+        """A new text channel in the first guild; add it before the bot connects."""
+        return self.world.add_text_channel(name)
+
+    def messages_in(self, channel_id: int) -> list[JSON]:
+        """Every message the bot created in ``channel_id``, as stored (edits applied)."""
+        return [m for m in self.bot_messages if int(m["channel_id"]) == channel_id]
+
     def dm_channel_id(self, user: JSON) -> int:
         """The id of ``user``'s DM channel with the bot."""
         return int(self.world.dm_channel(user)["id"])

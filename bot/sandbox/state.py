@@ -246,6 +246,17 @@ class World:
         self.channel_guild[general] = guild
         return guild
 
+    def add_text_channel(self, name: str) -> int:
+        """A new text channel in the first guild (before the bot connects); its id."""
+        guild = self.guilds[0]
+        channel_id = self.ids.next()
+        channel = make_text_channel(channel_id, guild.id, name, len(guild.channels))
+        guild.channels.append(channel)
+        guild.invalidate()
+        self.channels[channel_id] = channel
+        self.channel_guild[channel_id] = guild
+        return channel_id
+
     def add_guild(self, name: str, guild_id: int | None = None) -> FakeGuild:
         """A new guild (``guild_id``, or a fresh id) with its roles and channel; every
         user is a member of it, without roles."""

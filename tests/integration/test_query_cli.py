@@ -195,7 +195,7 @@ def test_honeycomb_apply_creates_then_updates_the_board(
     code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0 and "updated board" in out
     assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 6
-    assert len(honeycomb.derived_columns) == 1
+    assert len(honeycomb.derived_columns) == 2  # app.is_error, and the SLO's SLI
     assert all(c.headers["X-Honeycomb-Team"] == KEY for c in honeycomb.requests)
 
 
@@ -207,3 +207,52 @@ def test_honeycomb_apply_dry_run_sends_nothing(env: Path) -> None:
 def test_honeycomb_apply_without_key_is_one_line(env: Path) -> None:
     code, _, err = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 2 and "HONEYCOMB_CONFIG_KEY" in err
+
+
+def test_honeycomb_apply_creates_triggers_slo_burn_alerts_and_the_webhook_once(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_CONFIG_KEY", KEY)
+    monkeypatch.setenv("HONEYCOMB_ALERT_WEBHOOK_URL", "https://bot.example/hooks/honeycomb")
+    monkeypatch.setenv("HONEYCOMB_WEBHOOK_SECRET", "hook-secret-456")
+    code, out, err = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0, err
+    assert "created trigger chatops: a command's p95 over 2 s" in out
+    assert "created SLO chatops: commands succeed" in out
+    assert "hook-secret-456" not in out + err
+    (recipient,) = honeycomb.recipients
+    assert recipient["details"]["webhook_url"] == "https://bot.example/hooks/honeycomb"
+    assert recipient["details"]["webhook_secret"] == "hook-secret-456"
+    by_name = {t["name"]: t for t in honeycomb.triggers}
+    p95 = by_name["chatops: a command's p95 over 2 s"]
+    assert p95["query"]["calculations"] == [{"op": "P95", "column": "duration_ms"}]
+    assert p95["query"]["breakdowns"] == ["app.command"]
+    assert p95["threshold"] == {"op": ">", "value": 2000}
+    errors = by_name["chatops: a command's error rate over 5%"]
+    assert errors["query"]["calculations"] == [{"op": "AVG", "column": "app.is_error"}]
+    assert all(t["recipients"] == [{"id": recipient["id"]}] for t in honeycomb.triggers)
+    (slo,) = honeycomb.slos
+    assert slo["sli"] == {"alias": "app.sli.command_ok"} and slo["target_per_million"] == 995000
+    assert "app.sli.command_ok" in {c["alias"] for c in honeycomb.derived_columns}
+    assert sorted(a["alert_type"] for a in honeycomb.burn_alerts) == [
+        "budget_rate",
+        "exhaustion_time",
+    ]
+    assert all(a["slo"] == {"id": slo["id"]} for a in honeycomb.burn_alerts)
+
+    # Again: everything updated in place, nothing new.
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0 and "updated trigger" in out and "updated burn alert" in out
+    assert "created" not in out
+    assert len(honeycomb.triggers) == 2 and len(honeycomb.slos) == 1
+    assert len(honeycomb.burn_alerts) == 2 and len(honeycomb.recipients) == 1
+
+
+def test_honeycomb_apply_without_a_webhook_url_says_alerts_notify_no_one(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_CONFIG_KEY", KEY)
+    monkeypatch.delenv("HONEYCOMB_ALERT_WEBHOOK_URL", raising=False)
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0 and "no webhook recipient (HONEYCOMB_ALERT_WEBHOOK_URL is not set)" in out
+    assert honeycomb.recipients == [] and all(t["recipients"] == [] for t in honeycomb.triggers)

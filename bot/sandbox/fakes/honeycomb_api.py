@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -33,6 +34,14 @@ class FakeHoneycomb:
     derived_columns: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
     boards: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    burn_alerts: list[dict[str, Any]] = field(default_factory=list)
+    recipients: list[dict[str, Any]] = field(default_factory=list)
+    # Query Data API: runs by id; ``results`` answers a spec with its rows (the ``data``
+    # of each result), so a test decides what Honeycomb "found".
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda spec: []
     queries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     # What ``GET /1/auth`` says about the key: its team, environment and permissions.
@@ -66,6 +75,9 @@ class FakeHoneycomb:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/1/auth", self._auth)
         app.router.add_post("/1/markers/{dataset}", self._marker)
+        app.router.add_get("/1/markers/{dataset}", self._lister(self.markers))
+        app.router.add_post("/1/query_results/{dataset}", self._run_query)
+        app.router.add_get("/1/query_results/{dataset}/{id}", self._query_result)
         app.router.add_post("/1/queries/{dataset}", self._query)
         for name, items in (
             ("derived_columns", self.derived_columns),
@@ -74,6 +86,17 @@ class FakeHoneycomb:
             app.router.add_get(f"/1/{name}/{{dataset}}", self._lister(items))
             app.router.add_post(f"/1/{name}/{{dataset}}", self._creator(items))
             app.router.add_put(f"/1/{name}/{{dataset}}/{{id}}", self._updater(items))
+        for name, items in (("triggers", self.triggers), ("slos", self.slos)):
+            app.router.add_get(f"/1/{name}/{{dataset}}", self._lister(items))
+            app.router.add_post(f"/1/{name}/{{dataset}}", self._creator(items))
+            app.router.add_put(f"/1/{name}/{{dataset}}/{{id}}", self._updater(items))
+        # Burn alerts are listed per SLO (``?slo_id=``), as in Honeycomb's API.
+        app.router.add_get("/1/burn_alerts/{dataset}", self._burn_alerts)
+        app.router.add_post("/1/burn_alerts/{dataset}", self._creator(self.burn_alerts))
+        app.router.add_put("/1/burn_alerts/{dataset}/{id}", self._updater(self.burn_alerts))
+        app.router.add_get("/1/recipients", self._lister(self.recipients))
+        app.router.add_post("/1/recipients", self._creator(self.recipients))
+        app.router.add_put("/1/recipients/{id}", self._updater(self.recipients))
         app.router.add_get("/1/boards", self._lister(self.boards))
         app.router.add_post("/1/boards", self._creator(self.boards))
         app.router.add_put("/1/boards/{id}", self._updater(self.boards))
@@ -122,6 +145,33 @@ class FakeHoneycomb:
         if key not in self.queries:
             self.queries[key] = {**spec, "id": self._new_id()}
         return web.json_response(self.queries[key])
+
+    async def _run_query(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        specs = {q["id"]: q for q in self.queries.values()}
+        if body.get("query_id") not in specs:
+            return web.json_response({"error": "query not found"}, status=404)
+        run = {"id": self._new_id(), "query_id": body["query_id"], "complete": False}
+        self.runs[run["id"]] = run
+        return web.json_response(run, status=201)
+
+    async def _query_result(self, request: web.Request) -> web.Response:
+        """Incomplete at the first look, complete with ``results(spec)`` at the next."""
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return web.json_response({"error": "not found"}, status=404)
+        if not run["complete"]:
+            run["complete"] = True
+            return web.json_response({"id": run["id"], "complete": False})
+        spec = {q["id"]: q for q in self.queries.values()}[run["query_id"]]
+        rows = [{"data": row} for row in self.results(spec)]
+        return web.json_response({"id": run["id"], "complete": True, "data": {"results": rows}})
+
+    async def _burn_alerts(self, request: web.Request) -> web.Response:
+        slo_id = request.query.get("slo_id")
+        if not slo_id:
+            return web.json_response({"error": "slo_id is required"}, status=400)
+        return web.json_response([a for a in self.burn_alerts if a["slo"]["id"] == slo_id])
 
     def _lister(self, items: list[dict[str, Any]]) -> Any:
         async def handler(request: web.Request) -> web.Response:
