@@ -39,7 +39,7 @@ def assert_answered(text: str, expected: str, service: str | None, t: Transcript
     assert "\ntrace " in text, f"no trace printed after {answer!r}"
     assert "app.outcome=ok" in text, text
     if service is not None:
-        assert f"http.url={t.fakes[service]}/" in text, (service, text)
+        assert f"url.full={t.fakes[service]}/" in text, (service, text)
 
 
 # -- the tour: every command in !help, bang and slash ------------------------------
@@ -81,6 +81,11 @@ SLASH_TOUR: list[tuple[str, str, str | None]] = [
     ("/aci logs group:worker", "listening", ARM),
     ("/aci start group:web", r"`web` started in [\d.]+ s\. Now: `web` Running", ARM),
 ]
+# In !help but left out of the tour, with where they are tested instead.
+NOT_IN_TOUR = {
+    "trace": "needs the id of an earlier trace: tests/integration/test_ops_trace.py",
+    "deploys": "listed with the span store on: tests/integration/test_ops_deploys.py",
+}
 # Questions answered with a button: (question, button, expected in the final answer)
 RESTARTED = r"`{0}` restarted in [\d.]+ s\. Now: `{0}` Running"
 STOPPED = r"`{0}` stopped in [\d.]+ s\. Now: `{0}` Terminated"
@@ -120,8 +125,9 @@ def test_the_tour_covers_every_command_in_help_bang_and_slash(tour: Transcript) 
     assert {"aci", "catfact", "mtg", "card", "relationships", "beta", "flip"} <= listed
     bang = {line[1:].split()[0] for line, _, _ in BANG_TOUR}
     slash = {line[1:].split()[0] for line, _, _ in SLASH_TOUR}
-    assert bang == listed
-    assert slash == help_names(tour.after("/help")) == listed
+    assert bang == listed - NOT_IN_TOUR.keys()
+    assert help_names(tour.after("/help")) == listed
+    assert slash == listed - NOT_IN_TOUR.keys()
 
 
 @pytest.mark.slow
@@ -152,7 +158,7 @@ def test_autocomplete_asks_the_fake(
 ) -> None:
     text = tour.after(line)
     assert flat(text).startswith(expected)
-    assert f"http.url={tour.fakes[service]}/" in text
+    assert f"url.full={tour.fakes[service]}/" in text
 
 
 @pytest.mark.slow
@@ -177,7 +183,7 @@ def test_a_configured_url_is_used_as_given_and_no_fake_replaces_it(tmp_path: Pat
     assert CATFACT not in transcript.fakes and SCRYFALL in transcript.fakes
     text = transcript.after("!catfact")
     assert "I couldn't reach the cat-fact API" in flat(text)
-    assert f"http.url=http://127.0.0.1:{port}/fact" in text
+    assert f"url.full=http://127.0.0.1:{port}/fact" in text
 
 
 @pytest.mark.slow
