@@ -242,6 +242,12 @@ class Settings(BaseSettings):
     # Replays: deliveries older than this are refused; accepted ids are kept in this file.
     circleci_hook_max_age_s: float = Field(default=3600.0, ge=60, le=7 * 86_400)
     circleci_state_db: Path = Path(".chatops/circleci.db")
+    # How CircleCI workflow/job span ids are derived (docs/ci-tracing.md#ids); set
+    # "circleci-hook" to meet traces made by that tool (job span = job UUID's first 8 bytes).
+    circleci_id_scheme: Literal["chatops", "circleci-hook"] = "chatops"
+    # True when the CircleCI webhook sends workflow and job spans: `ci finish` then leaves
+    # them to it (no duplicates); false: `ci finish` sends them itself.
+    ci_webhook_spans: bool = False
 
     # pipeline (issues 7, 8)
     ci_service_name: Name = "ci"
@@ -253,6 +259,10 @@ class Settings(BaseSettings):
     buildkite_service_name: Name = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+    # How far back a pipeline with no cursor yet is exported (Honeycomb keeps 60 days).
+    buildkite_backfill: timedelta = Field(
+        default=timedelta(days=60), ge=timedelta(0), le=timedelta(days=366)
+    )
     # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
     ci_announce_channel_id: int | None = Field(default=None, gt=0)
 
@@ -392,7 +402,7 @@ class Settings(BaseSettings):
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
-    @field_validator("span_store_max_age", mode="before")
+    @field_validator("span_store_max_age", "buildkite_backfill", mode="before")
     @classmethod
     def _parse_age(cls, value: object) -> object:
         # "7d" reads better in an environment file than ISO 8601's "P7D"; both work.
