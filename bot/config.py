@@ -224,6 +224,8 @@ class Settings(BaseSettings):
     git_commit: str | None = None
 
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # One discord.gateway.health span per interval (latency, resumes...); 0: none.
+    gateway_health_interval_s: float = Field(default=60.0, ge=0, le=86_400)
     # The CircleCI webhook on a port of its own, so the health port need not be public;
     # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
     webhook_port: int | None = Field(default=None, ge=0, le=65535)

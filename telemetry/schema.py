@@ -47,6 +47,21 @@ AZURE_RESOURCE_ID = "app.azure.resource_id"
 # Span names.
 ROOT_SPAN_MESSAGE = "message"
 ROOT_SPAN_COMMAND_PREFIX = "command "
+# Discord's rate limits (bot/ratelimit_spans.py, telemetry/http_spans.py): a wait's
+# bucket, seconds, scope (user, shared, global from a 429; "bucket" for discord.py's
+# own pacing) and whether it was global; the bucket's state on each HTTP span.
+RATELIMIT_BUCKET = "discord.ratelimit.bucket"
+RATELIMIT_RETRY_AFTER = "discord.ratelimit.retry_after"
+RATELIMIT_SCOPE = "discord.ratelimit.scope"
+RATELIMIT_GLOBAL = "discord.ratelimit.global"
+RATELIMIT_REMAINING = "discord.ratelimit.remaining"
+RATELIMIT_LIMIT = "discord.ratelimit.limit"
+# The gateway over time (bot/gateway_health.py), on each discord.gateway.health span.
+GATEWAY_LATENCY_MS = "discord.gateway.latency_ms"
+GATEWAY_DISCONNECTS = "discord.gateway.disconnects"
+GATEWAY_RESUMES = "discord.gateway.resumes"
+GATEWAY_SESSIONS = "discord.gateway.sessions"
+GATEWAY_INVALID_SESSIONS = "discord.gateway.invalid_sessions"
 SEND_SPAN = "discord.send"
 DEFER_SPAN = "discord.defer"
 ROOT_SPAN_INTERACTION = "interaction"
