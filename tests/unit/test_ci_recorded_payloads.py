@@ -184,3 +184,17 @@ def test_buildkite_build_without_optional_fields_still_translates(missing: str) 
     build = recorded("buildkite_build.json")
     build[missing] = None
     assert build_spans(build) is not None
+
+
+def test_circleci_workflow_root_under_both_schemes() -> None:
+    payload = recorded("circleci_workflow_completed.json")
+    [ours] = translate(payload).spans
+    [hook] = translate(payload, ids.CircleIds("circleci-hook")).spans
+    assert ours.span_id == ids.root_span_id("410c427b-40a8-4bb4-9d42-5561f5bce5ba")
+    assert f"{hook.span_id:016x}" == "410c427b40a84bb4"
+    assert ours.trace_id == hook.trace_id and hook.parent_span_id is None
+    attrs = hook.attributes
+    assert attrs[schema.CICD_PIPELINE_RESULT] == "success"
+    assert attrs[schema.CIRCLECI_PIPELINE_NUMBER] == 10
+    assert attrs[schema.CIRCLECI_ORGANIZATION_NAME] == "DavidS"
+    assert schema.CIRCLECI_JOB_NUMBER not in attrs
