@@ -254,6 +254,9 @@ class Settings(BaseSettings):
     # pipeline (issues 7, 8)
     ci_service_name: Name = "ci"
     ci_export_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # `ci step` / `ci finish` also write their spans to this span store (a runner on the
+    # bot's host, a developer's machine); unset: the collector only.
+    ci_span_store: Path | None = None
     buildkite_api_token: SecretStr | None = None
     buildkite_api_url: WebUrl = "https://api.buildkite.com"
     buildkite_org: str | None = None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bot.ci_env import detect_run, environment
 from bot.cli.exits import Failure, settings
+from bot.config import Settings
 from telemetry.pipeline.export import (
     export_now,
     otlp_exporter,
@@ -61,6 +64,8 @@ def _send(spans: list[object], what: str) -> None:
     """Send within CI_EXPORT_TIMEOUT_S; a failure is one warning, never a failed build."""
     config = settings()
     endpoint = config.otlp_traces_url
+    if config.ci_span_store is not None and spans:
+        _store(config.ci_span_store, config, spans)
     if not endpoint:
         return
     quiet_exporter_logs()
@@ -75,6 +80,25 @@ def _send(spans: list[object], what: str) -> None:
 
 def _run(env: dict[str, str]) -> CiRun:
     return detect_run(env, CircleIds(settings().circleci_id_scheme))
+
+
+def _store(path: Path, config: Settings, spans: list[object]) -> None:
+    """``CI_SPAN_STORE``: the spans in a local span store too (``chatops stats --service ci``).
+
+    Imported only when set: a step on a CI machine pays nothing for it.
+    """
+    from telemetry.store import SqliteSpanExporter
+
+    store = SqliteSpanExporter(
+        path, max_age=config.span_store_max_age, max_bytes=config.span_store_max_bytes
+    )
+    resource = pipeline_resource(config.ci_service_name)
+    try:
+        written = store.export([to_readable(span, resource) for span in spans])  # type: ignore[arg-type]
+    finally:
+        store.shutdown()
+    if written is not SpanExportResult.SUCCESS:
+        warn(f"could not write the spans to CI_SPAN_STORE {path}")
 
 
 @ci.command(context_settings={"ignore_unknown_options": True})

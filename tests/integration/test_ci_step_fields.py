@@ -6,6 +6,9 @@ local OTLP receiver.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +20,12 @@ from telemetry import schema
 from telemetry.pipeline import ids
 from tests.fakes.otlp import OtlpReceiver
 from tests.helpers.chatops_process import run_ci as chatops
+
+
+def chatops_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": root}
+
 
 WORKFLOW = "410c427b-40a8-4bb4-9d42-5561f5bce5ba"
 JOB = "20e45d7e-e4a7-4aa3-8f92-fd6d9d01da75"
@@ -161,3 +170,38 @@ async def test_with_the_webhook_finish_sends_nothing_and_prints_the_honeycomb_li
     await chatops(tmp_path, env, "step", "after", "--", "true")
     await otlp.wait_for(lambda s: s.name == "after")
     assert [s.name for s in otlp.spans] == ["after"]
+
+
+async def test_with_ci_span_store_a_run_is_in_stats_for_service_ci(tmp_path: Path) -> None:
+    store = tmp_path / "spans.db"
+    env = {
+        "CI_SPAN_STORE": str(store),
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_WORKFLOW": "deploy",
+        "TMPDIR": str(tmp_path),
+    }
+    assert (await chatops(tmp_path, env, "step", "build", "--", "true"))[0] == 0
+    start = str(int(time.time()) - 90)
+    code, _, err = await chatops(
+        tmp_path, env, "finish", "--result", "failure", "--started-at", start
+    )
+    assert code == 0, err
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "stats",
+        "--service",
+        "ci",
+        "--since",
+        "1h",
+        "--format",
+        "json",
+        env={**chatops_env(), "SPAN_STORE": str(store)},
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    [row] = json.loads(out)
+    assert (row["group"], row["count"], row["errors"]) == ("deploy", 1, 1)
+    assert row["max_ms"] >= 90_000
