@@ -20,7 +20,8 @@ does nothing (a discord.py that changes them loses the spans, not the bot):
 - ``Ratelimit.acquire``: a request that finds the bucket empty and waits;
 - ``HTTPClient.request``: a request that waits for a global limit to end.
 
-The bucket's remaining and limit go on each HTTP span (``telemetry.http_spans``).
+The bucket's remaining and limit go on each HTTP span (``telemetry.ratelimit_headers``,
+called from ``telemetry.http_spans``).
 """
 
 from __future__ import annotations

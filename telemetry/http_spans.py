@@ -21,7 +21,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from multidict import istr
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -29,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.http import redact_url as redact_credentials
 
-from telemetry import schema
+from telemetry.ratelimit_headers import record_bucket
 
 HTTP_METHOD = "http.method"
 HTTP_URL = "http.url"
@@ -114,7 +113,7 @@ async def _on_request_end(
     span.set_attribute(HTTP_STATUS_CODE, status)
     if status >= 400 or status < 100:
         span.set_status(Status(StatusCode.ERROR))
-    _record_bucket(span, params.response.headers, status)
+    record_bucket(span, params.response.headers, status)
     _finish(ctx)
 
 
@@ -136,27 +135,6 @@ def _finish(ctx: SimpleNamespace) -> None:
     context_api.detach(ctx.token)
     ctx.span.end()
     ctx.span = None
-
-
-# Discord's rate-limit headers, as multidict's case-insensitive keys (a third cheaper).
-_REMAINING = istr("X-RateLimit-Remaining")
-_LIMIT = istr("X-RateLimit-Limit")
-
-
-def _record_bucket(span: Any, headers: Any, status: int) -> None:
-    """Discord's bucket state on the span: two header lookups, and nothing else for
-    answers without them (every host but Discord). A 429 also says its scope."""
-    remaining = headers.get(_REMAINING)
-    if remaining is None:
-        return
-    limit = headers.get(_LIMIT)
-    if remaining.isdigit():
-        span.set_attribute(schema.RATELIMIT_REMAINING, int(remaining))
-    if limit is not None and limit.isdigit():
-        span.set_attribute(schema.RATELIMIT_LIMIT, int(limit))
-    if status == 429:
-        span.set_attribute(schema.RATELIMIT_SCOPE, headers.get("X-RateLimit-Scope", "user"))
-        span.set_attribute(schema.RATELIMIT_GLOBAL, headers.get("X-RateLimit-Global") == "true")
 
 
 def trace_config() -> aiohttp.TraceConfig:
