@@ -124,13 +124,13 @@ class TeeExporter(SpanExporter):  # type: ignore[misc]
         self.copies = list(copies)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self.primary.export(spans)
+        # The local copies first: a collector retrying for seconds must not delay them.
         for copy in self.copies:
             try:
                 copy.export(spans)
             except Exception:
                 log.debug("copy of pipeline spans failed", exc_info=True)
-        return result
+        return self.primary.export(spans)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return bool(self.primary.force_flush(timeout_millis))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
-from bot.ci_wiring import buildkite_poller
+from bot.ci_wiring import buildkite_poller, circleci_receiver
 from bot.cli.main import cli
 from bot.cli.query_verbs import COMMANDS
 from bot.config import load_settings
+from telemetry.pipeline.webhook import circleci_routes
+from tests.fakes import circleci_hooks
 from tests.fakes.buildkite_api import TOKEN, FakeBuildkite, build
 from tests.fakes.otlp import OtlpReceiver
 
@@ -71,3 +77,62 @@ async def test_polled_builds_are_in_stats_for_their_service(
     # The bot's own service has none of them.
     other = CliRunner().invoke(cli, ["stats", "--service", "chatops-bot", "--since", "1d"])
     assert other.exit_code == 0 and "no root spans" in other.stdout
+
+
+WORKFLOWS = ("5a1b2c3d-0000-4000-8000-000000000001", "5a1b2c3d-0000-4000-8000-000000000002")
+
+
+def recent_workflow(workflow_id: str, status: str = "success") -> dict[str, Any]:
+    """A workflow-completed delivery for a 90 s workflow that ended a minute ago."""
+    payload = circleci_hooks.workflow_completed(f"e-{workflow_id}", status=status)
+    stopped = datetime.now(UTC) - timedelta(minutes=1)
+    payload["workflow"].update(
+        id=workflow_id,
+        created_at=_iso(stopped - timedelta(seconds=90)),
+        stopped_at=_iso(stopped),
+    )
+    return payload
+
+
+async def test_received_circleci_workflows_are_in_stats_for_their_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "spans.db"
+    async with OtlpReceiver() as otlp:
+        settings = load_settings(
+            _env_file=None,
+            span_store=str(store),
+            circleci_hook_secret=circleci_hooks.SECRET,
+            circleci_otlp_endpoint=otlp.endpoint,
+            circleci_state_db=tmp_path / "c.db",
+        )
+        receiver, sink = circleci_receiver(settings, {})
+        assert sink is not None
+        app = web.Application()
+        app.add_routes(circleci_routes(receiver))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            for payload in (recent_workflow(WORKFLOWS[0]), recent_workflow(WORKFLOWS[1], "failed")):
+                body, signature = circleci_hooks.body_and_header(payload)
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.post(
+                        server.make_url("/hooks/circleci"),
+                        data=body,
+                        headers={"circleci-signature": signature},
+                    ) as response,
+                ):
+                    assert response.status in (200, 202)
+        finally:
+            await server.close()
+            await asyncio.to_thread(sink.close)
+            receiver.close()
+    monkeypatch.setenv("SPAN_STORE", str(store))
+    result = CliRunner().invoke(
+        cli, ["stats", "--service", "circleci", "--since", "1d", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["group"], row["count"], row["errors"]) == ("build-test-deploy", 2, 1)
+    assert row["max_ms"] == 90_000
