@@ -158,7 +158,7 @@ def finish(result: str, started_at: str | None, job_only: bool) -> None:
 
     \b
     chatops ci finish --result success --started-at "$START"
-    Its span id is fixed by the run id: finishing twice overwrites, never duplicates.
+    Its span id is fixed by the run id: a second finish sends the same span again.
     On CircleCI without the webhook (CI_WEBHOOK_SPANS unset) it also sends the job span
     the steps point at; with the webhook it sends nothing and prints the link.
     """
