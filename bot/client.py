@@ -17,11 +17,13 @@ import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
 from discord.ext import commands
 
+from bot import gateway_health, ratelimit_spans
 from bot.cogs import add_cogs, user_agent
 from bot.command_tree import ChatOpsTree, capture_error
 from bot.config import Settings, flags_config
@@ -109,6 +111,13 @@ class ChatOpsBot(commands.Bot):
         self.add_check(self.user_rate, call_once=True)
         self.before_invoke(self._defer_expensive)
         use_api_base(settings.discord_api_base)
+        ratelimit_spans.install()
+        gateway_health.install()
+        interval = settings.gateway_health_interval_s
+        self._startup = gateway_health.Startup.none()
+        self.gateway_health = (
+            gateway_health.GatewayHealth(lambda: self.latency, interval) if interval else None
+        )
 
     @property
     def http_session(self) -> aiohttp.ClientSession:
@@ -116,6 +125,25 @@ class ChatOpsBot(commands.Bot):
         if self._http_session is None:
             raise RuntimeError("the bot has not been set up yet")
         return self._http_session
+
+    async def login(self, token: str) -> None:
+        """discord.py's login (``/users/@me``, the application, our ``setup_hook``) and the
+        first websocket upgrade as one ``startup`` trace, not parentless REST spans."""
+        host = urlsplit(self.settings.discord_api_base).hostname or ""
+        self._startup = gateway_health.Startup({schema.API_HOST: host})
+        original = self.http.ws_connect
+
+        async def ws_connect(*args: Any, **kwargs: Any) -> Any:
+            with self._startup.current():  # only until READY: then no span is current
+                return await original(*args, **kwargs)
+
+        self.http.ws_connect = ws_connect  # type: ignore[method-assign]
+        try:
+            with self._startup.current():
+                await super().login(token)
+        except BaseException as exc:
+            self._startup.failed(exc)
+            raise
 
     async def setup_hook(self) -> None:
         start_flags(flags_config(self.settings))
@@ -141,6 +169,8 @@ class ChatOpsBot(commands.Bot):
         self.watch = build_watch(self, self.aci, self.settings)
         if self.watch is not None:
             self.watch.start()
+        if self.gateway_health is not None:
+            self.gateway_health.start()
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -157,6 +187,9 @@ class ChatOpsBot(commands.Bot):
 
     async def close(self) -> None:
         self.gateway_up = False
+        self._startup.ready()
+        if self.gateway_health is not None:
+            await self.gateway_health.stop()
         if self.watch is not None:
             await self.watch.close()
         if self.audit is not None:
@@ -176,6 +209,8 @@ class ChatOpsBot(commands.Bot):
             gc.freeze()
             self._frozen = True
         self.gateway_up = True
+        self._startup.ready()
+        self._note_gateway(gateway_health.READY)
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 
     async def on_connect(self) -> None:
@@ -185,9 +220,15 @@ class ChatOpsBot(commands.Bot):
 
     async def on_resumed(self) -> None:
         self.gateway_up = True
+        self._note_gateway(gateway_health.RESUMED)
 
     async def on_disconnect(self) -> None:
         self.gateway_up = False
+        self._note_gateway(gateway_health.DISCONNECT)
+
+    def _note_gateway(self, what: str) -> None:
+        if self.gateway_health is not None:
+            self.gateway_health.note(what)
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot:

@@ -232,6 +232,8 @@ class Settings(BaseSettings):
     xdg_state_home: Path | None = None
 
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # One discord.gateway.health span per interval (latency, resumes...); 0: none.
+    gateway_health_interval_s: float = Field(default=60.0, ge=0, le=86_400)
     # The CircleCI webhook on a port of its own, so the health port need not be public;
     # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
     webhook_port: int | None = Field(default=None, ge=0, le=65535)
@@ -250,10 +252,19 @@ class Settings(BaseSettings):
     # Replays: deliveries older than this are refused; accepted ids are kept in this file.
     circleci_hook_max_age_s: float = Field(default=3600.0, ge=60, le=7 * 86_400)
     circleci_state_db: Path = Path(".chatops/circleci.db")
+    # How CircleCI workflow/job span ids are derived (docs/ci-tracing.md#ids); set
+    # "circleci-hook" to meet traces made by that tool (job span = job UUID's first 8 bytes).
+    circleci_id_scheme: Literal["chatops", "circleci-hook"] = "chatops"
+    # True when the CircleCI webhook sends workflow and job spans: `ci finish` then leaves
+    # them to it (no duplicates); false: `ci finish` sends them itself.
+    ci_webhook_spans: bool = False
 
     # pipeline (issues 7, 8)
     ci_service_name: Name = "ci"
     ci_export_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # `ci step` / `ci finish` also write their spans to this span store (a runner on the
+    # bot's host, a developer's machine); unset: the collector only.
+    ci_span_store: Path | None = None
     buildkite_api_token: SecretStr | None = None
     buildkite_api_url: WebUrl = "https://api.buildkite.com"
     buildkite_org: str | None = None
@@ -261,6 +272,10 @@ class Settings(BaseSettings):
     buildkite_service_name: Name = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+    # How far back a pipeline with no cursor yet is exported (Honeycomb keeps 60 days).
+    buildkite_backfill: timedelta = Field(
+        default=timedelta(days=60), ge=timedelta(0), le=timedelta(days=366)
+    )
     # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
     ci_announce_channel_id: int | None = Field(default=None, gt=0)
 
@@ -414,7 +429,7 @@ class Settings(BaseSettings):
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
-    @field_validator("span_store_max_age", mode="before")
+    @field_validator("span_store_max_age", "buildkite_backfill", mode="before")
     @classmethod
     def _parse_age(cls, value: object) -> object:
         # "7d" reads better in an environment file than ISO 8601's "P7D"; both work.

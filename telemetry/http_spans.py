@@ -53,6 +53,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.http import redact_url as redact_credentials
 
+from telemetry.ratelimit_headers import record_bucket
 from telemetry.spans import error_type
 
 # ``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http`` (stable names only; the default here) or
@@ -180,6 +181,7 @@ def _hooks(mode: HttpSemconv) -> tuple[Hook, Hook, Hook]:
         if status >= 400 or status < 100:
             span.set_attribute(ERROR_TYPE, str(status))
             span.set_status(Status(StatusCode.ERROR))
+        record_bucket(span, params.response.headers, status)
         _finish(ctx)
 
     async def on_exception(

@@ -42,6 +42,9 @@ for _column_ in COLUMNS:
     _COLUMNS.update(dict.fromkeys(_column_.attributes, _column_.name))
     if _column_.short:
         _COLUMNS[_column_.short] = _column_.name
+# The resource's service.name is a column of its own: CI spans the bot receives are
+# told apart from its own by it (``chatops stats --service buildkite``).
+_COLUMNS["service.name"] = "service"
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 

@@ -49,6 +49,21 @@ AZURE_RESOURCE_ID = "app.azure.resource_id"
 # Span names.
 ROOT_SPAN_MESSAGE = "message"
 ROOT_SPAN_COMMAND_PREFIX = "command "
+# Discord's rate limits (bot/ratelimit_spans.py, telemetry/http_spans.py): a wait's
+# bucket, seconds, scope (user, shared, global from a 429; "bucket" for discord.py's
+# own pacing) and whether it was global; the bucket's state on each HTTP span.
+RATELIMIT_BUCKET = "discord.ratelimit.bucket"
+RATELIMIT_RETRY_AFTER = "discord.ratelimit.retry_after"
+RATELIMIT_SCOPE = "discord.ratelimit.scope"
+RATELIMIT_GLOBAL = "discord.ratelimit.global"
+RATELIMIT_REMAINING = "discord.ratelimit.remaining"
+RATELIMIT_LIMIT = "discord.ratelimit.limit"
+# The gateway over time (bot/gateway_health.py), on each discord.gateway.health span.
+GATEWAY_LATENCY_MS = "discord.gateway.latency_ms"
+GATEWAY_DISCONNECTS = "discord.gateway.disconnects"
+GATEWAY_RESUMES = "discord.gateway.resumes"
+GATEWAY_SESSIONS = "discord.gateway.sessions"
+GATEWAY_INVALID_SESSIONS = "discord.gateway.invalid_sessions"
 SEND_SPAN = "discord.send"
 DEFER_SPAN = "discord.defer"
 ROOT_SPAN_INTERACTION = "interaction"
@@ -125,6 +140,9 @@ VCS_REF_HEAD_NAME = "vcs.ref.head.name"
 VCS_REF_HEAD_REVISION = "vcs.ref.head.revision"
 VCS_REF_HEAD_TYPE = "vcs.ref.head.type"
 VCS_CHANGE_ID = "vcs.change.id"
+VCS_CHANGE_TITLE = "vcs.change.title"
+VCS_REF_BASE_NAME = "vcs.ref.base.name"
+VCS_OWNER_NAME = "vcs.owner.name"
 PROCESS_EXIT_CODE = "process.exit.code"
 PROCESS_COMMAND_LINE = "process.command_line"
 # Ours, where no convention exists: the CI system, its own status word, queue time.
@@ -135,6 +153,27 @@ CI_STATUS = "app.ci.status"
 CI_EVENT_TYPE = "app.ci.event.type"
 CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
 CI_TRACE_ID = "app.ci.trace_id"
+CI_JOB_NAME = "app.ci.job.name"
+CI_JOB_NUMBER = "app.ci.job.number"
+CI_JOB_RETRIED = "app.ci.job.retried"
+CI_JOB_SOFT_FAILED = "app.ci.job.soft_failed"
+CI_STEP_KEY = "app.ci.step.key"
+CI_WORKER_VERSION = "app.ci.worker.version"
+CI_BUILD_AUTHOR = "app.ci.build.author"
+CI_COMMIT_MESSAGE = "app.ci.commit.message"
+CI_META_DATA_PREFIX = "app.ci.meta_data."
+# A pull request's author and source repository: the VCS conventions name the change
+# (vcs.change.id, vcs.change.title) and its refs, but neither of these.
+VCS_CHANGE_AUTHOR = "app.vcs.change.author"
+VCS_CHANGE_REPOSITORY = "app.vcs.change.repository"
+# CircleCI's own names, as circleci-hook set them: boards and saved queries built on
+# that tool keep working beside the cicd.* names.
+CIRCLECI_ORGANIZATION_NAME = "circleci.organization.name"
+CIRCLECI_PROJECT_SLUG = "circleci.project.slug"
+CIRCLECI_PIPELINE_NUMBER = "circleci.pipeline.number"
+CIRCLECI_JOB_NUMBER = "circleci.job.number"
+CIRCLECI_COMMIT_AUTHOR = "circleci.commit.author"
+CIRCLECI_COMMIT_SUBJECT = "circleci.commit.subject"
 COMMAND_LINE_MAX_CHARS = 1024
 
 # External API calls (issue 3): on the named span around each call.

@@ -107,6 +107,19 @@ def _text(attributes: Mapping[str, object], key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _is_run(attributes: Mapping[str, object]) -> bool:
+    return schema.OUTCOME in attributes or schema.CICD_PIPELINE_RESULT in attributes
+
+
+def _pipeline_outcome(attributes: Mapping[str, object]) -> str | None:
+    """A failed pipeline counts as an error in ``stats``; other results as ok."""
+    result = attributes.get(schema.CICD_PIPELINE_RESULT)
+    if result is None:
+        return None
+    failed = result in ("failure", "error", "timeout")
+    return schema.Outcome.ERROR.value if failed else schema.Outcome.OK.value
+
+
 def span_row(span: ReadableSpan) -> SpanRow:
     """One span as a row of ``spans``: denormalised query columns plus the full attributes."""
     attributes: Mapping[str, object] = span.attributes or {}
@@ -132,11 +145,12 @@ def span_row(span: ReadableSpan) -> SpanRow:
         # Statistics are about messages: a root is a message's (or interaction's) root
         # span, one that carries an outcome. A span whose parent lives in another
         # process is the root of what we hold; the bot's own start-up REST calls are not.
-        1 if (parent is None or parent.is_remote) and schema.OUTCOME in attributes else 0,
+        # A CI pipeline run (cicd.pipeline.result) is a root too: `stats --service ci`.
+        1 if (parent is None or parent.is_remote) and _is_run(attributes) else 0,
         _text(attributes, schema.COMMAND),
         _text(attributes, schema.AUTHOR_ID),
         _text(attributes, schema.GUILD_ID),
-        _text(attributes, schema.OUTCOME),
+        _text(attributes, schema.OUTCOME) or _pipeline_outcome(attributes),
         None if service is None else str(service),
         _attributes_json(attributes),
         json.dumps(events) if events else None,

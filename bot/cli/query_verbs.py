@@ -53,7 +53,16 @@ def _window(since: str) -> Window:
 
 
 @click.command(name="stats")
-@click.option("--by", default="command", show_default=True, help="command|author|guild|outcome|KEY")
+@click.option(
+    "--by",
+    default=None,
+    help="command|author|guild|outcome|KEY  [default: command; with --service: cicd.pipeline.name]",
+)
+@click.option(
+    "--service",
+    default=None,
+    help="only spans of this service.name: the bot's, or CI runs it received (circleci, buildkite)",
+)
 @click.option("--since", default="24h", show_default=True, help="window, e.g. 30m, 24h, 7d")
 @click.option("--where", "wheres", multiple=True, metavar="KEY=VALUE", help="filter (repeatable)")
 @click.option("--heatmap", "show_heatmap", is_flag=True, help="durations over time, with markers")
@@ -66,13 +75,25 @@ def _window(since: str) -> Window:
 )
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def stats_command(
-    by: str, since: str, wheres: tuple[str, ...], show_heatmap: bool, top: int, fmt: str
+    by: str | None,
+    service: str | None,
+    since: str,
+    wheres: tuple[str, ...],
+    show_heatmap: bool,
+    top: int,
+    fmt: str,
 ) -> None:
-    """Latency and error rate of messages per command (or author, guild, outcome, any KEY)."""
+    """Latency and error rate of messages per command (or author, guild, outcome, any KEY).
+
+    With --service, of the root spans of that service: CI pipelines by name, say.
+    """
     cfg = settings()
     window = _window(since)
+    by = by or ("cicd.pipeline.name" if service else "command")
     try:
         where = [Where.parse(text) for text in wheres]
+        if service:
+            where.append(Where("service.name", service))
         with _open(cfg) as store:
             if show_heatmap:
                 result = heatmap(store, window=window, where=where)
@@ -204,7 +225,9 @@ def apply_command(directory: Path, dry_run: bool) -> None:
         definitions = honeycomb.load_definitions(directory)
     except ValueError as exc:
         raise Failure(str(exc)) from None
-    dataset = cfg.service_name
+    # A board may name its dataset ("__all__": environment-wide, as the CI board
+    # spans the ci, circleci and buildkite datasets); else the bot's own.
+    dataset = str(definitions.board.get("dataset") or cfg.service_name)
     if dry_run:
         for line in honeycomb.plan(definitions, dataset):
             click.echo(f"would apply {line}")
@@ -216,7 +239,7 @@ def apply_command(directory: Path, dry_run: bool) -> None:
             "Manage Queries and Columns and Manage Public Boards permissions)"
         )
     try:
-        report = asyncio.run(_apply(cfg, key.get_secret_value(), definitions))
+        report = asyncio.run(_apply(cfg, key.get_secret_value(), definitions, dataset))
     except honeycomb.HoneycombError as exc:
         raise Failure(str(exc)) from None
     for line in report.lines:
@@ -224,7 +247,7 @@ def apply_command(directory: Path, dry_run: bool) -> None:
 
 
 async def _apply(
-    cfg: Settings, key: str, definitions: honeycomb.Definitions
+    cfg: Settings, key: str, definitions: honeycomb.Definitions, dataset: str
 ) -> honeycomb.ApplyReport:
     from telemetry import honeycomb
 
@@ -236,7 +259,7 @@ async def _apply(
             cfg.honeycomb_webhook_secret.get_secret_value(),
         )
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
-        return await honeycomb.apply(client, definitions, cfg.service_name, recipient)
+        return await honeycomb.apply(client, definitions, dataset, recipient)
 
 
 COMMANDS: list[click.Command] = [

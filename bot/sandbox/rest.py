@@ -152,7 +152,10 @@ class Rest:
             if fault.status is not None and fault.status >= 300:
                 return server_error(fault.status)
         try:
-            return await handler(request)
+            response = await handler(request)
+            if fault is not None and fault.headers:
+                response.headers.update(fault.headers)
+            return response
         except web.HTTPNotFound:
             return not_found()
         except web.HTTPMethodNotAllowed:

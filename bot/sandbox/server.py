@@ -17,7 +17,7 @@ from typing import Self
 from aiohttp import web
 
 from bot.sandbox import mentions
-from bot.sandbox.faults import Faults
+from bot.sandbox.faults import Faults, bucket_headers
 from bot.sandbox.gateway import RECONNECT, Gateway
 from bot.sandbox.interaction_api import CommandSource, FakeInteraction, FakeInteractions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
@@ -273,6 +273,35 @@ class FakeDiscord:
             retry_after=retry_after,
             is_global=is_global,
             delay=delay,
+        )
+
+    def exhaust_bucket(
+        self,
+        method: str,
+        path: str,
+        *,
+        reset_after: float = 1.5,
+        limit: int = 5,
+        bucket: str = "b0c4e7f4k3",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests normally, but say their rate-limit
+        bucket is empty (``X-RateLimit-Remaining: 0``, ``Reset-After: reset_after``).
+
+        discord.py then waits ``reset_after`` before the bucket's next request: Discord's
+        pacing without a 429.
+        """
+        self.faults.add(
+            method,
+            path,
+            status=None,
+            times=times,
+            retry_after=reset_after,
+            is_global=False,
+            delay=0.0,
+            headers=bucket_headers(
+                remaining=0, limit=limit, reset_after=reset_after, bucket=bucket
+            ),
         )
 
     async def drop_connection(self) -> None:

@@ -72,7 +72,9 @@ async def _serve(receiver: CircleCIReceiver) -> TestServer:
 
 
 @asynccontextmanager
-async def running_receiver(otlp: OtlpReceiver, state_db: Path) -> AsyncIterator[Harness]:
+async def running_receiver(
+    otlp: OtlpReceiver, state_db: Path, **settings_extra: object
+) -> AsyncIterator[Harness]:
     """The receiver as the bot runs it, from start-up to shutdown, keeping state in ``state_db``."""
     announced: list[PipelineEvent] = []
 
@@ -85,6 +87,7 @@ async def running_receiver(otlp: OtlpReceiver, state_db: Path) -> AsyncIterator[
         circleci_otlp_endpoint=otlp.endpoint,
         circleci_hook_service="circleci-test",
         circleci_state_db=state_db,
+        **settings_extra,
     )
     env = {"CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "team-key", "CIRCLECI_OTLP_ENDPOINT": "x"}
     receiver, sink = circleci_receiver(settings, env, notifier)
@@ -225,6 +228,23 @@ async def test_traceparent_route_points_at_the_job_span(harness: Harness) -> Non
     trace_id = fake.WORKFLOW_ID.replace("-", "")
     assert text == f"export TRACEPARENT=00-{trace_id}-{ids.job_span_id(fake.JOB_ID):016x}-01\n"
     assert bad.status == 400
+
+
+async def test_circleci_hook_scheme_setting_changes_job_and_workflow_span_ids(
+    tmp_path: Path,
+) -> None:
+    async with (
+        OtlpReceiver() as otlp,
+        running_receiver(otlp, tmp_path / "c.db", circleci_id_scheme="circleci-hook") as h,
+    ):
+        assert (await h.signed(fake.job_completed()))[0] == 202
+        [job] = await otlp.wait_for(lambda s: s.name == "test")
+        url = h.server.make_url(f"/traceparent/{fake.WORKFLOW_ID}/{fake.JOB_ID}")
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+    assert job.span_id == fake.JOB_ID.replace("-", "")[:16]
+    assert job.parent_span_id == fake.WORKFLOW_ID.replace("-", "")[:16]
+    assert job.span_id in text
 
 
 async def test_without_secret_the_route_answers_503_and_says_why_once(
