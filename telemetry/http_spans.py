@@ -1,4 +1,4 @@
-"""One CLIENT span per HTTP attempt, from an ``aiohttp.TraceConfig`` on every client session.
+"""One CLIENT span per HTTP attempt, from an aiohttp client middleware on every session.
 
 This replaces the contrib aiohttp client instrumentation, which cost ~0.33 ms per
 message here (semantic-convention helpers, URL parsing, duration histograms and
@@ -24,12 +24,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import aiohttp
-from opentelemetry import context as context_api
+from aiohttp import ClientRequest, ClientResponse
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
@@ -50,11 +49,11 @@ from opentelemetry.semconv.attributes.http_attributes import (
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.http import redact_url as redact_credentials
 
 from telemetry.ratelimit_headers import record_bucket
 from telemetry.spans import error_type
+from telemetry.tracer import attach_span, detach
 
 # ``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http`` (stable names only; the default here) or
 # ``http/dup`` (stable and old names on every span).
@@ -144,78 +143,45 @@ def _request_attributes(method: str, url: Any, mode: HttpSemconv) -> tuple[str, 
     return name, attributes
 
 
-Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, Any], Awaitable[None]]
+def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
+    """An aiohttp client middleware making one span per attempt, with the names ``mode``
+    asks for (chosen once: per request, nothing but the attributes themselves).
 
-
-def _hooks(mode: HttpSemconv) -> tuple[Hook, Hook, Hook]:
-    """Request start, end and exception hooks writing the names ``mode`` asks for.
-
-    Chosen once, when the trace config is built: per request, nothing but the
-    attributes themselves.
+    A middleware is one coroutine around each attempt (each redirect hop and each
+    retry discord.py makes is its own); a ``TraceConfig`` cost several per request
+    (a signal per phase, each with its own parameters object and copy of the URL).
     """
     dup = mode == "dup"
+    start_span = tracer.start_span
+    inject = propagate.inject
 
-    async def on_start(
-        session: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        name, attributes = _request_attributes(params.method, params.url, mode)
-        span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        ctx.span = span
-        ctx.token = context_api.attach(context_api.set_value(_SPAN_KEY, span))
-        propagate.inject(params.headers)
+    async def http_span(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        name, attributes = _request_attributes(request.method, request.url, mode)
+        span = start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        token = attach_span(span)
+        try:
+            inject(request.headers)
+            response = await handler(request)
+        except BaseException as exception:
+            span.set_attribute(ERROR_TYPE, error_type(exception))
+            span.set_status(Status(StatusCode.ERROR, type(exception).__qualname__))
+            span.record_exception(exception)
+            raise
+        else:
+            status = response.status
+            span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+            if dup:
+                span.set_attribute(HTTP_STATUS_CODE, status)
+            if status >= 400 or status < 100:
+                span.set_attribute(ERROR_TYPE, str(status))
+                span.set_status(Status(StatusCode.ERROR))
+            record_bucket(span, response.headers, status)
+            return response
+        finally:
+            detach(token)
+            span.end()
 
-    async def on_end(
-        session: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        span = getattr(ctx, "span", None)
-        if span is None:
-            return
-        status = params.response.status
-        span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
-        if dup:
-            span.set_attribute(HTTP_STATUS_CODE, status)
-        if status >= 400 or status < 100:
-            span.set_attribute(ERROR_TYPE, str(status))
-            span.set_status(Status(StatusCode.ERROR))
-        record_bucket(span, params.response.headers, status)
-        _finish(ctx)
-
-    async def on_exception(
-        session: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        span = getattr(ctx, "span", None)
-        if span is None:
-            return
-        exception = params.exception
-        span.set_attribute(ERROR_TYPE, error_type(exception))
-        span.set_status(Status(StatusCode.ERROR, type(exception).__qualname__))
-        span.record_exception(exception)
-        _finish(ctx)
-
-    return on_start, on_end, on_exception
-
-
-def _finish(ctx: SimpleNamespace) -> None:
-    context_api.detach(ctx.token)
-    ctx.span.end()
-    ctx.span = None
-
-
-def trace_config(mode: HttpSemconv = "stable") -> aiohttp.TraceConfig:
-    """A ``TraceConfig`` making one span per request of the session it is given to."""
-    on_start, on_end, on_exception = _hooks(mode)
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(on_start)
-    config.on_request_end.append(on_end)
-    config.on_request_exception.append(on_exception)
-    config.freeze()
-    return config
+    return http_span
 
 
 _installed = False
@@ -248,7 +214,7 @@ def contrib_http_semconv() -> str | None:
 
 
 def install(mode: HttpSemconv = "stable") -> None:
-    """Give every ``aiohttp.ClientSession`` created from now on our trace config (once).
+    """Give every ``aiohttp.ClientSession`` created from now on our middleware (once).
 
     Sessions are created by discord.py, by the bot (external APIs) and by the
     Azure SDK's transport; patching the constructor reaches all three, as the
@@ -266,11 +232,12 @@ def install(mode: HttpSemconv = "stable") -> None:
                 "for the stable names the console, stats and the Honeycomb queries read"
             )
         return
-    config = trace_config(mode)
+    http_span = middleware(mode)
     original = aiohttp.ClientSession.__init__
 
     def __init__(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-        kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), config]
+        # First, so the span also covers what the session's own middlewares do.
+        kwargs["middlewares"] = (http_span, *(kwargs.get("middlewares") or ()))
         original(self, *args, **kwargs)
 
     aiohttp.ClientSession.__init__ = __init__  # type: ignore[method-assign]

@@ -26,10 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Span
+from opentelemetry.trace import TraceFlags
 
 from telemetry import schema
 from telemetry.drops import EXPORTER_LOGGER, QUEUE_LOGGER
@@ -257,16 +256,14 @@ class TracePipeline(SpanProcessor):
 
     # -- SpanProcessor ------------------------------------------------------------
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
-        if context is None or not context.trace_flags.sampled:
+        # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid)
+        if context is None or not context[3] & TraceFlags.SAMPLED:
             return
-        trace_id = context.trace_id
+        trace_id = context[0]
         parent = span.parent
-        if parent is not None and not parent.is_remote:
+        if parent is not None and not parent[2]:
             rate = self._decided.get(trace_id)
             if rate is not None:  # a late child of a trace already decided
                 if rate:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Link, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -150,6 +150,3 @@ class TraceFieldsProcessor(SpanProcessor):
             return
         if message_trace.fields:
             span.set_attributes(message_trace.fields)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None

@@ -25,6 +25,8 @@ import random
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, cast
 
@@ -43,6 +45,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     INVALID_SPAN_ID,
     INVALID_TRACE_ID,
     Link,
@@ -65,6 +68,40 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_STATE = TraceState()
 _UNSET = Status(StatusCode.UNSET)
+_new_tuple = tuple.__new__
+
+
+def _runtime_context_var() -> ContextVar[Context] | None:
+    """The context variable behind the OpenTelemetry context API, when it is the default
+    ``contextvars`` runtime; None for any other (then the API's functions are used)."""
+    var = getattr(context_api._RUNTIME_CONTEXT, "_current_context", None)
+    return var if isinstance(var, ContextVar) else None
+
+
+_CONTEXT_VAR = _runtime_context_var()
+
+
+def current_context() -> Context:
+    """``context.get_current()`` without the API's two calls per lookup."""
+    return _CONTEXT_VAR.get() if _CONTEXT_VAR is not None else context_api.get_current()
+
+
+def attach_span(span: trace_api.Span) -> Token[Context]:
+    """Make ``span`` current, as ``context.attach(trace.set_span_in_context(span))``."""
+    if _CONTEXT_VAR is None:
+        return context_api.attach(context_api.set_value(_SPAN_KEY, span))
+    return _CONTEXT_VAR.set(Context({**_CONTEXT_VAR.get(), _SPAN_KEY: span}))
+
+
+def detach(token: Token[Context]) -> None:
+    """``context.detach``: a token from another context is logged by the API, not raised."""
+    if _CONTEXT_VAR is None:
+        context_api.detach(token)
+        return
+    try:
+        _CONTEXT_VAR.reset(token)
+    except ValueError:
+        context_api.detach(token)  # logs "Failed to detach context", as the API does
 
 
 class _Ids:
@@ -108,7 +145,30 @@ class LeanSpan(trace_api.Span, ReadableSpan):
 
     ``ReadableSpan.__init__`` is deliberately not called: it would copy every
     field into bounded containers; the fields it reads are set here directly.
+    Its properties are read per span by every processor and exporter, so they are
+    C attribute getters here, and ``attributes``, ``events`` and ``links`` hand out
+    the span's own containers (it is finished, nothing changes them any more)
+    instead of a fresh read-only copy each time.
     """
+
+    name = property(attrgetter("_name"))  # type: ignore[assignment]
+    context = property(attrgetter("_context"))  # type: ignore[assignment]
+    kind = property(attrgetter("_kind"))  # type: ignore[assignment]
+    parent = property(attrgetter("_parent"))  # type: ignore[assignment]
+    start_time = property(attrgetter("_start_time"))  # type: ignore[assignment]
+    end_time = property(attrgetter("_end_time"))  # type: ignore[assignment]
+    status = property(attrgetter("_status"))  # type: ignore[assignment]
+    attributes = property(attrgetter("_attributes"))  # type: ignore[assignment]
+    events = property(attrgetter("_events"))  # type: ignore[assignment]
+    links = property(attrgetter("_links"))  # type: ignore[assignment]
+    resource = property(attrgetter("_resource"))  # type: ignore[assignment]
+    instrumentation_scope = property(attrgetter("_instrumentation_scope"))  # type: ignore[assignment]
+    # Nothing is counted as dropped: past the limits, attributes, events and links are
+    # refused as the SDK's default limits would, but not counted (the SDK's own
+    # ``ReadableSpan`` reports 0 too when its containers are not bounded).
+    dropped_attributes = 0  # type: ignore[assignment]
+    dropped_events = 0  # type: ignore[assignment]
+    dropped_links = 0  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -251,7 +311,7 @@ class _CurrentSpan:
         self._set_status = set_status
 
     def __enter__(self) -> trace_api.Span:
-        self._token = context_api.attach(context_api.set_value(_SPAN_KEY, self._span))
+        self._token = attach_span(self._span)
         return self._span
 
     def __exit__(
@@ -260,7 +320,7 @@ class _CurrentSpan:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> None:
-        context_api.detach(self._token)
+        detach(self._token)
         span = self._span
         if isinstance(exc_val, Exception) and span.is_recording():
             if self._record:
@@ -290,7 +350,14 @@ class LeanTracer(trace_api.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
         provider = self._provider
-        parent = trace_api.get_current_span(context).get_span_context()
+        current = (context if context is not None else current_context()).get(_SPAN_KEY)
+        parent: SpanContext
+        if type(current) is LeanSpan:
+            parent = cast(SpanContext, current._context)
+        elif isinstance(current, trace_api.Span):
+            parent = current.get_span_context() or INVALID_SPAN_CONTEXT
+        else:
+            parent = INVALID_SPAN_CONTEXT
         ids = provider.ids
         cleaned: dict[str, Any] = {}
         if attributes:
@@ -299,9 +366,12 @@ class LeanTracer(trace_api.Tracer):
                 if len(cleaned) < MAX_ATTRIBUTES:
                     cleaned[key] = value
         if parent.is_valid:
-            trace_id, parent_context = parent.trace_id, parent
-            flags, state = parent.trace_flags, parent.trace_state
-            sampled = flags.sampled
+            # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid)
+            trace_id, _, _, flags, state, _ = cast(
+                tuple[int, int, bool, TraceFlags, TraceState, bool], parent
+            )
+            parent_context = parent
+            sampled = bool(flags & TraceFlags.SAMPLED)
         else:
             trace_id, parent_context = ids.trace_id(), None
             flags, state, sampled = _SAMPLED, _EMPTY_STATE, True
@@ -314,7 +384,8 @@ class LeanTracer(trace_api.Tracer):
             state = result.trace_state or state
             if sampled and result.attributes:
                 cleaned.update(result.attributes)
-        span_context = SpanContext(trace_id, ids.span_id(), False, flags, state)
+        # Both ids are valid by construction: skip SpanContext's range checks.
+        span_context = _new_tuple(SpanContext, (trace_id, ids.span_id(), False, flags, state, True))
         if not sampled:
             return NonRecordingSpan(span_context)
         span = LeanSpan(
@@ -327,7 +398,7 @@ class LeanTracer(trace_api.Tracer):
             start_time if start_time is not None else time.time_ns(),
             provider.resource,
             self._scope,
-            provider.processors,
+            provider.end_processors,
             record_exception=record_exception,
             set_status_on_exception=set_status_on_exception,
         )
@@ -372,14 +443,17 @@ class LeanTracerProvider(trace_api.TracerProvider):
         self.sampler: Sampler | None = None if default or configured is ALWAYS_ON else configured
         self.processors: tuple[SpanProcessor, ...] = ()
         self.start_processors: tuple[SpanProcessor, ...] = ()
+        self.end_processors: tuple[SpanProcessor, ...] = ()
         self.disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
         self._tracers: dict[tuple[str, str | None, str | None], trace_api.Tracer] = {}
 
     def add_span_processor(self, processor: SpanProcessor) -> None:
-        """Processors see every span end; those that override ``on_start`` see it start too."""
+        """Processors see spans start and end, each only if it overrides that method."""
         self.processors = (*self.processors, processor)
         if type(processor).on_start is not SpanProcessor.on_start:
             self.start_processors = (*self.start_processors, processor)
+        if type(processor).on_end is not SpanProcessor.on_end:
+            self.end_processors = (*self.end_processors, processor)
 
     def get_tracer(
         self,
