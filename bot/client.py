@@ -203,7 +203,7 @@ class ChatOpsBot(commands.Bot):
         shutdown_flags()
 
     async def on_ready(self) -> None:
-        if not self.gateway_up and not self._frozen:
+        if not self._frozen:
             # What start-up built lives as long as the process: keep the garbage
             # collector from walking it again on every collection.
             gc.freeze()

@@ -75,3 +75,30 @@ async def test_sharded_bot_is_not_ready_with_one_shard_of_two() -> None:
     assert not bot.gateway_up
     await bot.on_shard_resumed(0)
     assert bot.gateway_up
+
+
+async def test_start_up_objects_are_frozen_once_ready_even_though_readyz_came_first(
+    settings: Settings,
+    fake: FakeDiscord,
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``gc.freeze()`` at the first ``on_ready``: the collector never walks start-up's objects
+    again (tracing made the heap ~35k objects larger; without it every full collection
+    walked them). ``/readyz`` turning 200 earlier (at READY) must not skip it."""
+    import bot.client as client_module
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(client_module.gc, "freeze", lambda: frozen.append(True))
+    config = settings.model_copy(update={"discord_api_base": fake.api_base})
+    bot = create_bot(config, guild_ready_timeout=0.05)
+    task = asyncio.create_task(bot.start("sandbox-token"))
+    try:
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        await fake.say("!ping", timeout=5)
+        assert frozen == [True]
+    finally:
+        await bot.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
