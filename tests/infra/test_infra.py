@@ -379,10 +379,12 @@ MAIN_ONLY = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
 
 def test_github_workflow_traces_every_step_and_always_finishes() -> None:
     workflow = yaml_load(WORKFLOW)
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["pipeline"]
     runs = [step for step in job["steps"] if "run" in step]
     setup, *work, finish = runs
-    assert '/bin/pip" install --quiet .' in setup["run"]
+    # the tracer comes from the runtime lock, then the project without dependencies
+    assert '/bin/pip" install --quiet --require-hashes -r requirements/runtime.txt' in setup["run"]
+    assert '/bin/pip" install --quiet --no-deps .' in setup["run"]
     for step in work:
         for line in step["run"].splitlines():
             if re.match(r"\w+=|echo .*>> \"\$GITHUB_ENV\"$", line):
@@ -394,9 +396,21 @@ def test_github_workflow_traces_every_step_and_always_finishes() -> None:
         assert workflow["env"][key] == f"${{{{ secrets.{key} }}}}"
 
 
+def test_github_workflow_audits_the_locks_and_checks_main_json_against_bicep() -> None:
+    jobs = yaml_load(WORKFLOW)["jobs"]
+    audit = "\n".join(step.get("run", "") for step in jobs["audit"]["steps"])
+    for lock in ("requirements/runtime.txt", "requirements/dev.txt"):
+        assert f"--require-hashes -r {lock}" in audit and "--strict" in audit
+    bicep = "\n".join(step.get("run", "") for step in jobs["bicep"]["steps"])
+    assert "az bicep build --file infra/aci/main.bicep" in bicep
+    assert "az bicep lint --file infra/aci/main.bicep" in bicep
+    assert re.search(r"diff -u .*committed\.json.*built\.json", bicep)
+    assert "del(.metadata._generator)" in bicep
+
+
 def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
     workflow = yaml_load(WORKFLOW)
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["pipeline"]
     by_name = {step.get("name"): step for step in job["steps"]}
     for name in ("Azure login", "Push the image to ACR", "Deploy to ACI", "Deployment marker"):
         assert by_name[name]["if"] == MAIN_ONLY, name
