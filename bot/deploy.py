@@ -16,11 +16,13 @@ Which containers: ``container`` if given; else the only one; else every containe
 running the same image repository as the new image (the template's TLS sidecar runs
 Caddy and is left alone).
 
-Secure environment variables: ARM's GET never returns their values, and a PUT
-is a full replacement, so echoing the group back would blank them (the bot
-would lose ``DISCORD_TOKEN``). The deploy therefore re-sends each secure
-variable with the value of the same name in its own environment (the CI
-secret), and refuses to deploy, before changing anything, when one is missing.
+Secure environment variables and secret volumes: ARM's GET never returns their
+values, and a PUT is a full replacement, so echoing the group back would blank them
+(the bot would lose ``DISCORD_TOKEN`` and its commands file). The deploy therefore
+re-sends each secure variable with the value of the same name in its own
+environment (the CI secret), each secret volume file from ``<VOLUME>__<FILE>``
+(``COMMANDS__COMMANDS_TOML``), and refuses to deploy, before changing anything,
+when one is missing or empty.
 
 Rollback, as one: once a new image has been PUT, a failure of any later step (ARM's
 provisioning, a container never Running, its ``/readyz`` never 200) would leave a
@@ -33,6 +35,8 @@ message say what became of the group.
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +56,9 @@ IMAGE_TAG = "chatops-bot-image"
 # The template's TLS sidecar names the public host here; its Caddyfile routes
 # /readyz/<container> to that container's health port.
 SITE_ADDRESS = "SITE_ADDRESS"
+# The template's secret volumes and their files, for when ARM's GET leaves the file names
+# out too (infra/aci/main.bicep: the commands file).
+TEMPLATE_SECRET_FILES = {"commands": ("commands.toml",)}
 
 
 class DeployFailed(Exception):
@@ -268,16 +275,39 @@ def _pick(group: Any, name: str | None, image: str) -> list[Any]:
     return same
 
 
+def secret_file_variable(volume: str, file: str) -> str:
+    """The variable a secret volume's file is re-sent from: ``commands``/``commands.toml``
+    -> ``COMMANDS__COMMANDS_TOML``."""
+    return re.sub(r"[^A-Z0-9]", "_", f"{volume}__{file}".upper())
+
+
 def _resend_secure_values(group: Any, env: Mapping[str, str]) -> None:
-    """Fill every secure variable (GET returns no value) from ``env``, or refuse."""
+    """Fill every secure variable and secret volume file (GET returns no value) from
+    ``env``, or refuse before anything changes. An empty value counts as missing: sending
+    it would blank the secret as surely as leaving it out."""
     missing: list[str] = []
     for container in group.containers or []:
         for var in container.environment_variables or []:
             if var.value is None and var.secure_value is None:
-                if var.name in env:
+                if env.get(var.name):
                     var.secure_value = env[var.name]
                 else:
                     missing.append(var.name)
+    for volume in group.volumes or []:
+        kinds = (volume.azure_file, volume.empty_dir, volume.git_repo)
+        if volume.secret is None and any(kind is not None for kind in kinds):
+            continue
+        files = list(volume.secret or ()) or list(TEMPLATE_SECRET_FILES.get(volume.name, ()))
+        filled = dict(volume.secret or {})
+        for file in files:
+            if filled.get(file):
+                continue
+            name = secret_file_variable(volume.name, file)
+            if env.get(name):
+                filled[file] = base64.b64encode(env[name].encode()).decode()
+            else:
+                missing.append(name)
+        volume.secret = filled
     if missing:
         names = ", ".join(sorted(set(missing)))
         raise DeployFailed(

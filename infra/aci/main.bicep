@@ -157,6 +157,11 @@ var ciIntakeEnv = concat(empty(circleciHookSecret) ? [] : [
     name: 'WEBHOOK_PORT'
     value: string(webhookPort)
   }
+], empty(circleciHookSecret) || empty(honeycombApiKey) ? [] : [
+  {
+    name: 'CIRCLECI_OTLP_X_HONEYCOMB_TEAM'
+    secureValue: honeycombApiKey
+  }
 ], empty(buildkiteApiToken) ? [] : [
   {
     name: 'BUILDKITE_API_TOKEN'
@@ -230,13 +235,12 @@ var tlsContainer = {
   name: 'tls'
   properties: {
     image: caddyImage
+    // The Caddyfile comes in a plain variable (it holds no secret), so a PUT of the group
+    // by chatops deploy, which echoes what GET returned, keeps it.
     command: [
-      'caddy'
-      'run'
-      '--config'
-      '/etc/caddy/Caddyfile'
-      '--adapter'
-      'caddyfile'
+      '/bin/sh'
+      '-c'
+      'printf \'%s\' "$CADDYFILE" > /etc/caddy/Caddyfile && exec caddy run --config /etc/caddy/Caddyfile --adapter caddyfile'
     ]
     ports: [
       {
@@ -259,13 +263,12 @@ var tlsContainer = {
         name: 'SITE_ADDRESS'
         value: siteAddress
       }
+      {
+        name: 'CADDYFILE'
+        value: caddyfile
+      }
     ]
     volumeMounts: [
-      {
-        name: 'caddy-config'
-        mountPath: '/etc/caddy'
-        readOnly: true
-      }
       {
         name: 'caddy-data'
         mountPath: '/data'
@@ -449,12 +452,6 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
       }
     } : tlsContainer]
     volumes: concat([
-      {
-        name: 'caddy-config'
-        secret: {
-          Caddyfile: base64(caddyfile)
-        }
-      }
       {
         name: 'caddy-data'
         emptyDir: {}

@@ -109,6 +109,8 @@ class FakeArm:
     poll_retry_after: str | None = None
     groups: dict[tuple[str, str], JSON] = field(default_factory=dict)
     secure_values: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    # (rg, group, volume, file) -> the base64 content a PUT sent for a secret volume file
+    secret_files: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
     unpullable_images: set[str] = field(default_factory=set)
     crashing_images: set[str] = field(default_factory=set)
@@ -352,6 +354,16 @@ class FakeArm:
                     self.secure_values.pop(key, None)
                     kept.append({"name": var["name"], "value": ""})
             cprops["environmentVariables"] = kept
+        # Secret volumes: kept here, and like secure variables never returned by GET
+        # (the file names stay, each value null).
+        for volume in props.get("volumes", []):
+            if "secret" in volume:
+                for file, value in volume["secret"].items():
+                    if value is not None:
+                        self.secret_files[(rg, name, volume["name"], file)] = value
+                    else:
+                        self.secret_files.pop((rg, name, volume["name"], file), None)
+                volume["secret"] = dict.fromkeys(volume["secret"])
             old = cprops.get("instanceView") or {}
             cprops["instanceView"] = {**old, "currentState": {"state": "Waiting"}}
         self.groups[(rg, name)] = group

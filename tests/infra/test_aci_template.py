@@ -29,6 +29,7 @@ SECURE_ENV = {
     "HONEYCOMB_MARKER_KEY",
     "CIRCLECI_HOOK_SECRET",
     "BUILDKITE_API_TOKEN",
+    "CIRCLECI_OTLP_X_HONEYCOMB_TEAM",
 }
 REQUIRED = {
     "image": "acr.example/chatops-bot:2.0.0",
@@ -68,8 +69,11 @@ def env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def caddyfile(template: Template) -> str:
-    volumes = {v["name"]: v for v in template.resource(GROUPS)["properties"]["volumes"]}
-    return base64.b64decode(volumes["caddy-config"]["secret"]["Caddyfile"]).decode()
+    """The sidecar writes its Caddyfile from a plain variable (a PUT by chatops deploy, which
+    echoes what GET returned, keeps it; a secret volume's content would not come back)."""
+    tls = containers(template)["tls"]
+    assert "$CADDYFILE" in tls["command"][-1] and "caddy run" in tls["command"][-1]
+    return str(env(tls)["CADDYFILE"]["value"])
 
 
 def expressions(node: object) -> Iterator[str]:
@@ -145,10 +149,7 @@ def test_the_commands_file_is_a_secret_volume_the_bot_reads() -> None:
         (mount,) = [m for m in container["volumeMounts"] if m["name"] == "commands"]
         assert mount["readOnly"] is True
         assert env(container)["COMMANDS_FILE"]["value"] == f"{mount['mountPath']}/commands.toml"
-    assert [v["name"] for v in deploy().resource(GROUPS)["properties"]["volumes"]] == [
-        "caddy-config",
-        "caddy-data",
-    ]
+    assert [v["name"] for v in deploy().resource(GROUPS)["properties"]["volumes"]] == ["caddy-data"]
 
 
 def test_the_bot_uses_its_managed_identity_and_nothing_else() -> None:
@@ -227,10 +228,14 @@ def test_one_bot_container_per_range_of_shards(
         assert container["readinessProbe"]["httpGet"]["port"] == port
         assert container["image"] == REQUIRED["image"]
         # The webhook receiver and the BuildKite poller: exactly one container.
-        intake = {"CIRCLECI_HOOK_SECRET", "BUILDKITE_API_TOKEN", "WEBHOOK_PORT"} & set(variables)
-        assert intake == (
-            {"CIRCLECI_HOOK_SECRET", "BUILDKITE_API_TOKEN", "WEBHOOK_PORT"} if i == 0 else set()
-        ), name
+        everything = {
+            "CIRCLECI_HOOK_SECRET",
+            "CIRCLECI_OTLP_X_HONEYCOMB_TEAM",
+            "BUILDKITE_API_TOKEN",
+            "WEBHOOK_PORT",
+        }
+        intake = everything & set(variables)
+        assert intake == (everything if i == 0 else set()), name
         assert "DISCORD_TOKEN" in variables
     assert template.resource(GROUPS)["properties"]["restartPolicy"] == "Always"
 

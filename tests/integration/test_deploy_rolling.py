@@ -9,6 +9,7 @@ way the bot would: 200 only while that container runs an image that works.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ PREVIOUS = "chatops.azurecr.io/chatops-bot:1.0.0"
 IMAGE = "chatops.azurecr.io/chatops-bot:2.0.0"
 CADDY = "chatops.azurecr.io/caddy:2"
 BOTS = ("bot-0", "bot-1")
+CADDYFILE = "chatops.example.org {\n\thandle {\n\t\trespond 404\n\t}\n}\n"
+COMMANDS = '[[command]]\nname = "relationships"\n'
+ENV = {"DISCORD_TOKEN": "new-secret", "COMMANDS__COMMANDS_TOML": COMMANDS}
 
 
 class Readyz:
@@ -85,11 +89,25 @@ async def sharded_group(arm: FakeArm, bot_1_healthy: Callable[[str], bool]) -> l
     containers = group["properties"]["containers"]
     for container, server in zip(containers, servers, strict=False):
         container["properties"]["ports"] = [{"protocol": "TCP", "port": server.port}]
-    containers[2]["properties"].update(image=CADDY, ports=[{"protocol": "TCP", "port": 443}])
+    containers[2]["properties"].update(
+        image=CADDY,
+        ports=[{"protocol": "TCP", "port": 443}],
+        environmentVariables=[{"name": "CADDYFILE", "value": CADDYFILE}],
+    )
+    # As ARM returns them: the secret volume's file without its content.
+    group["properties"]["volumes"] = [
+        {"name": "caddy-data", "emptyDir": {}},
+        {"name": "commands", "secret": {"commands.toml": None}},
+    ]
     return servers
 
 
-async def run(arm: FakeArm, certificate: SelfSignedCertificate, lines: list[str]) -> Any:
+async def run(
+    arm: FakeArm,
+    certificate: SelfSignedCertificate,
+    lines: list[str],
+    env: dict[str, str] = ENV,
+) -> Any:
     settings = Settings(
         azure_subscription_id=arm.subscription,
         azure_resource_group=RG,
@@ -105,7 +123,7 @@ async def run(arm: FakeArm, certificate: SelfSignedCertificate, lines: list[str]
     aci = build_aci(settings, options)
     request = DeployRequest(group="bot", image=IMAGE, timeout_s=3.0, poll_s=0.05)
     try:
-        return await deploy(aci, request, {"DISCORD_TOKEN": "new-secret"}, lines.append)
+        return await deploy(aci, request, env, lines.append)
     finally:
         await aci.close()
 
@@ -145,9 +163,17 @@ async def test_a_two_container_deploy_rolls_one_container_at_a_time_each_ready_f
         "record",
     ]
     assert report.summary().startswith(f"deployed {IMAGE} to bot in ")
-    # Both containers kept their secure value, and the image is where the template reads it.
+    # Both containers kept their secure value, the commands file its content, the sidecar
+    # its Caddyfile, and the image is where the template reads it.
     for name in BOTS:
         assert arm.secure_values[(RG, "bot", name, "DISCORD_TOKEN")] == "new-secret"
+    sent = arm.secret_files[(RG, "bot", "commands", "commands.toml")]
+    assert base64.b64decode(sent).decode() == COMMANDS
+    for put in arm.calls("PUT", "/containerGroups/bot"):
+        (tls,) = [c for c in put.json["properties"]["containers"] if c["name"] == "tls"]
+        assert tls["properties"]["environmentVariables"] == [
+            {"name": "CADDYFILE", "value": CADDYFILE}
+        ]
     assert arm.tags[RG] == {IMAGE_TAG: IMAGE}
     (root,) = [s for s in spans.get_finished_spans() if s.name == schema.DEPLOY_SPAN]
     assert root.attributes is not None
@@ -179,3 +205,15 @@ async def test_when_the_second_container_never_gets_ready_both_roll_back_in_one_
     (root,) = [s for s in spans.get_finished_spans() if s.name == schema.DEPLOY_SPAN]
     assert root.attributes is not None
     assert root.attributes[schema.DEPLOY_RESULT] == "rolled_back"
+
+
+async def test_a_missing_commands_file_refuses_before_changing_anything(
+    arm: FakeArm, certificate: SelfSignedCertificate
+) -> None:
+    await sharded_group(arm, lambda image: True)
+    lines: list[str] = []
+    with pytest.raises(DeployFailed, match="COMMANDS__COMMANDS_TOML must be set here"):
+        await run(arm, certificate, lines, {"DISCORD_TOKEN": "new-secret"})
+    with pytest.raises(DeployFailed, match="DISCORD_TOKEN must be set here"):
+        await run(arm, certificate, lines, {**ENV, "DISCORD_TOKEN": ""})
+    assert arm.calls("PUT", "/containerGroups/bot") == []
