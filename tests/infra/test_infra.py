@@ -209,6 +209,8 @@ def test_github_workflow_audits_the_locks_and_checks_main_json_against_bicep() -
     assert "az bicep lint --file infra/aci/main.bicep" in bicep
     assert re.search(r"diff -u .*committed\.json.*built\.json", bicep)
     assert "del(.metadata._generator)" in bicep
+    lowest = "\n".join(step.get("run", "") for step in jobs["lowest"]["steps"])
+    assert "--resolution lowest-direct" in lowest and "-m pytest" in lowest
 
 
 def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
