@@ -55,8 +55,8 @@ param memoryInGb string = '1.0'
 @description('Port of the first bot container\'s health server (/healthz, /readyz); container i uses healthPort + i. Not public.')
 param healthPort int = 8080
 
-@description('Port of the CircleCI webhook receiver inside the first bot container (WEBHOOK_PORT); public only through the TLS sidecar.')
-param webhookPort int = 8090
+@description('Port of the CircleCI webhook receiver inside the first bot container (WEBHOOK_PORT); public only through the TLS sidecar. Keep it outside healthPort .. healthPort + containers - 1.')
+param webhookPort int = 9000
 
 @description('SHARD_COUNT: the number of Discord shards (Discord requires sharding from 2,500 guilds). 1: no sharding.')
 @minValue(1)
@@ -374,6 +374,19 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
       name: 'bot-${i}'
       properties: {
         image: runningImage
+        // Ports of the container inside the group (the probes, the sidecar); the group's
+        // public IP exposes only the sidecar's 80 and 443.
+        ports: concat([
+          {
+            port: healthPort + i
+            protocol: 'TCP'
+          }
+        ], i == 0 && !empty(circleciHookSecret) ? [
+          {
+            port: webhookPort
+            protocol: 'TCP'
+          }
+        ] : [])
         resources: {
           requests: {
             cpu: json(cpu)
