@@ -35,7 +35,7 @@ param dnsNameLabel string = name
   'TenantReuse'
   'SubscriptionReuse'
   'ResourceGroupReuse'
-  'NoReuse'
+  'Noreuse'
   'Unsecure'
 ])
 param dnsNameLabelScope string = 'TenantReuse'
