@@ -236,6 +236,9 @@ class Settings(BaseSettings):
         list[Annotated[int, Field(ge=0)]] | None, NoDecode, BeforeValidator(split_list)
     ] = None
 
+    # false: this process runs neither the CircleCI receiver nor the BuildKite poller, even
+    # when they are configured (shard containers other than the first; docs/azure.md)
+    ci_intake: bool = True
     circleci_hook_secret: SecretStr | None = None
     circleci_hook_service: Name = "circleci"
     circleci_otlp_endpoint: OtlpEndpoint = None

@@ -143,7 +143,7 @@ var commandsFileEnv = empty(commandsToml) ? [] : [
 ]
 
 // The webhook receiver and the BuildKite poller run in the first bot container only:
-// each starts only when its secret is set, and only that container gets them.
+// only that container gets their secrets, and the others run with CI_INTAKE=false.
 var ciIntakeEnv = concat(empty(circleciHookSecret) ? [] : [
   {
     name: 'CIRCLECI_HOOK_SECRET'
@@ -425,6 +425,10 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
           {
             name: 'SHARD_IDS'
             value: join(map(range(i * shardsPerContainer, min(shardsPerContainer, shardCount - i * shardsPerContainer)), s => string(s)), ',')
+          }
+          {
+            name: 'CI_INTAKE'
+            value: i == 0 ? 'true' : 'false'
           }
           {
             name: 'OTEL_SERVICE_NAME'

@@ -244,6 +244,7 @@ def test_one_bot_container_per_range_of_shards(
         }
         intake = everything & set(variables)
         assert intake == (everything if i == 0 else set()), name
+        assert variables["CI_INTAKE"]["value"] == ("true" if i == 0 else "false"), name
         assert "DISCORD_TOKEN" in variables
     assert template.resource(GROUPS)["properties"]["restartPolicy"] == "Always"
     # One network namespace for the whole group: no two containers may listen on one port.
