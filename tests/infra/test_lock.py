@@ -149,3 +149,50 @@ def test_base_image_is_pinned_by_digest() -> None:
     match = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
     assert match is not None
     assert re.fullmatch(r"python:3\.1[12]-slim-\w+@sha256:[0-9a-f]{64}", match.group(1))
+
+
+# --- updates ------------------------------------------------------------------------------
+
+
+def renovate() -> dict[str, object]:
+    import json
+
+    data: dict[str, object] = json.loads((ROOT / "renovate.json").read_text())
+    return data
+
+
+def js_regex(pattern: str) -> re.Pattern[str]:
+    """A Renovate (JavaScript) regex as Python's: ``/.../`` stripped, ``(?<n>`` -> ``(?P<n>``."""
+    return re.compile(pattern.strip("/").replace("(?<", "(?P<"))
+
+
+def test_renovate_config_passes_its_vendored_schema() -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("check_jsonschema", reason="check-jsonschema not installed")
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.renovate",
+         str(ROOT / "renovate.json")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_renovate_refreshes_every_lock_and_the_base_image() -> None:
+    config = renovate()
+    (pattern,) = config["pip-compile"]["managerFilePatterns"]  # type: ignore[index]
+    for lock in (RUNTIME, DEV, BUILD):
+        assert js_regex(pattern).search(str(lock.relative_to(ROOT))), lock.name
+    (manager,) = config["customManagers"]  # type: ignore[misc]
+    (match,) = [
+        m
+        for m in (js_regex(p).search(DOCKERFILE.read_text()) for p in manager["matchStrings"])
+        if m
+    ]
+    assert match.group("depName") == "python"
+    assert match.group("currentValue") == "3.12-slim-bookworm"
+    assert "config:recommended" in config["extends"]  # type: ignore[operator]
+    assert "helpers:pinGitHubActionDigests" in config["extends"]  # type: ignore[operator]
+    rules = config["packageRules"]
+    assert any(r.get("pinDigests") for r in rules)  # type: ignore[union-attr]
