@@ -119,7 +119,7 @@ class _Target:
 async def deploy(
     aci: Aci, request: DeployRequest, env: Mapping[str, str], echo: Callable[[str], None]
 ) -> DeployReport:
-    """Run the four phases within ``request.timeout_s``; ``DeployFailed`` says what broke."""
+    """Run the phases within ``request.timeout_s``; ``DeployFailed`` says what broke."""
     parent = propagate.extract({"traceparent": env.get("TRACEPARENT", "")})
     clock = _Clock(request.timeout_s)
     with tracer.start_as_current_span(
@@ -245,7 +245,13 @@ async def _phases(
     if request.record_image:
         changed.clear()  # the new image runs everywhere: nothing to roll back from here on
         tag = aci.tag_resource_group(found.ref.resource_group, IMAGE_TAG, request.image)
-        await _phase(report, echo, "record", tag)
+        try:
+            await _phase(report, echo, "record", tag)
+        except DeployFailed as exc:
+            raise DeployFailed(
+                f"{request.image} runs, but {exc}; a template deployment without image= "
+                f"would go back to the image in the tag {IMAGE_TAG}"
+            ) from exc
 
 
 def _repository(image: str) -> str:

@@ -217,3 +217,20 @@ async def test_a_missing_commands_file_refuses_before_changing_anything(
     with pytest.raises(DeployFailed, match="DISCORD_TOKEN must be set here"):
         await run(arm, certificate, lines, {**ENV, "DISCORD_TOKEN": ""})
     assert arm.calls("PUT", "/containerGroups/bot") == []
+
+
+async def test_a_tag_azure_refuses_leaves_the_new_image_running_and_says_what_it_means(
+    arm: FakeArm, certificate: SelfSignedCertificate, spans: InMemorySpanExporter
+) -> None:
+    await sharded_group(arm, lambda image: True)
+    arm.fail("PATCH", "/tags/default", status=403, code="AuthorizationFailed", message="no")
+    with pytest.raises(DeployFailed) as failed:
+        await run(arm, certificate, [])
+    message = str(failed.value)
+    assert message.startswith(f"{IMAGE} runs, but record: The bot's Azure identity may not do ")
+    assert "Microsoft.Resources/tags/write" in message
+    assert "would go back to the image in the tag chatops-bot-image" in message
+    assert len(arm.calls("PUT", "/containerGroups/bot")) == 2  # no rollback of a good image
+    (root,) = [s for s in spans.get_finished_spans() if s.name == schema.DEPLOY_SPAN]
+    assert root.attributes is not None
+    assert root.attributes[schema.DEPLOY_RESULT] == "failure"
