@@ -89,6 +89,10 @@ def test_lock_header_is_the_command_that_refreshes_it(lock: Path) -> None:
     assert command[:3] == ["uv", "pip", "compile"]
     assert "--generate-hashes" in command and "--universal" in command
     assert command[command.index("-o") + 1] == f"requirements/{lock.name}"
+    if lock == RUNTIME:
+        # Compiled within the dev lock, so the image ships the versions CI tested even
+        # when a dev tool (a contrib instrumentation, say) holds a shared package back.
+        assert command[command.index("-c") + 1] == "requirements/dev.txt"
 
 
 # --- who installs from it ----------------------------------------------------------------
