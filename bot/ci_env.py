@@ -9,8 +9,12 @@ Kept free of aiohttp so ``chatops ci step`` starts fast.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -42,11 +46,50 @@ def circleci_otlp_headers(environ: Mapping[str, str]) -> dict[str, str]:
     return headers
 
 
-def _vcs(pairs: Mapping[str, str | None]) -> dict[str, AttributeValue]:
-    return {key: value for key, value in pairs.items() if value}
+def _vcs(pairs: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    return {key: value for key, value in pairs.items() if value not in (None, "")}
 
 
-def detect_run(environ: Mapping[str, str]) -> CiRun:
+def _number(value: str | None) -> int | None:
+    """A build or PR number as CI systems write it: digits; anything else is no number."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+_PULL_REF = re.compile(r"^refs/pull/(\d+)/")
+_PULL_URL = re.compile(r"/pull/(\d+)/?$")
+_EVENT_FILE_MAX_BYTES = 4 * 1024 * 1024
+
+
+def _github_pull_request(environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """The ``pull_request`` object of the event file GitHub writes for the job, or {}.
+
+    Only the event file names the PR's author, title and source repository; it is
+    read only for pull-request events, and a missing, huge or unreadable file is
+    simply no PR detail (a step must never fail over telemetry).
+    """
+    path = environ.get("GITHUB_EVENT_PATH")
+    if not path or not environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            event = json.loads(handle.read(_EVENT_FILE_MAX_BYTES))
+    except (OSError, ValueError):
+        return {}
+    pull = event.get("pull_request") if isinstance(event, dict) else None
+    return pull if isinstance(pull, dict) else {}
+
+
+def _dig(obj: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = obj.get(key) if isinstance(obj, Mapping) else None
+        if value is None:
+            return None
+        obj = value
+    return obj
+
+
+def detect_run(environ: Mapping[str, str], circle_ids: ids.CircleIds | None = None) -> CiRun:
     """Which pipeline run this process belongs to, from the CI system's variables.
 
     Order: CircleCI, GitHub Actions, BuildKite; else an inherited ``TRACEPARENT``
@@ -54,18 +97,13 @@ def detect_run(environ: Mapping[str, str]) -> CiRun:
     its own, so a step run by hand still produces a span.
     """
     env = environ.get
-    run = _circleci(environ) or _github(environ) or _buildkite(environ)
+    run = (
+        _circleci(environ, circle_ids or ids.CircleIds()) or _github(environ) or _buildkite(environ)
+    )
     inherited = ids.parse_traceparent(env("TRACEPARENT"))
     if run is not None:
         if inherited and inherited[0] == run.trace_id:  # nested: join the enclosing step
-            return CiRun(
-                run.system,
-                run.run_key,
-                run.trace_id,
-                inherited[1],
-                run.pipeline_name,
-                run.attributes,
-            )
+            return replace(run, parent_span_id=inherited[1])
         return run
     if inherited:
         return CiRun("traceparent", f"{inherited[0]:032x}", inherited[0], inherited[1])
@@ -73,15 +111,33 @@ def detect_run(environ: Mapping[str, str]) -> CiRun:
     return CiRun("local", key, ids.trace_id_for_run(key), None)
 
 
-def _circleci(environ: Mapping[str, str]) -> CiRun | None:
+def _circleci(environ: Mapping[str, str], circle_ids: ids.CircleIds) -> CiRun | None:
     workflow = environ.get("CIRCLE_WORKFLOW_ID")
     if not workflow:
         return None
     job = environ.get("CIRCLE_WORKFLOW_JOB_ID")
     name = environ.get("CIRCLE_PROJECT_REPONAME")
+    pull_url = environ.get("CIRCLE_PULL_REQUEST", "")
+    pull = _number(environ.get("CIRCLE_PR_NUMBER")) or _number(
+        (_PULL_URL.search(pull_url) or [None, None])[1]
+    )
+    job_number = _number(environ.get("CIRCLE_BUILD_NUM"))
     attributes = _vcs(
         {
             schema.CI_SYSTEM: "circleci",
+            schema.CI_JOB_NAME: environ.get("CIRCLE_JOB"),
+            schema.CI_JOB_NUMBER: job_number,
+            schema.CIRCLECI_JOB_NUMBER: job_number,
+            schema.CIRCLECI_ORGANIZATION_NAME: environ.get("CIRCLE_PROJECT_USERNAME"),
+            schema.VCS_OWNER_NAME: environ.get("CIRCLE_PROJECT_USERNAME"),
+            schema.VCS_REPOSITORY_NAME: name,
+            schema.VCS_CHANGE_ID: str(pull) if pull else None,
+            schema.VCS_CHANGE_AUTHOR: (
+                environ.get("CIRCLE_PR_USERNAME") or environ.get("CIRCLE_USERNAME")
+            )
+            if pull
+            else None,
+            schema.VCS_CHANGE_REPOSITORY: environ.get("CIRCLE_PR_REPONAME") if pull else None,
             schema.CICD_PIPELINE_NAME: name,
             schema.CICD_PIPELINE_RUN_ID: workflow,
             schema.CICD_TASK_RUN_ID: job,
@@ -91,8 +147,18 @@ def _circleci(environ: Mapping[str, str]) -> CiRun | None:
             schema.VCS_REF_HEAD_REVISION: environ.get("CIRCLE_SHA1"),
         }
     )
-    parent = ids.job_span_id(job) if job else ids.root_span_id(workflow)
-    return CiRun("circleci", workflow, ids.trace_id_for_run(workflow), parent, name, attributes)
+    root = circle_ids.workflow_span_id(workflow)
+    job_span = circle_ids.job_span_id(job) if job else None
+    return CiRun(
+        "circleci",
+        workflow,
+        ids.trace_id_for_run(workflow),
+        job_span or root,
+        name,
+        attributes,
+        root_id=root,
+        job_span_id=job_span,
+    )
 
 
 def _github(environ: Mapping[str, str]) -> CiRun | None:
@@ -103,9 +169,22 @@ def _github(environ: Mapping[str, str]) -> CiRun | None:
     server = environ.get("GITHUB_SERVER_URL", "https://github.com")
     repo = environ.get("GITHUB_REPOSITORY")
     name = environ.get("GITHUB_WORKFLOW")
+    pull = _github_pull_request(environ)
+    ref_number = _PULL_REF.match(environ.get("GITHUB_REF", ""))
+    number = _dig(pull, "number") or (int(ref_number[1]) if ref_number else None)
+    head_repo = _dig(pull, "head", "repo", "full_name")
     attributes = _vcs(
         {
             schema.CI_SYSTEM: "github",
+            schema.CI_JOB_NAME: environ.get("GITHUB_JOB"),
+            schema.CI_PIPELINE_NUMBER: _number(environ.get("GITHUB_RUN_NUMBER")),
+            schema.VCS_CHANGE_ID: str(number) if number else None,
+            schema.VCS_CHANGE_TITLE: _dig(pull, "title"),
+            schema.VCS_CHANGE_AUTHOR: _dig(pull, "user", "login")
+            or (environ.get("GITHUB_ACTOR") if number else None),
+            schema.VCS_CHANGE_REPOSITORY: f"{server}/{head_repo}" if head_repo else None,
+            schema.VCS_REF_BASE_NAME: environ.get("GITHUB_BASE_REF"),
+            schema.VCS_OWNER_NAME: environ.get("GITHUB_REPOSITORY_OWNER"),
             schema.CICD_PIPELINE_NAME: name,
             schema.CICD_PIPELINE_RUN_ID: run_id,
             schema.CICD_PIPELINE_RUN_URL: f"{server}/{repo}/actions/runs/{run_id}"
@@ -127,9 +206,22 @@ def _buildkite(environ: Mapping[str, str]) -> CiRun | None:
         return None
     job = environ.get("BUILDKITE_JOB_ID")
     name = environ.get("BUILDKITE_PIPELINE_SLUG")
+    pull = _number(environ.get("BUILDKITE_PULL_REQUEST"))  # "false" outside a PR
     attributes = _vcs(
         {
             schema.CI_SYSTEM: "buildkite",
+            schema.CI_JOB_NAME: environ.get("BUILDKITE_LABEL"),
+            schema.CI_STEP_KEY: environ.get("BUILDKITE_STEP_KEY"),
+            schema.CI_PIPELINE_NUMBER: _number(environ.get("BUILDKITE_BUILD_NUMBER")),
+            schema.CI_BUILD_AUTHOR: environ.get("BUILDKITE_BUILD_AUTHOR"),
+            schema.VCS_CHANGE_ID: str(pull) if pull else None,
+            schema.VCS_CHANGE_AUTHOR: environ.get("BUILDKITE_BUILD_AUTHOR") if pull else None,
+            schema.VCS_CHANGE_REPOSITORY: environ.get("BUILDKITE_PULL_REQUEST_REPO")
+            if pull
+            else None,
+            schema.VCS_REF_BASE_NAME: environ.get("BUILDKITE_PULL_REQUEST_BASE_BRANCH")
+            if pull
+            else None,
             schema.CICD_PIPELINE_NAME: name,
             schema.CICD_PIPELINE_RUN_ID: build,
             schema.CICD_PIPELINE_RUN_URL: environ.get("BUILDKITE_BUILD_URL"),
@@ -139,5 +231,13 @@ def _buildkite(environ: Mapping[str, str]) -> CiRun | None:
             schema.VCS_REF_HEAD_REVISION: environ.get("BUILDKITE_COMMIT"),
         }
     )
-    parent = ids.job_span_id(job) if job else ids.root_span_id(build)
-    return CiRun("buildkite", build, ids.trace_id_for_run(build), parent, name, attributes)
+    job_span = ids.job_span_id(job) if job else None
+    return CiRun(
+        "buildkite",
+        build,
+        ids.trace_id_for_run(build),
+        job_span or ids.root_span_id(build),
+        name,
+        attributes,
+        job_span_id=job_span,
+    )

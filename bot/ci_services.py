@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -65,7 +65,9 @@ class CiServices:
         if not self.settings.ci_intake:
             log.info("CI_INTAKE=false: the BuildKite poller runs elsewhere")
             return
-        since = datetime.now(UTC) - timedelta(seconds=self.settings.buildkite_poll_interval_s)
+        # A pipeline seen for the first time is backfilled (BUILDKITE_BACKFILL, 60 days);
+        # after that its cursor decides. Backfilled builds are not announced.
+        since = datetime.now(UTC) - self.settings.buildkite_backfill
         self._poller = asyncio.create_task(
             buildkite_poller(self.settings, since, [], notifier=self.notifier, stop=self._stop),
             name="buildkite-poller",

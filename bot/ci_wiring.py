@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from bot.ci_env import circleci_otlp_headers
 from bot.config import Settings
@@ -21,6 +22,7 @@ from telemetry.pipeline.events import Notifier
 from telemetry.pipeline.export import (
     BatchSink,
     PipelineSpan,
+    TeeExporter,
     export_awaitable,
     otlp_exporter,
     pipeline_resource,
@@ -30,6 +32,23 @@ from telemetry.pipeline.poller import BuildkitePoller
 from telemetry.pipeline.webhook import CircleCIReceiver
 
 EXPORT_TIMEOUT_S = 10.0
+
+
+def with_store_copy(settings: Settings, exporter: SpanExporter) -> SpanExporter:
+    """``exporter``, plus a copy into the local span store when one is configured.
+
+    So pipelines and jobs the bot receives are in ``chatops stats --service NAME``
+    as well as in the collector (``SPAN_STORE=off``: the collector only).
+    """
+    path = settings.span_store_path
+    if path is None:
+        return exporter
+    from telemetry.store import SqliteSpanExporter
+
+    store = SqliteSpanExporter(
+        path, max_age=settings.span_store_max_age, max_bytes=settings.span_store_max_bytes
+    )
+    return TeeExporter(exporter, [store])
 
 
 def circleci_receiver(
@@ -47,13 +66,16 @@ def circleci_receiver(
     sink = None
     if endpoint:
         exporter = otlp_exporter(endpoint, circleci_otlp_headers(environ), EXPORT_TIMEOUT_S)
-        sink = BatchSink(exporter, pipeline_resource(settings.circleci_hook_service))
+        sink = BatchSink(
+            with_store_copy(settings, exporter), pipeline_resource(settings.circleci_hook_service)
+        )
     receiver = CircleCIReceiver(
         secret.get_secret_value() if secret else None,
         sink,
         notifier=notifier,
         deliveries=DeliveryStore.open(settings.circleci_state_db),
         max_age_s=settings.circleci_hook_max_age_s,
+        id_scheme=settings.circleci_id_scheme,
     )
     return receiver, sink
 
@@ -76,7 +98,9 @@ async def buildkite_poller(
     endpoint = settings.otlp_traces_url
     if token is None or not settings.buildkite_org or not endpoint:
         raise ValueError("BuildKite poller needs a token, an org and an OTLP endpoint")
-    exporter = otlp_exporter(endpoint, settings.otlp_headers, EXPORT_TIMEOUT_S, as_given=True)
+    exporter = with_store_copy(
+        settings, otlp_exporter(endpoint, settings.otlp_headers, EXPORT_TIMEOUT_S, as_given=True)
+    )
     resource = pipeline_resource(settings.buildkite_service_name)
 
     async def export(spans: list[PipelineSpan]) -> bool:

@@ -17,18 +17,20 @@ import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
 from discord.ext import commands
 
+from bot import gateway_health, ratelimit_spans
 from bot.cogs import add_cogs, user_agent
 from bot.command_tree import ChatOpsTree, capture_error
 from bot.config import Settings, flags_config
 from bot.endpoints import discover_gateway, use_api_base, use_gateway
 from commands.builds import Builds
 from commands.help import TracedHelpCommand
-from commands.toolkit.failures import record_failure, unknown_command_reply
+from commands.toolkit.failures import record_failure
 from commands.toolkit.flags import shutdown_flags, start_flags
 from commands.toolkit.interaction_state import defer
 from commands.toolkit.limits import (
@@ -39,20 +41,28 @@ from commands.toolkit.limits import (
 )
 from commands.toolkit.readable_input import check_readable
 from commands.toolkit.replies import reply
+from commands.toolkit.suggestions import unknown_command_answer
+from commands.toolkit.trace_refs import TraceTarget
 from telemetry import schema
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.schema import Outcome
 from telemetry.spans import MessageTrace, root_span
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
     from bot.azure_wiring import AzureOptions
     from commands.azure.arm_client import Aci
+    from commands.azure.watch import ContainerWatch
+    from commands.ops.alerts import Alert, AlertPoster
+    from commands.ops.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED_MESSAGES = 200
 # discord.py dispatches on_ready this long after the last GUILD_CREATE (2 s by default,
-# time it needs to chunk members). This bot never chunks, so readiness need not wait.
+# time it needs to chunk members). This bot never chunks; /readyz does not wait for it
+# either (``on_connect``: READY received, messages are answered from then on).
 GUILD_READY_TIMEOUT_S = 0.5
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 
@@ -85,17 +95,29 @@ class ChatOpsBot(commands.Bot):
             **{"guild_ready_timeout": GUILD_READY_TIMEOUT_S, **options},
         )
         self.settings = settings
+        # Error replies and CI announcements link trace ids here (bare ids without a team).
+        self.trace_target = TraceTarget(settings.trace_links, settings.service_name)
         self.started_at = time.monotonic()
         self.gateway_up = False
         self._frozen = False
         self._http_session: aiohttp.ClientSession | None = None
         self._azure_options = azure
         self.aci: Aci | None = None
+        self.audit: AuditLog | None = None
+        self.watch: ContainerWatch | None = None
+        self.alerts: AlertPoster | None = None
         self.expensive = ConcurrencyBound(settings.max_concurrent_expensive)
         self.user_rate = UserRateLimit(settings.user_command_rate, settings.user_command_per_s)
         self.add_check(self.user_rate, call_once=True)
         self.before_invoke(self._defer_expensive)
         use_api_base(settings.discord_api_base)
+        ratelimit_spans.install()
+        gateway_health.install()
+        interval = settings.gateway_health_interval_s
+        self._startup = gateway_health.Startup.none()
+        self.gateway_health = (
+            gateway_health.GatewayHealth(lambda: self.latency, interval) if interval else None
+        )
 
     @property
     def http_session(self) -> aiohttp.ClientSession:
@@ -103,6 +125,25 @@ class ChatOpsBot(commands.Bot):
         if self._http_session is None:
             raise RuntimeError("the bot has not been set up yet")
         return self._http_session
+
+    async def login(self, token: str) -> None:
+        """discord.py's login (``/users/@me``, the application, our ``setup_hook``) and the
+        first websocket upgrade as one ``startup`` trace, not parentless REST spans."""
+        host = urlsplit(self.settings.discord_api_base).hostname or ""
+        self._startup = gateway_health.Startup({schema.API_HOST: host})
+        original = self.http.ws_connect
+
+        async def ws_connect(*args: Any, **kwargs: Any) -> Any:
+            with self._startup.current():  # only until READY: then no span is current
+                return await original(*args, **kwargs)
+
+        self.http.ws_connect = ws_connect  # type: ignore[method-assign]
+        try:
+            with self._startup.current():
+                await super().login(token)
+        except BaseException as exc:
+            self._startup.failed(exc)
+            raise
 
     async def setup_hook(self) -> None:
         start_flags(flags_config(self.settings))
@@ -118,7 +159,18 @@ class ChatOpsBot(commands.Bot):
             from bot.azure_wiring import build_aci
 
             self.aci = build_aci(self.settings, self._azure_options)
+        from bot.ops_wiring import audit_flag_changes, build_alerts, build_audit, build_watch
+
+        self.alerts = build_alerts(self, self.settings)
+        self.audit = build_audit(self, self.settings)
+        if self.audit is not None:
+            audit_flag_changes(self.audit, self.settings)
         await add_cogs(self)
+        self.watch = build_watch(self, self.aci, self.settings)
+        if self.watch is not None:
+            self.watch.start()
+        if self.gateway_health is not None:
+            self.gateway_health.start()
 
     async def announce_pipeline(self, event: PipelineEvent) -> None:
         """The CI receiver's and poller's notifier: the ``Builds`` cog announces the run."""
@@ -126,8 +178,22 @@ class ChatOpsBot(commands.Bot):
         if isinstance(builds, Builds):
             await builds.announce(event)
 
+    async def announce_alert(self, alert: Alert, hook: SpanContext | None) -> None:
+        """The Honeycomb webhook's notifier: post the alert to ``ALERT_CHANNEL_ID``."""
+        if self.alerts is None:
+            log.warning("Honeycomb alert %s received before the bot was set up", alert.name)
+            return
+        await self.alerts.deliver(alert, hook)
+
     async def close(self) -> None:
         self.gateway_up = False
+        self._startup.ready()
+        if self.gateway_health is not None:
+            await self.gateway_health.stop()
+        if self.watch is not None:
+            await self.watch.close()
+        if self.audit is not None:
+            await self.audit.close()
         await super().close()
         if self._http_session is not None:
             await self._http_session.close()
@@ -143,13 +209,26 @@ class ChatOpsBot(commands.Bot):
             gc.freeze()
             self._frozen = True
         self.gateway_up = True
+        self._startup.ready()
+        self._note_gateway(gateway_health.READY)
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
+
+    async def on_connect(self) -> None:
+        """READY arrived: messages are dispatched (and answered) from now on, so ``/readyz``
+        turns 200 here rather than ``guild_ready_timeout`` later at ``on_ready``."""
+        self.gateway_up = True
 
     async def on_resumed(self) -> None:
         self.gateway_up = True
+        self._note_gateway(gateway_health.RESUMED)
 
     async def on_disconnect(self) -> None:
         self.gateway_up = False
+        self._note_gateway(gateway_health.DISCONNECT)
+
+    def _note_gateway(self, what: str) -> None:
+        if self.gateway_health is not None:
+            self.gateway_health.note(what)
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot:
@@ -170,6 +249,10 @@ class ChatOpsBot(commands.Bot):
             # Ordinary chat: its content is never recorded.
             message_trace.set_outcome(Outcome.IGNORED)
             return
+        if self.settings.silent_unknown_commands:
+            # Another bot may own the name: recorded, not answered, not rate-counted.
+            message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
+            return
         try:
             # An unknown command is answered too, so it counts against the same limit.
             await self.user_rate(ctx)
@@ -177,7 +260,7 @@ class ChatOpsBot(commands.Bot):
             await self.report_error(ctx, exc)
             return
         message_trace.set_outcome(Outcome.UNKNOWN_COMMAND)
-        await reply(ctx, unknown_command_reply(ctx, ctx.invoked_with))
+        await reply(ctx, await unknown_command_answer(ctx, ctx.invoked_with))
 
     async def invoke(self, ctx: commands.Context[Any], /) -> None:
         """discord.py's ``Bot.invoke`` with the bot-wide limits, and the error reported in the span.
@@ -237,8 +320,14 @@ class ChatOpsBot(commands.Bot):
         classified = record_failure(error, ctx, what=f"command {ctx.command}")
         if not classified.reply or _handles_own_errors(ctx):
             return
+        text = classified.reply
+        if classified.outcome is Outcome.UNKNOWN_COMMAND and ctx.interaction is None:
+            # A hidden command answers exactly as an unknown one: silent, or with suggestions.
+            if self.settings.silent_unknown_commands:
+                return
+            text = await unknown_command_answer(ctx, ctx.invoked_with or "")
         try:
-            await reply(ctx, classified.reply, ephemeral=True)
+            await reply(ctx, text, ephemeral=True)
         except discord.HTTPException as exc:
             log.warning("could not send the error reply: %s", exc)
 
@@ -257,8 +346,36 @@ class ShardedChatOpsBot(ChatOpsBot, commands.AutoShardedBot):
     """The same bot running a range of shards (``SHARD_COUNT``, ``SHARD_IDS``) in one process.
 
     With an explicit shard count discord.py opens ``DEFAULT_GATEWAY``, which
-    ``setup_hook`` has pointed at the configured or discovered gateway.
+    ``setup_hook`` has pointed at the configured or discovered gateway. The
+    gateway is up (``/readyz``) while every shard this process runs is connected.
     """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self._shards_up: set[int] = set()
+        super().__init__(settings, **options)
+
+    def _shard_state(self, shard_id: int, up: bool) -> None:
+        if up:
+            self._shards_up.add(shard_id)
+        else:
+            self._shards_up.discard(shard_id)
+        wanted = set(self.shard_ids or range(self.shard_count or 1))
+        self.gateway_up = wanted <= self._shards_up
+
+    async def on_connect(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_connect``."""
+
+    async def on_resumed(self) -> None:
+        """Per shard: readiness is decided in ``on_shard_resumed``."""
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shard_state(shard_id, True)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shard_state(shard_id, False)
 
 
 def create_bot(settings: Settings, **options: Any) -> ChatOpsBot:

@@ -8,6 +8,7 @@ per-command limits, the Azure client.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -23,6 +24,8 @@ from commands.http_backed.commands_file import load_commands
 from commands.http_backed.http_commands import HttpCommands
 from commands.labs import Labs
 from commands.mtg import Mtg
+from commands.ops.deploys import Deploys
+from commands.ops.trace_cog import Traces
 from commands.toolkit.api_client import ApiClient
 from commands.toolkit.flag_checks import flag_check
 from commands.toolkit.limits import Limits
@@ -44,7 +47,19 @@ async def add_cogs(bot: ChatOpsBot) -> None:
         Core(bot, version=package_version(), commit=settings.git_commit, started_at=bot.started_at)
     )
     await bot.add_cog(Labs())
-    await bot.add_cog(Builds(bot, channel_id=settings.ci_announce_channel_id))
+    await bot.add_cog(
+        Traces(settings.span_store_path, links=settings.trace_links, dataset=settings.service_name)
+    )
+    await bot.add_cog(
+        Builds(
+            bot,
+            channel_id=settings.ci_announce_channel_id,
+            datasets={
+                "circleci": settings.circleci_hook_service,
+                "buildkite": settings.buildkite_service_name,
+            },
+        )
+    )
     bot.tree.add_command(slash_help)
 
     api = build_api_client(settings, bot.http_session)
@@ -57,8 +72,12 @@ async def add_cogs(bot: ChatOpsBot) -> None:
             bot.aci,
             confirm_timeout_s=settings.azure_confirm_timeout_s,
             logs_tail=settings.azure_logs_tail,
+            audit=bot.audit,
         )
     )
+    deploys = deploys_cog(bot, settings)
+    if deploys is not None:
+        await bot.add_cog(deploys)
     specs = load_commands(settings.commands_file, reserved=set(bot.all_commands))
     if specs:
         await bot.add_cog(
@@ -99,4 +118,39 @@ def external_limits(settings: Settings) -> Limits:
         rate=settings.external_cooldown_rate,
         per=settings.external_cooldown_per_s,
         concurrency=settings.external_max_concurrency,
+    )
+
+
+def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
+    """Deploy before/after (docs/ops-loop.md): from Honeycomb when ``HONEYCOMB_QUERY_KEY``
+    is set, else from the span store; None when neither is available."""
+    from commands.ops.deploys import HoneycombSource, StoreSource
+    from telemetry.deploy_review import Reviews, Thresholds
+
+    thresholds = Thresholds(p95_pct=settings.deploy_regression_pct)
+    window = settings.deploy_review_window_s
+    store = settings.span_store_path
+    source: StoreSource | HoneycombSource
+    if settings.honeycomb_query_key is not None:
+        source = HoneycombSource(
+            str(settings.honeycomb_api_url),
+            settings.honeycomb_query_key.get_secret_value(),
+            settings.service_name,
+            window,
+            thresholds,
+        )
+    elif store is not None:
+        source = StoreSource(store, window, thresholds)
+    else:
+        return None
+    state = settings.deploy_review_state_db or (
+        store.with_name("deploy-reviews.db") if store else Path(".chatops/deploy-reviews.db")
+    )
+    return Deploys(
+        bot,
+        source,
+        Reviews(state),
+        channel_id=settings.audit_channel_id,
+        window_s=window,
+        poll_s=settings.deploy_review_poll_s,
     )

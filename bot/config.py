@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     discord_api_base: WebUrl = DISCORD_API_BASE
     discord_gateway_url: GatewayUrl = None
     bot_prefix: Name = Field(default="!", min_length=1, max_length=8)
+    # Where other bots share the prefix: an unknown ``!name`` gets no reply (still traced).
+    silent_unknown_commands: bool = False
 
     # abuse limits (bot-wide)
     user_command_rate: int = Field(default=8, ge=1)
@@ -186,6 +188,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_protocol: OtlpProtocol = None
     otel_exporter_otlp_traces_protocol: OtlpProtocol = None
     otel_resource_attributes: str | None = None
+    # Categories as the conventions define them (``http``, ``http/dup``, ``database``, ...);
+    # only ``http/dup`` changes anything here: stable HTTP names are the default.
+    otel_semconv_stability_opt_in: CommaList = Field(default_factory=list)
     # TLS for the OTLP exporter, as the SDK names it (the traces-specific variable first).
     otlp_certificate: Path | None = Field(
         default=None,
@@ -223,7 +228,12 @@ class Settings(BaseSettings):
 
     git_commit: str | None = None
 
+    # Where the console keeps its prompt history (``console_history_path``).
+    xdg_state_home: Path | None = None
+
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # One discord.gateway.health span per interval (latency, resumes...); 0: none.
+    gateway_health_interval_s: float = Field(default=60.0, ge=0, le=86_400)
     # The CircleCI webhook on a port of its own, so the health port need not be public;
     # unset (or equal to HEALTH_PORT): served beside /healthz, as before.
     webhook_port: int | None = Field(default=None, ge=0, le=65535)
@@ -245,10 +255,19 @@ class Settings(BaseSettings):
     # Replays: deliveries older than this are refused; accepted ids are kept in this file.
     circleci_hook_max_age_s: float = Field(default=3600.0, ge=60, le=7 * 86_400)
     circleci_state_db: Path = Path(".chatops/circleci.db")
+    # How CircleCI workflow/job span ids are derived (docs/ci-tracing.md#ids); set
+    # "circleci-hook" to meet traces made by that tool (job span = job UUID's first 8 bytes).
+    circleci_id_scheme: Literal["chatops", "circleci-hook"] = "chatops"
+    # True when the CircleCI webhook sends workflow and job spans: `ci finish` then leaves
+    # them to it (no duplicates); false: `ci finish` sends them itself.
+    ci_webhook_spans: bool = False
 
     # pipeline (issues 7, 8)
     ci_service_name: Name = "ci"
     ci_export_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # `ci step` / `ci finish` also write their spans to this span store (a runner on the
+    # bot's host, a developer's machine); unset: the collector only.
+    ci_span_store: Path | None = None
     buildkite_api_token: SecretStr | None = None
     buildkite_api_url: WebUrl = "https://api.buildkite.com"
     buildkite_org: str | None = None
@@ -256,6 +275,10 @@ class Settings(BaseSettings):
     buildkite_service_name: Name = "buildkite"
     buildkite_state_db: Path = Path(".chatops/buildkite.db")
     buildkite_poll_interval_s: float = Field(default=60.0, ge=1)
+    # How far back a pipeline with no cursor yet is exported (Honeycomb keeps 60 days).
+    buildkite_backfill: timedelta = Field(
+        default=timedelta(days=60), ge=timedelta(0), le=timedelta(days=366)
+    )
     # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
     ci_announce_channel_id: int | None = Field(default=None, gt=0)
 
@@ -348,6 +371,13 @@ class Settings(BaseSettings):
         return headers
 
     @property
+    def http_semconv(self) -> Literal["stable", "dup"]:
+        """``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http/dup`` adds the old HTTP attribute names;
+        otherwise (``http``, unset, or other categories only) the stable ones alone."""
+        opted = {item.strip().lower() for item in self.otel_semconv_stability_opt_in}
+        return "dup" if "http/dup" in opted else "stable"
+
+    @property
     def resource_attributes(self) -> dict[str, str]:
         return parse_resource_attributes(self.otel_resource_attributes)
 
@@ -376,6 +406,13 @@ class Settings(BaseSettings):
         )
 
     @property
+    def console_history_path(self) -> Path:
+        """The console's prompt history: ``$XDG_STATE_HOME/chatops/console_history``
+        (``~/.local/state`` when unset), as the XDG base directories say."""
+        base = self.xdg_state_home or Path.home() / ".local" / "state"
+        return base / "chatops" / "console_history"
+
+    @property
     def uses_custom_api(self) -> bool:
         return self.discord_api_base.rstrip("/") != DISCORD_API_BASE
 
@@ -395,7 +432,7 @@ class Settings(BaseSettings):
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
-    @field_validator("span_store_max_age", mode="before")
+    @field_validator("span_store_max_age", "buildkite_backfill", mode="before")
     @classmethod
     def _parse_age(cls, value: object) -> object:
         # "7d" reads better in an environment file than ISO 8601's "P7D"; both work.
@@ -418,6 +455,34 @@ class Settings(BaseSettings):
     azure_poll_interval_s: float = Field(default=5.0, gt=0, le=60)
     azure_confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     azure_logs_tail: int = Field(default=100, ge=1, le=10_000)
+
+    # the ops loop (issue 19, docs/ops-loop.md)
+    # Where every change made through the bot is posted; unset: no audit posts.
+    audit_channel_id: int | None = Field(default=None, gt=0)
+    # At most this many audit posts a minute (after a burst of 3); entries that arrive
+    # meanwhile are coalesced, up to 10 per post; beyond 200 waiting, dropped and counted.
+    audit_posts_per_minute: float = Field(default=20.0, gt=0, le=600)
+    # Container watch: poll the configured groups this often and post transitions to
+    # ALERT_CHANNEL_ID; unset: no watch.
+    azure_watch_interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    alert_channel_id: int | None = Field(default=None, gt=0)
+    # Honeycomb alerts into Discord: the shared secret of the webhook recipient (checked on
+    # every POST /hooks/honeycomb), the public URL Honeycomb posts to (for
+    # ``chatops honeycomb apply``), and where accepted delivery ids are kept (replays).
+    honeycomb_webhook_secret: SecretStr | None = None
+    honeycomb_alert_webhook_url: OptionalWebUrl = None
+    honeycomb_hook_state_db: Path = Path(".chatops/honeycomb-hooks.db")
+    # Deploy before/after (needs the span store): the window compared on each side of a
+    # deploy marker, how often to look for markers whose window has passed, the
+    # regression threshold (p95 up by this share), and where verdicts are kept (unset:
+    # ``deploy-reviews.db`` beside the span store).
+    deploy_review_window_s: float = Field(default=900.0, ge=1, le=86_400)
+    deploy_review_poll_s: float = Field(default=30.0, gt=0, le=3600)
+    deploy_regression_pct: float = Field(default=25.0, gt=0, le=10_000)
+    deploy_review_state_db: Path | None = None
+    # A Honeycomb key allowed to run queries (Query Data API) and read markers: deploy
+    # before/after then reads Honeycomb instead of the span store.
+    honeycomb_query_key: SecretStr | None = None
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:
@@ -447,6 +512,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
             settings.otlp_client_certificate,
         ),
         otlp_via_proxy=bool(settings.https_proxy or settings.http_proxy),
+        http_semconv=settings.http_semconv,
     )
 
 

@@ -39,6 +39,7 @@ import base64
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -59,6 +60,9 @@ SITE_ADDRESS = "SITE_ADDRESS"
 # The template's secret volumes and their files, for when ARM's GET leaves the file names
 # out too (infra/aci/main.bicep: the commands file).
 TEMPLATE_SECRET_FILES = {"commands": ("commands.toml",)}
+# The progress hook: told each phase's name as it starts (``chatops deploy``'s live
+# status line). Set once per ``deploy`` call, read by ``_phase``.
+_phase_started: ContextVar[Callable[[str], None] | None] = ContextVar("phase_started", default=None)
 
 
 class DeployFailed(Exception):
@@ -117,9 +121,19 @@ class _Target:
 
 
 async def deploy(
-    aci: Aci, request: DeployRequest, env: Mapping[str, str], echo: Callable[[str], None]
+    aci: Aci,
+    request: DeployRequest,
+    env: Mapping[str, str],
+    echo: Callable[[str], None],
+    *,
+    on_phase: Callable[[str], None] | None = None,
 ) -> DeployReport:
-    """Run the phases within ``request.timeout_s``; ``DeployFailed`` says what broke."""
+    """Run the phases within ``request.timeout_s``; ``DeployFailed`` says what broke.
+
+    ``echo`` gets a line per finished phase; ``on_phase``, a phase's name as it starts
+    (with the container's name when several are rolled).
+    """
+    _phase_started.set(on_phase)
     parent = propagate.extract({"traceparent": env.get("TRACEPARENT", "")})
     clock = _Clock(request.timeout_s)
     with tracer.start_as_current_span(
@@ -189,6 +203,9 @@ async def _phase(
 ) -> T:
     """One timed phase (``label`` names the container when several are rolled)."""
     started = time.monotonic()
+    hook = _phase_started.get()
+    if hook is not None:
+        hook(name + label)
     with tracer.start_as_current_span(schema.DEPLOY_PHASE_PREFIX + name) as span:
         if label:
             span.set_attribute(schema.DEPLOY_CONTAINER, label.strip())

@@ -61,10 +61,15 @@ def tree_payload(bot: ChatOpsBot) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def sandbox(settings: Settings) -> AsyncIterator[tuple[FakeDiscord, ChatOpsBot]]:
-    """A fresh fake Discord on a free local port, with the bot connected to it."""
+async def sandbox(
+    settings: Settings, *, guild_id: int | None = None, **options: Any
+) -> AsyncIterator[tuple[FakeDiscord, ChatOpsBot]]:
+    """A fresh fake Discord on a free local port (its first guild ``guild_id``, if given),
+    with the bot connected to it; ``options`` go to the bot (e.g. ``azure``)."""
     async with (
-        FakeDiscord() as fake,
-        connected_bot(settings, fake, guild_ready_timeout=SANDBOX_READY_TIMEOUT_S) as bot,
+        FakeDiscord(first_guild_id=guild_id) as fake,
+        connected_bot(
+            settings, fake, guild_ready_timeout=SANDBOX_READY_TIMEOUT_S, **options
+        ) as bot,
     ):
         yield fake, bot

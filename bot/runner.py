@@ -16,6 +16,9 @@ import signal
 import time
 from collections.abc import Awaitable
 
+from aiohttp import web
+
+from bot.alert_hooks import honeycomb_hook
 from bot.ci_services import CiServices
 from bot.client import create_bot
 from bot.config import Settings, telemetry_config
@@ -65,8 +68,15 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
     budget = budget or ShutdownBudget()
     bot = create_bot(settings)
     ci = CiServices(settings, bot.announce_pipeline)
+    alert_hook = honeycomb_hook(settings, bot.announce_alert)
+
+    def mount(app: web.Application) -> None:
+        ci.mount(app)
+        if alert_hook is not None:
+            app.add_routes(alert_hook.routes())
+
     try:
-        servers = await open_ports(settings, lambda: bot.gateway_up, ci.mount)
+        servers = await open_ports(settings, lambda: bot.gateway_up, mount)
     except BaseException:
         await ci.close()
         raise
@@ -87,6 +97,8 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
         for server in servers:
             await _bounded(server.cleanup(), budget.left(HEALTH_STOP_S), "the health server")
         await ci.close(budget.left(CI_STOP_S))
+        if alert_hook is not None:
+            await alert_hook.close(budget.left(CI_STOP_S))
         await _bounded(bot.close(), budget.left(GATEWAY_STOP_S), "the gateway")
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -101,6 +113,7 @@ async def serve(settings: Settings, token: str, budget: ShutdownBudget | None = 
 def start_tracing(settings: Settings) -> LeanTracerProvider:
     from telemetry.setup import build_provider, install
 
-    provider = build_provider(telemetry_config(settings))
-    install(provider)
+    config = telemetry_config(settings)
+    provider = build_provider(config)
+    install(provider, config.http_semconv)
     return provider

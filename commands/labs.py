@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from discord import app_commands
 from discord.ext import commands
 
 from commands.toolkit.flag_checks import (
@@ -43,6 +44,8 @@ class Labs(commands.Cog):
 
     @hybrid_command(help="A command under test (flag beta-commands).")
     @requires_flag("beta-commands", hidden=True)
+    # Hidden from the slash menu too, unless an admin opens it to a role (Integrations).
+    @app_commands.default_permissions(manage_guild=True)
     async def beta(self, ctx: commands.Context[Any]) -> None:
         await reply(ctx, "You're in the beta: only users beta-commands lets in can see this.")
 

@@ -8,6 +8,7 @@ so ``chatops honeycomb apply`` can run again and again and update in place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,18 @@ class Definitions:
     derived_columns: list[dict[str, Any]]
     queries: dict[str, dict[str, Any]]
     board: dict[str, Any]
+    # Alerting (docs/ops-loop.md): triggers, and SLOs each with its SLI and burn alerts.
+    triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slos: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertRecipient:
+    """The bot's ``/hooks/honeycomb`` as a Honeycomb webhook recipient (matched by name)."""
+
+    name: str
+    url: str
+    secret: str
 
 
 @dataclass
@@ -80,6 +93,34 @@ class Honeycomb:
         answer = await self.call("POST", f"/1/markers/{dataset}", body)
         return answer if isinstance(answer, dict) else {}
 
+    async def list_markers(self, dataset: str) -> list[dict[str, Any]]:
+        """``GET /1/markers/{dataset}``: every marker (``start_time`` in Unix seconds)."""
+        answer = await self.call("GET", f"/1/markers/{dataset}")
+        return [m for m in answer or [] if isinstance(m, dict)]
+
+    async def query_data(
+        self, dataset: str, spec: dict[str, Any], *, poll_s: float = 0.5, timeout_s: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Run ``spec`` through the Query Data API and return its result rows.
+
+        ``POST /1/queries`` (the spec), ``POST /1/query_results`` (run it), then
+        ``GET /1/query_results/{id}`` until ``complete``, within ``timeout_s``.
+        """
+        query = await self.call("POST", f"/1/queries/{dataset}", spec)
+        run = await self.call(
+            "POST",
+            f"/1/query_results/{dataset}",
+            {"query_id": query["id"], "disable_series": True, "limit": 1000},
+        )
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not run.get("complete"):
+            if asyncio.get_running_loop().time() > deadline:
+                raise HoneycombError(f"the query on {dataset} did not complete in {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+            run = await self.call("GET", f"/1/query_results/{dataset}/{run['id']}")
+        results = ((run.get("data") or {}).get("results")) or []
+        return [r.get("data") or {} for r in results if isinstance(r, dict)]
+
 
 @asynccontextmanager
 async def connect(base_url: str, key: str) -> AsyncIterator[Honeycomb]:
@@ -115,12 +156,24 @@ def load_definitions(directory: Path) -> Definitions:
     for name, query in queries.items():
         if "name" not in query or "spec" not in query:
             raise ValueError(f"{directory}/queries/{name}.json: needs 'name' and 'spec'")
+    triggers = {p.stem: read(p) for p in sorted((directory / "triggers").glob("*.json"))}
+    slos = {p.stem: read(p) for p in sorted((directory / "slos").glob("*.json"))}
+    for name, trigger in triggers.items():
+        missing = [k for k in ("name", "query", "threshold") if k not in trigger]
+        if missing:
+            raise ValueError(f"{directory}/triggers/{name}.json: needs {', '.join(missing)}")
+    for name, slo in slos.items():
+        sli = slo.get("sli")
+        if "name" not in slo or not isinstance(sli, dict) or "alias" not in sli:
+            raise ValueError(f"{directory}/slos/{name}.json: needs 'name' and 'sli' with 'alias'")
     for panel in board.get("panels", []):
         if panel not in queries:
             raise ValueError(f"board.json: panel {panel!r} has no queries/{panel}.json")
     if "name" not in board:
         raise ValueError("board.json: needs 'name'")
-    return Definitions(derived_columns=columns, queries=queries, board=board)
+    return Definitions(
+        derived_columns=columns, queries=queries, board=board, triggers=triggers, slos=slos
+    )
 
 
 def plan(definitions: Definitions, dataset: str) -> list[str]:
@@ -129,6 +182,10 @@ def plan(definitions: Definitions, dataset: str) -> list[str]:
     lines += [f"query {q['name']} in {dataset}" for q in definitions.queries.values()]
     panels = len(definitions.board.get("panels", []))
     lines.append(f"board {definitions.board['name']} ({panels} panels)")
+    lines += [f"trigger {t['name']} in {dataset}" for t in definitions.triggers.values()]
+    for slo in definitions.slos.values():
+        lines.append(f"SLI {slo['sli']['alias']} and SLO {slo['name']} in {dataset}")
+        lines += [f"burn alert {_burn_key(a)} of {slo['name']}" for a in slo.get("burn_alerts", [])]
     return lines
 
 
@@ -145,8 +202,14 @@ async def _upsert(
     return "created", str(created["id"])
 
 
-async def apply(hc: Honeycomb, definitions: Definitions, dataset: str) -> ApplyReport:
-    """Create or update derived columns, queries with their annotations, then the board."""
+async def apply(
+    hc: Honeycomb,
+    definitions: Definitions,
+    dataset: str,
+    recipient: AlertRecipient | None = None,
+) -> ApplyReport:
+    """Create or update derived columns, queries with their annotations, the board, then
+    the alerting: the webhook recipient, triggers, SLOs and their burn alerts."""
     report = ApplyReport()
     for column in definitions.derived_columns:
         path = f"/1/derived_columns/{dataset}"
@@ -192,4 +255,81 @@ async def apply(hc: Honeycomb, definitions: Definitions, dataset: str) -> ApplyR
     }
     verb, report.board_id = await _upsert(hc, "/1/boards", "/1/boards", "name", board)
     report.lines.append(f"{verb} board {board['name']} ({len(panels)} panels)")
+    await apply_alerts(hc, definitions, dataset, recipient, report)
     return report
+
+
+def _burn_key(alert: dict[str, Any]) -> str:
+    """What makes a burn alert the same one on the next run: its type and its window."""
+    if alert.get("alert_type") == "budget_rate":
+        return f"budget_rate {alert.get('budget_rate_window_minutes')} min"
+    return f"exhaustion_time {alert.get('exhaustion_minutes')} min"
+
+
+async def _recipient_id(hc: Honeycomb, recipient: AlertRecipient, report: ApplyReport) -> str:
+    """The webhook recipient, matched by its name; its URL and secret kept up to date."""
+    body = {
+        "type": "webhook",
+        "details": {
+            "webhook_name": recipient.name,
+            "webhook_url": recipient.url,
+            "webhook_secret": recipient.secret,
+        },
+    }
+    for item in await hc.call("GET", "/1/recipients") or []:
+        if not isinstance(item, dict):
+            continue
+        details = item.get("details") or {}
+        if item.get("type") == "webhook" and details.get("webhook_name") == recipient.name:
+            await hc.call("PUT", f"/1/recipients/{item['id']}", body)
+            report.lines.append(f"updated webhook recipient {recipient.name}")
+            return str(item["id"])
+    created = await hc.call("POST", "/1/recipients", body)
+    report.lines.append(f"created webhook recipient {recipient.name}")
+    return str(created["id"])
+
+
+async def apply_alerts(
+    hc: Honeycomb,
+    definitions: Definitions,
+    dataset: str,
+    recipient: AlertRecipient | None,
+    report: ApplyReport,
+) -> None:
+    """Triggers (by name), SLIs (derived columns, by alias), SLOs (by name) and burn alerts
+    (by SLO, type and window), each notifying the bot's webhook when one is given."""
+    if not definitions.triggers and not definitions.slos:
+        return
+    recipients: list[dict[str, str]] = []
+    if recipient is not None:
+        recipients = [{"id": await _recipient_id(hc, recipient, report)}]
+    else:
+        report.lines.append("no webhook recipient (HONEYCOMB_ALERT_WEBHOOK_URL is not set)")
+    for trigger in definitions.triggers.values():
+        body = {key: value for key, value in trigger.items() if key != "recipients"}
+        body["recipients"] = recipients
+        path = f"/1/triggers/{dataset}"
+        verb, _ = await _upsert(hc, path, path, "name", body)
+        report.lines.append(f"{verb} trigger {trigger['name']}")
+    for slo in definitions.slos.values():
+        sli = slo["sli"]
+        columns = f"/1/derived_columns/{dataset}"
+        verb, _ = await _upsert(hc, columns, columns, "alias", sli)
+        report.lines.append(f"{verb} SLI {sli['alias']}")
+        body = {k: v for k, v in slo.items() if k not in ("sli", "burn_alerts")}
+        body["sli"] = {"alias": sli["alias"]}
+        path = f"/1/slos/{dataset}"
+        verb, slo_id = await _upsert(hc, path, path, "name", body)
+        report.lines.append(f"{verb} SLO {slo['name']}")
+        existing = await hc.call("GET", f"/1/burn_alerts/{dataset}?slo_id={slo_id}") or []
+        by_key = {_burn_key(a): a for a in existing if isinstance(a, dict)}
+        for alert in slo.get("burn_alerts", []):
+            alert_body = {**alert, "slo": {"id": slo_id}, "recipients": recipients}
+            found = by_key.get(_burn_key(alert))
+            if found is not None:
+                await hc.call("PUT", f"/1/burn_alerts/{dataset}/{found['id']}", alert_body)
+                verb = "updated"
+            else:
+                await hc.call("POST", f"/1/burn_alerts/{dataset}", alert_body)
+                verb = "created"
+            report.lines.append(f"{verb} burn alert {_burn_key(alert)} of {slo['name']}")

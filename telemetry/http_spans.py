@@ -2,12 +2,18 @@
 
 This replaces the contrib aiohttp client instrumentation, which cost ~0.33 ms per
 message here (semantic-convention helpers, URL parsing, duration histograms and
-header capture on every request) for a span with four attributes. The span is
-the same: named after the method, kind CLIENT, ``http.method``, ``http.url``
-(interaction and webhook tokens and any credentials removed), ``http.status_code``,
-status ERROR for a 4xx/5xx answer or an exception (recorded as an event). Each
-attempt is its own span (discord.py's retry after a 429 is two), a child of
-whatever span is current when the request starts.
+header capture on every request) for a span with a handful of attributes. The
+span follows the stable HTTP client semantic conventions: named after the method
+(``HTTP`` for a method outside the standard ones), kind CLIENT,
+``http.request.method``, ``url.full`` (interaction and webhook tokens and any
+credentials removed), ``server.address``, ``server.port``,
+``http.response.status_code``; a 4xx/5xx answer or an exception sets status ERROR
+and ``error.type`` (the status code, or the exception's fully-qualified class name,
+recorded as an event too). ``OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`` (read by
+``Settings``) adds the old names (``http.method``, ``http.url``,
+``http.status_code``) for queries not yet moved. Each attempt is its own span
+(discord.py's retry after a 429 is two), a child of whatever span is current when
+the request starts.
 
 Trace context is injected through the global propagator, which sends it only
 where ``telemetry.propagation.propagate_trace`` allows (never to Discord).
@@ -15,26 +21,54 @@ where ``telemetry.propagation.propagate_trace`` allows (never to Discord).
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+# The old names: the conventions' package keeps them (deprecated) where contrib reads them.
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_METHOD,
+    HTTP_STATUS_CODE,
+    HTTP_TARGET,
+    HTTP_URL,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HttpRequestMethodValues,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.http import redact_url as redact_credentials
 
-HTTP_METHOD = "http.method"
-HTTP_URL = "http.url"
-HTTP_STATUS_CODE = "http.status_code"
-URL_FULL = "url.full"
-# Where any instrumentation records a request's URL (old and stable conventions).
-URL_KEYS = (HTTP_URL, URL_FULL, "http.target")
+from telemetry.ratelimit_headers import record_bucket
+from telemetry.spans import error_type
 
+# ``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http`` (stable names only; the default here) or
+# ``http/dup`` (stable and old names on every span).
+HttpSemconv = Literal["stable", "dup"]
+
+# Where any instrumentation records a request's URL (old and stable conventions).
+URL_KEYS = (HTTP_URL, URL_FULL, HTTP_TARGET)
+# The methods the conventions name; any other is recorded as ``_OTHER`` and spans "HTTP".
+_KNOWN_METHODS = frozenset(
+    value.value for value in HttpRequestMethodValues if value is not HttpRequestMethodValues.OTHER
+)
+_OTHER_METHOD = HttpRequestMethodValues.OTHER.value
+
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 # An interaction's token is in the path of its callback and webhook URLs, and lets
@@ -87,45 +121,84 @@ def _replace(span: ReadableSpan, key: str, value: str) -> None:
         span._attributes = {**held, key: value}  # type: ignore[assignment]
 
 
-async def _on_request_start(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams
-) -> None:
-    method = params.method
-    span = tracer.start_span(
-        method,
-        kind=SpanKind.CLIENT,
-        attributes={HTTP_METHOD: method, HTTP_URL: redact_url(params.url)},
-    )
-    ctx.span = span
-    ctx.token = context_api.attach(context_api.set_value(_SPAN_KEY, span))
-    propagate.inject(params.headers)
+def _request_attributes(method: str, url: Any, mode: HttpSemconv) -> tuple[str, dict[str, Any]]:
+    """The span name and start attributes of a request (``url`` is aiohttp's ``yarl.URL``)."""
+    full = redact_url(url)
+    if method in _KNOWN_METHODS:
+        name = method
+        attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: method}
+    else:
+        name = "HTTP"
+        attributes = {HTTP_REQUEST_METHOD: _OTHER_METHOD, HTTP_REQUEST_METHOD_ORIGINAL: method}
+    attributes[URL_FULL] = full
+    # yarl parsed the URL already; host and port (the scheme's default if none) are cached.
+    host = url.host
+    if host:
+        attributes[SERVER_ADDRESS] = host
+    port = url.port
+    if port:
+        attributes[SERVER_PORT] = port
+    if mode == "dup":
+        attributes[HTTP_METHOD] = method
+        attributes[HTTP_URL] = full
+    return name, attributes
 
 
-async def _on_request_end(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-) -> None:
-    span = getattr(ctx, "span", None)
-    if span is None:
-        return
-    status = params.response.status
-    span.set_attribute(HTTP_STATUS_CODE, status)
-    if status >= 400 or status < 100:
-        span.set_status(Status(StatusCode.ERROR))
-    _finish(ctx)
+Hook = Callable[[aiohttp.ClientSession, SimpleNamespace, Any], Awaitable[None]]
 
 
-async def _on_request_exception(
-    session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    params: aiohttp.TraceRequestExceptionParams,
-) -> None:
-    span = getattr(ctx, "span", None)
-    if span is None:
-        return
-    exception = params.exception
-    span.set_status(Status(StatusCode.ERROR, type(exception).__qualname__))
-    span.record_exception(exception)
-    _finish(ctx)
+def _hooks(mode: HttpSemconv) -> tuple[Hook, Hook, Hook]:
+    """Request start, end and exception hooks writing the names ``mode`` asks for.
+
+    Chosen once, when the trace config is built: per request, nothing but the
+    attributes themselves.
+    """
+    dup = mode == "dup"
+
+    async def on_start(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        name, attributes = _request_attributes(params.method, params.url, mode)
+        span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        ctx.span = span
+        ctx.token = context_api.attach(context_api.set_value(_SPAN_KEY, span))
+        propagate.inject(params.headers)
+
+    async def on_end(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        span = getattr(ctx, "span", None)
+        if span is None:
+            return
+        status = params.response.status
+        span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+        if dup:
+            span.set_attribute(HTTP_STATUS_CODE, status)
+        if status >= 400 or status < 100:
+            span.set_attribute(ERROR_TYPE, str(status))
+            span.set_status(Status(StatusCode.ERROR))
+        record_bucket(span, params.response.headers, status)
+        _finish(ctx)
+
+    async def on_exception(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        span = getattr(ctx, "span", None)
+        if span is None:
+            return
+        exception = params.exception
+        span.set_attribute(ERROR_TYPE, error_type(exception))
+        span.set_status(Status(StatusCode.ERROR, type(exception).__qualname__))
+        span.record_exception(exception)
+        _finish(ctx)
+
+    return on_start, on_end, on_exception
 
 
 def _finish(ctx: SimpleNamespace) -> None:
@@ -134,12 +207,13 @@ def _finish(ctx: SimpleNamespace) -> None:
     ctx.span = None
 
 
-def trace_config() -> aiohttp.TraceConfig:
+def trace_config(mode: HttpSemconv = "stable") -> aiohttp.TraceConfig:
     """A ``TraceConfig`` making one span per request of the session it is given to."""
+    on_start, on_end, on_exception = _hooks(mode)
     config = aiohttp.TraceConfig()
-    config.on_request_start.append(_on_request_start)
-    config.on_request_end.append(_on_request_end)
-    config.on_request_exception.append(_on_request_exception)
+    config.on_request_start.append(on_start)
+    config.on_request_end.append(on_end)
+    config.on_request_exception.append(on_exception)
     config.freeze()
     return config
 
@@ -159,7 +233,21 @@ def contrib_instrumented() -> bool:
     )
 
 
-def install() -> None:
+def contrib_http_semconv() -> str | None:
+    """Which HTTP names the contrib instrumentation records: ``default`` (the old ones),
+    ``http`` or ``http/dup``, as it read ``OTEL_SEMCONV_STABILITY_OPT_IN`` itself;
+    None when it is not loaded (or no longer says)."""
+    module = sys.modules.get("opentelemetry.instrumentation._semconv")
+    stability = getattr(module, "_OpenTelemetrySemanticConventionStability", None)
+    signal = getattr(module, "_OpenTelemetryStabilitySignalType", None)
+    try:
+        mode = stability._get_opentelemetry_stability_opt_in_mode(signal.HTTP)  # type: ignore[union-attr]
+    except (AttributeError, TypeError):
+        return None
+    return str(getattr(mode, "value", mode))
+
+
+def install(mode: HttpSemconv = "stable") -> None:
     """Give every ``aiohttp.ClientSession`` created from now on our trace config (once).
 
     Sessions are created by discord.py, by the bot (external APIs) and by the
@@ -168,9 +256,17 @@ def install() -> None:
     it makes the spans and this does nothing (two spans per request otherwise).
     """
     global _installed
-    if _installed or contrib_instrumented():
+    if _installed:
         return
-    config = trace_config()
+    if contrib_instrumented():
+        if contrib_http_semconv() == "default":
+            log.warning(
+                "HTTP spans come from opentelemetry-instrument's aiohttp instrumentation, which "
+                "records the old HTTP attribute names: set OTEL_SEMCONV_STABILITY_OPT_IN=http "
+                "for the stable names the console, stats and the Honeycomb queries read"
+            )
+        return
+    config = trace_config(mode)
     original = aiohttp.ClientSession.__init__
 
     def __init__(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:

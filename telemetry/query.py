@@ -42,12 +42,23 @@ for _column_ in COLUMNS:
     _COLUMNS.update(dict.fromkeys(_column_.attributes, _column_.name))
     if _column_.short:
         _COLUMNS[_column_.short] = _column_.name
+# The resource's service.name is a column of its own: CI spans the bot receives are
+# told apart from its own by it (``chatops stats --service buildkite``).
+_COLUMNS["service.name"] = "service"
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
 class QueryError(ValueError):
     """A query the store cannot answer as asked (bad key, unknown trace); one line for the CLI."""
+
+
+class NoSuchTrace(QueryError):
+    """No stored trace has that id or prefix."""
+
+
+class AmbiguousTrace(QueryError):
+    """The prefix matches more than one stored trace."""
 
 
 @dataclass(frozen=True)
@@ -388,10 +399,17 @@ def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
         (wanted, wanted + "g"),
     ).fetchall()
     if not found:
-        raise QueryError(f"no trace {trace_id} in {store.path}")
+        raise NoSuchTrace(f"no trace {trace_id} in {store.path}")
     if len(found) > 1:
-        raise QueryError(f"trace id prefix {trace_id} matches more than one trace")
+        raise AmbiguousTrace(f"trace id prefix {trace_id} matches more than one trace")
     return str(found[0][0])
+
+
+def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
+    """When the trace's first stored span started (for a link's time window)."""
+    row = store.conn.execute("SELECT min(start_ns) FROM spans WHERE trace_id = ?", (full_id,))
+    value = row.fetchone()[0]
+    return int(value) if value is not None else None
 
 
 def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS
+
 # Root span of a received message.
 MESSAGE_ID = "discord.message.id"
 CHANNEL_ID = "discord.channel.id"
@@ -47,6 +49,21 @@ AZURE_RESOURCE_ID = "app.azure.resource_id"
 # Span names.
 ROOT_SPAN_MESSAGE = "message"
 ROOT_SPAN_COMMAND_PREFIX = "command "
+# Discord's rate limits (bot/ratelimit_spans.py, telemetry/http_spans.py): a wait's
+# bucket, seconds, scope (user, shared, global from a 429; "bucket" for discord.py's
+# own pacing) and whether it was global; the bucket's state on each HTTP span.
+RATELIMIT_BUCKET = "discord.ratelimit.bucket"
+RATELIMIT_RETRY_AFTER = "discord.ratelimit.retry_after"
+RATELIMIT_SCOPE = "discord.ratelimit.scope"
+RATELIMIT_GLOBAL = "discord.ratelimit.global"
+RATELIMIT_REMAINING = "discord.ratelimit.remaining"
+RATELIMIT_LIMIT = "discord.ratelimit.limit"
+# The gateway over time (bot/gateway_health.py), on each discord.gateway.health span.
+GATEWAY_LATENCY_MS = "discord.gateway.latency_ms"
+GATEWAY_DISCONNECTS = "discord.gateway.disconnects"
+GATEWAY_RESUMES = "discord.gateway.resumes"
+GATEWAY_SESSIONS = "discord.gateway.sessions"
+GATEWAY_INVALID_SESSIONS = "discord.gateway.invalid_sessions"
 SEND_SPAN = "discord.send"
 DEFER_SPAN = "discord.defer"
 ROOT_SPAN_INTERACTION = "interaction"
@@ -123,6 +140,9 @@ VCS_REF_HEAD_NAME = "vcs.ref.head.name"
 VCS_REF_HEAD_REVISION = "vcs.ref.head.revision"
 VCS_REF_HEAD_TYPE = "vcs.ref.head.type"
 VCS_CHANGE_ID = "vcs.change.id"
+VCS_CHANGE_TITLE = "vcs.change.title"
+VCS_REF_BASE_NAME = "vcs.ref.base.name"
+VCS_OWNER_NAME = "vcs.owner.name"
 PROCESS_EXIT_CODE = "process.exit.code"
 PROCESS_COMMAND_LINE = "process.command_line"
 # Ours, where no convention exists: the CI system, its own status word, queue time.
@@ -133,11 +153,32 @@ CI_STATUS = "app.ci.status"
 CI_EVENT_TYPE = "app.ci.event.type"
 CI_QUEUE_WAIT_MS = "app.ci.queue.wait_ms"
 CI_TRACE_ID = "app.ci.trace_id"
+CI_JOB_NAME = "app.ci.job.name"
+CI_JOB_NUMBER = "app.ci.job.number"
+CI_JOB_RETRIED = "app.ci.job.retried"
+CI_JOB_SOFT_FAILED = "app.ci.job.soft_failed"
+CI_STEP_KEY = "app.ci.step.key"
+CI_WORKER_VERSION = "app.ci.worker.version"
+CI_BUILD_AUTHOR = "app.ci.build.author"
+CI_COMMIT_MESSAGE = "app.ci.commit.message"
+CI_META_DATA_PREFIX = "app.ci.meta_data."
+# A pull request's author and source repository: the VCS conventions name the change
+# (vcs.change.id, vcs.change.title) and its refs, but neither of these.
+VCS_CHANGE_AUTHOR = "app.vcs.change.author"
+VCS_CHANGE_REPOSITORY = "app.vcs.change.repository"
+# CircleCI's own names, as circleci-hook set them: boards and saved queries built on
+# that tool keep working beside the cicd.* names.
+CIRCLECI_ORGANIZATION_NAME = "circleci.organization.name"
+CIRCLECI_PROJECT_SLUG = "circleci.project.slug"
+CIRCLECI_PIPELINE_NUMBER = "circleci.pipeline.number"
+CIRCLECI_JOB_NUMBER = "circleci.job.number"
+CIRCLECI_COMMIT_AUTHOR = "circleci.commit.author"
+CIRCLECI_COMMIT_SUBJECT = "circleci.commit.subject"
 COMMAND_LINE_MAX_CHARS = 1024
 
 # External API calls (issue 3): on the named span around each call.
 API_NAME = "app.api.name"
-API_HOST = "server.address"
+API_HOST = SERVER_ADDRESS  # the stable convention, as on HTTP spans
 API_ATTEMPTS = "app.api.attempts"
 API_STATUS = "app.api.status_code"
 API_RESPONSE_BYTES = "app.api.response_bytes"
@@ -161,3 +202,29 @@ DEPLOY_IMAGE = "app.deploy.image"
 DEPLOY_PREVIOUS_IMAGE = "app.deploy.previous_image"
 DEPLOY_CONTAINER = "app.deploy.container"
 DEPLOY_RESULT = "app.deploy.result"
+
+# The ops loop (issue 19, docs/ops-loop.md): the audit channel, two-person approval,
+# ``!trace``, the container watch.
+AUDIT_SPAN = "audit.post"
+AUDIT_ENTRIES = "app.audit.entries"
+AUDIT_DROPPED = "app.audit.dropped"
+AUDIT_ACTION = "app.audit.action"
+AZURE_APPROVER_ID = "app.azure.approver.id"
+AZURE_APPROVER_NAME = "app.azure.approver.name"
+AZURE_TWO_PERSON = "app.azure.two_person"
+TRACE_LOOKUP = "app.trace.lookup"
+WATCH_SPAN = "azure.watch.poll"
+WATCH_GROUPS = "app.watch.groups"
+WATCH_TRANSITIONS = "app.watch.transitions"
+WATCH_BASELINE = "app.watch.baseline"
+WATCH_BACKOFF_S = "app.watch.backoff_s"
+ALERT_NAME = "app.alert.name"
+ALERT_STATUS = "app.alert.status"
+ALERT_EDITED = "app.alert.edited"
+HOOK_DELIVERY_ID = "app.hook.delivery_id"
+HOOK_STATUS = "app.hook.status_code"
+DEPLOY_REVIEW_SPAN = "deploy.review"
+DEPLOY_VERSION = "app.deploy.version"
+DEPLOY_VERDICT = "app.deploy.verdict"
+DEPLOY_REGRESSIONS = "app.deploy.regressions"
+DEPLOY_REVIEW_SOURCE = "app.deploy.review_source"

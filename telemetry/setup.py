@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from telemetry import drops, http_spans, log_context
+from telemetry.http_spans import HttpSemconv
 from telemetry.otlp_exporter import WireSpanExporter, requests_transport, urllib3_transport
 from telemetry.propagation import OptInTraceContextPropagator
 from telemetry.span_pipeline import Batching, TailSampler, TracePipeline, sink_for
@@ -65,6 +66,8 @@ class TelemetryConfig:
     batch: Batching = field(default_factory=Batching)
     otlp_tls: OtlpTls = field(default_factory=lambda: OtlpTls())
     otlp_via_proxy: bool = False
+    # OTEL_SEMCONV_STABILITY_OPT_IN: stable HTTP names, or ``dup`` for the old ones too.
+    http_semconv: HttpSemconv = "stable"
 
 
 @dataclass(frozen=True)
@@ -165,15 +168,19 @@ def build_provider(
 _installed = False
 
 
-def install(provider: LeanTracerProvider) -> None:
-    """Make ``provider`` global and instrument aiohttp and logging (once per process)."""
+def install(provider: LeanTracerProvider, http_semconv: HttpSemconv = "stable") -> None:
+    """Make ``provider`` global and instrument aiohttp and logging (once per process).
+
+    ``http_semconv`` is ``TelemetryConfig.http_semconv``: which HTTP attribute names
+    the HTTP spans carry.
+    """
     global _installed
     trace.set_tracer_provider(provider)
     propagate.set_global_textmap(OptInTraceContextPropagator())
     if _installed:
         return
     if not provider.disabled:  # OTEL_SDK_DISABLED: no span, so no per-request hooks either
-        http_spans.install()
+        http_spans.install(http_semconv)
     log_context.install(str(provider.resource.attributes.get("service.name", "")))
     drops.install()
     _installed = True

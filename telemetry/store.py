@@ -10,6 +10,15 @@ bounded without a separate job: every ``retention_interval`` it starts, and it
 works in chunks of at most ``retention_budget`` per export, continuing on the next
 export until it is done, so a large trim never stalls the export of new spans.
 
+The write-ahead log is bounded too: SQLite's automatic checkpoint cannot restart
+the log while a reader (``chatops stats``, a dashboard polling) is inside it, so
+under steady reads it only grows (451 MB for a 45 MB store was seen). After a
+write that leaves it past ``wal_limit_bytes``, the exporter runs a ``TRUNCATE``
+checkpoint, which waits briefly for readers to leave and empties the file.
+And a store file deleted (or replaced) while the bot runs is noticed before the
+next write: one warning, and the spans go to a new store at the same path rather
+than into a file nobody can open any more.
+
 The read side (``SpanStore``, markers) lives in ``telemetry/store_read.py``, which
 needs no OpenTelemetry SDK; its names are importable from here too.
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -33,8 +43,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from telemetry import schema
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
 from telemetry.store_schema import (
+    BUSY_TIMEOUT_MS,
     INSERT_SPAN,
     WAL_AUTOCHECKPOINT_PAGES,
+    WAL_SIZE_LIMIT,
     connect_writer,
     duration_bucket,
     transaction,
@@ -66,6 +78,10 @@ SpanRow = tuple[Any, ...]
 # Longest an export spends on retention before it returns; the rest waits for the next.
 RETENTION_BUDGET = timedelta(milliseconds=50)
 
+# How long the WAL-truncating checkpoint waits for readers to leave the log before it
+# gives up until the next export (a query of ``chatops stats`` takes well under this).
+CHECKPOINT_WAIT_MS = 1000
+
 
 def _jsonable(value: object) -> object:
     """Attribute values are scalars or sequences of scalars; sequences become lists."""
@@ -89,6 +105,19 @@ def _attributes_json(attributes: Mapping[str, object] | None) -> str:
 def _text(attributes: Mapping[str, object], key: str) -> str | None:
     value = attributes.get(key)
     return None if value is None else str(value)
+
+
+def _is_run(attributes: Mapping[str, object]) -> bool:
+    return schema.OUTCOME in attributes or schema.CICD_PIPELINE_RESULT in attributes
+
+
+def _pipeline_outcome(attributes: Mapping[str, object]) -> str | None:
+    """A failed pipeline counts as an error in ``stats``; other results as ok."""
+    result = attributes.get(schema.CICD_PIPELINE_RESULT)
+    if result is None:
+        return None
+    failed = result in ("failure", "error", "timeout")
+    return schema.Outcome.ERROR.value if failed else schema.Outcome.OK.value
 
 
 def span_row(span: ReadableSpan) -> SpanRow:
@@ -116,11 +145,12 @@ def span_row(span: ReadableSpan) -> SpanRow:
         # Statistics are about messages: a root is a message's (or interaction's) root
         # span, one that carries an outcome. A span whose parent lives in another
         # process is the root of what we hold; the bot's own start-up REST calls are not.
-        1 if (parent is None or parent.is_remote) and schema.OUTCOME in attributes else 0,
+        # A CI pipeline run (cicd.pipeline.result) is a root too: `stats --service ci`.
+        1 if (parent is None or parent.is_remote) and _is_run(attributes) else 0,
         _text(attributes, schema.COMMAND),
         _text(attributes, schema.AUTHOR_ID),
         _text(attributes, schema.GUILD_ID),
-        _text(attributes, schema.OUTCOME),
+        _text(attributes, schema.OUTCOME) or _pipeline_outcome(attributes),
         None if service is None else str(service),
         _attributes_json(attributes),
         json.dumps(events) if events else None,
@@ -310,8 +340,15 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         max_bytes: int,
         retention_interval: timedelta = timedelta(minutes=1),
         retention_budget: timedelta = RETENTION_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
+        wal_limit_bytes: int = WAL_SIZE_LIMIT,
     ) -> None:
         self.path = path
+        self.wal_limit_bytes = wal_limit_bytes
+        self._wal = Path(f"{path}-wal")
+        self._file_id: tuple[int, int] | None = None  # (device, inode) of the file we opened
+        self._checkpoint_busy = False  # whether a busy checkpoint was already reported
+        self._clock = clock  # when retention is due; the age cutoff is wall-clock time
         self.max_age = max_age
         self.max_bytes = max_bytes
         self._interval = retention_interval.total_seconds()
@@ -339,9 +376,10 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
             try:
                 conn = self._connection()
                 insert_rows(conn, rows)
-                due = time.monotonic() - self._last_retention >= self._interval
+                due = self._clock() - self._last_retention >= self._interval
                 if self._retention_pending or due:
                     self._retain(conn, budget_s=self._budget)
+                self._bound_wal(conn)
             except Exception as exc:
                 self._recover()
                 self._warn(f"could not write {len(rows)} spans to {self.path}: {exc}")
@@ -372,16 +410,81 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
                 self._conn = None
 
     def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and not self._same_file():
+            self._reopen_deleted()
         if self._conn is None:
             self._conn = connect_writer(self.path)
+            self._file_id = self._current_file_id()
         return self._conn
+
+    def _current_file_id(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def _same_file(self) -> bool:
+        """Whether the path still names the file our connection writes (one ``stat``)."""
+        try:
+            return self._current_file_id() == self._file_id
+        except OSError:
+            return True  # cannot tell (permissions): the write itself will say what is wrong
+
+    def _reopen_deleted(self) -> None:
+        """The store was deleted or replaced under us: say so once, and start a new one.
+
+        Writing on would put spans into a file only our open descriptor still
+        reaches; they would be gone at the next restart and invisible until then.
+        """
+        log.warning(
+            "span store %s was deleted or replaced while the bot ran; "
+            "writing to a new store there (what the old file held is gone with it)",
+            self.path,
+        )
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                log.debug("closing the deleted span store %s: %s", self.path, exc)
+        if not self.path.exists():
+            # The old file's log and index would be read as the new file's: remove them.
+            for leftover in (self._wal, Path(f"{self.path}-shm")):
+                leftover.unlink(missing_ok=True)
+        self._retention_pending = False
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Empty the write-ahead log once it is past ``wal_limit_bytes`` (see the module doc)."""
+        try:
+            size = self._wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size <= self.wal_limit_bytes:
+            return
+        conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError:
+            busy = 1  # another connection was checkpointing: the spans are written all the same
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if busy:
+            # A reader held the log the whole time; the next export tries again.
+            (log.debug if self._checkpoint_busy else log.info)(
+                "span store %s: write-ahead log at %d bytes, readers kept it from being "
+                "emptied; retrying after the next write",
+                self.path,
+                size,
+            )
+            self._checkpoint_busy = True  # said once; the rest at debug level
 
     def _retain(
         self, conn: sqlite3.Connection, *, budget_s: float | None = None, now_ns: int | None = None
     ) -> int:
         """One slice of retention (all of it without a budget); returns spans removed by it."""
         if not self._retention_pending:
-            self._last_retention = time.monotonic()
+            self._last_retention = self._clock()
             self._removed = 0
         step = self._retention.run(conn, budget_s=budget_s, now_ns=now_ns)
         self._removed += step.removed

@@ -10,9 +10,10 @@ percentile an ``OFFSET`` from whichever end of a group is nearer. ``roots_bucket
 orders root spans by duration bucket, then start: a heatmap cell is a range of it.
 
 Columns are keyed by attribute names (``COLUMNS``), several names per column if
-need be: when the HTTP instrumentation moves to the stable semantic-convention
-names, a column can hold ``http.request.method`` and fall back to ``http.method``,
-and a store written before the change keeps answering under either name.
+need be. HTTP spans carry the stable semantic-convention names
+(``http.request.method``, ``http.response.status_code``, ``url.full``); a store
+written before they did holds the old ones (``http.method``, ...), so a query for
+either name reads both and an old store keeps answering (``attribute_names``).
 
 Schema versions (``PRAGMA user_version``): 1 had the copied columns and their
 indexes, and ``roots_time``; 2 adds the generated column and its index, and
@@ -31,6 +32,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_METHOD,
+    HTTP_STATUS_CODE,
+    HTTP_URL,
+)
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from telemetry import schema
 
@@ -100,14 +112,14 @@ COLUMNS = (
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
 
-# Attribute names the HTTP instrumentation records today, and the stable
-# semantic-convention names that replace them. Neither has a column (HTTP spans are
-# never roots), but a query for either name reads both, so traces stored before and
-# after the switch answer alike.
+# The old HTTP attribute names (recorded before the switch, and beside the stable ones
+# with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) and the stable names that replace them.
+# Neither has a column (HTTP spans are never roots), but a query for either name reads
+# both, stable first, so traces stored before and after the switch answer alike.
 HTTP_RENAMES = {
-    "http.method": "http.request.method",
-    "http.status_code": "http.response.status_code",
-    "http.url": "url.full",
+    HTTP_METHOD: HTTP_REQUEST_METHOD,
+    HTTP_STATUS_CODE: HTTP_RESPONSE_STATUS_CODE,
+    HTTP_URL: URL_FULL,
 }
 
 

@@ -20,9 +20,9 @@ from telemetry.setup import TelemetryConfig, build_provider, install
 from tests.fakes.catfact import FakeCatFacts
 from tests.fakes.function import FakeFunction
 from tests.fakes.scryfall import FakeScryfall
+from tests.helpers.captured_spans import EXPORTER as _exporter
 from tests.helpers.chatops_process import closed_port
 
-_exporter = InMemorySpanExporter()
 install(
     build_provider(
         TelemetryConfig(span_store=None), exporters=[], processors=[SimpleSpanProcessor(_exporter)]

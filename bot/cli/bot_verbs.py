@@ -54,16 +54,53 @@ def run() -> None:
     metavar="TEXT",
     help="Send TEXT as a message, print the reply and trace, and exit (repeatable).",
 )
-def console(lines: tuple[str, ...]) -> None:
-    """Run the real bot against a local fake Discord and chat with it."""
+@click.option(
+    "--as",
+    "user_id",
+    type=click.IntRange(min=1),
+    metavar="USER_ID",
+    help="Type as this user id (flag rules' targetingKey).",
+)
+@click.option(
+    "--role",
+    "role_ids",
+    multiple=True,
+    type=click.IntRange(min=1),
+    metavar="ROLE_ID",
+    help="Hold this role in the guild (repeatable).",
+)
+@click.option("--admin", is_flag=True, help="Hold the guild's Administrator role.")
+@click.option(
+    "--guild",
+    "guild_id",
+    type=click.IntRange(min=1),
+    metavar="GUILD_ID",
+    help="Type in this guild (flag rules' guildId).",
+)
+@click.option(
+    "--no-fakes",
+    is_flag=True,
+    help="Start no local fakes: unconfigured services are the public ones.",
+)
+def console(
+    lines: tuple[str, ...],
+    user_id: int | None,
+    role_ids: tuple[int, ...],
+    admin: bool,
+    guild_id: int | None,
+    no_fakes: bool,
+) -> None:
+    """Run the real bot against a local fake Discord (and local fakes of the external
+    services it has no configuration for) and chat with it."""
     import asyncio
     import logging
 
     from rich.console import Console
 
-    from bot.cli.console_session import run_console
+    from bot.cli.console_session import ConsoleOptions, run_console
     from bot.config import telemetry_config
     from bot.logs import configure_logging
+    from bot.sandbox.personas import make_persona
     from commands.http_backed.commands_file import CommandsFileError
     from telemetry.recent import RecentTraces
     from telemetry.setup import build_provider, install, shutdown
@@ -72,8 +109,9 @@ def console(lines: tuple[str, ...]) -> None:
     check_bot_start(config)
     configure_logging(logging.WARNING)
     recent = RecentTraces()
-    provider = build_provider(telemetry_config(config), processors=[recent])
-    install(provider)
+    tracing = telemetry_config(config)
+    provider = build_provider(tracing, processors=[recent])
+    install(provider, tracing.http_semconv)
     try:
         asyncio.run(
             run_console(
@@ -81,6 +119,11 @@ def console(lines: tuple[str, ...]) -> None:
                 lines,
                 recent,
                 Console(highlight=False, width=None if sys.stdout.isatty() else 120),
+                ConsoleOptions(
+                    persona=make_persona(user_id, role_ids, admin, guild_id),
+                    fakes=not no_fakes,
+                    history=config.console_history_path,
+                ),
             )
         )
     except CommandsFileError as exc:
@@ -93,8 +136,17 @@ def console(lines: tuple[str, ...]) -> None:
 
 @click.command("sync-commands")
 @click.option("--guild", "guild_id", type=int, default=None, help="Register in this guild only.")
-def sync_commands(guild_id: int | None) -> None:
-    """Register the slash commands with Discord (globally, or in one guild at once)."""
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Remove the commands registered in --guild (the global ones stay).",
+)
+def sync_commands(guild_id: int | None, clear: bool) -> None:
+    """Register the slash commands with Discord (globally, or in one guild at once).
+
+    A guild that got the commands with --guild lists them twice once the global
+    ones arrive; --guild ID --clear removes the guild's copies.
+    """
     import asyncio
 
     import discord
@@ -102,13 +154,15 @@ def sync_commands(guild_id: int | None) -> None:
     from bot.sync import sync_commands as sync
     from commands.http_backed.commands_file import CommandsFileError
 
+    if clear and guild_id is None:
+        raise Failure("--clear needs --guild ID (the global commands are replaced by a sync)")
     config = settings()
     if config.discord_token is None or not config.discord_token.get_secret_value().strip():
         raise Failure("DISCORD_TOKEN is not set")
     check_bot_start(config)
     try:
         synced = asyncio.run(
-            sync(config, config.discord_token.get_secret_value().strip(), guild_id)
+            sync(config, config.discord_token.get_secret_value().strip(), guild_id, clear=clear)
         )
     except discord.LoginFailure:
         raise Failure("Discord rejected DISCORD_TOKEN (401 Unauthorized)") from None
@@ -118,6 +172,9 @@ def sync_commands(guild_id: int | None) -> None:
         raise Failure(str(exc)) from None
     except (OSError, discord.DiscordException) as exc:
         raise Failure(f"cannot register the commands: {exc}") from None
+    if clear:
+        click.echo(f"removed the commands registered in guild {guild_id}; the global ones remain")
+        return
     where = f"in guild {guild_id}" if guild_id is not None else "globally"
     names = ", ".join(f"/{command.name}" for command in synced)
     click.echo(f"registered {len(synced)} command(s) {where}: {names}")

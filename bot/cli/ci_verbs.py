@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bot.ci_env import detect_run, environment
 from bot.cli.exits import Failure, settings
+from bot.config import Settings
 from telemetry.pipeline.export import (
     export_now,
     otlp_exporter,
@@ -18,7 +21,20 @@ from telemetry.pipeline.export import (
     quiet_exporter_logs,
     to_readable,
 )
-from telemetry.pipeline.steps import RESULTS, finish_span, run_step, warn
+from telemetry.pipeline.ids import CircleIds
+from telemetry.pipeline.steps import (
+    RESULTS,
+    BadAttribute,
+    CiRun,
+    finish_span,
+    job_span,
+    job_started_ns,
+    note_job_start,
+    parse_attribute,
+    run_step,
+    warn,
+)
+from telemetry.trace_links import trace_reference
 
 if TYPE_CHECKING:
     from telemetry.pipeline.webhook import CircleCIReceiver
@@ -48,6 +64,8 @@ def _send(spans: list[object], what: str) -> None:
     """Send within CI_EXPORT_TIMEOUT_S; a failure is one warning, never a failed build."""
     config = settings()
     endpoint = config.otlp_traces_url
+    if config.ci_span_store is not None and spans:
+        _store(config.ci_span_store, config, spans)
     if not endpoint:
         return
     quiet_exporter_logs()
@@ -60,21 +78,59 @@ def _send(spans: list[object], what: str) -> None:
         warn(f"could not send the {what} span to {endpoint} (the command's result stands)")
 
 
+def _run(env: dict[str, str]) -> CiRun:
+    return detect_run(env, CircleIds(settings().circleci_id_scheme))
+
+
+def _store(path: Path, config: Settings, spans: list[object]) -> None:
+    """``CI_SPAN_STORE``: the spans in a local span store too (``chatops stats --service ci``).
+
+    Imported only when set: a step on a CI machine pays nothing for it.
+    """
+    from telemetry.store import SqliteSpanExporter
+
+    store = SqliteSpanExporter(
+        path, max_age=config.span_store_max_age, max_bytes=config.span_store_max_bytes
+    )
+    resource = pipeline_resource(config.ci_service_name)
+    try:
+        written = store.export([to_readable(span, resource) for span in spans])  # type: ignore[arg-type]
+    finally:
+        store.shutdown()
+    if written is not SpanExportResult.SUCCESS:
+        warn(f"could not write the spans to CI_SPAN_STORE {path}")
+
+
 @ci.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--attr",
+    "attrs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An attribute for the step's span (repeatable); 12 and 1.5 stay numbers.",
+)
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def step(name: str, command: tuple[str, ...]) -> None:
+def step(attrs: tuple[str, ...], name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND as the span NAME, passing its output and exit code through.
 
     \b
-    chatops ci step test -- pytest -q
-    The command sees TRACEPARENT, so otel-cli or any OTel SDK inside it joins the trace.
+    chatops ci step --attr build.number=42 build -- make
+    The command sees TRACEPARENT, so otel-cli or any OTel SDK inside it joins the trace,
+    and CHATOPS_STEP_ATTRS, a file it may append KEY=VALUE lines to for its span.
     """
+    try:
+        extra = dict(parse_attribute(item) for item in attrs)
+    except BadAttribute as exc:
+        raise Failure(f"--attr: {exc}") from None
     env = environment()
-    run = detect_run(env)
-    result = run_step(run, name, command, env)
+    run = _run(env)
+    note_job_start(run, time.time_ns())
+    result = run_step(run, name, command, env, extra)
     if result.error:
         warn(result.error)
+    for problem in result.problems:
+        warn(problem)
     _send([result.span], "step")
     sys.exit(result.exit_code)
 
@@ -91,18 +147,38 @@ def step(name: str, command: tuple[str, ...]) -> None:
     envvar="CI_PIPELINE_STARTED_AT",
     help="When the pipeline began: Unix seconds or ISO 8601 (default: now).",
 )
-def finish(result: str, started_at: str | None) -> None:
-    """Send the run's root span with the pipeline result.
+@click.option(
+    "--job",
+    "job_only",
+    is_flag=True,
+    help="Send only this job's span (CircleCI, a job other than the last).",
+)
+def finish(result: str, started_at: str | None, job_only: bool) -> None:
+    """Send the run's root span with the pipeline result (and, on CircleCI, the job's).
 
     \b
     chatops ci finish --result success --started-at "$START"
-    Its span id is fixed by the run id: finishing twice overwrites, never duplicates.
+    Its span id is fixed by the run id: a second finish sends the same span again.
+    On CircleCI without the webhook (CI_WEBHOOK_SPANS unset) it also sends the job span
+    the steps point at; with the webhook it sends nothing and prints the link.
     """
+    config = settings()
     end_ns = time.time_ns()
     start_ns = _parse_time(started_at) if started_at else end_ns
-    run = detect_run(environment())
-    _send([finish_span(run, result, start_ns, end_ns)], "pipeline")
-    click.echo(f"trace {run.trace_id:032x}")
+    run = _run(environment())
+    spans: list[object] = []
+    webhook_sends = run.system == "circleci" and config.ci_webhook_spans
+    if not webhook_sends:
+        if run.system == "circleci":
+            job = job_span(run, result, job_started_ns(run) or start_ns, end_ns)
+            spans.extend([job] if job else [])
+        if not job_only:
+            spans.append(finish_span(run, result, start_ns, end_ns))
+    _send(spans, "pipeline")
+    reference = trace_reference(
+        config.trace_links, run.trace_id, config.ci_service_name, start_s=start_ns / 1e9
+    )
+    click.echo(f"trace {reference}")
 
 
 @ci.command()
@@ -166,13 +242,13 @@ async def _serve_receiver(receiver: CircleCIReceiver, port: int) -> None:
 @ci.command("buildkite-export")
 @click.option(
     "--since",
-    default="7d",
-    show_default=True,
-    help="Backfill start when a pipeline has no cursor yet: ISO 8601, or 24h / 7d ago.",
+    default=None,
+    help="Backfill start when a pipeline has no cursor yet: ISO 8601, or 24h / 7d ago "
+    "(default: BUILDKITE_BACKFILL, 60 days).",
 )
 @click.option("--pipeline", "pipelines", multiple=True, help="Pipeline slug (repeatable).")
 @click.option("--once", is_flag=True, help="One pass (backfill), then exit.")
-def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None:
+def buildkite_export(since: str | None, pipelines: tuple[str, ...], once: bool) -> None:
     """Export BuildKite builds as traces, backfilling then following new ones.
 
     \b
@@ -189,7 +265,7 @@ def buildkite_export(since: str, pipelines: tuple[str, ...], once: bool) -> None
         raise Failure("BUILDKITE_API_TOKEN and BUILDKITE_ORG must be set")
     if not config.otlp_traces_url:
         raise Failure("OTEL_EXPORTER_OTLP_ENDPOINT (or HONEYCOMB_API_KEY) is not set")
-    start = _since(since)
+    start = _since(since) if since else datetime.now(UTC) - config.buildkite_backfill
     configure_logging()
     try:
         asyncio.run(buildkite_poller(config, start, list(pipelines), once=once))

@@ -21,6 +21,7 @@ from bot.config import Settings
 if TYPE_CHECKING:
     # Imported when the verb runs: discord and Azure would slow every ``chatops`` call.
     from bot.azure_wiring import AzureOptions
+    from bot.cli.deploy_progress import DeployProgress
     from bot.deploy import DeployReport, DeployRequest
 
 
@@ -32,22 +33,59 @@ class DeployHooks:
     install_tracing: bool = True
 
 
-async def _run(config: Settings, request: DeployRequest, hooks: DeployHooks) -> DeployReport:
+async def _run(
+    config: Settings, request: DeployRequest, hooks: DeployHooks, progress: DeployProgress
+) -> DeployReport:
     from bot.azure_wiring import AzureNotConfigured, build_aci
     from bot.deploy import DeployFailed, deploy
+    from bot.deploy_audit import audited
 
     try:
         aci = build_aci(config, hooks.azure)
     except AzureNotConfigured as exc:
         raise DeployFailed(str(exc)) from None
     try:
-        return await deploy(aci, request, dict(os.environ), click.echo)
+        async with audited(config, request.group, request.image, os.environ) as run:
+            return await deploy(aci, request, run.env, progress.line, on_phase=progress.phase)
     finally:
         await aci.close()
 
 
+def _target(
+    config: Settings,
+    group: str | None,
+    name: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+) -> tuple[Settings, str]:
+    """``--group [RG/]NAME``, or az's ``-g RG -n NAME [--subscription ID]``: settings and group."""
+    if (group is None) == (name is None):
+        raise Failure("give the container group: --group [RG/]NAME or -n NAME [-g RG]")
+    if group is not None and resource_group is not None:
+        raise Failure("-g/--resource-group goes with -n/--name, not --group RG/NAME")
+    update: dict[str, object] = {}
+    if subscription:
+        update["azure_subscription_id"] = subscription
+    target = group or str(name)
+    if resource_group:
+        target = f"{resource_group}/{name}"
+        if not config.azure_resource_group:
+            update["azure_resource_group"] = [resource_group]
+    return (config.model_copy(update=update) if update else config), target
+
+
 @click.command(name="deploy")
-@click.option("--group", required=True, help="Container group (or resource-group/name).")
+@click.option("--group", default=None, help="Container group (or resource-group/name).")
+@click.option("-n", "--name", default=None, help="Container group name (as az names it).")
+@click.option(
+    "-g",
+    "--resource-group",
+    default=None,
+    help="Its resource group (default: AZURE_RESOURCE_GROUP, searched in order).",
+)
+@click.option(
+    "--subscription", default=None, help="Subscription id (default: AZURE_SUBSCRIPTION_ID)."
+)
 @click.option(
     "--image", required=True, help="The new image, e.g. myacr.azurecr.io/chatops-bot:1.2.3"
 )
@@ -70,7 +108,10 @@ async def _run(config: Settings, request: DeployRequest, hooks: DeployHooks) -> 
 @click.pass_obj
 def deploy_command(
     hooks: DeployHooks | None,
-    group: str,
+    group: str | None,
+    name: str | None,
+    resource_group: str | None,
+    subscription: str | None,
     image: str,
     container: str | None,
     timeout_s: float,
@@ -78,17 +119,19 @@ def deploy_command(
     no_health_check: bool,
     no_rollback: bool,
 ) -> None:
-    """Put IMAGE into the container group GROUP; wait until it is running and ready.
+    """Put IMAGE into the container group (--group, or -g RG -n NAME); wait until it is
+    running and ready.
 
     If it never gets there, the previous image is put back (unless --no-rollback),
-    and the deploy still fails.
+    and the deploy still fails. In a terminal the running phase is a live status line.
     """
+    from bot.cli import deploy_progress
     from bot.deploy import DeployFailed, DeployRequest
 
     hooks = hooks or DeployHooks()
-    config = settings()
+    config, target = _target(settings(), group, name, resource_group, subscription)
     request = DeployRequest(
-        group=group,
+        group=target,
         image=image,
         container=container,
         timeout_s=timeout_s,
@@ -102,11 +145,13 @@ def deploy_command(
         from bot.runner import start_tracing
 
         provider = start_tracing(config)
+    progress = deploy_progress.choose()
     try:
-        report = asyncio.run(_run(config, request, hooks))
+        report = asyncio.run(_run(config, request, hooks, progress))
     except DeployFailed as exc:
         raise Failure(f"deploy failed: {exc}") from None
     finally:
+        progress.close()
         if provider is not None:
             from telemetry.setup import shutdown
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bot.cli.exits import Failure, settings
+from bot.cli.output import emit_json, format_option
 from bot.config import flags_config
 
 EXIT_PROBLEMS = 1
@@ -28,7 +29,8 @@ def flags() -> None:
 
 @flags.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def check(file: Path | None) -> None:
+@format_option()
+def check(file: Path | None, fmt: str) -> None:
     """Validate FILE (default FLAGS_FILE): exit 0 if usable, 1 on errors, 2 if unreadable."""
     from commands.toolkit.flag_file import check_file
 
@@ -36,6 +38,20 @@ def check(file: Path | None) -> None:
     report = check_file(path)
     if not report.readable:
         raise Failure(f"{path}: {report.problems[0].message}")
+    if fmt == "json":
+        emit_json(
+            {
+                "file": str(path),
+                "flags": report.flag_count,
+                "problems": [
+                    {"severity": p.severity, "where": p.where, "message": p.message}
+                    for p in report.problems
+                ],
+            }
+        )
+        if report.errors:
+            raise click.exceptions.Exit(EXIT_PROBLEMS)
+        return
     for problem in report.problems:
         click.echo(f"{path}: {problem.severity}: {problem.text}", err=True)
     errors, warnings = len(report.errors), len(report.warnings)
@@ -61,6 +77,7 @@ def check(file: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Evaluate this flag file instead of the configured source.",
 )
+@format_option()
 def eval_(
     key: str,
     user: str,
@@ -69,6 +86,7 @@ def eval_(
     roles: tuple[str, ...],
     admin: bool,
     file: Path | None,
+    fmt: str,
 ) -> None:
     """Show KEY's value, variant and reason for a user; exit 1 if it cannot be evaluated."""
     from openfeature.exception import ErrorCode
@@ -89,6 +107,20 @@ def eval_(
                 break
     finally:
         shutdown_flags()
+    if fmt == "json":
+        emit_json(
+            {
+                "key": key,
+                "value": details.value,
+                "variant": details.variant,
+                "reason": str(details.reason).lower(),
+                "error_code": str(details.error_code).lower() if details.error_code else None,
+                "error_message": details.error_message,
+            }
+        )
+        if details.error_code is not None:
+            raise click.exceptions.Exit(EXIT_PROBLEMS)
+        return
     click.echo(f"{key} = {_show(details.value)}")
     click.echo(f"variant: {details.variant if details.variant is not None else '-'}")
     click.echo(f"reason: {str(details.reason).lower()}")

@@ -27,6 +27,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "ci": ("bot.cli.ci_verbs", "ci"),
     "flags": ("bot.cli.flag_verbs", "flags"),
     "deploy": ("bot.cli.deploy_verbs", "deploy_command"),
+    "doctor": ("bot.cli.doctor_verbs", "doctor_command"),
+    "builds": ("bot.cli.build_verbs", "builds_command"),
 }
 
 

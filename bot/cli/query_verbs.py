@@ -8,16 +8,15 @@ Honeycomb down or refusing the key) is one line and exit code 2.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from bot.cli.exits import Failure, settings
+from bot.cli.output import FORMATS, console, emit_json
 from bot.cli.tables import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
 from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
@@ -26,8 +25,6 @@ from telemetry.timespec import parse_timespan
 
 if TYPE_CHECKING:
     from telemetry import honeycomb
-
-FORMATS = click.Choice(["table", "json"])
 
 # Rows of a stats table by default: a terminal shows about this many, and rich takes
 # seconds to lay out thousands (``--by author`` over a busy week).
@@ -55,12 +52,17 @@ def _window(since: str) -> Window:
         raise Failure(f"--since: {exc}") from None
 
 
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 @click.command(name="stats")
-@click.option("--by", default="command", show_default=True, help="command|author|guild|outcome|KEY")
+@click.option(
+    "--by",
+    default=None,
+    help="command|author|guild|outcome|KEY  [default: command; with --service: cicd.pipeline.name]",
+)
+@click.option(
+    "--service",
+    default=None,
+    help="only spans of this service.name: the bot's, or CI runs it received (circleci, buildkite)",
+)
 @click.option("--since", default="24h", show_default=True, help="window, e.g. 30m, 24h, 7d")
 @click.option("--where", "wheres", multiple=True, metavar="KEY=VALUE", help="filter (repeatable)")
 @click.option("--heatmap", "show_heatmap", is_flag=True, help="durations over time, with markers")
@@ -73,26 +75,38 @@ def _emit_json(data: Any) -> None:
 )
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def stats_command(
-    by: str, since: str, wheres: tuple[str, ...], show_heatmap: bool, top: int, fmt: str
+    by: str | None,
+    service: str | None,
+    since: str,
+    wheres: tuple[str, ...],
+    show_heatmap: bool,
+    top: int,
+    fmt: str,
 ) -> None:
-    """Latency and error rate of messages per command (or author, guild, outcome, any KEY)."""
+    """Latency and error rate of messages per command (or author, guild, outcome, any KEY).
+
+    With --service, of the root spans of that service: CI pipelines by name, say.
+    """
     cfg = settings()
     window = _window(since)
+    by = by or ("cicd.pipeline.name" if service else "command")
     try:
         where = [Where.parse(text) for text in wheres]
+        if service:
+            where.append(Where("service.name", service))
         with _open(cfg) as store:
             if show_heatmap:
                 result = heatmap(store, window=window, where=where)
                 if fmt == "json":
-                    _emit_json(result.to_json())
+                    emit_json(result.to_json())
                 else:
-                    Console().print(heatmap_text(result))
+                    console().print(heatmap_text(result))
                 return
             rows = stats(store, window=window, by=by, where=where)
     except QueryError as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     elif not rows:
         click.echo(f"no root spans in the last {since}")
     else:
@@ -104,7 +118,7 @@ def stats_command(
                 f"the {len(shown):,} busiest of {len(rows):,} groups: "
                 "--top 0 or --format json for all"
             )
-        Console().print(table)
+        console().print(table)
 
 
 @click.command(name="trace")
@@ -119,9 +133,9 @@ def trace_command(trace_id: str, fmt: str) -> None:
     except QueryError as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     else:
-        Console().print(waterfall_table(trace_id, rows))
+        console().print(waterfall_table(trace_id, rows))
 
 
 @click.command(name="traces")
@@ -136,11 +150,11 @@ def traces_command(limit: int, command: str | None, since: str, fmt: str) -> Non
     with _open(cfg) as store:
         rows = slowest(store, window=window, limit=limit, command=command)
     if fmt == "json":
-        _emit_json([asdict(row) for row in rows])
+        emit_json([asdict(row) for row in rows])
     elif not rows:
         click.echo(f"no root spans in the last {since}")
     else:
-        Console().print(traces_table(rows))
+        console().print(traces_table(rows))
 
 
 @click.command(name="marker")
@@ -211,7 +225,9 @@ def apply_command(directory: Path, dry_run: bool) -> None:
         definitions = honeycomb.load_definitions(directory)
     except ValueError as exc:
         raise Failure(str(exc)) from None
-    dataset = cfg.service_name
+    # A board may name its dataset ("__all__": environment-wide, as the CI board
+    # spans the ci, circleci and buildkite datasets); else the bot's own.
+    dataset = str(definitions.board.get("dataset") or cfg.service_name)
     if dry_run:
         for line in honeycomb.plan(definitions, dataset):
             click.echo(f"would apply {line}")
@@ -223,7 +239,7 @@ def apply_command(directory: Path, dry_run: bool) -> None:
             "Manage Queries and Columns and Manage Public Boards permissions)"
         )
     try:
-        report = asyncio.run(_apply(cfg, key.get_secret_value(), definitions))
+        report = asyncio.run(_apply(cfg, key.get_secret_value(), definitions, dataset))
     except honeycomb.HoneycombError as exc:
         raise Failure(str(exc)) from None
     for line in report.lines:
@@ -231,12 +247,19 @@ def apply_command(directory: Path, dry_run: bool) -> None:
 
 
 async def _apply(
-    cfg: Settings, key: str, definitions: honeycomb.Definitions
+    cfg: Settings, key: str, definitions: honeycomb.Definitions, dataset: str
 ) -> honeycomb.ApplyReport:
     from telemetry import honeycomb
 
+    recipient = None
+    if cfg.honeycomb_alert_webhook_url and cfg.honeycomb_webhook_secret:
+        recipient = honeycomb.AlertRecipient(
+            f"chatops-bot {cfg.service_name}",
+            cfg.honeycomb_alert_webhook_url,
+            cfg.honeycomb_webhook_secret.get_secret_value(),
+        )
     async with honeycomb.connect(cfg.honeycomb_api_url, key) as client:
-        return await honeycomb.apply(client, definitions, cfg.service_name)
+        return await honeycomb.apply(client, definitions, dataset, recipient)
 
 
 COMMANDS: list[click.Command] = [

@@ -27,6 +27,7 @@ class Fault:
     retry_after: float
     is_global: bool
     delay: float
+    headers: dict[str, str] | None = None  # added to the real answer (status None)
 
     def matches(self, method: str, path: str) -> bool:
         """True when this fault applies to a request (``*`` matches any method)."""
@@ -53,10 +54,20 @@ class Faults:
         retry_after: float,
         is_global: bool,
         delay: float,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Plan a failure; ``path`` is a regex matched against the whole path after /api/v10."""
         self._planned.append(
-            Fault(method.upper(), re.compile(path), status, times, retry_after, is_global, delay)
+            Fault(
+                method.upper(),
+                re.compile(path),
+                status,
+                times,
+                retry_after,
+                is_global,
+                delay,
+                headers,
+            )
         )
 
     def take(self, method: str, path: str) -> Fault | None:
@@ -105,6 +116,23 @@ def rate_limited(fault: Fault) -> web.Response:
         "global": fault.is_global,
     }
     return json_response(429, body, headers)
+
+
+def bucket_headers(
+    *, remaining: int, limit: int, reset_after: float, bucket: str
+) -> dict[str, str]:
+    """The ``X-RateLimit-*`` headers Discord puts on every answer of a limited route.
+
+    ``remaining=0`` makes discord.py wait ``reset_after`` seconds before the next
+    request of that bucket, without any 429 (its pre-emptive wait).
+    """
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+        "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+        "X-RateLimit-Bucket": bucket,
+    }
 
 
 def server_error(status: int) -> web.Response:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.sandbox.state import JSON, World
+from bot.sandbox.state import JSON, FakeGuild, World
 
 _log = logging.getLogger(__name__)
 
@@ -294,6 +294,10 @@ class Gateway:
         """Send a dispatch to the session owning its guild (held until one is ready)."""
         guild_id = int(data["guild_id"]) if data.get("guild_id") else None
         self._route(event, _dumps(data), guild_id)
+
+    def guild_joined(self, guild: FakeGuild) -> None:
+        """The bot was added to ``guild``: its GUILD_CREATE, to the shard that owns it."""
+        self._route("GUILD_CREATE", guild.create_json(self.world.bot_member), guild.id)
 
     def _route(self, event: str, data_json: str, guild_id: int | None) -> None:
         targets = [

@@ -85,6 +85,9 @@ class Rest:
         self.requests: list[RecordedRequest] = []
         self.bot_messages: list[JSON] = []
         self.deleted_message_ids: set[int] = set()
+        # The Message Content intent switched on in the portal (GATEWAY_MESSAGE_CONTENT_LIMITED,
+        # as for a bot in fewer than 100 servers); a test sets 0 to switch it off.
+        self.application_flags = 1 << 19
 
     def routes(self) -> list[web.RouteDef]:
         """The route table, mounted under /api/v10."""
@@ -93,6 +96,7 @@ class Rest:
         return [
             web.get(p + "/users/@me", self.get_me),
             web.get(p + "/oauth2/applications/@me", self.get_application),
+            web.get(p + "/applications/@me", self.get_application),
             web.get(p + "/gateway", self.get_gateway),
             web.get(p + "/gateway/bot", self.get_gateway_bot),
             web.post(p + "/users/@me/channels", self.open_dm),
@@ -148,7 +152,10 @@ class Rest:
             if fault.status is not None and fault.status >= 300:
                 return server_error(fault.status)
         try:
-            return await handler(request)
+            response = await handler(request)
+            if fault is not None and fault.headers:
+                response.headers.update(fault.headers)
+            return response
         except web.HTTPNotFound:
             return not_found()
         except web.HTTPMethodNotAllowed:
@@ -161,7 +168,8 @@ class Rest:
         return json_response(200, self.world.bot_user)
 
     async def get_application(self, request: web.Request) -> web.Response:
-        """The application discord.py fetches right after ``/users/@me``."""
+        """The application discord.py fetches right after ``/users/@me`` (also
+        ``/applications/@me``, where ``chatops doctor`` reads the intent flags)."""
         bot_user = self.world.bot_user
         return json_response(
             200,
@@ -176,7 +184,7 @@ class Rest:
                 "owner": self.world.owner,
                 "team": None,
                 "verify_key": "0" * 64,
-                "flags": 0,
+                "flags": self.application_flags,
                 "summary": "",
                 "bot": bot_user,
                 "interactions_endpoint_url": None,

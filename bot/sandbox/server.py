@@ -17,7 +17,7 @@ from typing import Self
 from aiohttp import web
 
 from bot.sandbox import mentions
-from bot.sandbox.faults import Faults
+from bot.sandbox.faults import Faults, bucket_headers
 from bot.sandbox.gateway import RECONNECT, Gateway
 from bot.sandbox.interaction_api import CommandSource, FakeInteraction, FakeInteractions
 from bot.sandbox.rest import API_PREFIX, RecordedRequest, Rest
@@ -33,8 +33,9 @@ class FakeDiscord:
         guild_count: int = 1,
         shard_count: int = 1,
         heartbeat_interval_ms: int = 41_250,
+        first_guild_id: int | None = None,
     ) -> None:
-        self.world = World(guild_count=guild_count)
+        self.world = World(guild_count=guild_count, first_guild_id=first_guild_id)
         self.shard_count = shard_count
         self.faults = Faults()
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
@@ -139,9 +140,36 @@ class FakeDiscord:
         """The transport compression of each gateway connection, in order."""
         return self.gateway.compressions
 
-    def add_user(self, name: str, *, role_ids: Sequence[int] = (), bot: bool = False) -> JSON:
+    def add_user(
+        self,
+        name: str,
+        *,
+        role_ids: Sequence[int] = (),
+        bot: bool = False,
+        user_id: int | None = None,
+    ) -> JSON:
         """A new user in every guild, holding ``role_ids`` in the first one."""
-        return self.world.add_user(name, list(role_ids), bot=bot)
+        return self.world.add_user(name, list(role_ids), bot=bot, user_id=user_id)
+
+    def add_guild(self, name: str, *, guild_id: int | None = None) -> FakeGuild:
+        """A guild the bot joins now (GUILD_CREATE), with every user a member."""
+        guild = self.world.add_guild(name, guild_id)
+        self.gateway.guild_joined(guild)
+        return guild
+
+    def set_roles(self, guild: FakeGuild, user: JSON, role_ids: Sequence[int]) -> None:
+        """``user`` holds exactly ``role_ids`` in ``guild`` from the next message on; roles
+        the guild lacks are created (GUILD_ROLE_CREATE), as an admin would in Discord."""
+        for role in self.world.set_roles(guild, user, list(role_ids)):
+            self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
+
+    def add_channel(self, name: str) -> int:
+        """A new text channel in the first guild; add it before the bot connects."""
+        return self.world.add_text_channel(name)
+
+    def messages_in(self, channel_id: int) -> list[JSON]:
+        """Every message the bot created in ``channel_id``, as stored (edits applied)."""
+        return [m for m in self.bot_messages if int(m["channel_id"]) == channel_id]
 
     def dm_channel_id(self, user: JSON) -> int:
         """The id of ``user``'s DM channel with the bot."""
@@ -171,10 +199,16 @@ class FakeDiscord:
         timeout: float = 5.0,
     ) -> JSON | None:
         """Send a message and wait for the bot's first reply to it (None on timeout)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[JSON] = loop.create_future()
         message = self.send_message(content, author=author, channel_id=channel_id)
-        mid = int(message["id"])
+        return await self.first_reply(int(message["id"]), timeout=timeout)
+
+    async def first_reply(self, message_id: int, *, timeout: float = 5.0) -> JSON | None:
+        """The bot's first reply to ``message_id``, as soon as it is posted (None on timeout)."""
+        mid = int(message_id)
+        earlier = self.replies_so_far(mid)
+        if earlier:
+            return earlier[0]
+        fut: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
         self._reply_waiters.setdefault(mid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -187,10 +221,14 @@ class FakeDiscord:
             if not waiters:
                 self._reply_waiters.pop(mid, None)
 
+    def replies_so_far(self, message_id: int) -> list[JSON]:
+        """Every bot message replying to ``message_id`` posted until now, oldest first."""
+        return [m for m in self.bot_messages if _reference_id(m) == int(message_id)]
+
     async def replies_to(self, message_id: int, *, timeout: float = 1.0) -> list[JSON]:
         """Every bot message replying to ``message_id``, after ``timeout`` for late ones."""
         await asyncio.sleep(timeout)
-        return [m for m in self.bot_messages if _reference_id(m) == int(message_id)]
+        return self.replies_so_far(message_id)
 
     def _bot_message_event(self, message: JSON, event: str) -> None:
         """A bot REST call changed a message: tell the gateway and any ``say`` waiting."""
@@ -235,6 +273,35 @@ class FakeDiscord:
             retry_after=retry_after,
             is_global=is_global,
             delay=delay,
+        )
+
+    def exhaust_bucket(
+        self,
+        method: str,
+        path: str,
+        *,
+        reset_after: float = 1.5,
+        limit: int = 5,
+        bucket: str = "b0c4e7f4k3",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests normally, but say their rate-limit
+        bucket is empty (``X-RateLimit-Remaining: 0``, ``Reset-After: reset_after``).
+
+        discord.py then waits ``reset_after`` before the bucket's next request: Discord's
+        pacing without a 429.
+        """
+        self.faults.add(
+            method,
+            path,
+            status=None,
+            times=times,
+            retry_after=reset_after,
+            is_global=False,
+            delay=0.0,
+            headers=bucket_headers(
+                remaining=0, limit=limit, reset_after=reset_after, bucket=bucket
+            ),
         )
 
     async def drop_connection(self) -> None:

@@ -202,7 +202,7 @@ def make_text_channel(channel_id: int, guild_id: int, name: str, position: int) 
 class World:
     """Users, guilds, DM channels and messages, indexed the way routes look them up."""
 
-    def __init__(self, *, guild_count: int) -> None:
+    def __init__(self, *, guild_count: int, first_guild_id: int | None = None) -> None:
         self.ids = Snowflakes()
         now_ms = int(time.time() * 1000)
         # Created "a while ago", so every later id is newer than these.
@@ -223,10 +223,11 @@ class World:
         for index in range(guild_count):
             # One millisecond apart: (id >> 22) % shard_count spreads guilds over shards.
             ms = now_ms - 5_000_000 - guild_count + index
-            self._add_guild(ms, f"Guild {index}" if index else "chatops-sandbox")
+            name = f"Guild {index}" if index else "chatops-sandbox"
+            self._add_guild(ms, name, first_guild_id if index == 0 else None)
 
-    def _add_guild(self, ms: int, name: str) -> FakeGuild:
-        gid = snowflake_at(ms, 0)
+    def _add_guild(self, ms: int, name: str, guild_id: int | None = None) -> FakeGuild:
+        gid = snowflake_at(ms, 0) if guild_id is None else guild_id
         guild = FakeGuild(id=gid, name=name, owner_id=int(self.owner["id"]))
         admin, ops, general = (snowflake_at(ms, n) for n in (1, 2, 3))
         guild.roles = [
@@ -245,15 +246,56 @@ class World:
         self.channel_guild[general] = guild
         return guild
 
-    def add_user(self, name: str, role_ids: list[int], *, bot: bool) -> JSON:
-        """A new user, member of every guild (with ``role_ids`` in the first)."""
-        user = make_user(self.ids.next(), name, bot=bot)
+    def add_text_channel(self, name: str) -> int:
+        """A new text channel in the first guild (before the bot connects); its id."""
+        guild = self.guilds[0]
+        channel_id = self.ids.next()
+        channel = make_text_channel(channel_id, guild.id, name, len(guild.channels))
+        guild.channels.append(channel)
+        guild.invalidate()
+        self.channels[channel_id] = channel
+        self.channel_guild[channel_id] = guild
+        return channel_id
+
+    def add_guild(self, name: str, guild_id: int | None = None) -> FakeGuild:
+        """A new guild (``guild_id``, or a fresh id) with its roles and channel; every
+        user is a member of it, without roles."""
+        if guild_id is not None and guild_id in self.guilds_by_id:
+            raise ValueError(f"guild {guild_id} exists")
+        guild = self._add_guild(int(time.time() * 1000), name, guild_id)
+        for uid, user in self.users.items():
+            if uid not in guild.members:
+                guild.members[uid] = make_member(user, [], iso(guild.id))
+        return guild
+
+    def add_user(
+        self, name: str, role_ids: list[int], *, bot: bool, user_id: int | None = None
+    ) -> JSON:
+        """A new user (``user_id``, or a fresh id), member of every guild (with
+        ``role_ids`` in the first)."""
+        if user_id is not None and user_id in self.users:
+            raise ValueError(f"user {user_id} exists")
+        user = make_user(self.ids.next() if user_id is None else user_id, name, bot=bot)
         uid = int(user["id"])
         self.users[uid] = user
         for index, guild in enumerate(self.guilds):
             guild.members[uid] = make_member(user, role_ids if index == 0 else [], iso(uid))
             guild.invalidate()
         return user
+
+    def set_roles(self, guild: FakeGuild, user: JSON, role_ids: list[int]) -> list[JSON]:
+        """Give ``user`` exactly ``role_ids`` in ``guild``; roles the guild lacks are created
+        (without permissions) and returned, for a GUILD_ROLE_CREATE each."""
+        known = {int(r["id"]) for r in guild.roles}
+        created = [
+            make_role(rid, f"role-{rid}", "0", len(guild.roles) + n)
+            for n, rid in enumerate(r for r in dict.fromkeys(role_ids) if r not in known)
+        ]
+        guild.roles.extend(created)
+        member = guild.members[int(user["id"])]
+        member["roles"] = [str(r) for r in dict.fromkeys(role_ids)]
+        guild.invalidate()
+        return created
 
     def dm_channel(self, user: JSON) -> JSON:
         """The DM channel between ``user`` and the bot, opened on first use."""

@@ -25,9 +25,17 @@ from discord.ext import commands
 
 from commands.azure.aci_format import code, code_block, container_state, list_table, status_text
 from commands.azure.arm_client import Aci, AzureError, Found, GroupRef
+from commands.ops.audit import Actor, AuditEntry, AuditLog
+from commands.toolkit.approve import Approve
 from commands.toolkit.confirm import Confirm, Decision
-from commands.toolkit.failures import UserFacingError, record_failure
-from commands.toolkit.flag_checks import allowed, requires_flag
+from commands.toolkit.failures import UserFacingError, record_failure, unwrap
+from commands.toolkit.flag_checks import (
+    FlagDenied,
+    allowed,
+    permission_flag,
+    requires_flag,
+    two_person_required,
+)
 from commands.toolkit.hybrid import hybrid_group, subcommand
 from commands.toolkit.limits import EXPENSIVE
 from commands.toolkit.replies import edit, reply, update
@@ -46,6 +54,9 @@ INLINE_LOG_CHARS = 1800
 MAX_CHOICES = 25  # Discord's limit for autocomplete
 NAMES_TTL_S = 30.0
 MAX_TAIL = 10_000
+OPERATOR_FLAG = "aci-operator"
+TWO_PERSON_FLAG = permission_flag("aci-two-person")
+CHANGES = frozenset({"aci start", "aci stop", "aci restart"})
 
 
 @dataclass(frozen=True)
@@ -78,11 +89,32 @@ class LogFlags(commands.FlagConverter, prefix="--", delimiter=" "):
 class Azure(commands.Cog, name="Azure"):
     """Azure Container Instances: list, status, logs, start, stop, restart."""
 
-    def __init__(self, aci: Aci | None, *, confirm_timeout_s: float, logs_tail: int) -> None:
+    def __init__(
+        self,
+        aci: Aci | None,
+        *,
+        confirm_timeout_s: float,
+        logs_tail: int,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._client = aci
         self.confirm_timeout_s = confirm_timeout_s
         self.logs_tail = logs_tail
+        self.audit = audit
         self._names: tuple[float, list[str]] | None = None
+
+    def _audit(self, entry: AuditEntry) -> None:
+        if self.audit is not None:
+            self.audit.record(entry)
+
+    @commands.Cog.listener()
+    async def on_command_error(self, ctx: Ctx, error: commands.CommandError) -> None:
+        """A denied attempt at a change goes to the audit channel too (the reply is the
+        error mapper's; a listener does not count as the cog handling its own errors)."""
+        command = ctx.command.qualified_name if ctx.command is not None else ""
+        if command not in CHANGES or not isinstance(unwrap(error), FlagDenied):
+            return
+        self._audit(AuditEntry.here(Actor.of(ctx.author), command, _asked_group(ctx), "denied"))
 
     @property
     def aci_client(self) -> Aci:
@@ -94,6 +126,9 @@ class Azure(commands.Cog, name="Azure"):
         name="aci", invoke_without_command=True, extras={EXPENSIVE: True},
         help="Azure Container Instances: list, status, logs, start, stop, restart.",
     )  # fmt: skip
+    # Discord shows /aci only to members who may manage the server until an admin opens
+    # it to a role (Server Settings > Integrations); the aci-* flags still decide.
+    @app_commands.default_permissions(manage_guild=True)
     async def aci(self, ctx: Ctx) -> None:
         prefix = ctx.clean_prefix
         await reply(
@@ -161,21 +196,21 @@ class Azure(commands.Cog, name="Azure"):
 
     @subcommand(aci, help="Start a stopped container group.")
     @app_commands.describe(group="Container group name (or resource-group/name)")
-    @requires_flag("aci-operator")
+    @requires_flag(OPERATOR_FLAG)
     async def start(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, START, aci.start, confirm=False)
 
     @subcommand(aci, help="Stop a container group (asks first).")
     @app_commands.describe(group="Container group name (or resource-group/name)")
-    @requires_flag("aci-operator")
+    @requires_flag(OPERATOR_FLAG)
     async def stop(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, STOP, aci.stop, confirm=True)
 
     @subcommand(aci, help="Restart a container group (asks first).")
     @app_commands.describe(group="Container group name (or resource-group/name)")
-    @requires_flag("aci-operator")
+    @requires_flag(OPERATOR_FLAG)
     async def restart(self, ctx: Ctx, group: str) -> None:
         aci = self.aci_client
         await self._change(ctx, group, RESTART, aci.restart, confirm=True)
@@ -222,13 +257,35 @@ class Azure(commands.Cog, name="Azure"):
         *,
         confirm: bool,
     ) -> None:
+        began = time.monotonic()
+        began_s = time.time()
         found = await self.aci_client.find(group)
         name = found.ref.name
+        resource = f"{found.ref.resource_group}/{name}"
+        action = f"aci {verb.name}"
+        who = Actor.of(ctx.author)
+
+        def audit(result: str, approver: Actor | None = None) -> None:
+            # Who pressed: the approver (two-person), else the requester's own Confirm.
+            detail = "confirmed by requester" if confirm and approver is None and asked else None
+            self._audit(
+                AuditEntry.here(
+                    who, action, resource, result,
+                    duration_s=time.monotonic() - began, started_s=began_s,
+                    approver=approver, detail=detail,
+                )
+            )  # fmt: skip
+
         ack = f"\u23f3 {verb.doing} `{name}`\u2026 I'll edit this message when Azure is done."
+        approver: Actor | None = None
+        asked = False
         if confirm:
-            message = await self._confirm(ctx, found, verb, ack)
-            if message is None:
+            answer = await self._ask(ctx, found, verb, ack, action, resource)
+            if isinstance(answer, str):
+                audit(answer)
                 return
+            message, approver = answer
+            asked = True
         else:
             message = await reply(ctx, ack)
         started = time.monotonic()
@@ -236,20 +293,96 @@ class Azure(commands.Cog, name="Azure"):
             await act(found.ref)
             after = await self.aci_client.get(found.ref)
         except AzureError as exc:
-            await self._failed_in_place(message, f"{verb.name.title()} of `{name}` failed", exc)
+            await self._failed_in_place(
+                ctx, message, f"{verb.name.title()} of `{name}` failed", exc
+            )
+            audit(f"failed: {exc}", approver)
             return
         states = ", ".join(
             f"{code(c.name)} {container_state(c)[0]}" for c in after.containers or []
         )
         took = time.monotonic() - started
         await edit(message, f"\u2705 `{name}` {verb.done} in {took:.1f} s. Now: {states}.")
+        audit("ok", approver)
 
-    async def _confirm(
-        self, ctx: Ctx, found: Found, verb: Verb, ack: str
-    ) -> discord.Message | None:
-        """Ask; on Confirm the question becomes the acknowledgement. None when not confirmed."""
+    async def _ask(
+        self, ctx: Ctx, found: Found, verb: Verb, ack: str, action: str, resource: str
+    ) -> tuple[discord.Message, Actor | None] | str:
+        """Confirmation, or a second operator's approval when ``aci-two-person`` is on for
+        the resource group. The acknowledgement and who approved; else what happened
+        (``cancelled``, ``timed out``) for the audit."""
+        if await two_person_required(ctx, TWO_PERSON_FLAG, found.ref.resource_group):
+            return await self._approval(ctx, found, verb, ack, action, resource)
+        confirmed = await self._confirm(ctx, found, verb, ack)
+        return confirmed if isinstance(confirmed, str) else (confirmed, None)
+
+    async def _approval(
+        self, ctx: Ctx, found: Found, verb: Verb, ack: str, action: str, resource: str
+    ) -> tuple[discord.Message, Actor | None] | str:
         name = found.ref.name
-        view = Confirm(ctx.author.id, self.confirm_timeout_s)
+        requester = Actor.of(ctx.author)
+
+        def refused(interaction: discord.Interaction[Any], why: str) -> None:
+            detail = "own request" if why == "requester" else "not an operator"
+            self._audit(
+                AuditEntry.here(
+                    Actor.of(interaction.user), f"{action} approve", resource, "denied",
+                    detail=f"{detail}; requested by {requester}",
+                )
+            )  # fmt: skip
+
+        view = Approve(
+            ctx.author.id, self.confirm_timeout_s, approver_flag=OPERATOR_FLAG, on_refused=refused
+        )
+        message = await reply(
+            ctx,
+            f"{ctx.author.display_name} asks to {verb.name} container group `{name}` in "
+            f"`{found.ref.resource_group}`. Two-person rule: another operator must approve "
+            f"within {self.confirm_timeout_s:g} s.",
+            view=view,
+        )
+        answer = await view.wait_for_answer()
+        trace = current_trace()
+        if trace is not None:
+            trace.span.set_attribute(schema.AZURE_CONFIRMATION, answer.decision.value)
+            trace.span.set_attribute(schema.AZURE_TWO_PERSON, True)
+        if answer.decision is Decision.TIMED_OUT:
+            await edit(
+                message,
+                f"No approval within {self.confirm_timeout_s:g} s: `{name}` was not {verb.done}.",
+                clear_view=True,
+            )
+            return "timed out"
+        assert answer.interaction is not None
+        try:
+            if answer.decision is Decision.CANCELLED:
+                await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
+                return "cancelled"
+            approver = Actor.of(answer.interaction.user)
+            if trace is not None:
+                trace.span.set_attribute(schema.AZURE_APPROVER_ID, str(approver.user_id))
+                trace.span.set_attribute(schema.AZURE_APPROVER_NAME, approver.name)
+            await update(answer.interaction, f"{ack}\nApproved by {approver}.")
+        finally:
+            view.answered()
+        return message, approver
+
+    async def _confirm(self, ctx: Ctx, found: Found, verb: Verb, ack: str) -> discord.Message | str:
+        """Ask; on Confirm the question becomes the acknowledgement. Else what happened
+        instead (``cancelled``, ``timed out``)."""
+        name = found.ref.name
+        requester = Actor.of(ctx.author)
+        resource = f"{found.ref.resource_group}/{name}"
+
+        def refused(interaction: discord.Interaction[Any]) -> None:
+            self._audit(
+                AuditEntry.here(
+                    Actor.of(interaction.user), f"aci {verb.name} confirm", resource, "denied",
+                    detail=f"not the requester; requested by {requester}",
+                )
+            )  # fmt: skip
+
+        view = Confirm(ctx.author.id, self.confirm_timeout_s, on_refused=refused)
         message = await reply(
             ctx,
             f"{verb.name.title()} container group `{name}` in `{found.ref.resource_group}`? "
@@ -266,17 +399,29 @@ class Azure(commands.Cog, name="Azure"):
                 f"No answer within {self.confirm_timeout_s:g} s: `{name}` was not {verb.done}.",
                 clear_view=True,
             )
-            return None
+            return "timed out"
         assert answer.interaction is not None
         try:
             if answer.decision is Decision.CANCELLED:
                 await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
-                return None
+                return "cancelled"
             await update(answer.interaction, ack)
         finally:
             view.answered()
         return message
 
-    async def _failed_in_place(self, message: discord.Message, what: str, exc: AzureError) -> None:
-        classified = record_failure(exc, what=what)
+    async def _failed_in_place(
+        self, ctx: Ctx, message: discord.Message, what: str, exc: AzureError
+    ) -> None:
+        classified = record_failure(exc, what=what, bot=ctx.bot)
         await edit(message, f"\u274c {what}: {classified.reply}")
+
+
+def _asked_group(ctx: Ctx) -> str:
+    """The group a refused change named (checks run before arguments are converted)."""
+    if ctx.interaction is not None:
+        return str(getattr(ctx.interaction.namespace, "group", "") or "?")
+    words = ctx.message.content.split()
+    name = ctx.command.name if ctx.command is not None else ""
+    rest = words[words.index(name) + 1 :] if name in words else []
+    return schema.truncate(rest[0], 64) if rest else "?"

@@ -141,6 +141,8 @@ def as_check(
     async def check(ctx: commands.Context[Any]) -> bool:
         return await predicate(ctx)
 
+    # Whatever the predicate says about itself (the flag it evaluates) stays visible.
+    check.__dict__.update(getattr(predicate, "__dict__", {}))
     return check
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,8 @@ NOT_YOURS = "Only the person who asked can answer this."
 
 class Decision(StrEnum):
     CONFIRMED = "confirmed"
+    # Two-person approval (``commands.toolkit.approve``): a second operator pressed Approve.
+    APPROVED = "approved"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
 
@@ -53,13 +56,28 @@ class Press:
     handled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+async def hand_over(presses: asyncio.Queue[Press], press: Press) -> None:
+    """Give the press to the waiting command and wait (bounded) until it has answered it."""
+    presses.put_nowait(press)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
+
+
 class Confirm(TracedView):
     """Two buttons; ``wait_for_answer`` returns the requester's press or a timeout."""
 
-    def __init__(self, requester_id: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        requester_id: int,
+        timeout_s: float,
+        *,
+        on_refused: Callable[[discord.Interaction[Any]], None] | None = None,
+    ) -> None:
         # The view's own timeout is a backstop; ``wait_for_answer`` bounds the wait.
         super().__init__(timeout=timeout_s + 5)
         self.requester_id = requester_id
+        # Told about each refused press (the audit channel posts it).
+        self.on_refused = on_refused
         self.timeout_s = timeout_s
         self._presses: asyncio.Queue[Press] = asyncio.Queue()
         self._taken: Press | None = None
@@ -71,6 +89,8 @@ class Confirm(TracedView):
         press_trace = current_trace()
         if press_trace is not None:
             press_trace.set_outcome(Outcome.DENIED)
+        if self.on_refused is not None:
+            self.on_refused(interaction)
         await tell_privately(interaction, NOT_YOURS)
         return False
 
@@ -87,10 +107,7 @@ class Confirm(TracedView):
         await self._hand_over(Press(False, interaction))
 
     async def _hand_over(self, press: Press) -> None:
-        """Give the press to the command and wait (bounded) until it has answered it."""
-        self._presses.put_nowait(press)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
+        await hand_over(self._presses, press)
 
     async def wait_for_answer(self) -> Answer:
         """The requester's decision, or ``TIMED_OUT`` after ``timeout_s``."""

@@ -25,6 +25,7 @@ from typing import Any
 from discord import app_commands
 from discord.ext import commands
 
+from commands.toolkit.trace_refs import trace_target_of
 from telemetry.schema import Outcome
 from telemetry.spans import current_trace
 
@@ -91,13 +92,20 @@ def unwrap(error: BaseException) -> BaseException:
 
 
 def classify(
-    error: BaseException, trace_id: str, ctx: commands.Context[Any] | None = None
+    error: BaseException,
+    trace_id: str,
+    ctx: commands.Context[Any] | None = None,
+    *,
+    trace_ref: str | None = None,
 ) -> Classified:
     """Turn an error into an outcome and the text to reply with.
 
     ``ctx`` is the command's context when there is one (a button press has
-    none); it words the replies that name the command or its usage.
+    none); it words the replies that name the command or its usage. ``trace_ref``
+    is how the reply names the trace (a link, ``TraceTarget.in_reply``); the bare
+    id in backticks by default.
     """
+    ref = trace_ref or f"`{trace_id}`"
     error = unwrap(error)
     prefix = ctx.clean_prefix if ctx is not None else "/"
     if isinstance(error, commands.CommandNotFound | HiddenCommand | app_commands.CommandNotFound):
@@ -123,25 +131,32 @@ def classify(
         return Classified(Outcome.DENIED, f"You can't use `{prefix}{name}`.", error)
     if isinstance(error, UserFacingError):
         if error.outcome is Outcome.ERROR:
-            return Classified(Outcome.ERROR, f"{error} (trace `{trace_id}`)", error)
+            return Classified(Outcome.ERROR, f"{error} (trace {ref})", error)
         return Classified(error.outcome, str(error), error)
-    return Classified(
-        Outcome.ERROR, f"Something went wrong on my side (trace `{trace_id}`).", error
-    )
+    return Classified(Outcome.ERROR, f"Something went wrong on my side (trace {ref}).", error)
 
 
 def record_failure(
-    error: BaseException, ctx: commands.Context[Any] | None = None, *, what: str = "command"
+    error: BaseException,
+    ctx: commands.Context[Any] | None = None,
+    *,
+    what: str = "command",
+    bot: object = None,
 ) -> Classified:
     """Classify ``error``, record it on the current root span, and log it as its kind deserves.
 
     A foreseen dependency failure (``UserFacingError`` with outcome ERROR) logs
     one line; an unexpected one logs its traceback; what the user caused logs
     nothing. The caller sends ``Classified.reply`` however its surface answers.
+    The reply links the trace when the bot (``bot``, else ``ctx.bot``) has a
+    ``trace_target`` with Honeycomb configured.
     """
     message_trace = current_trace()
     trace_id = message_trace.trace_id if message_trace is not None else "-"
-    classified = classify(error, trace_id, ctx)
+    target = trace_target_of(bot if bot is not None else getattr(ctx, "bot", None))
+    start_ns = getattr(message_trace.span, "start_time", None) if message_trace else None
+    trace_ref = target.in_reply(trace_id, start_s=start_ns / 1e9 if start_ns else None)
+    classified = classify(error, trace_id, ctx, trace_ref=trace_ref)
     if message_trace is not None:
         message_trace.record_error(classified.cause, classified.outcome)
     if classified.outcome is Outcome.ERROR:

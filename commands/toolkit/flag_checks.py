@@ -36,6 +36,18 @@ ROLES = "roles"
 ADMIN = "admin"
 
 T = TypeVar("T", bool, str, int, float)
+
+#: Flags that decide who may do what: every flag behind a command check, plus those
+#: registered with ``permission_flag``. A reload that changes one goes to the audit channel.
+PERMISSION_FLAGS: set[str] = set()
+
+
+def permission_flag(key: str) -> str:
+    """Register ``key`` as a permission flag (the audit channel reports changes to it)."""
+    PERMISSION_FLAGS.add(key)
+    return key
+
+
 # A coroutine function (what ``commands.check`` accepts), so also an Awaitable one.
 Predicate = Callable[[commands.Context[Any]], Coroutine[Any, Any, bool]]
 
@@ -161,6 +173,8 @@ def flag_check(key: str, *, hidden: bool = False, default: bool = False) -> Pred
     ``"hidden": true``.
     """
 
+    permission_flag(key)
+
     async def predicate(ctx: commands.Context[Any]) -> bool:
         details = await flag_details(ctx, key, default)
         if details.value is True:
@@ -170,7 +184,17 @@ def flag_check(key: str, *, hidden: bool = False, default: bool = False) -> Pred
         raise FlagDenied(key)
 
     predicate.__qualname__ = f"flag_check({key!r})"
+    setattr(predicate, _FLAG_KEY, key)
     return predicate
+
+
+_FLAG_KEY = "chatops_flag_key"
+
+
+def flag_key_of(check: Callable[..., Any]) -> str | None:
+    """The flag a command check made by ``flag_check`` (or wrapping one) evaluates."""
+    key = getattr(check, _FLAG_KEY, None)
+    return key if isinstance(key, str) else None
 
 
 def requires_flag(
@@ -182,3 +206,20 @@ def requires_flag(
     asking user in.
     """
     return commands.check(flag_check(key, hidden=hidden, default=default))
+
+
+RESOURCE_GROUP = "resourceGroup"
+
+
+async def two_person_required(ctx: commands.Context[Any], key: str, resource_group: str) -> bool:
+    """Whether ``key`` (``aci-two-person``) is on for this message and ``resource_group``.
+
+    The message's evaluation context plus ``resourceGroup``, so a rule can name the
+    resource groups that need a second person. A flag that cannot be evaluated means
+    off: the usual confirmation still applies.
+    """
+    context = _message_flags(ctx.message).context.merge(
+        EvaluationContext(attributes={RESOURCE_GROUP: resource_group})
+    )
+    details = await evaluate_async(key, False, context)
+    return details.value is True

@@ -30,7 +30,10 @@ FLAG_KEYS = frozenset(
 # Operators whose second argument is evaluated against each element, not the context.
 ELEMENT_SCOPED = frozenset({"some", "all", "none", "map", "filter", "reduce"})
 # What the bot puts in the evaluation context (commands/toolkit/flag_checks.py), plus flagd's own.
-CONTEXT_ATTRIBUTES = frozenset({"targetingKey", "guildId", "channelId", "roles", "admin", "$flagd"})
+CONTEXT_ATTRIBUTES = frozenset(
+    # resourceGroup: only when aci-two-person is evaluated (docs/ops-loop.md).
+    {"targetingKey", "guildId", "channelId", "roles", "admin", "resourceGroup", "$flagd"}
+)
 MAX_WEIGHT_SUM = 2_147_483_647
 
 

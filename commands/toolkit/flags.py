@@ -189,6 +189,8 @@ class _Active:
     fail_closed: bool
     # Looks for an edit of the file (at most once per poll interval); None for flagd.
     refresh: Callable[[], None] | None = None
+    # Registers a listener with the file provider (synchronous events); None for flagd.
+    listen: Callable[[Callable[[EventDetails], None]], None] | None = None
 
 
 _active: _Active | None = None
@@ -206,6 +208,7 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
     client = api.get_client(DOMAIN)
     monitor = FlagSourceMonitor(config)
     refresh: Callable[[], None] | None = None
+    listen: Callable[[Callable[[EventDetails], None]], None] | None = None
     if config.provider == "file":
         from commands.toolkit.flag_file_provider import FlagFileProvider
 
@@ -213,6 +216,7 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
         # In order, and before the evaluation that noticed a change goes on.
         provider.add_listener(monitor.on_event)
         refresh = provider.refresh
+        listen = provider.add_listener
     else:
         monitor.attach(client)
     _active = _Active(
@@ -223,6 +227,7 @@ def start_flags(config: FlagsConfig, *, wait: bool = False) -> FlagSourceMonitor
         monitor=monitor,
         fail_closed=config.provider == "file",
         refresh=refresh,
+        listen=listen,
     )
     if config.provider == "file" or wait:
         # A failure is reported by the monitor (PROVIDER_ERROR); the provider looks
@@ -242,6 +247,29 @@ def shutdown_flags() -> None:
     api.shutdown()
 
 
+def on_flags_changed(callback: Callable[[list[str]], None]) -> bool:
+    """Call ``callback(keys)`` after every reload that changed flag definitions.
+
+    Only changes after this call are reported (start-up's first load is not a
+    change). The callback runs in whichever thread found the change (the
+    evaluating one for a file, the SDK's for flagd): it must hand over, not work.
+    False when no flags are active.
+    """
+    active = _active
+    if active is None:
+        return False
+
+    def listener(details: EventDetails) -> None:
+        if details.flags_changed and details.error_code is None:
+            callback(list(details.flags_changed))
+
+    if active.listen is not None:
+        active.listen(listener)
+    else:
+        active.client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, listener)
+    return True
+
+
 def flags_active() -> bool:
     return _active is not None
 
@@ -253,24 +281,35 @@ def evaluate(key: str, default: T, context: EvaluationContext) -> FlagEvaluation
     ``default`` with reason ERROR, which is what makes permission flags fail closed.
     """
     active = _active
-    client = active.client if active else api.get_client(DOMAIN)
     provider_name = active.provider_name if active else "none"
     with tracer.start_as_current_span(schema.FLAG_SPAN_PREFIX + key) as span:
-        if active is not None and active.refresh is not None:
-            # Before the fail-closed check: a broken edit denies from this evaluation on.
-            active.refresh()
-        if active is not None and active.fail_closed and active.monitor.unusable:
-            details = FlagEvaluationDetails(
-                flag_key=key,
-                value=default,
-                reason=Reason.ERROR,
-                error_code=ErrorCode.PROVIDER_NOT_READY,
-                error_message=active.monitor.problem,
-            )
-        else:
-            details = _resolve(client, key, default, context)
+        details = _evaluate(active, key, default, context)
         span.set_attributes(span_attributes(details, provider_name, context))
         return details
+
+
+def evaluate_untraced(key: str, default: T, context: EvaluationContext) -> FlagEvaluationDetails[T]:
+    """``evaluate`` without its span: what a flag says about someone outside any message
+    (``chatops console`` shows a persona's flags), so no trace of its own is recorded."""
+    return _evaluate(_active, key, default, context)
+
+
+def _evaluate(
+    active: _Active | None, key: str, default: T, context: EvaluationContext
+) -> FlagEvaluationDetails[T]:
+    client = active.client if active else api.get_client(DOMAIN)
+    if active is not None and active.refresh is not None:
+        # Before the fail-closed check: a broken edit denies from this evaluation on.
+        active.refresh()
+    if active is not None and active.fail_closed and active.monitor.unusable:
+        return FlagEvaluationDetails(
+            flag_key=key,
+            value=default,
+            reason=Reason.ERROR,
+            error_code=ErrorCode.PROVIDER_NOT_READY,
+            error_message=active.monitor.problem,
+        )
+    return _resolve(client, key, default, context)
 
 
 async def evaluate_async(

@@ -68,7 +68,9 @@ class TracedView(discord.ui.View):
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         """Record the failure on the click's root span and tell the clicker, privately."""
-        classified = record_failure(error, what=f"view item {custom_id_of(interaction)}")
+        classified = record_failure(
+            error, what=f"view item {custom_id_of(interaction)}", bot=interaction.client
+        )
         try:
             await respond(interaction, classified.reply or "", ephemeral=True)
         except discord.HTTPException as exc:

@@ -38,6 +38,8 @@ _RESULTS = {
 }
 FINISHED_STATES = frozenset({"passed", "failed", "canceled", "skipped", "not_run"})
 MAX_BACKOFF_S = 300.0
+MAX_META_DATA = 32
+MAX_TEXT_CHARS = 1024
 
 
 class BuildkiteError(Exception):
@@ -141,6 +143,34 @@ def _str(obj: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(obj: Mapping[str, Any], key: str) -> str | None:
+    value = _str(obj, key)
+    return schema.truncate(value, MAX_TEXT_CHARS) if value else None
+
+
+def _flag(obj: Mapping[str, Any], key: str) -> bool | None:
+    value = obj.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _meta_data(build: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """The build's ``meta_data`` (``buildkite-agent meta-data set``) as ``app.ci.meta_data.*``.
+
+    Values are strings in BuildKite; at most ``MAX_META_DATA`` keys, each value cut.
+    """
+    found: dict[str, AttributeValue] = {}
+    for key, value in list(_obj(build, "meta_data").items())[:MAX_META_DATA]:
+        if isinstance(key, str) and key and isinstance(value, str | int | float | bool):
+            text = value if isinstance(value, str) else str(value)
+            found[schema.CI_META_DATA_PREFIX + key] = schema.truncate(text, MAX_TEXT_CHARS)
+    return found
+
+
 def result_of(state: str | None) -> str:
     return _RESULTS.get(state or "", "error")
 
@@ -157,6 +187,7 @@ def build_spans(build: Mapping[str, Any]) -> tuple[list[PipelineSpan], PipelineE
     name = _str(pipeline, "name") or _str(pipeline, "slug") or "pipeline"
     trace_id, root_id = ids.trace_id_for_run(build_id), ids.root_span_id(build_id)
     result = result_of(_str(build, "state"))
+    pull = _obj(build, "pull_request")
     common: dict[str, AttributeValue] = {
         key: value
         for key, value in {
@@ -171,6 +202,13 @@ def build_spans(build: Mapping[str, Any]) -> tuple[list[PipelineSpan], PipelineE
             schema.VCS_REPOSITORY_URL: _str(pipeline, "repository"),
             schema.VCS_REF_HEAD_NAME: _str(build, "branch"),
             schema.VCS_REF_HEAD_REVISION: _str(build, "commit"),
+            schema.VCS_CHANGE_ID: _str(pull, "id"),
+            schema.VCS_REF_BASE_NAME: _str(pull, "base"),
+            schema.VCS_CHANGE_REPOSITORY: _str(pull, "repository"),
+            schema.CI_BUILD_AUTHOR: _str(_obj(build, "author"), "name")
+            or _str(_obj(build, "creator"), "name"),
+            schema.CI_COMMIT_MESSAGE: _text(build, "message"),
+            **_meta_data(build),
         }.items()
         if value is not None
     }
@@ -204,6 +242,7 @@ def build_spans(build: Mapping[str, Any]) -> tuple[list[PipelineSpan], PipelineE
         url=_str(build, "web_url"),
         trace_id=f"{trace_id:032x}",
         run_id=build_id,
+        start_s=start / 1e9,
     )
     return spans, event
 
@@ -229,9 +268,15 @@ def _job_spans(
         attributes[schema.CICD_TASK_RUN_URL] = str(job["web_url"])
     if isinstance(job.get("exit_status"), int):
         attributes[schema.PROCESS_EXIT_CODE] = job["exit_status"]
-    agent = job.get("agent")
-    if isinstance(agent, Mapping) and _str(agent, "name"):
-        attributes[schema.CICD_WORKER_NAME] = str(agent["name"])
+    agent = _obj(job, "agent")
+    extras: dict[str, AttributeValue | None] = {
+        schema.CICD_WORKER_NAME: _str(agent, "name"),
+        schema.CI_WORKER_VERSION: _str(agent, "version"),
+        schema.CI_STEP_KEY: _str(job, "step_key"),
+        schema.CI_JOB_RETRIED: _flag(job, "retried"),
+        schema.CI_JOB_SOFT_FAILED: _flag(job, "soft_failed"),
+    }
+    attributes.update({key: value for key, value in extras.items() if value is not None})
     spans: list[PipelineSpan] = []
     scheduled = to_ns(_str(job, "scheduled_at"))
     if scheduled is not None and scheduled <= started:

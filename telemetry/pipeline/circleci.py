@@ -39,6 +39,9 @@ _RESULTS = {
 }
 
 
+_DEFAULT_IDS = ids.CircleIds()
+
+
 class BadPayload(ValueError):
     """The body is signed but not a webhook payload we can read."""
 
@@ -106,13 +109,20 @@ def _common(payload: Mapping[str, Any]) -> dict[str, AttributeValue]:
     project, workflow = _obj(payload, "project"), _obj(payload, "workflow")
     pipeline = _obj(payload, "pipeline")
     vcs = _obj(pipeline, "vcs")
+    commit = _obj(vcs, "commit")
+    number = pipeline.get("number")
+    number = number if isinstance(number, int) and not isinstance(number, bool) else None
     pairs: dict[str, AttributeValue | None] = {
+        # CircleCI's own names (circleci-hook's), kept for boards built on them.
+        schema.CIRCLECI_ORGANIZATION_NAME: _str(_obj(payload, "organization"), "name"),
+        schema.CIRCLECI_PROJECT_SLUG: _str(project, "slug"),
+        schema.CIRCLECI_PIPELINE_NUMBER: number,
+        schema.CIRCLECI_COMMIT_AUTHOR: _str(_obj(commit, "author"), "name"),
+        schema.CIRCLECI_COMMIT_SUBJECT: _str(commit, "subject"),
         schema.CI_SYSTEM: "circleci",
         schema.CI_EVENT_TYPE: _str(payload, "type"),
         schema.CI_PROJECT: _str(project, "slug"),
-        schema.CI_PIPELINE_NUMBER: pipeline.get("number")
-        if isinstance(pipeline.get("number"), int)
-        else None,
+        schema.CI_PIPELINE_NUMBER: number,
         schema.CICD_PIPELINE_NAME: _str(workflow, "name"),
         schema.CICD_PIPELINE_RUN_ID: _str(workflow, "id"),
         schema.CICD_PIPELINE_RUN_URL: _str(workflow, "url"),
@@ -130,13 +140,19 @@ def _common(payload: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return {key: value for key, value in pairs.items() if value is not None}
 
 
-def translate(payload: Mapping[str, Any]) -> Translation:
-    """Spans (and an announcement) for one verified payload; unknown types give none."""
+def translate(payload: Mapping[str, Any], circle_ids: ids.CircleIds = _DEFAULT_IDS) -> Translation:
+    """Spans (and an announcement) for one verified payload; unknown types give none.
+
+    ``circle_ids`` chooses how workflow and job span ids are derived
+    (``CIRCLECI_ID_SCHEME``); the trace id is the workflow UUID either way.
+    """
     happened = to_ns(_str(payload, "happened_at"))
-    return replace(_translate(payload, happened), happened_ns=happened)
+    return replace(_translate(payload, happened, circle_ids), happened_ns=happened)
 
 
-def _translate(payload: Mapping[str, Any], happened: int | None) -> Translation:
+def _translate(
+    payload: Mapping[str, Any], happened: int | None, circle_ids: ids.CircleIds
+) -> Translation:
     event_id, event_type = str(payload["id"]), str(payload["type"])
     if event_type == "ping":
         at = happened or 0
@@ -155,12 +171,16 @@ def _translate(payload: Mapping[str, Any], happened: int | None) -> Translation:
     if event_type not in EVENT_TYPES or not workflow_id or not ids.is_uuid(workflow_id):
         return Translation(event_id, event_type, [], None)
     if event_type == "workflow-completed":
-        return _workflow(payload, workflow, workflow_id, happened)
-    return _job(payload, workflow_id, happened)
+        return _workflow(payload, workflow, workflow_id, happened, circle_ids)
+    return _job(payload, workflow_id, happened, circle_ids)
 
 
 def _workflow(
-    payload: Mapping[str, Any], workflow: Mapping[str, Any], workflow_id: str, happened: int | None
+    payload: Mapping[str, Any],
+    workflow: Mapping[str, Any],
+    workflow_id: str,
+    happened: int | None,
+    circle_ids: ids.CircleIds,
 ) -> Translation:
     end = to_ns(_str(workflow, "stopped_at")) or happened
     start = to_ns(_str(workflow, "created_at")) or end
@@ -177,7 +197,7 @@ def _workflow(
     span = PipelineSpan(
         name=_str(workflow, "name") or "workflow",
         trace_id=trace_id,
-        span_id=ids.root_span_id(workflow_id),
+        span_id=circle_ids.workflow_span_id(workflow_id),
         parent_span_id=None,
         start_ns=start,
         end_ns=end,
@@ -195,11 +215,14 @@ def _workflow(
         url=_str(workflow, "url"),
         trace_id=f"{trace_id:032x}",
         run_id=workflow_id,
+        start_s=start / 1e9,
     )
     return Translation(str(payload["id"]), "workflow-completed", [span], event)
 
 
-def _job(payload: Mapping[str, Any], workflow_id: str, happened: int | None) -> Translation:
+def _job(
+    payload: Mapping[str, Any], workflow_id: str, happened: int | None, circle_ids: ids.CircleIds
+) -> Translation:
     job = _obj(payload, "job")
     job_id = _str(job, "id")
     if not job_id:
@@ -217,11 +240,15 @@ def _job(payload: Mapping[str, Any], workflow_id: str, happened: int | None) -> 
         schema.CICD_TASK_RUN_RESULT: result,
         schema.CI_STATUS: status or "",
     }
+    number = job.get("number")
+    if isinstance(number, int) and not isinstance(number, bool):
+        attributes[schema.CI_JOB_NUMBER] = number
+        attributes[schema.CIRCLECI_JOB_NUMBER] = number
     span = PipelineSpan(
         name=_str(job, "name") or "job",
         trace_id=ids.trace_id_for_run(workflow_id),
-        span_id=ids.job_span_id(job_id),
-        parent_span_id=ids.root_span_id(workflow_id),
+        span_id=circle_ids.job_span_id(job_id),
+        parent_span_id=circle_ids.workflow_span_id(workflow_id),
         start_ns=start,
         end_ns=end,
         attributes=attributes,

@@ -35,6 +35,7 @@ class PipelineEvent:
     url: str | None
     trace_id: str  # 32 hex digits, as a backend shows it
     run_id: str
+    start_s: float | None = None  # when the run started (epoch seconds): narrows a trace link
 
 
 Notifier = Callable[[PipelineEvent], Awaitable[None]]

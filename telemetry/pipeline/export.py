@@ -110,6 +110,37 @@ def otlp_exporter(
     return WireSpanExporter(endpoint if as_given else traces_url(endpoint), headers, timeout_s)
 
 
+class TeeExporter(SpanExporter):  # type: ignore[misc]
+    """Export to ``primary`` and answer with its result; copies go to ``copies`` as well.
+
+    The in-bot receiver and poller send pipeline spans to their collector and keep a
+    copy in the local span store, so ``chatops stats --service buildkite`` answers
+    offline. A copy that fails is the store's own warning: it never turns a
+    collector's success into a retry (the poller's cursor follows the collector).
+    """
+
+    def __init__(self, primary: SpanExporter, copies: Sequence[SpanExporter]) -> None:
+        self.primary = primary
+        self.copies = list(copies)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # The local copies first: a collector retrying for seconds must not delay them.
+        for copy in self.copies:
+            try:
+                copy.export(spans)
+            except Exception:
+                log.debug("copy of pipeline spans failed", exc_info=True)
+        return self.primary.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self.primary.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        self.primary.shutdown()
+        for copy in self.copies:
+            copy.shutdown()
+
+
 def quiet_exporter_logs() -> None:
     """The SDK logs every retry; a CI step wants one warning of ours instead."""
     logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
@@ -195,6 +226,10 @@ class BatchSink:
         """Queue ``spans``; never blocks on the network (a full queue drops, as the SDK does)."""
         for span in spans:
             self._processor.on_end(to_readable(span, self.resource))
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Export everything queued now; blocks (call it from a thread if the receiver is local)."""
+        return bool(self._processor.force_flush(int(timeout_s * 1000)))
 
     def close(self, timeout_s: float = 5.0) -> bool:
         """Flush what is queued within ``timeout_s``, then stop the worker."""

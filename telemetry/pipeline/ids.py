@@ -9,6 +9,11 @@ system already gave us:
   (GitHub's numeric run id plus attempt) is hashed.
 - the run's root span id is a hash of the run id; a job's span id is a hash of the
   job id. The namespaces differ, so the two never collide for one UUID.
+
+CircleCI setups built on circleci-hook (seed 003) already hold traces whose job
+span id is the first 8 bytes of the job UUID; ``CircleIds`` with the
+``circleci-hook`` scheme derives ids that way (``CIRCLECI_ID_SCHEME``), so their
+``otel-cli`` spans and ours meet the same job span.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+CircleIdScheme = Literal["chatops", "circleci-hook"]
+CIRCLE_ID_SCHEMES: tuple[CircleIdScheme, ...] = ("chatops", "circleci-hook")
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -61,6 +71,34 @@ def wait_span_id(job_id: str) -> int:
     return _hash("wait", job_id, 8)
 
 
+def _uuid_prefix(value: str) -> int:
+    """The first 8 bytes of a UUID as a span id (circleci-hook's ``array_ref!(id, 0, 8)``)."""
+    return int.from_bytes(uuid.UUID(value.strip()).bytes[:8], "big") or 1
+
+
+@dataclass(frozen=True, slots=True)
+class CircleIds:
+    """Span ids of a CircleCI workflow and its jobs under one scheme.
+
+    ``chatops`` (default): hashes, as for every other CI. ``circleci-hook``: the job
+    span id is the first 8 bytes of the job UUID, as circleci-hook derives it; the
+    workflow span id, by the same rule, the first 8 bytes of the workflow UUID.
+    The trace id is the workflow UUID under both. A non-UUID id falls back to the hash.
+    """
+
+    scheme: CircleIdScheme = "chatops"
+
+    def workflow_span_id(self, workflow_id: str) -> int:
+        if self.scheme == "circleci-hook" and is_uuid(workflow_id):
+            return _uuid_prefix(workflow_id)
+        return root_span_id(workflow_id)
+
+    def job_span_id(self, job_id: str) -> int:
+        if self.scheme == "circleci-hook" and is_uuid(job_id):
+            return _uuid_prefix(job_id)
+        return job_span_id(job_id)
+
+
 def traceparent(trace_id: int, span_id: int) -> str:
     """A W3C ``traceparent`` value, sampled."""
     return f"00-{trace_id:032x}-{span_id:016x}-01"
@@ -81,6 +119,6 @@ def is_uuid(value: str) -> bool:
     """CircleCI and BuildKite ids are UUIDs; anything else in a URL path is refused."""
     try:
         uuid.UUID(value)
-    except ValueError:
+    except (ValueError, AttributeError, TypeError):
         return False
     return True

@@ -14,11 +14,13 @@ for the same job, else the run's root span that ``ci finish`` sends.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,77 @@ RESULTS = ("success", "failure", "error", "timeout", "cancellation", "skip")
 _SECRET_NAME = re.compile(r"(token|secret|passw|key|auth|credential|cookie)", re.IGNORECASE)
 _REDACTED = "[REDACTED]"
 
+#: The file a step's command may append ``KEY=VALUE`` lines to, to add attributes to
+#: its own span (the seed's "artifact size and build number on the build step").
+ATTRS_FILE_VAR = "CHATOPS_STEP_ATTRS"
+MAX_STEP_ATTRIBUTES = 64
+MAX_ATTRS_FILE_BYTES = 64 * 1024
+_ATTR_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_INT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
+_FLOAT = re.compile(r"^-?[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?$")
+
+
+class BadAttribute(ValueError):
+    """A ``KEY=VALUE`` the user gave that is not one (the message says why, in one line)."""
+
+
+def typed_value(text: str) -> AttributeValue:
+    """``12`` and ``-3`` are ints, ``1.5`` a float, ``true``/``false`` booleans; the rest
+    strings (``0123`` too: a leading zero is an identifier, not a number)."""
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if text in ("true", "false"):
+        return text == "true"
+    return schema.truncate(text, schema.COMMAND_LINE_MAX_CHARS)
+
+
+def parse_attribute(item: str) -> tuple[str, AttributeValue]:
+    """One ``KEY=VALUE``; a secret-looking key keeps its name but not its value."""
+    key, eq, value = item.partition("=")
+    key = key.strip()
+    if not eq or not _ATTR_KEY.match(key):
+        raise BadAttribute(
+            f"not KEY=VALUE with a key of letters, digits, '.', '_' or '-': {item[:80]!r}"
+        )
+    if _SECRET_NAME.search(key):
+        return key, _REDACTED
+    return key, typed_value(value.strip())
+
+
+def read_attributes_file(path: str) -> tuple[dict[str, AttributeValue], list[str]]:
+    """Attributes the command appended to ``$CHATOPS_STEP_ATTRS``, and what was wrong.
+
+    Blank lines and ``#`` comments are skipped; a bad line is reported and skipped,
+    never fatal: the command already ran, its result stands.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_ATTRS_FILE_BYTES + 1)
+    except OSError:
+        return {}, []
+    problems: list[str] = []
+    if len(raw) > MAX_ATTRS_FILE_BYTES:
+        problems.append(f"{ATTRS_FILE_VAR}: only the first {MAX_ATTRS_FILE_BYTES} bytes read")
+        raw = raw[:MAX_ATTRS_FILE_BYTES]
+    found: dict[str, AttributeValue] = {}
+    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            key, value = parse_attribute(line)
+        except BadAttribute as exc:
+            problems.append(f"{ATTRS_FILE_VAR} line {number}: {exc}")
+            continue
+        found[key] = value
+    return found, problems
+
+
+def _limited(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    return dict(list(attributes.items())[:MAX_STEP_ATTRIBUTES])
+
 
 @dataclass(frozen=True)
 class CiRun:
@@ -48,10 +121,12 @@ class CiRun:
     parent_span_id: int | None  # the job span, else the run's root span
     pipeline_name: str | None = None
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    root_id: int | None = None  # set when the CI's id scheme is not the hash (circleci-hook)
+    job_span_id: int | None = None  # the current job's span (CircleCI, BuildKite), if any
 
     @property
     def root_span_id(self) -> int:
-        return ids.root_span_id(self.run_key)
+        return self.root_id if self.root_id is not None else ids.root_span_id(self.run_key)
 
 
 @dataclass(frozen=True)
@@ -59,6 +134,7 @@ class StepResult:
     exit_code: int
     span: PipelineSpan
     error: str | None = None  # why the command did not run, for one stderr line
+    problems: tuple[str, ...] = ()  # bad lines in the attributes file, one warning each
 
 
 def redact_command(argv: Sequence[str], env: Mapping[str, str]) -> str:
@@ -115,22 +191,42 @@ def _run_child(argv: Sequence[str], env: Mapping[str, str]) -> int:
             signal.signal(signum, handler)
 
 
-def run_step(run: CiRun, name: str, argv: Sequence[str], env: Mapping[str, str]) -> StepResult:
-    """Run one step as a span whose id the command sees in ``TRACEPARENT``."""
+def run_step(
+    run: CiRun,
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    extra: Mapping[str, AttributeValue] | None = None,
+) -> StepResult:
+    """Run one step as a span whose id the command sees in ``TRACEPARENT``.
+
+    ``extra`` (``--attr``) and whatever the command writes to ``$CHATOPS_STEP_ATTRS``
+    go on the span; the step's own facts (exit code, result, command line) win
+    over both, so a command cannot make a failed step look passed.
+    """
     span_id = RandomIdGenerator().generate_span_id()
-    child_env = {**env, "TRACEPARENT": ids.traceparent(run.trace_id, span_id)}
-    child_env.pop("TRACESTATE", None)
-    start_ns = time.time_ns()
-    error: str | None = None
-    try:
-        code = _exit_code(_run_child(argv, child_env))
-    except FileNotFoundError:
-        code, error = EXIT_NOT_FOUND, f"command not found: {argv[0]}"
-    except PermissionError:
-        code, error = EXIT_NOT_EXECUTABLE, f"command not executable: {argv[0]}"
-    end_ns = time.time_ns()
+    with tempfile.TemporaryDirectory(prefix="chatops-step-") as scratch:
+        attrs_path = os.path.join(scratch, "attributes")
+        open(attrs_path, "wb").close()
+        child_env = {
+            **env,
+            "TRACEPARENT": ids.traceparent(run.trace_id, span_id),
+            ATTRS_FILE_VAR: attrs_path,
+        }
+        child_env.pop("TRACESTATE", None)
+        start_ns = time.time_ns()
+        error: str | None = None
+        try:
+            code = _exit_code(_run_child(argv, child_env))
+        except FileNotFoundError:
+            code, error = EXIT_NOT_FOUND, f"command not found: {argv[0]}"
+        except PermissionError:
+            code, error = EXIT_NOT_EXECUTABLE, f"command not executable: {argv[0]}"
+        end_ns = time.time_ns()
+        written, problems = read_attributes_file(attrs_path)
     attributes: dict[str, AttributeValue] = {
         **run.attributes,
+        **_limited({**(extra or {}), **written}),
         schema.CICD_TASK_NAME: name,
         schema.CICD_TASK_RUN_RESULT: "success" if code == 0 else "failure",
         schema.PROCESS_EXIT_CODE: code,
@@ -149,7 +245,7 @@ def run_step(run: CiRun, name: str, argv: Sequence[str], env: Mapping[str, str])
         attributes=attributes,
         error=code != 0,
     )
-    return StepResult(exit_code=code, span=span, error=error)
+    return StepResult(exit_code=code, span=span, error=error, problems=tuple(problems))
 
 
 def finish_span(run: CiRun, result: str, start_ns: int, end_ns: int) -> PipelineSpan:
@@ -163,6 +259,66 @@ def finish_span(run: CiRun, result: str, start_ns: int, end_ns: int) -> Pipeline
         trace_id=run.trace_id,
         span_id=run.root_span_id,
         parent_span_id=None,
+        start_ns=min(start_ns, end_ns),
+        end_ns=end_ns,
+        attributes=attributes,
+        error=result in {"failure", "error", "timeout"},
+    )
+
+
+def _job_start_file(run: CiRun) -> str | None:
+    if run.job_span_id is None:
+        return None
+    name = f"{run.trace_id:032x}-{run.job_span_id:016x}.start"
+    return os.path.join(tempfile.gettempdir(), "chatops-ci", name)
+
+
+def note_job_start(run: CiRun, start_ns: int) -> None:
+    """Remember when this job's first step began (the job span's start at ``ci finish``).
+
+    A CI job's steps share one machine and its temporary directory; the first
+    writer wins. Failing to write only costs the job span its exact start.
+    """
+    path = _job_start_file(run)
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(str(start_ns))
+
+
+def job_started_ns(run: CiRun) -> int | None:
+    path = _job_start_file(run)
+    if path is None:
+        return None
+    try:
+        with open(path) as handle:
+            return int(handle.read(32).strip())
+    except (OSError, ValueError):
+        return None
+
+
+def job_span(run: CiRun, result: str, start_ns: int, end_ns: int) -> PipelineSpan | None:
+    """The current job's span, under the run's root, with the id steps point at.
+
+    For CircleCI without the webhook: otherwise the job span the steps name as
+    their parent is never sent. None outside a job.
+    """
+    if run.job_span_id is None:
+        return None
+    name = str(run.attributes.get(schema.CI_JOB_NAME) or "job")
+    attributes: dict[str, AttributeValue] = {
+        **run.attributes,
+        schema.CICD_TASK_NAME: name,
+        schema.CICD_TASK_RUN_RESULT: result,
+    }
+    return PipelineSpan(
+        name=name,
+        trace_id=run.trace_id,
+        span_id=run.job_span_id,
+        parent_span_id=run.root_span_id,
         start_ns=min(start_ns, end_ns),
         end_ns=end_ns,
         attributes=attributes,

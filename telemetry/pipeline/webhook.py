@@ -51,7 +51,9 @@ class CircleCIReceiver:
         clock: Callable[[], float] = time.time,
         unconfigured_reason: str | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        id_scheme: ids.CircleIdScheme = "chatops",
     ) -> None:
+        self._ids = ids.CircleIds(id_scheme)
         self._secret = secret.encode() if secret else b""
         self._sink = sink
         self._notifier = notifier
@@ -84,7 +86,7 @@ class CircleCIReceiver:
         if not circleci.verify_signature(self._secret, body, header):
             return web.json_response({"error": "bad or missing signature"}, status=401)
         try:
-            translation = circleci.translate(circleci.parse(body))
+            translation = circleci.translate(circleci.parse(body), self._ids)
         except circleci.BadPayload as exc:
             log.info("CircleCI payload refused: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
@@ -115,7 +117,7 @@ class CircleCIReceiver:
         job_id = request.match_info["job_id"]
         if not (ids.is_uuid(workflow_id) and ids.is_uuid(job_id)):
             return web.Response(status=400, text="workflow and job ids must be UUIDs\n")
-        value = ids.traceparent(ids.trace_id_for_run(workflow_id), ids.job_span_id(job_id))
+        value = ids.traceparent(ids.trace_id_for_run(workflow_id), self._ids.job_span_id(job_id))
         return web.Response(text=f"export TRACEPARENT={value}\n")
 
     async def _read_limited(self, request: web.Request) -> bytes | None:

@@ -15,6 +15,12 @@ users doing the same at once). Latency runs from the fake dispatching
 MESSAGE_CREATE to the fake receiving the reply's POST; CPU is the bot process's
 user+system time over both measured phases (all its threads, so the span export
 thread counts) divided by the messages.
+
+``--instructions`` runs each bot under valgrind's callgrind and also counts the
+instructions it executes in each measured phase (user space, every thread): a
+count that does not move with whatever else the machine is doing, unlike CPU
+time. It leaves out the kernel's share (system calls), and the bot runs 20-50x
+slower meanwhile, so the span pipeline flushes smaller batches than it would.
 """
 
 from __future__ import annotations
@@ -111,6 +117,7 @@ class Phase:
     messages: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0
+    instructions: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     @property
@@ -120,6 +127,11 @@ class Phase:
     @property
     def cpu_ms_per_message(self) -> float:
         return self.cpu_s / self.messages * 1000 if self.messages else float("nan")
+
+    @property
+    def minstr_per_message(self) -> float:
+        """Millions of instructions per message (``--instructions`` only)."""
+        return self.instructions / self.messages / 1e6 if self.messages else float("nan")
 
     @property
     def rate(self) -> float:
@@ -146,6 +158,12 @@ class Result:
         total = self.c1.messages + self.cN.messages
         return (self.c1.cpu_s + self.cN.cpu_s) / total * 1000 if total else float("nan")
 
+    @property
+    def minstr_per_message(self) -> float:
+        total = self.c1.messages + self.cN.messages
+        both = self.c1.instructions + self.cN.instructions
+        return both / total / 1e6 if total else float("nan")
+
 
 def pooled(name: str, rounds: list[Result]) -> Result:
     """One row from several rounds: phases pooled, start-up and RSS the median round's."""
@@ -155,6 +173,7 @@ def pooled(name: str, rounds: list[Result]) -> Result:
             messages=sum(p.messages for p in phases),
             seconds=sum(p.seconds for p in phases),
             cpu_s=sum(p.cpu_s for p in phases),
+            instructions=sum(p.instructions for p in phases),
             latencies_ms=[x for p in phases for x in p.latencies_ms],
         )
 
@@ -174,6 +193,52 @@ def cpu_seconds(pid: int) -> float:
     """User + system time of the whole process (every thread, live or ended)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class Callgrind:
+    """Instruction counts of a bot started under callgrind, phase by phase.
+
+    The bot starts with instrumentation off (start-up runs ~5x slower instead of
+    ~30x); ``callgrind_control`` turns it on for a phase and dumps the count after.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+
+    def wrap(self, args: list[str]) -> list[str]:
+        return [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--quiet",
+            f"--callgrind-out-file={self.out_dir}/cg.%p",
+            *args,
+        ]
+
+    async def _control(self, pid: int, *flags: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "callgrind_control",
+            *flags,
+            str(pid),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await asyncio.wait_for(proc.wait(), 120)
+
+    async def start(self, pid: int) -> None:
+        await self._control(pid, "--instr=on")
+        await self._control(pid, "--zero")
+
+    async def stop(self, pid: int) -> int:
+        """Instructions since ``start``; instrumentation off again."""
+        before = set(self.out_dir.glob(f"cg.{pid}.*"))
+        await self._control(pid, "--dump")
+        await self._control(pid, "--instr=off")
+        (dump,) = set(self.out_dir.glob(f"cg.{pid}.*")) - before
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+        raise RuntimeError(f"no instruction total in {dump}")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -221,7 +286,12 @@ async def otlp_receiver(enabled: bool) -> Any:
 
 
 async def run_phase(
-    fake: BenchFake, users: list[tuple[JSON, int]], pid: int, per_user: int, offset: int
+    fake: BenchFake,
+    users: list[tuple[JSON, int]],
+    pid: int,
+    per_user: int,
+    offset: int,
+    counter: Callgrind | None = None,
 ) -> Phase:
     """Each user sends ``per_user`` messages, each after the previous reply, all at once."""
     phase = Phase(messages=per_user * len(users))
@@ -231,10 +301,14 @@ async def run_phase(
             content = STREAM[(offset + index + n * len(users)) % len(STREAM)]
             phase.latencies_ms.append(await fake.timed(content, author) * 1000)
 
+    if counter:
+        await counter.start(pid)
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
     await asyncio.gather(*(user(i, a) for i, a in enumerate(users)))
     phase.seconds = time.perf_counter() - wall0
     phase.cpu_s = cpu_seconds(pid) - cpu0
+    if counter:
+        phase.instructions = await counter.stop(pid)
     return phase
 
 
@@ -267,6 +341,7 @@ async def run_variant(
     cN: int,
     workdir: Path,
     profile: Path | None = None,
+    counter: Callgrind | None = None,
 ) -> Result:
     kind, otlp, store, extra = VARIANTS[name]
     result = Result(name)
@@ -285,6 +360,8 @@ async def run_variant(
         db = workdir / f"spans-{uuid.uuid4().hex}.db"
         if store:
             args += ["--store", str(db)]
+        if counter:
+            args = counter.wrap(args)
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             *args,
@@ -313,8 +390,8 @@ async def run_variant(
             while warmup and time.perf_counter() < warm_until:
                 await run_phase(fake, users[:1], proc.pid, warmup, 0)
             async with sampled(proc.pid, profile):
-                result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0)
-                result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0)
+                result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0, counter)
+                result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0, counter)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             on_ready.cancel()
@@ -385,6 +462,24 @@ def ratios(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def instruction_table(results: list[Result]) -> str:
+    base = results[0]
+    head = (
+        f"{'instructions (callgrind)':<28} {'M/msg':>7} {'M c1':>7} {'M cN':>7} "
+        f"{'ratio':>7} {'ratio c1':>8} {'ratio cN':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.name:<28} {r.minstr_per_message:>7.3f} {r.c1.minstr_per_message:>7.3f} "
+            f"{r.cN.minstr_per_message:>7.3f} "
+            f"{r.minstr_per_message / base.minstr_per_message:>6.2f}x "
+            f"{r.c1.minstr_per_message / base.c1.minstr_per_message:>7.2f}x "
+            f"{r.cN.minstr_per_message / base.cN.minstr_per_message:>7.2f}x"
+        )
+    return "\n".join(lines)
+
+
 def scale_table(results: list[Result], guilds: int) -> str:
     head = f"{f'READY with {guilds:,} guilds':<28} {'ready s':>7} {'reply s':>7} {'RSS MB':>7}"
     lines = [head, "-" * len(head)]
@@ -406,6 +501,11 @@ async def main() -> None:
     )
     parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
     parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="run each bot under callgrind and count its instructions per message",
+    )
     args = parser.parse_args()
     warmup, c1, cN = (50, 300, 800) if args.quick else (100, 800, 2400)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -432,7 +532,14 @@ async def main() -> None:
                     out = args.profile / f"{slug}-{round_no + 1}.txt"
                 by_name[name].append(
                     await run_variant(
-                        name, guilds=1, warmup=warmup, c1=c1, cN=cN, workdir=Path(tmp), profile=out
+                        name,
+                        guilds=1,
+                        warmup=warmup,
+                        c1=c1,
+                        cN=cN,
+                        workdir=Path(tmp),
+                        profile=out,
+                        counter=Callgrind(Path(tmp)) if args.instructions else None,
                     )
                 )
         for name in [] if args.no_scale else SCALE_VARIANTS:
@@ -449,6 +556,9 @@ async def main() -> None:
     print(table(results))
     print()
     print(ratios(results))
+    if args.instructions:
+        print()
+        print(instruction_table(results))
     print()
     print(scale_table(scale, scale_guilds))
     for r in results + scale:

@@ -1,17 +1,5 @@
-"""The public cat-fact API: ``GET /fact`` answers ``{"fact": ..., "length": ...}``."""
+"""The cat-fact fake ships with the package: ``chatops console`` runs it too."""
 
-from __future__ import annotations
+from bot.sandbox.fakes.catfact import FACT, FakeCatFacts
 
-from aiohttp import web
-
-from tests.fakes.api import FakeApi
-
-FACT = "Cats sleep for around thirteen to sixteen hours a day."
-
-
-class FakeCatFacts(FakeApi):
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/fact", self.fact)]
-
-    async def fact(self, request: web.Request) -> web.Response:
-        return web.json_response({"fact": FACT, "length": len(FACT)})
+__all__ = ["FACT", "FakeCatFacts"]

@@ -31,6 +31,7 @@ class ReceivedSpan:
     events: list[str]
     start_ns: int = 0
     end_ns: int = 0
+    scope: str = ""  # the instrumentation scope's name: who made the span
 
 
 @dataclass
@@ -110,6 +111,7 @@ class OtlpReceiver:
                             events=[event.name for event in span.events],
                             start_ns=span.start_time_unix_nano,
                             end_ns=span.end_time_unix_nano,
+                            scope=scope_spans.scope.name,
                         )
                     )
         return web.Response(

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 
 TOKEN = "MTIz.secret-token-never-logged.abc"
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -53,3 +54,21 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def run_ci(cwd: object, env: Mapping[str, str], *args: str) -> tuple[int, bytes, bytes]:
+    """``python -m bot ci ARGS`` as one CI step runs it: only PATH and ``env`` inherited."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "ci",
+        *args,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": _ROOT, **env},
+        cwd=str(cwd),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out, err

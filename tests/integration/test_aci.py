@@ -9,6 +9,11 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import StatusCode
 
 from bot.azure_wiring import AzureOptions
@@ -134,8 +139,8 @@ async def test_list_shows_every_group_with_state_image_and_restarts(
     assert all(g.attributes[schema.COMMAND] == "aci list" for g in gets)
     # The SDK's HTTP request is a child of the ARM span (aiohttp client instrumentation).
     (http,) = children(spans, listing)
-    assert http.attributes["http.method"] == "GET"
-    assert http.attributes["http.status_code"] == 200
+    assert http.attributes[HTTP_REQUEST_METHOD] == "GET"
+    assert http.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     assert "Bearer" not in str(http.attributes)
 
 
@@ -229,7 +234,7 @@ async def test_throttling_after_the_sdk_retries_says_when_to_try_again(
     root = await settled_root(spans, message)
     (get,) = children(spans, root, "azure.containerinstance.get")
     # One retry (AZURE_RETRY_TOTAL=1) after the Retry-After: two HTTP children.
-    assert [c.attributes["http.status_code"] for c in children(spans, get)] == [429, 429]
+    assert [c.attributes[HTTP_RESPONSE_STATUS_CODE] for c in children(spans, get)] == [429, 429]
     assert get.attributes[schema.AZURE_RETRY_AFTER_S] == 0.2
 
 
@@ -315,7 +320,7 @@ async def test_restart_asks_then_acknowledges_then_edits_the_same_message(
         == "Microsoft.ContainerInstance/containerGroups/restart/action"
     )
     assert restart.attributes[schema.AZURE_RESOURCE_ID] == arm.resource_id(RG, "web")
-    polls = [c for c in children(spans, restart) if "/operations/" in str(c.attributes["http.url"])]
+    polls = [c for c in children(spans, restart) if "/operations/" in str(c.attributes[URL_FULL])]
     assert polls, "the LRO polls are children of the ARM span"
     sends = children(spans, root, schema.SEND_SPAN)
     assert len(sends) == 3  # question, acknowledgement (interaction), final edit

@@ -6,12 +6,17 @@ from typing import Any
 
 from discord.ext import commands
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
+from commands.toolkit.replies import reply
 from telemetry import schema
-from tests.helpers.sandbox_chat import ask
+from tests.helpers.sandbox_chat import ask, settled
 from tests.helpers.trace_finders import children, root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
@@ -40,8 +45,8 @@ async def test_ping_answers_and_leaves_one_trace_with_the_schema(
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"]
     (post,) = children(spans, send)
-    assert post.attributes["http.method"] == "POST"
-    assert post.attributes["http.status_code"] == 200
+    assert post.attributes[HTTP_REQUEST_METHOD] == "POST"
+    assert post.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     # Trace fields reach every descendant through the processor.
     assert post.attributes[schema.COMMAND] == "ping"
     assert post.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
@@ -115,7 +120,7 @@ async def test_ordinary_chat_is_ignored_and_its_content_never_recorded(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     message = fake.send_message("my password is swordfish")
-    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+    assert await settled(fake, message) == []
     root = root_of(spans, message)
     assert root.attributes[schema.OUTCOME] == "ignored"
     for span in spans.get_finished_spans():
@@ -125,7 +130,9 @@ async def test_ordinary_chat_is_ignored_and_its_content_never_recorded(
 async def test_messages_from_bots_are_ignored(bot: ChatOpsBot, fake: FakeDiscord) -> None:
     other = fake.add_user("otherbot", bot=True)
     message = fake.send_message("!ping", author=other)
-    assert await fake.replies_to(int(message["id"]), timeout=0.3) == []
+    # Its on_message task started first and is awaited with the next message's listeners.
+    await ask(fake, "!about")
+    assert fake.replies_so_far(int(message["id"])) == []
 
 
 async def test_each_message_is_its_own_trace(
@@ -167,7 +174,7 @@ async def test_rate_limited_reply_still_arrives_and_the_retry_shows_in_the_trace
     assert answer["content"].startswith("chatops-bot")
     root = root_of(spans, message)
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
-    statuses = [s.attributes["http.status_code"] for s in children(spans, send)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in children(spans, send)]
     assert statuses == [429, 200]
 
 
@@ -179,3 +186,35 @@ async def test_dropped_gateway_resumes_and_the_bot_still_answers(
     assert answer["content"].startswith("chatops-bot")
     assert fake.resume_count == 1
     assert fake.identify_count == 1
+
+
+class Verbose(commands.Cog):
+    @commands.command()
+    async def verbose(self, ctx: commands.Context[Any], *, text: str) -> None:
+        if text.startswith("fail"):
+            raise RuntimeError("e" * 3000)
+        await reply(ctx, "r" * 1900)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text[: limit - 1] + "\u2026"
+
+
+async def test_long_arguments_answers_and_error_messages_are_cut_on_the_spans(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
+) -> None:
+    """The user still gets the whole answer; the spans carry at most the schema's limits."""
+    await bot.add_cog(Verbose())
+    text = "a" * 900
+    message, answer = await ask(fake, f"!verbose {text}")
+    assert answer["content"] == "r" * 1900
+    root = root_of(spans, message)
+    assert root.attributes[schema.COMMAND_ARGS] == _cut(text, schema.ARGS_MAX_CHARS)
+    assert root.attributes[schema.RESPONSE] == _cut("r" * 1900, schema.RESPONSE_MAX_CHARS)
+    (send,) = children(spans, root, schema.SEND_SPAN)
+    assert send.attributes[schema.RESPONSE] == root.attributes[schema.RESPONSE]
+
+    failed, _ = await ask(fake, "!verbose fail")
+    error_message = str(root_of(spans, failed).attributes[schema.ERROR_MESSAGE])
+    assert len(error_message) == schema.RESPONSE_MAX_CHARS
+    assert error_message.endswith("e\u2026")

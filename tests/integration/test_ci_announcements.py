@@ -20,12 +20,19 @@ from commands.builds import Builds
 from telemetry import schema
 from tests.fakes import circleci_hooks
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.markdown import masked_links
 from tests.helpers.sandbox_chat import is_ephemeral, run_slash
 
 
 @pytest.fixture
+def extra() -> dict[str, object]:
+    """More settings for the announcing bot (a test parametrizes it)."""
+    return {}
+
+
+@pytest.fixture
 async def announcing_bot(
-    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter, extra: dict[str, object]
 ) -> AsyncIterator[tuple[ChatOpsBot, str]]:
     """The bot with CI announcements to the fake's channel and the receiver on its health app."""
     async with OtlpReceiver() as otlp:
@@ -34,6 +41,7 @@ async def announcing_bot(
                 "ci_announce_channel_id": fake.channel_id,
                 "circleci_hook_secret": SecretStr(circleci_hooks.SECRET),
                 "circleci_otlp_endpoint": otlp.endpoint,
+                **extra,
             }
         )
         async with connected_bot(configured, fake, guild_ready_timeout=0.05) as bot:
@@ -76,6 +84,8 @@ async def test_a_finished_workflow_is_announced_in_the_channel_and_traced(
     (embed,) = message["embeds"]  # type: ignore[misc]
     assert "success" in embed["title"]
     assert circleci_hooks.WORKFLOW_ID.replace("-", "") in embed["footer"]["text"]
+    # Without HONEYCOMB_TEAM: the bare trace id in the footer, no link.
+    assert "trace" not in [field["name"] for field in embed.get("fields", [])]
     assert not fake.would_ping(message)
     (root,) = [s for s in spans.get_finished_spans() if s.name == "ci.announce"]
     assert root.parent is None
@@ -134,3 +144,30 @@ async def test_slash_builds_lists_and_filters_like_the_bang_command(
 
     other, _, _ = await run_slash(fake, spans, "/builds pipeline:nonexistent-pipeline")
     assert other["content"] == "No finished runs of `nonexistent-pipeline` seen since I started."
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {
+            "honeycomb_team": "acme",
+            "honeycomb_environment": "prod",
+            "circleci_hook_service": "ci-hooks",
+        }
+    ],
+)
+async def test_with_honeycomb_team_the_announcement_links_the_runs_trace(
+    announcing_bot: tuple[ChatOpsBot, str], fake: FakeDiscord
+) -> None:
+    _, base = announcing_bot
+    assert await post_hook(base, circleci_hooks.workflow_completed()) == 202
+    (message,) = await until_announced(fake, 1)
+    (embed,) = message["embeds"]  # type: ignore[misc]
+    (link,) = [f["value"] for f in embed["fields"] if f["name"] == "trace"]
+    trace_id = embed["footer"]["text"].rsplit(" ", 1)[-1]
+    # A masked link whose text is the id, to the trace in the CircleCI service's dataset.
+    prefix = "https://ui.honeycomb.io/acme/environments/prod/datasets/ci-hooks/trace?"
+    ((_, url),) = masked_links(link)  # one link Discord renders, showing the id
+    assert link == f"[`{trace_id}`]({url})"
+    assert url.startswith(f"{prefix}trace_id={trace_id}&trace_start_ts=")
+    assert not fake.would_ping(message)

@@ -21,16 +21,31 @@ from bot.health import health_app
 from telemetry import schema
 from telemetry.pipeline import ids
 from telemetry.pipeline.events import PipelineEvent
-from telemetry.pipeline.export import to_ns
+from telemetry.pipeline.export import BatchSink, to_ns
 from telemetry.pipeline.webhook import CircleCIReceiver, circleci_routes
 from tests.fakes import circleci_hooks as fake
-from tests.fakes.otlp import OtlpReceiver
+from tests.fakes.otlp import OtlpReceiver, ReceivedSpan
 from tests.helpers.sandbox_chat import until
 
 
 class Harness:
-    def __init__(self, server: TestServer, otlp: OtlpReceiver, announced: list[PipelineEvent]):
-        self.server, self.otlp, self.announced = server, otlp, announced
+    def __init__(
+        self,
+        server: TestServer,
+        otlp: OtlpReceiver,
+        announced: list[PipelineEvent],
+        sink: BatchSink,
+    ):
+        self.server, self.otlp, self.announced, self.sink = server, otlp, announced, sink
+
+    async def exported(self) -> list[ReceivedSpan]:
+        """Every span received, once whatever the receiver had queued has been exported.
+
+        The sink exports on a timer (500 ms); waiting for that flush, not asserting
+        at once, is what shows a refused delivery was never queued.
+        """
+        assert await asyncio.to_thread(self.sink.flush)
+        return list(self.otlp.spans)
 
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         async with (
@@ -57,7 +72,9 @@ async def _serve(receiver: CircleCIReceiver) -> TestServer:
 
 
 @asynccontextmanager
-async def running_receiver(otlp: OtlpReceiver, state_db: Path) -> AsyncIterator[Harness]:
+async def running_receiver(
+    otlp: OtlpReceiver, state_db: Path, **settings_extra: object
+) -> AsyncIterator[Harness]:
     """The receiver as the bot runs it, from start-up to shutdown, keeping state in ``state_db``."""
     announced: list[PipelineEvent] = []
 
@@ -70,17 +87,18 @@ async def running_receiver(otlp: OtlpReceiver, state_db: Path) -> AsyncIterator[
         circleci_otlp_endpoint=otlp.endpoint,
         circleci_hook_service="circleci-test",
         circleci_state_db=state_db,
+        **settings_extra,
     )
     env = {"CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "team-key", "CIRCLECI_OTLP_ENDPOINT": "x"}
     receiver, sink = circleci_receiver(settings, env, notifier)
+    assert sink is not None
     server = await _serve(receiver)
     try:
-        yield Harness(server, otlp, announced)
+        yield Harness(server, otlp, announced, sink)
     finally:
         await server.close()
         await receiver.drain()
         receiver.close()
-        assert sink is not None
         # close() blocks while it flushes; the receiver it flushes to runs on this loop.
         await asyncio.to_thread(sink.close)
 
@@ -129,9 +147,7 @@ async def test_redelivery_is_exported_once(harness: Harness) -> None:
     assert (await harness.signed(payload))[0] == 202
     status, text = await harness.signed(payload)
     assert status == 200 and "duplicate" in text
-    await harness.otlp.wait_for(lambda s: s.name == "build-test-deploy")
-    await asyncio.sleep(0.8)
-    assert len(harness.otlp.spans) == 1
+    assert [s.name for s in await harness.exported()] == ["build-test-deploy"]
 
 
 async def test_a_delivery_replayed_after_a_restart_is_not_exported_or_announced_again(
@@ -181,7 +197,10 @@ async def test_bad_signature_is_401_and_exports_nothing(
 ) -> None:
     body, _ = fake.body_and_header(fake.workflow_completed())
     assert (await harness.post(body, headers))[0] == 401
-    assert harness.otlp.spans == []
+    assert await harness.exported() == []
+    # The same body, signed, would have been exported by that flush.
+    assert (await harness.signed(fake.workflow_completed()))[0] == 202
+    assert [s.name for s in await harness.exported()] == ["build-test-deploy"]
 
 
 async def test_signed_garbage_is_400_not_a_crash(harness: Harness) -> None:
@@ -209,6 +228,23 @@ async def test_traceparent_route_points_at_the_job_span(harness: Harness) -> Non
     trace_id = fake.WORKFLOW_ID.replace("-", "")
     assert text == f"export TRACEPARENT=00-{trace_id}-{ids.job_span_id(fake.JOB_ID):016x}-01\n"
     assert bad.status == 400
+
+
+async def test_circleci_hook_scheme_setting_changes_job_and_workflow_span_ids(
+    tmp_path: Path,
+) -> None:
+    async with (
+        OtlpReceiver() as otlp,
+        running_receiver(otlp, tmp_path / "c.db", circleci_id_scheme="circleci-hook") as h,
+    ):
+        assert (await h.signed(fake.job_completed()))[0] == 202
+        [job] = await otlp.wait_for(lambda s: s.name == "test")
+        url = h.server.make_url(f"/traceparent/{fake.WORKFLOW_ID}/{fake.JOB_ID}")
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+    assert job.span_id == fake.JOB_ID.replace("-", "")[:16]
+    assert job.parent_span_id == fake.WORKFLOW_ID.replace("-", "")[:16]
+    assert job.span_id in text
 
 
 async def test_without_secret_the_route_answers_503_and_says_why_once(

@@ -10,7 +10,6 @@ command and cog have no error handler.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -22,11 +21,10 @@ from opentelemetry.trace import StatusCode
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
-from tests.helpers.sandbox_chat import is_ephemeral, settled_root, until
+from tests.helpers.sandbox_chat import is_ephemeral, listeners_done, settled, settled_root, until
 from tests.helpers.trace_finders import interaction_root, trace_id
 
 CHANNEL_MESSAGE = 4  # an interaction callback that answers with a message
-LATE = 0.3  # how long to keep listening for a second answer or handler call
 
 Seen = list[tuple[str, str]]  # (handler, command)
 
@@ -85,12 +83,12 @@ async def answers_and_root(
     if line.startswith("!"):
         message = fake.send_message(line)
         root = await settled_root(spans, message)
-        return await fake.replies_to(int(message["id"]), timeout=LATE), root
+        return await settled(fake, message), root
     interaction = fake.send_command(line)
     await until(lambda: interaction_root(spans, interaction.id) is not None)
     found = interaction_root(spans, interaction.id)
     assert found is not None
-    await asyncio.sleep(LATE)
+    await listeners_done()  # on_command_error listeners run in their own tasks
     messages = [c["data"] for c in interaction.callbacks if c.get("type") == CHANNEL_MESSAGE]
     return [*messages, *interaction.followups], found
 

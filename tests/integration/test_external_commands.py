@@ -6,7 +6,15 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
@@ -15,7 +23,8 @@ from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.fakes.catfact import FACT, FakeCatFacts
 from tests.fakes.scryfall import FakeScryfall
-from tests.helpers.sandbox_chat import exchange
+from tests.helpers.markdown import masked_links
+from tests.helpers.sandbox_chat import exchange, is_ephemeral, run_slash
 from tests.helpers.trace_finders import TRACING_HEADERS, children, only_child, trace_id
 
 TYPING_ROUTE = r"/channels/\d+/typing"
@@ -57,9 +66,18 @@ async def test_catfact_answers_with_a_named_span_around_the_http_call(
     assert fetch.attributes[schema.API_HOST] == "127.0.0.1"
     assert fetch.attributes[schema.COMMAND] == "catfact"
     (get,) = children(spans, fetch)
-    assert get.attributes["http.method"] == "GET"
-    assert get.attributes["http.status_code"] == 200
-    assert get.attributes["http.url"] == f"{catfact_api.url}/fact"
+    # The stable HTTP client conventions, and only them by default.
+    assert get.name == "GET"
+    assert dict(get.attributes) == {
+        HTTP_REQUEST_METHOD: "GET",
+        URL_FULL: f"{catfact_api.url}/fact",
+        SERVER_ADDRESS: "127.0.0.1",
+        SERVER_PORT: catfact_api.port,
+        HTTP_RESPONSE_STATUS_CODE: 200,
+        schema.COMMAND: "catfact",
+        schema.GUILD_ID: str(fake.guild.id),
+        schema.AUTHOR_ID: str(fake.user["id"]),
+    }
     # A fast call shows no typing indicator.
     assert not [r for r in fake.requests if r.path.endswith("/typing")]
 
@@ -110,11 +128,9 @@ async def test_a_slow_call_shows_the_typing_indicator(
     assert len(typing) == 1
     # The typing POST is the root's child, beside the call, not time charged to the API.
     (posted,) = [
-        s
-        for s in children(spans, root, "POST")
-        if str(s.attributes["http.url"]).endswith("/typing")
+        s for s in children(spans, root, "POST") if str(s.attributes[URL_FULL]).endswith("/typing")
     ]
-    assert posted.attributes["http.status_code"] == 204
+    assert posted.attributes[HTTP_RESPONSE_STATUS_CODE] == 204
 
 
 async def test_a_500_then_success_is_retried_and_both_attempts_are_spans(
@@ -128,7 +144,7 @@ async def test_a_500_then_success_is_retried_and_both_attempts_are_spans(
     fetch = only_child(spans, root, "catfact.fetch")
     assert fetch.attributes[schema.API_ATTEMPTS] == 2
     assert fetch.status.status_code is StatusCode.UNSET
-    statuses = [s.attributes["http.status_code"] for s in children(spans, fetch)]
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in children(spans, fetch)]
     assert statuses == [500, 200]
     assert len(catfact_api.requests) == 2
 
@@ -152,7 +168,11 @@ async def test_500_twice_fails_with_the_status_and_the_trace_id(
     assert root.status.status_code is StatusCode.ERROR
     fetch = only_child(spans, root, "catfact.fetch")
     assert fetch.status.status_code is StatusCode.ERROR
-    assert [s.attributes["http.status_code"] for s in children(spans, fetch)] == [500, 503]
+    attempts = children(spans, fetch)
+    assert [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in attempts] == [500, 503]
+    # error.type on a failed HTTP attempt is its status code, as the conventions say.
+    assert [s.attributes[ERROR_TYPE] for s in attempts] == ["500", "503"]
+    assert all(s.status.status_code is StatusCode.ERROR for s in attempts)
 
 
 async def test_a_404_is_not_retried(
@@ -196,8 +216,14 @@ async def test_an_unreachable_api_is_retried_once_then_reported(
     answer, root = await exchange(fake, spans, "!catfact")
     assert answer["content"] == f"I couldn't reach the cat-fact API. (trace `{trace_id(root)}`)"
     fetch = only_child(spans, root, "catfact.fetch")
-    assert len(children(spans, fetch)) == 2
+    attempts = children(spans, fetch)
+    assert len(attempts) == 2
     assert fetch.attributes[schema.API_ATTEMPTS] == 2
+    # No answer: error.type is the exception's fully-qualified class name, no status code.
+    for attempt in attempts:
+        assert attempt.attributes[ERROR_TYPE] == "aiohttp.client_exceptions.ClientConnectorError"
+        assert HTTP_RESPONSE_STATUS_CODE not in attempt.attributes
+        assert attempt.attributes[SERVER_PORT] == unused_port
 
 
 @pytest.mark.parametrize("overrides", [{"external_cooldown_rate": 1}])
@@ -229,3 +255,46 @@ async def test_concurrent_calls_beyond_the_bound_are_turned_away(
     assert root.attributes[schema.OUTCOME] == "cooldown"
     slow, _ = await first
     assert FACT in slow["content"]
+
+
+SUPPRESS_EMBEDS = 1 << 2  # Discord's message flag
+HONEYCOMB = {"honeycomb_team": "acme", "honeycomb_environment": "prod"}
+
+
+def honeycomb_link(root: ReadableSpan) -> str:
+    """What an error reply names the trace as, with HONEYCOMB_TEAM=acme, environment prod."""
+    tid = trace_id(root)
+    start = int((root.start_time or 0) / 1e9)
+    return (
+        "<https://ui.honeycomb.io/acme/environments/prod/datasets/chatops-bot/trace"
+        f"?trace_id={tid}&trace_start_ts={start - 60}&trace_end_ts={start + 3600}>"
+    )
+
+
+def only_unpreviewed_links(content: str) -> bool:
+    """Every URL in ``content`` is wrapped in ``<>``: Discord shows no preview card for it."""
+    return all(part.endswith("<") for part in content.split("https://")[:-1])
+
+
+@pytest.mark.parametrize("overrides", [HONEYCOMB])
+async def test_with_honeycomb_team_an_error_reply_links_its_trace_without_a_preview(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
+) -> None:
+    catfact_api.then(status=500).then(status=503)
+    answer, root = await exchange(fake, spans, "!catfact")
+    content = answer["content"]
+    assert content == f"The cat-fact API answered 503. (trace {honeycomb_link(root)})"
+    assert only_unpreviewed_links(content)
+    assert not masked_links(content)  # replies never carry masked links
+    assert not answer["embeds"]
+    assert answer["flags"] & SUPPRESS_EMBEDS  # and the send asks for no previews at all
+
+
+@pytest.mark.parametrize("overrides", [HONEYCOMB])
+async def test_a_slash_commands_error_reply_links_its_trace_too(
+    bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, catfact_api: FakeCatFacts
+) -> None:
+    catfact_api.then(status=500).then(status=503)
+    answer, root, _ = await run_slash(fake, spans, "/catfact")
+    assert answer["content"] == f"The cat-fact API answered 503. (trace {honeycomb_link(root)})"
+    assert is_ephemeral(answer)

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
-from tests.helpers.sandbox_chat import settled_root
+from tests.helpers.sandbox_chat import ask, handled, settled_root
 from tests.helpers.trace_finders import root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
@@ -31,21 +32,13 @@ def send_posts(spans: InMemorySpanExporter, message: dict[str, Any]) -> list[Rea
     ]
 
 
-async def one_reply(fake: FakeDiscord, content: str, wait: float = 0.3) -> dict[str, Any]:
-    """Send ``content``; assert exactly one reply arrived within ``wait``; return the message."""
-    message = fake.send_message(content)
-    replies = await fake.replies_to(int(message["id"]), timeout=wait)
-    assert len(replies) == 1, replies
-    return message
-
-
 @pytest.mark.parametrize("is_global", [False, True])
 async def test_429_on_messages_route_is_retried_and_answered_once(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter, is_global: bool
 ) -> None:
     fake.fail("POST", MESSAGES_ROUTE, status=429, retry_after=0.2, is_global=is_global)
-    message = await one_reply(fake, "!about", wait=0.6)
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    message, _ = await ask(fake, "!about")
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [429, 200]
 
 
@@ -55,8 +48,8 @@ async def test_server_errors_are_retried_and_answered_once(
 ) -> None:
     fake.fail("POST", MESSAGES_ROUTE, status=status)
     # discord.py waits 1 s before retrying a 5xx.
-    message = await one_reply(fake, "!about", wait=1.6)
-    statuses = [s.attributes["http.status_code"] for s in send_posts(spans, message)]
+    message, _ = await ask(fake, "!about")
+    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in send_posts(spans, message)]
     assert statuses == [status, 200]
 
 
@@ -79,7 +72,7 @@ async def test_a_slow_rest_answer_delays_but_does_not_lose_the_reply(
     bot: ChatOpsBot, fake: FakeDiscord, spans: InMemorySpanExporter
 ) -> None:
     fake.fail("POST", MESSAGES_ROUTE, status=200, delay=0.5)
-    message = await one_reply(fake, "!about", wait=1.0)
+    message, _ = await ask(fake, "!about")
     (post,) = send_posts(spans, message)
     duration_ms = (post.end_time - post.start_time) / 1e6
     assert duration_ms >= 450
@@ -90,7 +83,7 @@ async def test_reconnect_resumes_and_the_bot_still_answers(
 ) -> None:
     await fake.send_reconnect()
     await fake.wait_resumed()
-    await one_reply(fake, "!about")
+    await ask(fake, "!about")
     assert fake.identify_count == 1
 
 
@@ -110,5 +103,5 @@ async def test_messages_sent_while_disconnected_are_answered_after_resume(
     await fake.drop_connection()
     message = fake.send_message("!about")
     await fake.wait_resumed()
-    replies = await fake.replies_to(int(message["id"]), timeout=0.5)
+    replies = await handled(fake, message)
     assert len(replies) == 1

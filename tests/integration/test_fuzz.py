@@ -25,6 +25,7 @@ from bot.config import load_settings
 from bot.harness import connected_bot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
+from tests.helpers.sandbox_chat import listeners_done
 from tests.helpers.trace_finders import message_root
 
 T = TypeVar("T")
@@ -123,7 +124,8 @@ async def _exchange(
     while root is None and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.005)
         root = message_root(spans, message_id)
-    return root, await fake.replies_to(int(message_id), timeout=0.05)
+    await listeners_done()
+    return root, fake.replies_so_far(int(message_id))
 
 
 @settings(

@@ -9,8 +9,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_METHOD,
+    HTTP_STATUS_CODE,
+    HTTP_URL,
+)
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from bot.sandbox import FakeDiscord
 from tests.fakes.otlp import OtlpReceiver, ReceivedSpan
@@ -166,3 +178,45 @@ async def test_honeycomb_api_url_moves_the_traces_too(fake: FakeDiscord) -> None
         )
     assert about_root(receiver)
     assert receiver.headers[0]["x-honeycomb-team"] == "hc-ingest-key"
+
+
+def about_posts(receiver: OtlpReceiver) -> list[ReceivedSpan]:
+    """The HTTP POSTs of the ``!about`` trace (its reply, its typing indicator)."""
+    root = about_root(receiver)
+    return [s for s in receiver.spans if s.trace_id == root.trace_id and s.name == "POST"]
+
+
+@pytest.mark.parametrize("opt_in", [None, "http", "database,http"])
+async def test_http_spans_carry_the_stable_names_only_by_default_and_with_http(
+    fake: FakeDiscord, opt_in: str | None
+) -> None:
+    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in} if opt_in else {}
+    async with OtlpReceiver() as receiver:
+        await run_one_message(fake, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, **env)
+    posts = about_posts(receiver)
+    assert posts
+    for post in posts:
+        attributes = post.attributes
+        assert attributes[HTTP_REQUEST_METHOD] == "POST"
+        assert attributes[URL_FULL].startswith(fake.api_base + "/channels/")
+        assert attributes[SERVER_ADDRESS] == "127.0.0.1"
+        assert attributes[SERVER_PORT] == urlsplit(fake.api_base).port
+        assert attributes[HTTP_RESPONSE_STATUS_CODE] in (200, 204)
+        assert not {HTTP_METHOD, HTTP_URL, HTTP_STATUS_CODE} & attributes.keys()
+
+
+async def test_http_dup_adds_the_old_names_beside_the_stable_ones(fake: FakeDiscord) -> None:
+    async with OtlpReceiver() as receiver:
+        await run_one_message(
+            fake,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_SEMCONV_STABILITY_OPT_IN="http/dup",
+        )
+    posts = about_posts(receiver)
+    assert posts
+    for post in posts:
+        attributes = post.attributes
+        assert attributes[HTTP_METHOD] == attributes[HTTP_REQUEST_METHOD] == "POST"
+        assert attributes[HTTP_URL] == attributes[URL_FULL]
+        assert attributes[HTTP_STATUS_CODE] == attributes[HTTP_RESPONSE_STATUS_CODE]
+        assert attributes[SERVER_ADDRESS] == "127.0.0.1"

@@ -15,6 +15,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bot.cli.main import cli
+from bot.cli.output import PIPED_WIDTH
 from bot.cli.query_verbs import COMMANDS
 from telemetry.store import SpanStore
 from tests.fakes.honeycomb_api import FakeHoneycomb
@@ -186,7 +187,7 @@ def test_honeycomb_apply_creates_then_updates_the_board(
     code, out, err = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0, err
     assert "created board" in out
-    assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 5
+    assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 6
     assert {a["name"] for a in honeycomb.annotations} >= {"P95 duration by command"}
     assert honeycomb.derived_columns[0]["alias"] == "app.is_error"
     specs = [c.body for c in honeycomb.calls("POST", "/1/queries/chatops-test")]
@@ -194,8 +195,8 @@ def test_honeycomb_apply_creates_then_updates_the_board(
 
     code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0 and "updated board" in out
-    assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 5
-    assert len(honeycomb.derived_columns) == 1
+    assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 6
+    assert len(honeycomb.derived_columns) == 2  # app.is_error, and the SLO's SLI
     assert all(c.headers["X-Honeycomb-Team"] == KEY for c in honeycomb.requests)
 
 
@@ -207,3 +208,142 @@ def test_honeycomb_apply_dry_run_sends_nothing(env: Path) -> None:
 def test_honeycomb_apply_without_key_is_one_line(env: Path) -> None:
     code, _, err = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 2 and "HONEYCOMB_CONFIG_KEY" in err
+
+
+def test_honeycomb_apply_creates_triggers_slo_burn_alerts_and_the_webhook_once(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_CONFIG_KEY", KEY)
+    monkeypatch.setenv("HONEYCOMB_ALERT_WEBHOOK_URL", "https://bot.example/hooks/honeycomb")
+    monkeypatch.setenv("HONEYCOMB_WEBHOOK_SECRET", "hook-secret-456")
+    code, out, err = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0, err
+    assert "created trigger chatops: a command's p95 over 2 s" in out
+    assert "created SLO chatops: commands succeed" in out
+    assert "hook-secret-456" not in out + err
+    (recipient,) = honeycomb.recipients
+    assert recipient["details"]["webhook_url"] == "https://bot.example/hooks/honeycomb"
+    assert recipient["details"]["webhook_secret"] == "hook-secret-456"
+    by_name = {t["name"]: t for t in honeycomb.triggers}
+    p95 = by_name["chatops: a command's p95 over 2 s"]
+    assert p95["query"]["calculations"] == [{"op": "P95", "column": "duration_ms"}]
+    assert p95["query"]["breakdowns"] == ["app.command"]
+    assert p95["threshold"] == {"op": ">", "value": 2000}
+    errors = by_name["chatops: a command's error rate over 5%"]
+    assert errors["query"]["calculations"] == [{"op": "AVG", "column": "app.is_error"}]
+    assert all(t["recipients"] == [{"id": recipient["id"]}] for t in honeycomb.triggers)
+    (slo,) = honeycomb.slos
+    assert slo["sli"] == {"alias": "app.sli.command_ok"} and slo["target_per_million"] == 995000
+    assert "app.sli.command_ok" in {c["alias"] for c in honeycomb.derived_columns}
+    assert sorted(a["alert_type"] for a in honeycomb.burn_alerts) == [
+        "budget_rate",
+        "exhaustion_time",
+    ]
+    assert all(a["slo"] == {"id": slo["id"]} for a in honeycomb.burn_alerts)
+
+    # Again: everything updated in place, nothing new.
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0 and "updated trigger" in out and "updated burn alert" in out
+    assert "created" not in out
+    assert len(honeycomb.triggers) == 2 and len(honeycomb.slos) == 1
+    assert len(honeycomb.burn_alerts) == 2 and len(honeycomb.recipients) == 1
+
+
+def test_honeycomb_apply_without_a_webhook_url_says_alerts_notify_no_one(
+    env: Path, honeycomb: FakeHoneycomb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONEYCOMB_CONFIG_KEY", KEY)
+    monkeypatch.delenv("HONEYCOMB_ALERT_WEBHOOK_URL", raising=False)
+    code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
+    assert code == 0 and "no webhook recipient (HONEYCOMB_ALERT_WEBHOOK_URL is not set)" in out
+    assert honeycomb.recipients == [] and all(t["recipients"] == [] for t in honeycomb.triggers)
+
+
+# -- what the data verbs print: --format json on each, tables not cut when piped
+
+REPO_FLAGS = Path(__file__).resolve().parents[2] / "flags.json"
+
+
+def run_verb(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout
+
+
+def test_trace_json_lists_every_span_with_its_attributes(filled: str) -> None:
+    code, out = run_verb("trace", filled, "--format", "json")
+    assert code == 0
+    spans = json.loads(out)
+    assert spans[0]["name"] == "command mtg"
+    assert spans[0]["attributes"]["app.outcome"] == "error"
+
+
+def test_flags_eval_json_has_value_variant_and_reason() -> None:
+    code, out = run_verb(
+        "flags", "eval", "aci-operator", "--file", str(REPO_FLAGS), "--user", "42", "--admin",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out) == {
+        "key": "aci-operator",
+        "value": True,
+        "variant": "on",
+        "reason": "targeting_match",
+        "error_code": None,
+        "error_message": None,
+    }
+
+
+def test_flags_eval_json_of_an_unknown_flag_says_why_and_exits_1() -> None:
+    code, out = run_verb(
+        "flags", "eval", "nope", "--file", str(REPO_FLAGS), "--user", "1", "--format", "json"
+    )
+    assert code == 1
+    assert json.loads(out)["error_code"] == "flag_not_found"
+
+
+def test_flags_check_json_lists_problems_and_exits_1_on_errors(tmp_path: Path) -> None:
+    code, out = run_verb("flags", "check", str(REPO_FLAGS), "--format", "json")
+    assert code == 0 and json.loads(out) == {
+        "file": str(REPO_FLAGS), "flags": 4, "problems": []
+    }  # fmt: skip
+    broken = tmp_path / "flags.json"
+    broken.write_text('{"flags": {"x": {"state": "ENABLED"}}}')
+    code, out = run_verb("flags", "check", str(broken), "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["problems"]
+    assert {p["severity"] for p in report["problems"]} == {"error"}
+
+
+def test_piped_tables_are_not_cut_at_80_columns(env: Path) -> None:
+    long_name = "relationships-with-a-very-long-command-name-that-goes-past-eighty-columns"
+    with store_tracer(env) as tracer:
+        root(tracer, long_name, start_ns=time.time_ns() - 10**9, duration_ms=5)
+    code, out = run_verb("stats", "--since", "1h")
+    assert code == 0
+    row = next(line for line in out.splitlines() if long_name in line)
+    assert len(row) > 80 and "…" not in row
+    assert max(len(line) for line in out.splitlines()) <= PIPED_WIDTH
+
+
+def test_shell_completion_as_documented_completes_verbs_and_options() -> None:
+    runner = CliRunner()
+    script = runner.invoke(cli, [], prog_name="chatops", env={"_CHATOPS_COMPLETE": "bash_source"})
+    assert "_chatops_completion()" in script.output
+    verbs = runner.invoke(
+        cli,
+        [],
+        prog_name="chatops",
+        env={"_CHATOPS_COMPLETE": "bash_complete", "COMP_WORDS": "chatops do", "COMP_CWORD": "1"},
+    )
+    assert verbs.output.split() == ["plain,doctor"]
+    options = runner.invoke(
+        cli,
+        [],
+        prog_name="chatops",
+        env={
+            "_CHATOPS_COMPLETE": "bash_complete",
+            "COMP_WORDS": "chatops deploy --resource",
+            "COMP_CWORD": "2",
+        },
+    )
+    assert options.output.split() == ["plain,--resource-group"]

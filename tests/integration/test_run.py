@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from bot.sandbox import FakeDiscord
 from telemetry import schema
@@ -39,12 +40,15 @@ async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm
             for text, (starts, _, _) in expected.items():
                 message = fake.send_message(text)
                 sent[text] = str(message["id"])
-                (answer,) = await fake.replies_to(int(message["id"]), timeout=1.0)
+                answer = await fake.first_reply(int(message["id"]), timeout=10)
+                assert answer is not None, text
                 assert answer["content"].startswith(starts), answer["content"]
         finally:
             process.send_signal(signal.SIGTERM)
             stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
         assert process.returncode == 0, stderr.decode()
+        # The process is gone: every reply it would ever send is there, one per message.
+        assert [len(fake.replies_so_far(int(mid))) for mid in sent.values()] == [1] * len(sent)
 
         # One trace per message, each with the schema's root attributes.
         for text, (_, name, outcome) in expected.items():
@@ -65,6 +69,38 @@ async def test_run_answers_exports_traces_over_otlp_and_exits_cleanly_on_sigterm
         assert ping.resource["service.name"] == "chatops-test"
         everything = (stdout + stderr).decode() + repr(receiver.spans) + repr(receiver.headers)
         assert TOKEN not in everything
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_spans_still_waiting_for_export_are_flushed_on_the_signal(
+    fake: FakeDiscord, signum: signal.Signals
+) -> None:
+    """The batch timer is an hour away, so only the final flush at shutdown can send them."""
+    async with OtlpReceiver() as receiver:
+        process = await start(
+            child_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE=fake.api_base,
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                OTEL_BSP_SCHEDULE_DELAY="3600000",
+            )
+        )
+        try:
+            await fake.wait_ready(timeout=20)
+            message = fake.send_message("!ping")
+            assert await fake.first_reply(int(message["id"]), timeout=10) is not None
+            assert receiver.requests == 0  # nothing sent yet: the spans wait in the pipeline
+        finally:
+            process.send_signal(signum)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, stderr.decode()
+    roots = [
+        span
+        for span in receiver.spans
+        if span.parent_span_id == "" and span.attributes.get(schema.MESSAGE_ID) == message["id"]
+    ]
+    assert [(r.name, r.attributes[schema.OUTCOME]) for r in roots] == [("command ping", "ok")]
+    assert any(span.name == "discord.send" for span in receiver.spans)
 
 
 async def test_honeycomb_key_becomes_the_team_header(fake: FakeDiscord) -> None:
@@ -139,10 +175,11 @@ async def test_the_exported_tree_keeps_its_meaning_over_otlp(fake: FakeDiscord) 
             await fake.wait_ready(timeout=20)
             fake.fail("POST", r"/channels/\d+/messages", status=429, retry_after=0.2)
             message = fake.send_message("!ping")
-            (answer,) = await fake.replies_to(int(message["id"]), timeout=5.0)
+            assert await fake.first_reply(int(message["id"]), timeout=10) is not None
         finally:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.communicate(), timeout=20)
+    (answer,) = fake.replies_so_far(int(message["id"]))  # the process has exited: all of them
     (root,) = [s for s in receiver.spans if s.attributes.get(schema.MESSAGE_ID) == message["id"]]
     trace = [s for s in receiver.spans if s.trace_id == root.trace_id]
     for span in trace:
@@ -152,7 +189,7 @@ async def test_the_exported_tree_keeps_its_meaning_over_otlp(fake: FakeDiscord) 
     (send,) = [s for s in trace if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"] == root.attributes[schema.RESPONSE]
     attempts = [s for s in trace if s.parent_span_id == send.span_id]
-    assert [(s.name, s.attributes["http.status_code"]) for s in attempts] == [
+    assert [(s.name, s.attributes[HTTP_RESPONSE_STATUS_CODE]) for s in attempts] == [
         ("POST", 429),
         ("POST", 200),
     ]

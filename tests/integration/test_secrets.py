@@ -25,6 +25,7 @@ from tests.fakes.otlp import OtlpReceiver
 from tests.fakes.scryfall import FakeScryfall
 from tests.fakes.tls import make_certificate
 from tests.helpers.flag_rules import boolean_flag, write_flags
+from tests.helpers.sandbox_chat import settled
 
 SECRETS = {
     "discord token": "MTA5.discord-bot-token-secret.Zq1",
@@ -114,7 +115,7 @@ async def test_no_secret_reaches_spans_logs_or_replies(
     ) as bot:
         for text in EVERY_COMMAND:
             message = fake.send_message(text)
-            await fake.replies_to(int(message["id"]), timeout=0.3)
+            await settled(fake, message)
         app = health_app(lambda: bot.gateway_up)
         services = CiServices(configured, bot.announce_pipeline)
         services.mount(app)

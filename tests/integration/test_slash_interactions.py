@@ -230,4 +230,9 @@ def test_console_runs_a_slash_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "bot> \U0001f3b2 2d6:" in done.stdout
     assert "command roll" in done.stdout and "discord.send" in done.stdout
+    # The console prints the stable HTTP names, the callback's token redacted.
+    assert "http.request.method=POST" in done.stdout
+    assert "http.response.status_code=200" in done.stdout
+    assert "/{token}/callback" in done.stdout
+    assert "http.method=" not in done.stdout and "http.url=" not in done.stdout
     assert "no slash command /nope is registered" in done.stdout

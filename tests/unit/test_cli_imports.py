@@ -10,9 +10,22 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from bot.cli import bot_verbs, ci_verbs, deploy_verbs, flag_verbs, query_verbs
+from bot.cli import (
+    bot_verbs,
+    build_verbs,
+    ci_verbs,
+    deploy_verbs,
+    doctor_verbs,
+    flag_verbs,
+    query_verbs,
+)
 from bot.cli.main import VERBS, cli
 from tests.store_data import random_spans, write
+
+VERB_MODULES = (
+    *(bot_verbs, build_verbs, ci_verbs, deploy_verbs),
+    *(doctor_verbs, flag_verbs, query_verbs),
+)
 
 # What ``chatops stats`` has no use for: the bot, its HTTP client, the tracing SDK, Azure.
 HEAVY = ("discord", "aiohttp", "azure", "opentelemetry.sdk", "opentelemetry.exporter", "grpc")
@@ -60,7 +73,7 @@ def test_query_verbs_import_nothing_they_do_not_need(tmp_path: Path) -> None:
 def test_help_lists_every_verb_of_every_verb_module() -> None:
     defined = {
         command.name
-        for module in (bot_verbs, ci_verbs, deploy_verbs, flag_verbs, query_verbs)
+        for module in VERB_MODULES
         for command in vars(module).values()
         if isinstance(command, click.Command) and command.name and not _is_subcommand(command)
     }
@@ -73,7 +86,7 @@ def test_help_lists_every_verb_of_every_verb_module() -> None:
 def _is_subcommand(command: click.Command) -> bool:
     groups = [
         value
-        for module in (bot_verbs, ci_verbs, deploy_verbs, flag_verbs, query_verbs)
+        for module in VERB_MODULES
         for value in vars(module).values()
         if isinstance(value, click.Group)
     ]

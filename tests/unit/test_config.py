@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import HONEYCOMB_ENDPOINT, ConfigError, check_bot_requirements, load_settings
+from bot.config import (
+    HONEYCOMB_ENDPOINT,
+    ConfigError,
+    check_bot_requirements,
+    load_settings,
+    telemetry_config,
+)
 
 
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,3 +82,48 @@ def test_azure_without_a_resource_group_stops_only_the_bot(monkeypatch: pytest.M
     settings = load_settings(_env_file=None)
     with pytest.raises(ConfigError, match="AZURE_RESOURCE_GROUP is not"):
         check_bot_requirements(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (None, "stable"),
+        ("http", "stable"),
+        ("database", "stable"),
+        ("http/dup", "dup"),
+        ("database, HTTP/DUP", "dup"),
+    ],
+)
+def test_semconv_opt_in_chooses_the_http_attribute_names(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", value)
+    settings = load_settings(_env_file=None)
+    assert settings.http_semconv == mode
+    assert telemetry_config(settings).http_semconv == mode
+
+
+def test_the_readme_and_running_md_list_every_standard_variable_the_bot_reads() -> None:
+    """Every ``OTEL_*`` variable ``Settings`` reads, plus those the SDK reads for it."""
+    from bot.config import Settings
+
+    names = {"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_SDK_DISABLED"}
+    for field_name, info in Settings.model_fields.items():
+        aliases = getattr(info.validation_alias, "choices", [])
+        names |= {alias for alias in aliases if alias.startswith("OTEL_")}
+        if field_name.startswith("otel_"):
+            names.add(field_name.upper())
+    assert "OTEL_SEMCONV_STABILITY_OPT_IN" in names
+    root = Path(__file__).resolve().parents[2]
+    for page in ("README.md", "docs/running.md"):
+        text = (root / page).read_text()
+        assert not {name for name in names if f"`{name}`" not in text}, page
+
+
+def test_one_shard_id_alone_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_IDS", "1")
+    settings = load_settings(_env_file=None)
+    assert settings.shard_ids == [1]

@@ -161,9 +161,28 @@ def test_autocomplete_requests_are_left_out_of_the_per_command_defaults(tmp_path
     assert asked.count == 5
 
 
+ROOTS_ONLY = {"column": "trace.parent_id", "op": "does-not-exist"}
+
+
 def test_the_shipped_honeycomb_queries_leave_autocomplete_out() -> None:
     import json
 
     for path in sorted(Path("infra/honeycomb/queries").glob("*.json")):
         filters = json.loads(path.read_text())["spec"]["filters"]
-        assert {"column": "app.outcome", "op": "!=", "value": "autocomplete"} in filters, path
+        if ROOTS_ONLY in filters:  # per-command questions (HTTP spans have no outcome)
+            assert {"column": "app.outcome", "op": "!=", "value": "autocomplete"} in filters, path
+
+
+def test_the_shipped_honeycomb_queries_name_the_stable_http_attributes() -> None:
+    import json
+
+    from telemetry.store_schema import HTTP_RENAMES
+
+    columns: set[str] = set()
+    for path in sorted(Path("infra/honeycomb/queries").glob("*.json")):
+        spec = json.loads(path.read_text())["spec"]
+        columns |= set(spec.get("breakdowns", []))
+        columns |= {f["column"] for f in spec.get("filters", [])}
+        columns |= {c["column"] for c in spec.get("calculations", []) if "column" in c}
+    assert not columns & HTTP_RENAMES.keys()  # no old name
+    assert {"http.request.method", "http.response.status_code", "server.address"} <= columns

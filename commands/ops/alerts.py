@@ -1,0 +1,168 @@
+"""Honeycomb alerts in Discord: a trigger or SLO burn alert posted to ``ALERT_CHANNEL_ID``.
+
+``bot/alert_hooks.py`` receives Honeycomb's webhook and hands each accepted
+delivery to ``AlertPoster.deliver``. An alert that fires is posted as an embed
+linking to the query result; while it stays open, a repeat edits that post
+rather than adding one; when Honeycomb says it resolved (``status: OK``), the
+original post is edited to say so. Open alerts are remembered in memory (the
+last ``OPEN_MAX``); a resolution the bot has no post for (it restarted) is posted
+on its own. Each delivery's post is a root span ``alert.post`` linked to the
+webhook's span.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import discord
+from opentelemetry.trace import Link, SpanContext
+
+from commands.toolkit.replies import NO_MENTIONS, inert_links, send_to
+from telemetry import schema
+from telemetry.schema import Outcome
+from telemetry.spans import record_response, root_span, send_span
+
+log = logging.getLogger(__name__)
+
+OPEN_MAX = 200
+TEXT_MAX = 600
+GROUPS_SHOWN = 5
+ALERT_SPAN = "alert.post"
+RESOLVED = {"OK", "RESOLVED"}
+
+
+class BadAlert(ValueError):
+    """The payload is not an alert we can show; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What a Honeycomb webhook delivery says, from its default payload."""
+
+    key: str
+    name: str
+    status: str
+    summary: str
+    description: str
+    result_url: str | None
+    alert_url: str | None
+    groups: list[str]
+    is_test: bool
+
+    @property
+    def resolved(self) -> bool:
+        return self.status.upper() in RESOLVED
+
+
+def _text(value: Any, limit: int = TEXT_MAX) -> str:
+    return schema.truncate(str(value), limit) if value is not None else ""
+
+
+def _https(value: Any) -> str | None:
+    """Only an absolute https URL is linked (anything else is left out)."""
+    if not isinstance(value, str):
+        return None
+    parts = urlsplit(value.strip())
+    return value.strip() if parts.scheme == "https" and parts.hostname else None
+
+
+def parse_alert(payload: Any) -> Alert:
+    """An ``Alert`` from a trigger's or burn alert's payload; ``BadAlert`` otherwise."""
+    if not isinstance(payload, dict):
+        raise BadAlert("the body is not a JSON object")
+    name = payload.get("name")
+    status = payload.get("status")
+    if not isinstance(name, str) or not name.strip():
+        raise BadAlert("no alert name")
+    if not isinstance(status, str) or not status.strip():
+        raise BadAlert("no alert status")
+    key = payload.get("id")
+    groups: list[str] = []
+    triggered = payload.get("result_groups_triggered")
+    for group in (triggered if isinstance(triggered, list) else [])[:GROUPS_SHOWN]:
+        if isinstance(group, dict):
+            values = group.get("Group") or {}
+            label = (
+                ", ".join(f"{k}={v}" for k, v in values.items()) if isinstance(values, dict) else ""
+            )
+            groups.append(_text(f"{label or 'all'}: {group.get('Result')}", 120))
+    return Alert(
+        key=_text(key if isinstance(key, str | int) and str(key) else name, 128),
+        name=_text(name, 200),
+        status=_text(status, 32),
+        summary=_text(payload.get("summary")),
+        description=_text(payload.get("description")),
+        result_url=_https(payload.get("result_url")),
+        alert_url=_https(payload.get("trigger_url") or payload.get("url")),
+        groups=groups,
+        is_test=payload.get("is_test") is True,
+    )
+
+
+def alert_embed(alert: Alert) -> discord.Embed:
+    """Red while firing, green once resolved; the title links to the query result."""
+    if alert.resolved:
+        title, colour = f"\u2705 Resolved: {alert.name}", discord.Colour.green()
+    else:
+        title, colour = f"\U0001f525 {alert.name}", discord.Colour.red()
+    embed = discord.Embed(
+        title=inert_links(schema.truncate(title, 256)),
+        url=alert.result_url,
+        description=inert_links(alert.description or alert.summary) or None,
+        colour=colour,
+    )
+    if alert.groups:
+        embed.add_field(
+            name="triggered by", value="\n".join(f"`{g.replace('`', '')}`" for g in alert.groups)
+        )
+    if alert.result_url:
+        embed.add_field(name="query result", value=alert.result_url, inline=False)
+    footer = f"Honeycomb {alert.status}" + (" \u00b7 test delivery" if alert.is_test else "")
+    embed.set_footer(text=footer)
+    return embed
+
+
+class AlertPoster:
+    """Posts alerts to one channel and edits them when they resolve."""
+
+    def __init__(self, client: discord.Client, channel_id: int) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.open: OrderedDict[str, discord.Message] = OrderedDict()
+
+    async def deliver(self, alert: Alert, hook: SpanContext | None = None) -> None:
+        """Post, update or resolve ``alert`` in a root span of its own."""
+        attributes: dict[str, Any] = {
+            schema.ALERT_NAME: alert.name,
+            schema.ALERT_STATUS: alert.status,
+            schema.CHANNEL_ID: str(self.channel_id),
+        }
+        links = [Link(hook)] if hook is not None else []
+        with root_span(ALERT_SPAN, attributes, {}, links=links) as post_trace:
+            channel = self.client.get_channel(self.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                log.warning("ALERT_CHANNEL_ID %s is not a channel I can see", self.channel_id)
+                post_trace.set_outcome(Outcome.ERROR)
+                return
+            embed = alert_embed(alert)
+            earlier = self.open.pop(alert.key, None)
+            try:
+                if earlier is not None:
+                    with send_span() as span:
+                        record_response(span, embed.title or "")
+                        message = await earlier.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+                    post_trace.span.set_attribute(schema.ALERT_EDITED, True)
+                else:
+                    message = await send_to(channel, embed=embed)
+            except discord.HTTPException as exc:
+                post_trace.record_error(exc)
+                log.warning("could not post the alert %s: %s", alert.name, exc)
+                return
+            if not alert.resolved:
+                self.open[alert.key] = message
+                while len(self.open) > OPEN_MAX:
+                    self.open.popitem(last=False)
