@@ -1,7 +1,8 @@
 """The template's two custom roles allow exactly the ARM operations the code makes.
 
-Which ``Aci`` methods the bot (``commands/azure/aci_cog.py``) and ``chatops deploy``
-(``bot/deploy.py``) call is read from their source (and followed through ``Aci``'s own
+Which ``Aci`` methods the bot (every module of ``commands/`` and ``bot/`` but the deploy)
+and ``chatops deploy`` (``bot/deploy.py``, ``bot/cli/deploy_verbs.py``) call is read from
+their source (and followed through ``Aci``'s own
 calls); which ARM operation each method makes is observed by running it against a
 recording client and reading ``app.azure.operation`` off its span. A new ARM call without
 its action in the role (or an action no code needs any more) fails here.
@@ -75,20 +76,29 @@ class RecordingClient:
         return _Response()
 
 
-def aci_methods_called(path: Path, receiver: str) -> set[str]:
-    """Names of ``Aci`` methods ``path`` calls on ``receiver`` (``aci.get(...)``), also
-    passed uncalled (``aci.start`` handed to a helper)."""
-    tree = ast.parse(path.read_text())
+DEPLOY_SIDE = {ROOT / "bot" / "deploy.py", ROOT / "bot" / "cli" / "deploy_verbs.py"}
+
+
+def bot_side() -> list[Path]:
+    """Every module that runs in the bot (cogs, watchers, the client): not the deploy."""
+    files = [*(ROOT / "commands").rglob("*.py"), *(ROOT / "bot").rglob("*.py")]
+    return [f for f in files if f not in DEPLOY_SIDE and "sandbox" not in f.parts]
+
+
+def aci_methods_called(paths: list[Path] | set[Path]) -> set[str]:
+    """Names of ``Aci`` methods called on an ``aci`` (``aci.get(...)``, ``self.aci.get``),
+    also passed uncalled (``aci.start`` handed to a helper)."""
     public = {name for name in vars(Aci) if not name.startswith("_")}
     found = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == receiver
-            and node.attr in public
-        ):
-            found.add(node.attr)
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute) or node.attr not in public:
+                continue
+            receiver = node.value
+            if (isinstance(receiver, ast.Name) and receiver.id == "aci") or (
+                isinstance(receiver, ast.Attribute) and receiver.attr == "aci"
+            ):
+                found.add(node.attr)
     return found
 
 
@@ -156,9 +166,9 @@ def role_actions(variable: str) -> set[str]:
     return set(actions)
 
 
-async def used_operations(path: Path, spans: InMemorySpanExporter) -> set[str]:
+async def used_operations(paths: list[Path] | set[Path], spans: InMemorySpanExporter) -> set[str]:
     operations: set[str] = set()
-    for method in with_internal_calls(aci_methods_called(path, "aci")):
+    for method in with_internal_calls(aci_methods_called(paths)):
         operations |= await operations_of(method, spans)
     return operations
 
@@ -172,7 +182,8 @@ async def test_every_aci_method_is_known_to_this_test(spans: InMemorySpanExporte
 async def test_the_bot_role_allows_exactly_what_aci_commands_call(
     spans: InMemorySpanExporter,
 ) -> None:
-    used = await used_operations(ROOT / "commands" / "azure" / "aci_cog.py", spans)
+    assert ROOT / "commands" / "azure" / "aci_cog.py" in bot_side()
+    used = await used_operations(bot_side(), spans)
     assert used == {
         "Microsoft.ContainerInstance/containerGroups/read",
         "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
@@ -186,7 +197,7 @@ async def test_the_bot_role_allows_exactly_what_aci_commands_call(
 async def test_the_deployer_role_allows_exactly_what_chatops_deploy_calls(
     spans: InMemorySpanExporter,
 ) -> None:
-    used = await used_operations(ROOT / "bot" / "deploy.py", spans)
+    used = await used_operations(DEPLOY_SIDE, spans)
     assert "Microsoft.ContainerInstance/containerGroups/write" in used
     assert role_actions("deployerActions") == used | LINKED
 
