@@ -153,7 +153,7 @@ class Session:
 
     def print_persona(self) -> None:
         assert self.seat is not None
-        self.out.print(f"as {self.seat.persona.describe()}", markup=False, highlight=False)
+        self.out.print(f"as {self.seat.describe()}", markup=False, highlight=False)
         decisions = flag_decisions(self.bot, self.seat)
         if not decisions:
             self.out.print("  (no command checks a flag)")
