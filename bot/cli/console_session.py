@@ -72,6 +72,9 @@ async def run_console(
     options = options or ConsoleOptions()
     with tempfile.TemporaryDirectory(prefix="chatops-console-") as workdir:
         async with AsyncExitStack() as stack:
+            from bot.sandbox.offline import console_flags
+
+            settings, flags_line = stack.enter_context(console_flags(settings))
             bot_options: dict[str, Any] = {}
             banner = ["fakes: off (--no-fakes): configured or public services are called"]
             if options.fakes:
@@ -90,6 +93,8 @@ async def run_console(
                 f"[dim]sandbox: {bot.user} in guild {fake.guild.name!r}; "
                 f"prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
             )
+            if flags_line is not None:
+                banner.append(flags_line)
             for line in banner:
                 out.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
             session.become(options.persona)

@@ -12,9 +12,10 @@ when the context exits.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,35 @@ method = "GET"
 query = {{ user = "{{author_id}}", target = "{{arg1}}", guild = "{{guild_id}}" }}
 response = {{ type = "json", field = "result.summary" }}
 """
+
+
+# The example flags file ships beside the fakes (package data: the wheel has it); a copy
+# of the checkout's flags.json, kept equal by tests/unit/test_console_flags.py.
+EXAMPLE_FLAGS = files("bot.sandbox.fakes") / "flags.json"
+
+
+@contextmanager
+def console_flags(settings: Settings) -> Iterator[tuple[Settings, str | None]]:
+    """``settings`` with the flags file the console evaluates, and a banner line if it changed.
+
+    The console is often started outside the checkout: with ``FLAGS_FILE`` unset and
+    no ``./flags.json`` every flag would be ``off (error)``, so the example file
+    shipped with the package is used instead (its rules let the default persona in).
+    A configured ``FLAGS_FILE`` is used as given, even when it does not exist (the
+    console then shows why, as the bot would); so is a flagd server
+    (``FLAGS_PROVIDER`` other than ``file``).
+    """
+    own = (
+        settings.flags_provider != "file"
+        or "flags_file" in settings.model_fields_set
+        or settings.flags_file.exists()
+    )
+    if own:
+        yield settings, None
+        return
+    with as_file(EXAMPLE_FLAGS) as path:
+        line = f"flags: the example file shipped with chatops ({path}): FLAGS_FILE is unset"
+        yield settings.model_copy(update={"flags_file": path}), line
 
 
 @dataclass

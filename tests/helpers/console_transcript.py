@@ -38,8 +38,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def run_console(tmp_path: Path, *args: str, **env: str) -> Transcript:
-    """``chatops console ARGS`` in an empty directory, offline, the example flags."""
+def run_console(tmp_path: Path, *args: str, **env: str | None) -> Transcript:
+    """``chatops console ARGS`` in an empty directory, offline, the example flags.
+
+    ``env`` adds variables; one given as None is removed (``FLAGS_FILE=None``: unset).
+    """
     environment = child_env(
         PYTHONPATH=str(ROOT),
         FLAGS_FILE=str(EXAMPLE_FLAGS),
@@ -50,7 +53,11 @@ def run_console(tmp_path: Path, *args: str, **env: str) -> Transcript:
     for name in list(environment):
         if name.startswith(("AZURE_", "CATFACT_", "SCRYFALL_", "COMMANDS_", "EXTERNAL_")):
             del environment[name]
-    environment.update(env)
+    for name, value in env.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console", *args],
         capture_output=True,

@@ -187,6 +187,16 @@ def test_a_configured_url_is_used_as_given_and_no_fake_replaces_it(tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_outside_the_checkout_the_console_evaluates_the_flags_it_ships(tmp_path: Path) -> None:
+    # An empty directory, FLAGS_FILE unset: the example file in the package decides.
+    transcript = run_console(tmp_path, "-c", "!beta", FLAGS_FILE=None)
+    assert "flags: the example file shipped with chatops" in transcript.banner
+    assert "(error)" not in transcript.banner, transcript.banner
+    assert re.search(r"flag aci-operator\s+on\s+\(targeting_match\)", transcript.banner)
+    assert "You're in the beta" in flat(transcript.after("!beta"))
+
+
+@pytest.mark.slow
 def test_no_fakes_starts_none(tmp_path: Path) -> None:
     transcript = run_console(tmp_path, "--no-fakes", "-c", "!aci list")
     assert transcript.fakes == {}
