@@ -2,9 +2,10 @@
 
 ``chatops console`` runs the real bot; without these its cat fact, Scryfall,
 HTTP-backed and Azure commands would call the internet (or answer "not
-configured"). ``offline_services`` starts a local fake (``bot/sandbox/fakes``,
-the ones the tests use) for each service whose setting was left at its default,
-and returns the settings pointed at them. A setting the operator gave is used as
+configured"), and ``!builds`` would have nothing to show. ``offline_services``
+starts a local fake (``bot/sandbox/fakes``, the ones the tests use) for each
+service whose setting was left at its default, and returns the settings pointed
+at them. A setting the operator gave is used as
 given: no fake replaces it. Every fake binds 127.0.0.1 on a free port and stops
 when the context exits.
 """
@@ -15,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from bot.sandbox.fakes.arm import FakeArm
 
 SANDBOX_RESOURCE_GROUP = "chatops-sandbox"
+SANDBOX_BUILDKITE_ORG = "chatops-sandbox"
 # Long enough to see "starting..." in a trace, short enough not to wait on it.
 ARM_OPERATION_S = 1.0
 ARM_POLL_INTERVAL_S = 0.25
@@ -101,6 +104,7 @@ async def offline_services(settings: Settings, workdir: Path) -> AsyncIterator[O
     commands file) and must outlive the context.
     """
     from bot.sandbox.fakes.arm import FakeArm, StaticCredential
+    from bot.sandbox.fakes.buildkite_api import FakeBuildkite, sample_builds
     from bot.sandbox.fakes.catfact import FakeCatFacts
     from bot.sandbox.fakes.function import FakeFunction
     from bot.sandbox.fakes.honeycomb_api import FakeHoneycomb
@@ -141,6 +145,19 @@ async def offline_services(settings: Settings, workdir: Path) -> AsyncIterator[O
                 transport={"connection_verify": str(certificate.cert_path)},
             )
             offline.started.append(("azure resource manager", arm.url))
+        buildkite_given = "buildkite_api_url" in given or bool(
+            settings.buildkite_api_token or settings.buildkite_org
+        )
+        if not buildkite_given:
+            # ``!builds`` asks it (commands/builds.py); no poller runs in the console.
+            buildkite = FakeBuildkite(sample_builds(datetime.now(UTC)), token=secrets.token_hex(16))
+            await stack.enter_async_context(buildkite)
+            update |= {
+                "buildkite_api_url": buildkite.url,
+                "buildkite_api_token": SecretStr(buildkite.token),
+                "buildkite_org": SANDBOX_BUILDKITE_ORG,
+            }
+            offline.started.append(("buildkite", buildkite.url))
         honeycomb_given = "honeycomb_api_url" in given or any(
             getattr(settings, key) is not None for key in HONEYCOMB_KEYS
         )

@@ -21,11 +21,12 @@ from bot.sandbox.offline import offline_services
 from tests.helpers.chatops_process import closed_port
 from tests.helpers.console_transcript import Transcript, flat, help_names, run_console
 
-CATFACT, SCRYFALL, FUNCTION, ARM = (
+CATFACT, SCRYFALL, FUNCTION, ARM, BUILDKITE = (
     "cat-fact",
     "scryfall",
     "relationships endpoint",
     "azure resource manager",
+    "buildkite",
 )
 DEFAULT_USER = "100000000000000001"
 
@@ -54,7 +55,11 @@ BANG_TOUR: list[tuple[str, str, str | None]] = [
     ("!whoami", f"targetingKey {DEFAULT_USER}", None),
     ("!beta", "You're in the beta", None),
     ("!flip", r"Heads\.|Tails\.", None),
-    ("!builds", "No finished runs", None),
+    (
+        "!builds",
+        r"\*\*App\*\* on `main` `abcd0b72`: success in 3m 30s .*\*\*Docs-Site\*\*",
+        BUILDKITE,
+    ),
     ("!mtg t:dragon", "Shivan Dragon", SCRYFALL),
     ("!card shivan", "Shivan Dragon", SCRYFALL),
     ("!relationships someone", f"{DEFAULT_USER} and someone are friends", FUNCTION),
@@ -72,7 +77,11 @@ SLASH_TOUR: list[tuple[str, str, str | None]] = [
     ("/whoami", f"targetingKey {DEFAULT_USER}", None),
     ("/beta", "You're in the beta", None),
     ("/flip", r"Heads\.|Tails\.", None),
-    ("/builds", "No finished runs", None),
+    (
+        "/builds pipeline:docs",
+        r"^bot> \S+ \*\*Docs-Site\*\* on `main` `abcd0b72`: success in 1m 00s$",
+        BUILDKITE,
+    ),
     ("/mtg query:t:dragon", "Shivan Dragon", SCRYFALL),
     ("/card name:shivan", "Shivan Dragon", SCRYFALL),
     ("/relationships someone", f"{DEFAULT_USER} and someone are friends", FUNCTION),
@@ -114,7 +123,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Transcript:
 
 @pytest.mark.slow
 def test_console_starts_a_fake_for_each_unconfigured_service(tour: Transcript) -> None:
-    assert set(tour.fakes) == {CATFACT, SCRYFALL, FUNCTION, ARM, "honeycomb markers"}
+    assert set(tour.fakes) == {CATFACT, SCRYFALL, FUNCTION, ARM, BUILDKITE, "honeycomb markers"}
     for url in tour.fakes.values():
         assert re.fullmatch(r"https?://127\.0\.0\.1:\d+", url), url
 
@@ -209,7 +218,7 @@ async def test_the_fakes_listen_on_loopback_only_while_the_console_runs(
 ) -> None:
     async with offline_services(settings, tmp_path) as offline:
         addresses = [urlsplit(url) for _, url in offline.started]
-        assert len(addresses) == 5
+        assert len(addresses) == 6
         for address in addresses:
             assert address.hostname == "127.0.0.1"
             socket.create_connection((address.hostname, address.port), timeout=2).close()
