@@ -54,9 +54,9 @@ async def test_builds_lists_buildkite_s_finished_builds_newest_first_with_the_ca
     assert "**App** on `main`" in lines[0] and "success in 3m 30s" in lines[0]
     assert "**App** on `fix-login`" in lines[1] and "failure" in lines[1]
     assert "**Docs-Site**" in lines[2]
-    assert buildkite.requests and buildkite.requests[0].startswith(
-        "/v2/organizations/acme/builds?finished_from="
-    )
+    (asked,) = buildkite.requests
+    assert asked.startswith("/v2/organizations/acme/builds?finished_from=")
+    assert "exclude_jobs=true" in asked and "per_page=50" in asked
     root = root_of(spans, message)
     calls = [
         s

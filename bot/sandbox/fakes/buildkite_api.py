@@ -149,6 +149,8 @@ class FakeBuildkite:
             int(request.query.get("per_page", "30")),
         )
         chunk = matching[(page - 1) * per_page : page * per_page]
+        if request.query.get("exclude_jobs") == "true":
+            chunk = [{key: value for key, value in b.items() if key != "jobs"} for b in chunk]
         headers = {}
         if page * per_page < len(matching):
             query = dict(request.query, page=str(page + 1))
