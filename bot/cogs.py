@@ -16,7 +16,7 @@ from yarl import URL
 
 from bot.config import Settings
 from commands.azure.aci_cog import Azure
-from commands.builds import Builds
+from commands.builds import BuildkiteSource, Builds
 from commands.core import Core
 from commands.fun import Fun
 from commands.help import slash_help
@@ -50,6 +50,7 @@ async def add_cogs(bot: ChatOpsBot) -> None:
     await bot.add_cog(
         Traces(settings.span_store_path, links=settings.trace_links, dataset=settings.service_name)
     )
+    api = build_api_client(settings, bot.http_session)
     await bot.add_cog(
         Builds(
             bot,
@@ -58,11 +59,11 @@ async def add_cogs(bot: ChatOpsBot) -> None:
                 "circleci": settings.circleci_hook_service,
                 "buildkite": settings.buildkite_service_name,
             },
+            buildkite=buildkite_source(settings, api),
         )
     )
     bot.tree.add_command(slash_help)
 
-    api = build_api_client(settings, bot.http_session)
     limits = external_limits(settings)
     await bot.add_cog(Fun(api, catfact_url=settings.catfact_api_url, limits=limits))
     await bot.add_cog(Mtg(api, base_url=settings.scryfall_api_url, limits=limits))
@@ -110,6 +111,20 @@ def build_api_client(settings: Settings, session: aiohttp.ClientSession) -> ApiC
         typing_after_s=settings.external_typing_after_s,
         # Across the whole bot, never a burst: Scryfall asks for 50-100 ms between requests.
         limiters={scryfall: TokenBucket(settings.scryfall_rate_per_s, burst=1)},
+    )
+
+
+def buildkite_source(settings: Settings, api: ApiClient) -> BuildkiteSource | None:
+    """Where ``!builds`` asks BuildKite, when a token and an org are set."""
+    token = settings.buildkite_api_token
+    if token is None or not settings.buildkite_org:
+        return None
+    return BuildkiteSource(
+        api,
+        str(settings.buildkite_api_url),
+        token.get_secret_value(),
+        settings.buildkite_org,
+        tuple(settings.buildkite_pipelines),
     )
 
 
