@@ -4,16 +4,17 @@
 delivery to ``AlertPoster.deliver``. An alert that fires is posted as an embed
 linking to the query result; while it stays open, a repeat edits that post
 rather than adding one; when Honeycomb says it resolved (``status: OK``), the
-original post is edited to say so. Open alerts are remembered in memory (the
-last ``OPEN_MAX``); a resolution the bot has no post for (it restarted) is posted
-on its own. Each delivery's post is a root span ``alert.post`` linked to the
-webhook's span.
+original post is edited to say so. Which post shows each open alert is kept in
+``HONEYCOMB_HOOK_STATE_DB`` (``open_alerts.py``, 7 days), so that holds across a
+restart of the bot; a resolution the bot has no post for is posted on its own.
+Each delivery's post is a root span ``alert.post`` linked to the webhook's span.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import discord
 from opentelemetry.trace import Link, SpanContext
 
+from commands.ops.open_alerts import MEMORY, OpenAlerts, Posted
 from commands.toolkit.replies import NO_MENTIONS, inert_links, send_to
 from telemetry import schema
 from telemetry.schema import Outcome
@@ -28,7 +30,6 @@ from telemetry.spans import record_response, root_span, send_span
 
 log = logging.getLogger(__name__)
 
-OPEN_MAX = 200
 TEXT_MAX = 600
 GROUPS_SHOWN = 5
 ALERT_SPAN = "alert.post"
@@ -127,12 +128,26 @@ def alert_embed(alert: Alert) -> discord.Embed:
 
 
 class AlertPoster:
-    """Posts alerts to one channel and edits them when they resolve."""
+    """Posts alerts to one channel and edits them when they resolve.
 
-    def __init__(self, client: discord.Client, channel_id: int) -> None:
+    Which post shows an open alert is kept in ``OpenAlerts`` (SQLite, the
+    receiver's state file), so a resolution after a restart of the bot still
+    edits the original post. The post is edited by id (``PartialMessage``): no
+    message needs to be in discord.py's cache.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        channel_id: int,
+        store: OpenAlerts | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.channel_id = channel_id
-        self.open: OrderedDict[str, discord.Message] = OrderedDict()
+        self.store = store if store is not None else OpenAlerts(MEMORY)
+        self._clock = clock
 
     async def deliver(self, alert: Alert, hook: SpanContext | None = None) -> None:
         """Post, update or resolve ``alert`` in a root span of its own."""
@@ -149,12 +164,11 @@ class AlertPoster:
                 post_trace.set_outcome(Outcome.ERROR)
                 return
             embed = alert_embed(alert)
-            earlier = self.open.pop(alert.key, None)
+            now_ns = int(self._clock() * 1e9)
+            earlier = self.store.find(alert.key, now_ns)
             try:
-                if earlier is not None:
-                    with send_span() as span:
-                        record_response(span, embed.title or "")
-                        message = await earlier.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+                message = await self._edit(earlier, embed) if earlier is not None else None
+                if message is not None:
                     post_trace.span.set_attribute(schema.ALERT_EDITED, True)
                 else:
                     message = await send_to(channel, embed=embed)
@@ -162,7 +176,24 @@ class AlertPoster:
                 post_trace.record_error(exc)
                 log.warning("could not post the alert %s: %s", alert.name, exc)
                 return
-            if not alert.resolved:
-                self.open[alert.key] = message
-                while len(self.open) > OPEN_MAX:
-                    self.open.popitem(last=False)
+            if alert.resolved:
+                self.store.forget(alert.key)
+            else:
+                posted = Posted(message.channel.id, message.id)
+                self.store.remember(alert.key, posted, now_ns)
+
+    async def _edit(self, earlier: Posted, embed: discord.Embed) -> discord.Message | None:
+        """The alert's post, edited; None if it is gone (deleted: post a new one)."""
+        channel = self.client.get_partial_messageable(earlier.channel_id)
+        try:
+            with send_span() as span:
+                record_response(span, embed.title or "")
+                return await channel.get_partial_message(earlier.message_id).edit(
+                    embed=embed, allowed_mentions=NO_MENTIONS
+                )
+        except discord.NotFound:
+            log.info("the post of an open alert is gone: posting it again")
+            return None
+
+    def close(self) -> None:
+        self.store.close()
