@@ -25,6 +25,7 @@ from opentelemetry.trace import Link, SpanContext
 from commands.ops.open_alerts import MEMORY, OpenAlerts, Posted
 from commands.toolkit.replies import NO_MENTIONS, inert_links, send_to
 from telemetry import schema
+from telemetry.honeycomb_payloads import BUDGET_RATE, EXHAUSTION_TIME, KINDS
 from telemetry.schema import Outcome
 from telemetry.spans import record_response, root_span, send_span
 
@@ -45,6 +46,7 @@ class Alert:
     """What a Honeycomb webhook delivery says, from its default payload."""
 
     key: str
+    kind: str | None  # trigger, exhaustion_time, budget_rate (our payload template); None: default
     name: str
     status: str
     summary: str
@@ -57,6 +59,10 @@ class Alert:
     @property
     def resolved(self) -> bool:
         return self.status.upper() in RESOLVED
+
+    @property
+    def burn(self) -> bool:
+        return self.kind in (EXHAUSTION_TIME, BUDGET_RATE)
 
 
 def _text(value: Any, limit: int = TEXT_MAX) -> str:
@@ -81,18 +87,20 @@ def parse_alert(payload: Any) -> Alert:
         raise BadAlert("no alert name")
     if not isinstance(status, str) or not status.strip():
         raise BadAlert("no alert status")
+    kind = payload.get("kind")
+    kind = kind if kind in KINDS else None
     key = payload.get("id")
+    key = _text(key if isinstance(key, str | int) and str(key) else name, 128)
     groups: list[str] = []
     triggered = payload.get("result_groups_triggered")
     for group in (triggered if isinstance(triggered, list) else [])[:GROUPS_SHOWN]:
         if isinstance(group, dict):
-            values = group.get("Group") or {}
-            label = (
-                ", ".join(f"{k}={v}" for k, v in values.items()) if isinstance(values, dict) else ""
-            )
+            label = _group_label(group.get("Group"))
             groups.append(_text(f"{label or 'all'}: {group.get('Result')}", 120))
     return Alert(
-        key=_text(key if isinstance(key, str | int) and str(key) else name, 128),
+        # A burn alert's id may be its SLO's: two burn alerts of one SLO stay apart by kind.
+        key=f"{kind}:{key}" if kind in (EXHAUSTION_TIME, BUDGET_RATE) else key,
+        kind=kind,
         name=_text(name, 200),
         status=_text(status, 32),
         summary=_text(payload.get("summary")),
@@ -104,6 +112,17 @@ def parse_alert(payload: Any) -> Alert:
     )
 
 
+def _group_label(values: Any) -> str:
+    """``column=value, ...`` from a group: the default payload's ``{"column": value}``, or
+    the template variable's ``[{"Key": column, "Value": value}]``."""
+    if isinstance(values, dict):
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+    if isinstance(values, list):
+        pairs = [v for v in values if isinstance(v, dict) and "Key" in v]
+        return ", ".join(f"{p['Key']}={p.get('Value')}" for p in pairs)
+    return ""
+
+
 def alert_embed(alert: Alert) -> discord.Embed:
     """Red while firing, green once resolved; the title links to the query result."""
     if alert.resolved:
@@ -112,7 +131,7 @@ def alert_embed(alert: Alert) -> discord.Embed:
         title, colour = f"\U0001f525 {alert.name}", discord.Colour.red()
     embed = discord.Embed(
         title=inert_links(schema.truncate(title, 256)),
-        url=alert.result_url,
+        url=alert.result_url or (alert.alert_url if alert.burn else None),
         description=inert_links(alert.description or alert.summary) or None,
         colour=colour,
     )
@@ -122,7 +141,12 @@ def alert_embed(alert: Alert) -> discord.Embed:
         )
     if alert.result_url:
         embed.add_field(name="query result", value=alert.result_url, inline=False)
-    footer = f"Honeycomb {alert.status}" + (" \u00b7 test delivery" if alert.is_test else "")
+    if alert.burn and alert.alert_url:
+        embed.add_field(name="SLO", value=alert.alert_url, inline=False)
+    footer = f"Honeycomb {alert.status}"
+    if alert.burn:
+        footer += f" \u00b7 SLO burn alert ({str(alert.kind).replace('_', ' ')})"
+    footer += " \u00b7 test delivery" if alert.is_test else ""
     embed.set_footer(text=footer)
     return embed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
 from commands.ops.open_alerts import MAX_ROWS, OpenAlerts, Posted
 from telemetry import schema
+from telemetry.honeycomb_payloads import BUDGET_RATE, EXHAUSTION_TIME, TRIGGER, template
 from tests.helpers.sandbox_chat import until
 
 SECRET = "hook-secret-456"
@@ -295,3 +297,111 @@ def test_open_alerts_are_forgotten_after_seven_days_and_bounded(tmp_path: Path) 
     assert store.find("k0", 8 * day_ns + MAX_ROWS) is None
     assert store.find(f"k{MAX_ROWS + 4}", 8 * day_ns + MAX_ROWS) is not None
     store.close()
+
+
+# -- the payloads `chatops honeycomb apply` gives the recipient, rendered as Honeycomb would
+
+SLO_URL = "https://ui.honeycomb.io/acme/environments/prod/datasets/chatops-bot/slos/sLo123"
+
+
+def render(kind: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The recipient's template for ``kind`` filled in: each ``{{ toJson .A.B }}`` becomes
+    the JSON of that variable (Go's text/template with Honeycomb's ``toJson``)."""
+
+    def value(match: re.Match[str]) -> str:
+        found: Any = variables
+        for part in match.group(1).strip(".").split("."):
+            found = found[part]
+        return json.dumps(found)
+
+    text = re.sub(r"\{\{\s*toJson\s+(\.[\w.]+)\s*\}\}", value, template(kind))
+    assert "{{" not in text, "a template uses more than toJson of a variable"
+    return dict(json.loads(text))
+
+
+def alert_vars(status: str, summary: str, description: str) -> dict[str, Any]:
+    """The ``.Alert`` variables (docs: "Custom Webhook Variables")."""
+    return {
+        "Status": status,
+        "Summary": summary,
+        "Description": description,
+        "InstanceID": "1015bd0f-99a3-41e7-817e-9c831df21262",
+        "IsTest": False,
+    }
+
+
+def trigger_vars(status: str = "TRIGGERED") -> dict[str, Any]:
+    return {
+        "ID": "trg4Kd8",
+        "Name": "chatops: a command's p95 over 2 s",
+        "Description": 'Runbook: "docs/ops-loop.md"',
+        "URL": "https://ui.honeycomb.io/acme/environments/prod/datasets/x/triggers/trg4Kd8",
+        "Result": {
+            "URL": RESULT,
+            "GroupsTriggered": [
+                {"Group": [{"Key": "app.command", "Value": "mtg"}], "Result": 3120.5}
+            ],
+        },
+        "Alert": alert_vars(
+            status,
+            f"{status.title()}: chatops: a command's p95 over 2 s",
+            "prod environment:\nCurrently greater than threshold value (2000) for app.command: mtg",
+        ),
+    }
+
+
+def burn_vars(status: str = "TRIGGERED") -> dict[str, Any]:
+    return {
+        "ID": "sLo123",
+        "Name": "chatops: commands succeed",
+        "Description": "99.5 % of commands succeed over 30 days",
+        "URL": SLO_URL,
+        "Alert": alert_vars(
+            status,
+            f"{status.title()}: SLO chatops: commands succeed",
+            "Budget exhausted within 4 hours at the current rate",
+        ),
+    }
+
+
+async def test_a_trigger_from_the_recipients_template_is_posted_like_the_default_payload(
+    hooked: tuple[ChatOpsBot, str], fake: FakeDiscord, alerts: int, spans: InMemorySpanExporter
+) -> None:
+    _, url = hooked
+    assert (await post(url, render(TRIGGER, trigger_vars()), delivery="t1"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 1)
+    (embed,) = fake.messages_in(alerts)[0]["embeds"]
+    assert embed["title"] == "\U0001f525 chatops: a command's p95 over 2 s"
+    assert embed["url"] == RESULT
+    assert "app.command: mtg" in embed["description"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["triggered by"] == "`app.command=mtg: 3120.5`"
+    assert (await post(url, render(TRIGGER, trigger_vars("OK")), delivery="t2"))[0] == 202
+    await until(lambda: len(posts_spans(spans)) == 2)
+    (resolved,) = fake.messages_in(alerts)
+    assert resolved["embeds"][0]["title"].startswith("\u2705 Resolved")
+
+
+async def test_burn_alerts_from_the_recipients_templates_fire_and_resolve_each_in_its_post(
+    hooked: tuple[ChatOpsBot, str], fake: FakeDiscord, alerts: int, spans: InMemorySpanExporter
+) -> None:
+    """Both burn alerts of one SLO fire: two posts; one resolves: its own post is edited."""
+    _, url = hooked
+    assert (await post(url, render(EXHAUSTION_TIME, burn_vars()), delivery="b1"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 1)
+    assert (await post(url, render(BUDGET_RATE, burn_vars()), delivery="b2"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 2)
+    exhaustion, rate = (m["embeds"][0] for m in fake.messages_in(alerts))
+    assert exhaustion["title"] == "\U0001f525 chatops: commands succeed"
+    assert exhaustion["url"] == SLO_URL
+    assert "within 4 hours" in exhaustion["description"]
+    assert "SLO burn alert (exhaustion time)" in exhaustion["footer"]["text"]
+    assert "SLO burn alert (budget rate)" in rate["footer"]["text"]
+
+    resolved = render(EXHAUSTION_TIME, burn_vars("OK"))
+    assert (await post(url, resolved, delivery="b3"))[0] == 202
+    await until(lambda: len(posts_spans(spans)) == 3)
+    exhaustion, rate = (m["embeds"][0] for m in fake.messages_in(alerts))
+    assert exhaustion["title"] == "\u2705 Resolved: chatops: commands succeed"
+    assert rate["title"] == "\U0001f525 chatops: commands succeed"
+    assert hook_spans(spans)[2].attributes[schema.ALERT_STATUS] == "OK"
