@@ -7,7 +7,8 @@ compares each command's p95 and error rate in the window before with the window 
 (``telemetry/deploy_review.py``), records the verdict, and posts the comparison to
 ``AUDIT_CHANNEL_ID`` beside the deploy's own audit line, regressions flagged. Each review
 is a root span ``deploy.review``. Verdicts are kept in a small SQLite file, so a bot
-that restarts (a deploy restarts it) posts each review once.
+that restarts (a deploy restarts it) posts each review once, and a deploy whose window
+passed while the bot was down is reviewed at its next start (within the retention).
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ class Deploys(commands.Cog):
         channel_id: int | None,
         window_s: float,
         poll_s: float,
+        lookback_s: float = LIST_DAYS * 86_400,
     ) -> None:
         self.client = client
         self.source = source
@@ -181,6 +183,7 @@ class Deploys(commands.Cog):
         self.channel_id = channel_id
         self.window_s = window_s
         self.poll_s = poll_s
+        self.lookback_s = lookback_s
         self._task: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -203,11 +206,18 @@ class Deploys(commands.Cog):
             await asyncio.sleep(self.poll_s)
 
     async def check(self) -> int:
-        """Review every marker whose after-window has ended and that has no verdict yet
-        (recent ones only: at most a day, or two windows, back); returns how many."""
+        """Review the markers whose after-window has ended and that have no verdict yet,
+        oldest first, at most ``POSTS_PER_CHECK``; returns how many.
+
+        A deploy whose window passed while the bot was down (no verdict was written)
+        is reviewed at the next start, as far back as the figures are still kept: its
+        before-window must lie within ``lookback_s`` (the span store's retention,
+        ``SPAN_STORE_MAX_AGE``; for Honeycomb, ``LIST_DAYS``). A backlog drains a few
+        reviews per look rather than all at once.
+        """
         now = time.time_ns()
         width = int(self.window_s * NS)
-        since = now - max(2 * width, 86_400 * NS)
+        since = now - int(self.lookback_s * NS) + width
         due = [
             m
             for m in await self.source.markers(since, now - width)
