@@ -239,3 +239,45 @@ async def test_a_backlog_of_missed_deploys_drains_a_few_per_look_oldest_first(
         versions = [s.attributes[schema.DEPLOY_VERSION] for s in reviews(spans)]
         assert versions == ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]
         assert len(fake.messages_in(channel)) == 5
+
+
+async def test_deploys_whose_review_fails_do_not_hold_back_the_ones_after_them(
+    settings: Settings, fake: FakeDiscord, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """Honeycomb refuses the queries for the three oldest deploys (a full look's worth):
+    the next look reviews the newest instead of trying the same three again."""
+    now_s = int(time.time())
+    hc = FakeHoneycomb(key="query-key-789")
+    deployed = [now_s - 86_400 - hours * 3600 for hours in (4, 3, 2, 1)]
+    for i, at in enumerate(deployed):
+        hc.markers.append({"id": f"m{i}", "type": "deploy", "message": f"deploy 4.{i}.0",
+                           "start_time": at})  # fmt: skip
+
+    def results(spec: dict[str, object]) -> list[dict[str, object]]:
+        if int(str(spec["end_time"])) <= deployed[2] + WINDOW_S:
+            raise RuntimeError("Honeycomb is having a bad day for these")
+        return [{"app.command": "roll", "COUNT": 50, "P95(duration_ms)": 30.0,
+                 "AVG(app.is_error)": 0}]  # fmt: skip
+
+    hc.results = results
+    async with hc:
+        configured = settings.model_copy(
+            update={
+                "honeycomb_query_key": SecretStr("query-key-789"),
+                "honeycomb_api_url": hc.url,
+                "audit_channel_id": fake.add_channel("audit"),
+                "deploy_review_window_s": WINDOW_S,
+                "deploy_review_poll_s": 0.1,
+                "deploy_review_state_db": tmp_path / "reviews.db",
+            }
+        )
+        channel = configured.audit_channel_id
+        assert channel is not None
+        async with connected_bot(configured, fake, guild_ready_timeout=0.05):
+            await until(lambda: len(fake.messages_in(channel)) == 1, within=20)
+            (embed,) = fake.messages_in(channel)[0]["embeds"]
+            assert embed["title"] == "\u2705 deploy 4.3.0: ok"
+            failed = [s for s in reviews(spans) if s.attributes[schema.OUTCOME] == "error"]
+            assert sorted(s.attributes[schema.DEPLOY_VERSION] for s in failed) == [
+                "4.0.0", "4.1.0", "4.2.0",
+            ]  # fmt: skip
