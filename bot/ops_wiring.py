@@ -66,7 +66,8 @@ def build_watch(
     client: discord.Client, aci: Aci | None, settings: Settings
 ) -> ContainerWatch | None:
     """The container watch, when ``AZURE_WATCH_INTERVAL_S``, ``ALERT_CHANNEL_ID`` and Azure
-    are all configured (a watch with nowhere to post is logged once and not started)."""
+    are all configured. The CLI refuses the interval without the channel at start-up
+    (``check_bot_requirements``); without Azure it is logged once and not started."""
     interval = settings.azure_watch_interval_s
     if interval is None:
         return None
