@@ -9,7 +9,9 @@ template per alert type (Recipients API ``details.webhook_payloads``: ``trigger`
 ``kind``. Values are Honeycomb's documented template variables (Go templates:
 ``.Name``, ``.ID``, ``.URL``, ``.Result.*``, ``.Alert.Status``, ``.Alert.Summary``,
 ``.Alert.Description``, ``.Alert.IsTest``), each through ``toJson`` so a quote or
-newline in a name or description still makes valid JSON.
+newline in a name or description still makes valid JSON. Honeycomb's variable table
+for burn alerts was not readable when this was written: the burn templates use the
+trigger variables and the alert-level ones (docs/ops-loop.md says what to check).
 """
 
 from __future__ import annotations
