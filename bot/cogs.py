@@ -139,7 +139,7 @@ def external_limits(settings: Settings) -> Limits:
 def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
     """Deploy before/after (docs/ops-loop.md): from Honeycomb when ``HONEYCOMB_QUERY_KEY``
     is set, else from the span store; None when neither is available."""
-    from commands.ops.deploys import HoneycombSource, StoreSource
+    from commands.ops.deploys import LIST_DAYS, HoneycombSource, StoreSource
     from telemetry.deploy_review import Reviews, Thresholds
 
     thresholds = Thresholds(p95_pct=settings.deploy_regression_pct)
@@ -158,6 +158,11 @@ def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
         source = StoreSource(store, window, thresholds)
     else:
         return None
+    # A missed deploy is reviewed as far back as its figures are kept: the span store's
+    # retention, or the last LIST_DAYS days of Honeycomb's.
+    lookback_s = float(LIST_DAYS * 86_400)
+    if isinstance(source, StoreSource):
+        lookback_s = settings.span_store_max_age.total_seconds()
     state = settings.deploy_review_state_db or (
         store.with_name("deploy-reviews.db") if store else Path(".chatops/deploy-reviews.db")
     )
@@ -168,4 +173,5 @@ def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
         channel_id=settings.audit_channel_id,
         window_s=window,
         poll_s=settings.deploy_review_poll_s,
+        lookback_s=lookback_s,
     )

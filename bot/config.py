@@ -541,6 +541,12 @@ def check_bot_requirements(settings: Settings) -> None:
             "AZURE_SUBSCRIPTION_ID is set but AZURE_RESOURCE_GROUP is not "
             "(the resource groups !aci may manage)"
         )
+    # A watch with nowhere to post would poll and say nothing: refuse it at start.
+    if settings.azure_watch_interval_s is not None and settings.alert_channel_id is None:
+        raise ConfigError(
+            "AZURE_WATCH_INTERVAL_S is set but ALERT_CHANNEL_ID is not "
+            "(the channel the container watch posts to)"
+        )
     # The default file is optional; one named on purpose that is not there is a mistake.
     if "commands_file" in settings.model_fields_set and not settings.commands_file.exists():
         raise ConfigError(f"COMMANDS_FILE {settings.commands_file} does not exist")
