@@ -6,10 +6,17 @@
 #     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 #     -t chatops-bot:dev .
 #
-# Two stages on the same base image: the builder makes a wheel of the project and
-# installs it with its runtime dependencies into /opt/venv; the final stage copies
-# only that venv (the venv's python is a symlink to the base image's interpreter,
-# which is why both stages use the same base). See docs/azure.md, "The image".
+# Two stages on the same base image: the builder installs the locked runtime
+# dependencies (requirements/runtime.txt, every file checked against its hash) into
+# /opt/venv in a layer of their own, which a source change does not invalidate; then
+# it builds the project's wheel and installs it without dependencies. The final stage
+# copies only that venv (the venv's python is a symlink to the base image's
+# interpreter, which is why both stages use the same base). See docs/azure.md,
+# "The image".
+#
+# The base image: Renovate pins it by digest (renovate.json, pinDigests) and keeps
+# the digest current; no registry was reachable where this line was last edited,
+# so it names the tag only (docs/azure.md, "The image").
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
@@ -20,22 +27,32 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
+
+# Dependencies first, from the lock only: --require-hashes refuses any file whose
+# hash is not in the lock and any dependency the lock does not pin. This layer is
+# rebuilt only when the lock changes. The build backend (hatchling) comes from its
+# own lock into a throw-away venv, so the wheel below is built with no unpinned
+# download either.
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.txt \
+    && python -m venv /opt/build \
+    && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements/build.txt
+
+# Then the project, without dependencies (they are all in place). pip compiles the
+# .pyc files here, so the non-root user never needs to write into /opt/venv;
+# `pip check` fails the build if the lock no longer satisfies pyproject.toml. pip
+# (and setuptools, which a 3.11 venv seeds) leave the venv at the end: nothing
+# imports them at run time.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY commands ./commands
 COPY telemetry ./telemetry
-
-# The wheel is built from the copied tree only (hatchling comes in the isolated
-# build environment); the venv gets the wheel and its runtime dependencies, never
-# the dev extra. pip compiles the .pyc files here, so the non-root user never
-# needs to write into /opt/venv. pip (and setuptools, which a 3.11 venv seeds)
-# leave the venv at the end: nothing imports them at run time.
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
-    && /opt/venv/bin/pip install /tmp/wheels/chatops_bot-*.whl \
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
+    && /opt/venv/bin/pip install --no-deps /tmp/wheels/chatops_bot-*.whl \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && rm -rf /tmp/wheels
-
 
 FROM ${PYTHON_IMAGE}
 

@@ -39,8 +39,12 @@ class CiServices:
         self._poller: asyncio.Task[None] | None = None
 
     def mount(self, app: web.Application) -> None:
-        """Serve ``POST /hooks/circleci`` beside the health routes when a secret is set."""
+        """Serve ``POST /hooks/circleci`` beside the health routes when a secret is set
+        (and ``CI_INTAKE`` is not false: one process of a sharded bot receives them)."""
         if self.settings.circleci_hook_secret is None:
+            return
+        if not self.settings.ci_intake:
+            log.info("CI_INTAKE=false: the CircleCI webhook receiver runs elsewhere")
             return
         # Imported only when configured: pipeline export brings the OTLP exporter's stack.
         from bot.ci_env import environment
@@ -57,6 +61,9 @@ class CiServices:
         from bot.ci_wiring import buildkite_configured, buildkite_poller
 
         if not buildkite_configured(self.settings):
+            return
+        if not self.settings.ci_intake:
+            log.info("CI_INTAKE=false: the BuildKite poller runs elsewhere")
             return
         # A pipeline seen for the first time is backfilled (BUILDKITE_BACKFILL, 60 days);
         # after that its cursor decides. Backfilled builds are not announced.

@@ -195,6 +195,8 @@ class ChatOpsBot(commands.Bot):
         if self.audit is not None:
             await self.audit.close()
         await super().close()
+        if self.alerts is not None:
+            self.alerts.close()
         if self._http_session is not None:
             await self._http_session.close()
         if self.aci is not None:

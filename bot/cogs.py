@@ -16,7 +16,7 @@ from yarl import URL
 
 from bot.config import Settings
 from commands.azure.aci_cog import Azure
-from commands.builds import Builds
+from commands.builds import BuildkiteSource, Builds
 from commands.core import Core
 from commands.fun import Fun
 from commands.help import slash_help
@@ -50,6 +50,7 @@ async def add_cogs(bot: ChatOpsBot) -> None:
     await bot.add_cog(
         Traces(settings.span_store_path, links=settings.trace_links, dataset=settings.service_name)
     )
+    api = build_api_client(settings, bot.http_session)
     await bot.add_cog(
         Builds(
             bot,
@@ -58,11 +59,11 @@ async def add_cogs(bot: ChatOpsBot) -> None:
                 "circleci": settings.circleci_hook_service,
                 "buildkite": settings.buildkite_service_name,
             },
+            buildkite=buildkite_source(settings, api),
         )
     )
     bot.tree.add_command(slash_help)
 
-    api = build_api_client(settings, bot.http_session)
     limits = external_limits(settings)
     await bot.add_cog(Fun(api, catfact_url=settings.catfact_api_url, limits=limits))
     await bot.add_cog(Mtg(api, base_url=settings.scryfall_api_url, limits=limits))
@@ -113,6 +114,20 @@ def build_api_client(settings: Settings, session: aiohttp.ClientSession) -> ApiC
     )
 
 
+def buildkite_source(settings: Settings, api: ApiClient) -> BuildkiteSource | None:
+    """Where ``!builds`` asks BuildKite, when a token and an org are set."""
+    token = settings.buildkite_api_token
+    if token is None or not settings.buildkite_org:
+        return None
+    return BuildkiteSource(
+        api,
+        str(settings.buildkite_api_url),
+        token.get_secret_value(),
+        settings.buildkite_org,
+        tuple(settings.buildkite_pipelines),
+    )
+
+
 def external_limits(settings: Settings) -> Limits:
     return Limits(
         rate=settings.external_cooldown_rate,
@@ -124,7 +139,7 @@ def external_limits(settings: Settings) -> Limits:
 def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
     """Deploy before/after (docs/ops-loop.md): from Honeycomb when ``HONEYCOMB_QUERY_KEY``
     is set, else from the span store; None when neither is available."""
-    from commands.ops.deploys import HoneycombSource, StoreSource
+    from commands.ops.deploys import LIST_DAYS, HoneycombSource, StoreSource
     from telemetry.deploy_review import Reviews, Thresholds
 
     thresholds = Thresholds(p95_pct=settings.deploy_regression_pct)
@@ -143,6 +158,11 @@ def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
         source = StoreSource(store, window, thresholds)
     else:
         return None
+    # A missed deploy is reviewed as far back as its figures are kept: the span store's
+    # retention, or the last LIST_DAYS days of Honeycomb's.
+    lookback_s = float(LIST_DAYS * 86_400)
+    if isinstance(source, StoreSource):
+        lookback_s = settings.span_store_max_age.total_seconds()
     state = settings.deploy_review_state_db or (
         store.with_name("deploy-reviews.db") if store else Path(".chatops/deploy-reviews.db")
     )
@@ -153,4 +173,5 @@ def deploys_cog(bot: ChatOpsBot, settings: Settings) -> Deploys | None:
         channel_id=settings.audit_channel_id,
         window_s=window,
         poll_s=settings.deploy_review_poll_s,
+        lookback_s=lookback_s,
     )

@@ -246,6 +246,9 @@ class Settings(BaseSettings):
         list[Annotated[int, Field(ge=0)]] | None, NoDecode, BeforeValidator(split_list)
     ] = None
 
+    # false: this process runs neither the CircleCI receiver nor the BuildKite poller, even
+    # when they are configured (shard containers other than the first; docs/azure.md)
+    ci_intake: bool = True
     circleci_hook_secret: SecretStr | None = None
     circleci_hook_service: Name = "circleci"
     circleci_otlp_endpoint: OtlpEndpoint = None
@@ -537,6 +540,12 @@ def check_bot_requirements(settings: Settings) -> None:
         raise ConfigError(
             "AZURE_SUBSCRIPTION_ID is set but AZURE_RESOURCE_GROUP is not "
             "(the resource groups !aci may manage)"
+        )
+    # A watch with nowhere to post would poll and say nothing: refuse it at start.
+    if settings.azure_watch_interval_s is not None and settings.alert_channel_id is None:
+        raise ConfigError(
+            "AZURE_WATCH_INTERVAL_S is set but ALERT_CHANNEL_ID is not "
+            "(the channel the container watch posts to)"
         )
     # The default file is optional; one named on purpose that is not there is a mistake.
     if "commands_file" in settings.model_fields_set and not settings.commands_file.exists():

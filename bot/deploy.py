@@ -1,30 +1,42 @@
-"""``chatops deploy``: put a new image into the running container group, faster than a template.
+"""``chatops deploy``: roll a new image into the running container group, faster than a template.
 
 Phases, each a child span of one ``deploy`` span (which joins the pipeline's
 trace through ``TRACEPARENT`` when ``chatops ci step`` runs it):
 
 1. ``read``: GET the group as it is;
-2. ``update``: replace one container's image and PUT the group back
-   (``begin_create_or_update``), polling until ARM's provisioning Succeeded;
-3. ``running``: poll until that container's state is Running;
-4. ``ready``: when the group has an address and a port, poll ``/readyz`` until 200.
+2. for each bot container in turn (one per range of shards, ``bot-0``, ``bot-1``, ...):
+   ``update`` (replace its image and PUT the group back, polling until ARM's
+   provisioning Succeeded), ``running`` (poll until it is Running) and ``ready``
+   (poll its ``/readyz`` until 200), before the next container is touched;
+3. ``record``: write the image into the resource group tag ``chatops-bot-image``, which
+   the template reads when it is deployed without ``image``: a later template
+   deployment keeps what was rolled out instead of rolling the bot back.
 
-Secure environment variables: ARM's GET never returns their values, and a PUT
-is a full replacement, so echoing the group back would blank them (the bot
-would lose ``DISCORD_TOKEN``). The deploy therefore re-sends each secure
-variable with the value of the same name in its own environment (the CI
-secret), and refuses to deploy, before changing anything, when one is missing.
+Which containers: ``container`` if given; else the only one; else every container
+running the same image repository as the new image (the template's TLS sidecar runs
+Caddy and is left alone).
 
-Rollback: once the new image has been PUT, a failure of any later step (ARM's
-provisioning, the container never Running, ``/readyz`` never 200) would leave a
-broken image serving nothing, so the previous image is put back and waited for
-the same way (phase ``rollback``), unless ``rollback=False`` (``--no-rollback``).
-The deploy still fails, and its span and message say what became of the group.
+Secure environment variables and secret volumes: ARM's GET never returns their
+values, and a PUT is a full replacement, so echoing the group back would blank them
+(the bot would lose ``DISCORD_TOKEN`` and its commands file). The deploy therefore
+re-sends each secure variable with the value of the same name in its own
+environment (the CI secret), each secret volume file from ``<VOLUME>__<FILE>``
+(``COMMANDS__COMMANDS_TOML``), and refuses to deploy, before changing anything,
+when one is missing or empty.
+
+Rollback, as one: once a new image has been PUT, a failure of any later step (ARM's
+provisioning, a container never Running, its ``/readyz`` never 200) would leave a
+broken or mixed group, so every container already changed gets its previous image
+back in one PUT, and each is waited for the same way (phase ``rollback``), unless
+``rollback=False`` (``--no-rollback``). The deploy still fails, and its span and
+message say what became of the group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -40,6 +52,14 @@ from telemetry import schema
 tracer = trace.get_tracer(__name__)
 T = TypeVar("T")
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=2)
+# The resource group tag that records the deployed image; infra/aci/main.bicep reads it.
+IMAGE_TAG = "chatops-bot-image"
+# The template's TLS sidecar names the public host here; its Caddyfile routes
+# /readyz/<container> to that container's health port.
+SITE_ADDRESS = "SITE_ADDRESS"
+# The template's secret volumes and their files, for when ARM's GET leaves the file names
+# out too (infra/aci/main.bicep: the commands file).
+TEMPLATE_SECRET_FILES = {"commands": ("commands.toml",)}
 # The progress hook: told each phase's name as it starts (``chatops deploy``'s live
 # status line). Set once per ``deploy`` call, read by ``_phase``.
 _phase_started: ContextVar[Callable[[str], None] | None] = ContextVar("phase_started", default=None)
@@ -59,6 +79,7 @@ class DeployRequest:
     check_health: bool = True
     poll_s: float = 2.0
     rollback: bool = True
+    record_image: bool = True  # the resource group tag the template reads (IMAGE_TAG)
 
 
 @dataclass
@@ -87,12 +108,16 @@ class _Clock:
 
 @dataclass
 class _Target:
-    """What the deploy changed, once it has: enough to put the previous image back."""
+    """What the deploy changed, once it has: enough to put the previous images back."""
 
     ref: Any
     group: Any
-    container: Any
-    previous_image: str
+    containers: list[Any]  # changed so far, in order
+    previous: dict[str, str]  # container name -> image before the deploy
+
+    @property
+    def previous_image(self) -> str:
+        return next(iter(self.previous.values()), "")
 
 
 async def deploy(
@@ -103,9 +128,10 @@ async def deploy(
     *,
     on_phase: Callable[[str], None] | None = None,
 ) -> DeployReport:
-    """Run the four phases within ``request.timeout_s``; ``DeployFailed`` says what broke.
+    """Run the phases within ``request.timeout_s``; ``DeployFailed`` says what broke.
 
-    ``echo`` gets a line per finished phase; ``on_phase``, a phase's name as it starts.
+    ``echo`` gets a line per finished phase; ``on_phase``, a phase's name as it starts
+    (with the container's name when several are rolled).
     """
     _phase_started.set(on_phase)
     parent = propagate.extract({"traceparent": env.get("TRACEPARENT", "")})
@@ -122,7 +148,7 @@ async def deploy(
             await _phases(aci, request, env, echo, clock, span, report, changed)
         except DeployFailed as exc:
             result, message = "failure", str(exc)
-            if changed:
+            if changed and changed[0].containers:
                 result, message = await _after_failure(aci, request, echo, report, changed[0], exc)
             span.set_attribute(schema.DEPLOY_RESULT, result)
             span.set_status(trace.Status(trace.StatusCode.ERROR, message[:200]))
@@ -154,33 +180,42 @@ async def _after_failure(
 
 
 async def _roll_back(aci: Aci, request: DeployRequest, target: _Target) -> None:
-    """The update, running and ready phases again, for the previous image, on a fresh clock."""
+    """Every changed container back to its previous image in one PUT, then each waited for."""
     clock = _Clock(request.timeout_s)
-    target.container.image = target.previous_image
+    for container in target.containers:
+        container.image = target.previous[container.name]
     updated = await aci.create_or_update(target.ref, target.group, max(clock.left(), 0.1))
     if updated.provisioning_state != "Succeeded":
         raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
-    await _until_running(aci, target.ref, target.container.name, request, clock)
-    url = _health_url(target.group, request)
-    if url is not None:
-        await _until_ready(url, request, clock)
+    for container in target.containers:
+        await _until_running(aci, target.ref, container.name, request, clock)
+        url = _health_url(target.group, container, request)
+        if url is not None:
+            await _until_ready(url, request, clock)
 
 
 async def _phase(
-    report: DeployReport, echo: Callable[[str], None], name: str, work: Awaitable[T]
+    report: DeployReport,
+    echo: Callable[[str], None],
+    name: str,
+    work: Awaitable[T],
+    label: str = "",
 ) -> T:
+    """One timed phase (``label`` names the container when several are rolled)."""
     started = time.monotonic()
     hook = _phase_started.get()
     if hook is not None:
-        hook(name)
-    with tracer.start_as_current_span(schema.DEPLOY_PHASE_PREFIX + name):
+        hook(name + label)
+    with tracer.start_as_current_span(schema.DEPLOY_PHASE_PREFIX + name) as span:
+        if label:
+            span.set_attribute(schema.DEPLOY_CONTAINER, label.strip())
         try:
             result = await work
         except AzureError as exc:
-            raise DeployFailed(f"{name}: {exc}") from exc
+            raise DeployFailed(f"{name}{label}: {exc}") from exc
     seconds = time.monotonic() - started
-    report.phases.append((name, seconds))
-    echo(f"{name:<8} {seconds:6.2f} s")
+    report.phases.append((name + label, seconds))
+    echo(f"{name + label:<8} {seconds:6.2f} s")
     return result
 
 
@@ -194,53 +229,108 @@ async def _phases(
     report: DeployReport,
     changed: list[_Target],
 ) -> None:
-    """The four phases; ``changed`` gets the target once the new image is being PUT."""
+    """Read, then each container in turn; ``changed`` gets the target before the first PUT."""
     found = await _phase(report, echo, "read", aci.find(request.group))
     group = found.group
-    container = _pick(group, request.container)
-    report.previous_image = str(container.image)
-    span.set_attribute(schema.DEPLOY_CONTAINER, container.name)
+    containers = _pick(group, request.container, request.image)
+    report.previous_image = str(containers[0].image)
+    span.set_attribute(schema.DEPLOY_CONTAINER, ",".join(c.name for c in containers))
     span.set_attribute(schema.DEPLOY_PREVIOUS_IMAGE, report.previous_image)
     span.set_attribute(schema.AZURE_RESOURCE_ID, aci.resource_id(found.ref))
     _resend_secure_values(group, env)
-    container.image = request.image
-    changed.append(_Target(found.ref, group, container, report.previous_image))
-    updated = await _phase(
-        report, echo, "update", aci.create_or_update(found.ref, group, max(clock.left(), 0.1))
-    )
-    if updated.provisioning_state != "Succeeded":
-        raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
-    await _phase(
-        report, echo, "running", _until_running(aci, found.ref, container.name, request, clock)
-    )
-    url = _health_url(group, request)
-    if url is not None:
-        await _phase(report, echo, "ready", _until_ready(url, request, clock))
+    target = _Target(found.ref, group, [], {c.name: str(c.image) for c in containers})
+    changed.append(target)
+    several = len(containers) > 1
+    for container in containers:
+        label = f" {container.name}" if several else ""
+        container.image = request.image
+        target.containers.append(container)
+        updated = await _phase(
+            report,
+            echo,
+            "update",
+            aci.create_or_update(found.ref, group, max(clock.left(), 0.1)),
+            label,
+        )
+        if updated.provisioning_state != "Succeeded":
+            raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
+        running = _until_running(aci, found.ref, container.name, request, clock)
+        await _phase(report, echo, "running", running, label)
+        url = _health_url(group, container, request)
+        if url is not None:
+            await _phase(report, echo, "ready", _until_ready(url, request, clock), label)
+    if request.record_image:
+        changed.clear()  # the new image runs everywhere: nothing to roll back from here on
+        tag = aci.tag_resource_group(found.ref.resource_group, IMAGE_TAG, request.image)
+        try:
+            await _phase(report, echo, "record", tag)
+        except DeployFailed as exc:
+            raise DeployFailed(
+                f"{request.image} runs, but {exc}; a template deployment without image= "
+                f"would go back to the image in the tag {IMAGE_TAG}"
+            ) from exc
 
 
-def _pick(group: Any, name: str | None) -> Any:
+def _repository(image: str) -> str:
+    """``registry/name`` of ``registry/name:tag`` or ``registry/name@sha256:...``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
+def _pick(group: Any, name: str | None, image: str) -> list[Any]:
+    """The containers to roll, in the group's order (``bot-0`` first)."""
     containers = list(group.containers or [])
     names = [c.name for c in containers]
-    if name is None:
-        if len(containers) != 1:
-            raise DeployFailed(f"{group.name} has containers {', '.join(names)}: pass --container")
-        return containers[0]
-    for container in containers:
-        if container.name == name:
-            return container
-    raise DeployFailed(f"{group.name} has no container {name} (it has {', '.join(names)})")
+    if name is not None:
+        for container in containers:
+            if container.name == name:
+                return [container]
+        raise DeployFailed(f"{group.name} has no container {name} (it has {', '.join(names)})")
+    if len(containers) == 1:
+        return containers
+    same = [c for c in containers if _repository(str(c.image)) == _repository(image)]
+    if not same:
+        raise DeployFailed(
+            f"{group.name} has containers {', '.join(names)}, none running "
+            f"{_repository(image)}: pass --container"
+        )
+    return same
+
+
+def secret_file_variable(volume: str, file: str) -> str:
+    """The variable a secret volume's file is re-sent from: ``commands``/``commands.toml``
+    -> ``COMMANDS__COMMANDS_TOML``."""
+    return re.sub(r"[^A-Z0-9]", "_", f"{volume}__{file}".upper())
 
 
 def _resend_secure_values(group: Any, env: Mapping[str, str]) -> None:
-    """Fill every secure variable (GET returns no value) from ``env``, or refuse."""
+    """Fill every secure variable and secret volume file (GET returns no value) from
+    ``env``, or refuse before anything changes. An empty value counts as missing: sending
+    it would blank the secret as surely as leaving it out."""
     missing: list[str] = []
     for container in group.containers or []:
         for var in container.environment_variables or []:
             if var.value is None and var.secure_value is None:
-                if var.name in env:
+                if env.get(var.name):
                     var.secure_value = env[var.name]
                 else:
                     missing.append(var.name)
+    for volume in group.volumes or []:
+        kinds = (volume.azure_file, volume.empty_dir, volume.git_repo)
+        if volume.secret is None and any(kind is not None for kind in kinds):
+            continue
+        files = list(volume.secret or ()) or list(TEMPLATE_SECRET_FILES.get(volume.name, ()))
+        filled = dict(volume.secret or {})
+        for file in files:
+            if filled.get(file):
+                continue
+            name = secret_file_variable(volume.name, file)
+            if env.get(name):
+                filled[file] = base64.b64encode(env[name].encode()).decode()
+            else:
+                missing.append(name)
+        volume.secret = filled
     if missing:
         names = ", ".join(sorted(set(missing)))
         raise DeployFailed(
@@ -271,12 +361,30 @@ async def _until_running(
         await asyncio.sleep(min(request.poll_s, clock.left()))
 
 
-def _health_url(group: Any, request: DeployRequest) -> str | None:
+def _health_url(group: Any, container: Any, request: DeployRequest) -> str | None:
+    """Where ``container``'s readiness shows from outside, or None (no check).
+
+    Behind the template's TLS sidecar: ``https://SITE_ADDRESS/readyz/<container>`` (the
+    only path besides the webhook that its Caddyfile lets through). Otherwise the group's
+    address and the container's own port (the first of the group's ports when the
+    container declares none).
+    """
+    if not request.check_health:
+        return None
+    for other in group.containers or []:
+        for var in other.environment_variables or []:
+            if var.name == SITE_ADDRESS:
+                site = var.value
+                if not site or site == "localhost":
+                    return None  # no public certificate yet: nothing to ask from outside
+                return f"https://{site}/readyz/{container.name}"
     address = group.ip_address
-    if not request.check_health or address is None or not address.ports:
+    if address is None or not address.ports:
         return None
     host = address.ip or address.fqdn
-    return f"http://{host}:{address.ports[0].port}{request.health_path}" if host else None
+    own = [p.port for p in container.ports or []]
+    port = own[0] if own else address.ports[0].port
+    return f"http://{host}:{port}{request.health_path}" if host else None
 
 
 async def _until_ready(url: str, request: DeployRequest, clock: _Clock) -> None:

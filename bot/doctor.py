@@ -186,18 +186,34 @@ def _honeycomb_key(
     return Check(name, "ok", f"{where}; dataset {settings.service_name}")
 
 
+CERTIFICATE_FIX = (
+    "set OTEL_EXPORTER_OTLP_CERTIFICATE to the CA bundle (PEM) that signed the collector's "
+    "certificate, or unset it for a publicly trusted collector"
+)
+
+
 async def _otlp(settings: Settings, http: aiohttp.ClientSession) -> list[Check]:
     url = settings.otlp_traces_url
     if url is None:
         return [Check("otlp endpoint", "skip", "no OTLP export configured (local store only)")]
     context: ssl.SSLContext | bool = True
-    if settings.otlp_certificate is not None:
-        context = ssl.create_default_context(cafile=str(settings.otlp_certificate))
+    certificate = settings.otlp_certificate
+    if certificate is not None:
+        try:
+            context = ssl.create_default_context(cafile=str(certificate))
+        except (OSError, ssl.SSLError) as exc:
+            # The exporter would fail on every export; say which file, not a traceback.
+            detail = f"OTLP certificate {certificate}: {_reason(exc)}"
+            return [Check("otlp endpoint", "fail", detail, CERTIFICATE_FIX)]
     headers = {**settings.otlp_headers, "Content-Type": "application/x-protobuf"}
     try:
         # An empty ExportTraceServiceRequest: the collector answers as for real spans.
         async with http.post(url, data=b"", headers=headers, ssl=context) as response:
             status = response.status
+    except aiohttp.ClientConnectorCertificateError as exc:
+        trusted = f"OTEL_EXPORTER_OTLP_CERTIFICATE {certificate}" if certificate else "system CAs"
+        detail = f"{url}: certificate not trusted ({trusted}): {_reason(exc)}"
+        return [Check("otlp endpoint", "fail", detail, CERTIFICATE_FIX)]
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         fix = "start the collector, or fix OTEL_EXPORTER_OTLP_ENDPOINT"
         return [Check("otlp endpoint", "fail", f"cannot reach {url}: {_reason(exc)}", fix)]

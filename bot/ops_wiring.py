@@ -15,6 +15,7 @@ from commands.azure.arm_client import Aci
 from commands.azure.watch import ContainerWatch
 from commands.ops.alerts import AlertPoster
 from commands.ops.audit import Actor, AuditEntry, AuditLog
+from commands.ops.open_alerts import OpenAlerts
 from commands.toolkit.flag_checks import PERMISSION_FLAGS
 from commands.toolkit.flags import on_flags_changed
 
@@ -65,7 +66,8 @@ def build_watch(
     client: discord.Client, aci: Aci | None, settings: Settings
 ) -> ContainerWatch | None:
     """The container watch, when ``AZURE_WATCH_INTERVAL_S``, ``ALERT_CHANNEL_ID`` and Azure
-    are all configured (a watch with nowhere to post is logged once and not started)."""
+    are all configured. The CLI refuses the interval without the channel at start-up
+    (``check_bot_requirements``); without Azure it is logged once and not started."""
     interval = settings.azure_watch_interval_s
     if interval is None:
         return None
@@ -82,4 +84,9 @@ def build_alerts(client: discord.Client, settings: Settings) -> AlertPoster | No
     """Where Honeycomb alerts are posted (``ALERT_CHANNEL_ID``), or None."""
     if settings.alert_channel_id is None:
         return None
-    return AlertPoster(client, settings.alert_channel_id)
+    # Open alerts share the receiver's state file, so a resolution after a restart
+    # edits the original post (without the receiver no alert ever arrives).
+    store = None
+    if settings.honeycomb_webhook_secret is not None:
+        store = OpenAlerts.open(settings.honeycomb_hook_state_db)
+    return AlertPoster(client, settings.alert_channel_id, store)

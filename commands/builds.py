@@ -2,29 +2,39 @@
 
 The CircleCI receiver and the BuildKite poller call ``announce`` for every
 finished run (telemetry/pipeline/events.py); this cog keeps the last few in
-memory and posts an embed to the configured channel.
+memory and posts an embed to the configured channel. With BuildKite configured
+(``BUILDKITE_API_TOKEN`` and ``BUILDKITE_ORG``), ``!builds`` also asks its REST
+API for the builds finished in the last ``BUILDKITE_WINDOW`` (one traced call per
+pipeline of ``BUILDKITE_PIPELINES``, or one for the organisation), so the list
+is there right after a restart too, as ``chatops builds`` shows it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from commands.toolkit.api_client import ApiClient
 from commands.toolkit.hybrid import hybrid_command
 from commands.toolkit.replies import reply, send_to
 from commands.toolkit.trace_refs import NO_LINKS, TraceTarget, trace_target_of
+from telemetry.pipeline.buildkite import FINISHED_STATES, build_spans
 from telemetry.pipeline.events import PipelineEvent, announcement_span
 
 log = logging.getLogger(__name__)
 
 RECENT_BUILDS = 50
 SHOWN_BUILDS = 10
+BUILDKITE_WINDOW = timedelta(hours=24)
 RESULT_STYLE = {
     "success": ("\u2705", discord.Colour.green()),
     "failure": ("\u274c", discord.Colour.red()),
@@ -75,6 +85,59 @@ def matches(name: str, wanted: str) -> bool:
     return wanted.strip().casefold() in name.casefold()
 
 
+@dataclass(frozen=True)
+class BuildkiteSource:
+    """Where ``!builds`` asks BuildKite for its finished builds (one page per pipeline)."""
+
+    api: ApiClient
+    base_url: str
+    token: str = field(repr=False)
+    org: str
+    pipelines: Sequence[str] = ()
+    window: timedelta = BUILDKITE_WINDOW
+
+    async def finished(self, ctx: commands.Context[Any]) -> list[tuple[PipelineEvent, str]]:
+        """Each finished build in the window, with its pipeline's slug (``!builds NAME`` matches
+        either). Calls go through the bot's ``ApiClient``: one span each, timeouts, errors
+        turned into a reply."""
+        since = datetime.now(UTC) - self.window
+        params = {
+            "finished_from": since.isoformat().replace("+00:00", "Z"),
+            "per_page": str(RECENT_BUILDS),
+            # A build's jobs can be most of its size; the list needs none of them.
+            "exclude_jobs": "true",
+        }
+        org = f"{self.base_url.rstrip('/')}/v2/organizations/{self.org}"
+        urls = [f"{org}/pipelines/{slug}/builds" for slug in self.pipelines] or [f"{org}/builds"]
+        found = []
+        for url in urls:
+            response = await self.api.request(
+                "buildkite.builds",
+                "GET",
+                url,
+                label="BuildKite API",
+                params=params,
+                headers={"Authorization": f"Bearer {self.token}"},
+                ctx=ctx,
+            )
+            page = response.json()
+            for build in page if isinstance(page, list) else []:
+                if not isinstance(build, Mapping) or build.get("state") not in FINISHED_STATES:
+                    continue
+                made = build_spans(build)
+                if made is not None:
+                    pipeline = build.get("pipeline")
+                    slug = pipeline.get("slug") if isinstance(pipeline, Mapping) else None
+                    found.append((made[1], str(slug or "")))
+        return found
+
+
+def _finished_s(event: PipelineEvent) -> float:
+    if event.start_s is None:
+        return time.time()
+    return event.start_s + (event.duration_s or 0.0)
+
+
 class Builds(commands.Cog):
     """Recent CI runs, announced as they finish."""
 
@@ -84,9 +147,11 @@ class Builds(commands.Cog):
         *,
         channel_id: int | None,
         datasets: Mapping[str, str] | None = None,
+        buildkite: BuildkiteSource | None = None,
     ) -> None:
         self.bot = bot
         self.channel_id = channel_id
+        self.buildkite = buildkite
         # Where each CI system's traces are (its service name), for trace links.
         self.datasets = dict(datasets or {})
         self.recent: deque[PipelineEvent] = deque(maxlen=RECENT_BUILDS)
@@ -109,8 +174,22 @@ class Builds(commands.Cog):
     @app_commands.describe(pipeline="Only runs of pipelines whose name contains this")
     async def builds(self, ctx: commands.Context[Any], pipeline: str | None = None) -> None:
         runs = [e for e in self.recent if pipeline is None or matches(e.pipeline, pipeline)]
+        if self.buildkite is not None:
+            seen = {(e.system, e.run_id) for e in runs}
+            asked = [
+                event
+                for event, slug in await self.buildkite.finished(ctx)
+                if pipeline is None or matches(event.pipeline, pipeline) or matches(slug, pipeline)
+            ]
+            runs += [e for e in asked if (e.system, e.run_id) not in seen]
+            runs.sort(key=_finished_s, reverse=True)
         if not runs:
             which = f" of `{pipeline}`" if pipeline else ""
-            await reply(ctx, f"No finished runs{which} seen since I started.")
+            where = (
+                f" in BuildKite's last {self.buildkite.window.total_seconds() / 3600:g} h or"
+                if self.buildkite is not None
+                else ""
+            )
+            await reply(ctx, f"No finished runs{which}{where} seen since I started.")
             return
         await reply(ctx, "\n".join(summary(event) for event in runs[:SHOWN_BUILDS]))

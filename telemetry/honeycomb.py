@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from telemetry.honeycomb_payloads import webhook_payloads
+
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
 
 
@@ -274,6 +276,8 @@ async def _recipient_id(hc: Honeycomb, recipient: AlertRecipient, report: ApplyR
             "webhook_name": recipient.name,
             "webhook_url": recipient.url,
             "webhook_secret": recipient.secret,
+            # One payload per alert type, so burn alerts arrive shaped like triggers.
+            "webhook_payloads": webhook_payloads(),
         },
     }
     for item in await hc.call("GET", "/1/recipients") or []:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -72,6 +73,9 @@ async def run_console(
     options = options or ConsoleOptions()
     with tempfile.TemporaryDirectory(prefix="chatops-console-") as workdir:
         async with AsyncExitStack() as stack:
+            from bot.sandbox.offline import console_flags
+
+            settings, flags_line = stack.enter_context(console_flags(settings))
             bot_options: dict[str, Any] = {}
             banner = ["fakes: off (--no-fakes): configured or public services are called"]
             if options.fakes:
@@ -90,6 +94,8 @@ async def run_console(
                 f"[dim]sandbox: {bot.user} in guild {fake.guild.name!r}; "
                 f"prefix {settings.bot_prefix!r}; Ctrl-D to quit[/dim]"
             )
+            if flags_line is not None:
+                banner.append(flags_line)
             for line in banner:
                 out.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
             session.become(options.persona)
@@ -103,8 +109,11 @@ async def run_console(
 
 async def interactive(session: Session, history: Path | None) -> None:
     """Read lines with editing and history until end of input."""
-    editor = LineEditor(history)
     loop = asyncio.get_running_loop()
+    if not sys.stdin.isatty():
+        await piped(session)
+        return
+    editor = LineEditor(history)
     with editor:
         while True:
             try:
@@ -113,6 +122,20 @@ async def interactive(session: Session, history: Path | None) -> None:
                 return
             if line.strip():
                 await session.handle(line)
+
+
+async def piped(session: Session) -> None:
+    """Lines from a pipe or a file, each printed after the prompt as ``-c`` prints it.
+
+    Nobody sees the line being typed, so the transcript shows it; a program driving
+    the console (a test, ``expect``) can read a trace id and use it in a later line.
+    """
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            session.out.print(f"{PROMPT}{line}", markup=False, highlight=False)
+            await session.handle(line)
 
 
 class Session:
@@ -153,7 +176,7 @@ class Session:
 
     def print_persona(self) -> None:
         assert self.seat is not None
-        self.out.print(f"as {self.seat.persona.describe()}", markup=False, highlight=False)
+        self.out.print(f"as {self.seat.describe()}", markup=False, highlight=False)
         decisions = flag_decisions(self.bot, self.seat)
         if not decisions:
             self.out.print("  (no command checks a flag)")
@@ -303,6 +326,7 @@ class Session:
             self.out.print("[yellow]HONEYCOMB_MARKER_KEY is not set[/yellow]")
             return
         message = text or "console marker"
+        now_ns = time.time_ns()
         try:
             async with honeycomb.connect(
                 self.settings.honeycomb_api_url, key.get_secret_value()
@@ -311,11 +335,19 @@ class Session:
                     self.settings.service_name,
                     message=message,
                     url=None,
-                    start_time=int(time.time()),
+                    start_time=now_ns // 1_000_000_000,
                 )
         except honeycomb.HoneycombError as exc:
             self.out.print(f"[yellow]marker not recorded: {exc}[/yellow]")
             return
+        store = self.settings.span_store_path
+        if store is not None:
+            # As ``chatops marker`` does: ``!deploys`` and ``stats --heatmap`` read it there.
+            from telemetry.store_read import Marker, record_marker
+
+            remote_id = str(answer["id"]) if answer.get("id") else None
+            marker = Marker(now_ns, message, message, None, remote_id)
+            await asyncio.to_thread(record_marker, store, marker)
         self.out.print(
             f"marker {answer.get('id', '?')} {message!r} in Honeycomb dataset "
             f"{self.settings.service_name} ({self.settings.honeycomb_api_url})",

@@ -2,9 +2,10 @@
 
 ``chatops console`` runs the real bot; without these its cat fact, Scryfall,
 HTTP-backed and Azure commands would call the internet (or answer "not
-configured"). ``offline_services`` starts a local fake (``bot/sandbox/fakes``,
-the ones the tests use) for each service whose setting was left at its default,
-and returns the settings pointed at them. A setting the operator gave is used as
+configured"), and ``!builds`` would have nothing to show. ``offline_services``
+starts a local fake (``bot/sandbox/fakes``, the ones the tests use) for each
+service whose setting was left at its default, and returns the settings pointed
+at them. A setting the operator gave is used as
 given: no fake replaces it. Every fake binds 127.0.0.1 on a free port and stops
 when the context exits.
 """
@@ -12,9 +13,11 @@ when the context exits.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from bot.sandbox.fakes.arm import FakeArm
 
 SANDBOX_RESOURCE_GROUP = "chatops-sandbox"
+SANDBOX_BUILDKITE_ORG = "chatops-sandbox"
 # Long enough to see "starting..." in a trace, short enough not to wait on it.
 ARM_OPERATION_S = 1.0
 ARM_POLL_INTERVAL_S = 0.25
@@ -45,6 +49,35 @@ method = "GET"
 query = {{ user = "{{author_id}}", target = "{{arg1}}", guild = "{{guild_id}}" }}
 response = {{ type = "json", field = "result.summary" }}
 """
+
+
+# The example flags file ships beside the fakes (package data: the wheel has it); a copy
+# of the checkout's flags.json, kept equal by tests/unit/test_console_flags.py.
+EXAMPLE_FLAGS = files("bot.sandbox.fakes") / "flags.json"
+
+
+@contextmanager
+def console_flags(settings: Settings) -> Iterator[tuple[Settings, str | None]]:
+    """``settings`` with the flags file the console evaluates, and a banner line if it changed.
+
+    The console is often started outside the checkout: with ``FLAGS_FILE`` unset and
+    no ``./flags.json`` every flag would be ``off (error)``, so the example file
+    shipped with the package is used instead (its rules let the default persona in).
+    A configured ``FLAGS_FILE`` is used as given, even when it does not exist (the
+    console then shows why, as the bot would); so is a flagd server
+    (``FLAGS_PROVIDER`` other than ``file``).
+    """
+    own = (
+        settings.flags_provider != "file"
+        or "flags_file" in settings.model_fields_set
+        or settings.flags_file.exists()
+    )
+    if own:
+        yield settings, None
+        return
+    with as_file(EXAMPLE_FLAGS) as path:
+        line = f"flags: the example file shipped with chatops ({path}): FLAGS_FILE is unset"
+        yield settings.model_copy(update={"flags_file": path}), line
 
 
 @dataclass
@@ -71,6 +104,7 @@ async def offline_services(settings: Settings, workdir: Path) -> AsyncIterator[O
     commands file) and must outlive the context.
     """
     from bot.sandbox.fakes.arm import FakeArm, StaticCredential
+    from bot.sandbox.fakes.buildkite_api import FakeBuildkite, sample_builds
     from bot.sandbox.fakes.catfact import FakeCatFacts
     from bot.sandbox.fakes.function import FakeFunction
     from bot.sandbox.fakes.honeycomb_api import FakeHoneycomb
@@ -111,6 +145,19 @@ async def offline_services(settings: Settings, workdir: Path) -> AsyncIterator[O
                 transport={"connection_verify": str(certificate.cert_path)},
             )
             offline.started.append(("azure resource manager", arm.url))
+        buildkite_given = "buildkite_api_url" in given or bool(
+            settings.buildkite_api_token or settings.buildkite_org
+        )
+        if not buildkite_given:
+            # ``!builds`` asks it (commands/builds.py); no poller runs in the console.
+            buildkite = FakeBuildkite(sample_builds(datetime.now(UTC)), token=secrets.token_hex(16))
+            await stack.enter_async_context(buildkite)
+            update |= {
+                "buildkite_api_url": buildkite.url,
+                "buildkite_api_token": SecretStr(buildkite.token),
+                "buildkite_org": SANDBOX_BUILDKITE_ORG,
+            }
+            offline.started.append(("buildkite", buildkite.url))
         honeycomb_given = "honeycomb_api_url" in given or any(
             getattr(settings, key) is not None for key in HONEYCOMB_KEYS
         )

@@ -29,7 +29,16 @@ from commands.toolkit.flags import evaluate_untraced
 
 DEFAULT_USER_ID = 100_000_000_000_000_001
 DEFAULT_GUILD_ID = 300_000_000_000_000_003
-PERSONA_NAME = "you"
+# A persona's user is named, so the bot's text reads naturally ("Only Robin can
+# answer"). The name follows from the id (the default persona is always Robin),
+# so a transcript names the same user the same way in every session; it is only
+# a label: flag rules see the id.
+PERSONA_NAMES = ("robin", "alex", "sam", "kim", "jo", "lee", "max", "ari", "noor", "eli", "kai")
+
+
+def persona_name(user_id: int) -> str:
+    """The username a persona's user gets in the fake (its display name is capitalised)."""
+    return PERSONA_NAMES[user_id % len(PERSONA_NAMES)]
 
 
 class PersonaError(ValueError):
@@ -59,6 +68,14 @@ class Seat:
     channel_id: int
 
     @property
+    def name(self) -> str:
+        """How Discord (and so the bot) names the persona: its display name."""
+        return str(self.user.get("global_name") or self.user["username"])
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.persona.describe()}"
+
+    @property
     def role_ids(self) -> list[int]:
         """The roles the member holds (the guild's admin role too, for ``--admin``)."""
         member = self.guild.members[int(self.user["id"])]
@@ -74,7 +91,7 @@ def seat(fake: FakeDiscord, persona: Persona) -> Seat:
         guild = fake.add_guild(f"guild {persona.guild_id}", guild_id=persona.guild_id)
     user = fake.world.users.get(persona.user_id)
     if user is None:
-        user = fake.add_user(PERSONA_NAME, user_id=persona.user_id)
+        user = fake.add_user(persona_name(persona.user_id), user_id=persona.user_id)
     roles = list(persona.role_ids)
     if persona.admin:
         roles.append(guild.role_id("admin"))

@@ -1,7 +1,8 @@
 """``aci``: manage Azure Container Instances from chat (``!aci ...`` and ``/aci ...``).
 
 Reads need the ``aci-reader`` flag, changes ``aci-operator``. Stop and restart
-ask first (buttons only the requester can press, with a timeout). A change is
+ask first (``aci_ask.py``: the requester's Confirm, or a second operator's Approve
+under ``aci-two-person``, with a timeout). A change is
 acknowledged at once, and that same message is edited when Azure finishes or
 fails; the command waits for it inside the message's trace (bounded by
 ``AZURE_OPERATION_TIMEOUT_S``), so the trace shows the whole operation and each
@@ -16,32 +17,23 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from commands.azure.aci_ask import OPERATOR_FLAG, RESTART, START, STOP, Question, Verb, ask
 from commands.azure.aci_format import code, code_block, container_state, list_table, status_text
-from commands.azure.arm_client import Aci, AzureError, Found, GroupRef
+from commands.azure.arm_client import Aci, AzureError, GroupRef
 from commands.ops.audit import Actor, AuditEntry, AuditLog
-from commands.toolkit.approve import Approve
-from commands.toolkit.confirm import Confirm, Decision
 from commands.toolkit.failures import UserFacingError, record_failure, unwrap
-from commands.toolkit.flag_checks import (
-    FlagDenied,
-    allowed,
-    permission_flag,
-    requires_flag,
-    two_person_required,
-)
+from commands.toolkit.flag_checks import FlagDenied, allowed, requires_flag
 from commands.toolkit.hybrid import hybrid_group, subcommand
 from commands.toolkit.limits import EXPENSIVE
-from commands.toolkit.replies import edit, reply, update
+from commands.toolkit.replies import edit, reply
 from telemetry import schema
 from telemetry.schema import Outcome
-from telemetry.spans import current_trace
 
 # discord.py's hybrid decorators infer ``Never`` for the callback under mypy; the typed
 # wrappers in commands/toolkit/hybrid.py pin the context type instead.
@@ -54,23 +46,7 @@ INLINE_LOG_CHARS = 1800
 MAX_CHOICES = 25  # Discord's limit for autocomplete
 NAMES_TTL_S = 30.0
 MAX_TAIL = 10_000
-OPERATOR_FLAG = "aci-operator"
-TWO_PERSON_FLAG = permission_flag("aci-two-person")
 CHANGES = frozenset({"aci start", "aci stop", "aci restart"})
-
-
-@dataclass(frozen=True)
-class Verb:
-    """How a change reads in chat: ``restart`` / ``Restarting`` / ``restarted``."""
-
-    name: str
-    doing: str
-    done: str
-
-
-RESTART = Verb("restart", "Restarting", "restarted")
-START = Verb("start", "Starting", "started")
-STOP = Verb("stop", "Stopping", "stopped")
 
 
 class NotAnOption(commands.Converter[str]):
@@ -280,7 +256,8 @@ class Azure(commands.Cog, name="Azure"):
         approver: Actor | None = None
         asked = False
         if confirm:
-            answer = await self._ask(ctx, found, verb, ack, action, resource)
+            question = Question(ctx, found, verb, ack, action, resource)
+            answer = await ask(question, self.confirm_timeout_s, self._audit)
             if isinstance(answer, str):
                 audit(answer)
                 return
@@ -304,111 +281,6 @@ class Azure(commands.Cog, name="Azure"):
         took = time.monotonic() - started
         await edit(message, f"\u2705 `{name}` {verb.done} in {took:.1f} s. Now: {states}.")
         audit("ok", approver)
-
-    async def _ask(
-        self, ctx: Ctx, found: Found, verb: Verb, ack: str, action: str, resource: str
-    ) -> tuple[discord.Message, Actor | None] | str:
-        """Confirmation, or a second operator's approval when ``aci-two-person`` is on for
-        the resource group. The acknowledgement and who approved; else what happened
-        (``cancelled``, ``timed out``) for the audit."""
-        if await two_person_required(ctx, TWO_PERSON_FLAG, found.ref.resource_group):
-            return await self._approval(ctx, found, verb, ack, action, resource)
-        confirmed = await self._confirm(ctx, found, verb, ack)
-        return confirmed if isinstance(confirmed, str) else (confirmed, None)
-
-    async def _approval(
-        self, ctx: Ctx, found: Found, verb: Verb, ack: str, action: str, resource: str
-    ) -> tuple[discord.Message, Actor | None] | str:
-        name = found.ref.name
-        requester = Actor.of(ctx.author)
-
-        def refused(interaction: discord.Interaction[Any], why: str) -> None:
-            detail = "own request" if why == "requester" else "not an operator"
-            self._audit(
-                AuditEntry.here(
-                    Actor.of(interaction.user), f"{action} approve", resource, "denied",
-                    detail=f"{detail}; requested by {requester}",
-                )
-            )  # fmt: skip
-
-        view = Approve(
-            ctx.author.id, self.confirm_timeout_s, approver_flag=OPERATOR_FLAG, on_refused=refused
-        )
-        message = await reply(
-            ctx,
-            f"{ctx.author.display_name} asks to {verb.name} container group `{name}` in "
-            f"`{found.ref.resource_group}`. Two-person rule: another operator must approve "
-            f"within {self.confirm_timeout_s:g} s.",
-            view=view,
-        )
-        answer = await view.wait_for_answer()
-        trace = current_trace()
-        if trace is not None:
-            trace.span.set_attribute(schema.AZURE_CONFIRMATION, answer.decision.value)
-            trace.span.set_attribute(schema.AZURE_TWO_PERSON, True)
-        if answer.decision is Decision.TIMED_OUT:
-            await edit(
-                message,
-                f"No approval within {self.confirm_timeout_s:g} s: `{name}` was not {verb.done}.",
-                clear_view=True,
-            )
-            return "timed out"
-        assert answer.interaction is not None
-        try:
-            if answer.decision is Decision.CANCELLED:
-                await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
-                return "cancelled"
-            approver = Actor.of(answer.interaction.user)
-            if trace is not None:
-                trace.span.set_attribute(schema.AZURE_APPROVER_ID, str(approver.user_id))
-                trace.span.set_attribute(schema.AZURE_APPROVER_NAME, approver.name)
-            await update(answer.interaction, f"{ack}\nApproved by {approver}.")
-        finally:
-            view.answered()
-        return message, approver
-
-    async def _confirm(self, ctx: Ctx, found: Found, verb: Verb, ack: str) -> discord.Message | str:
-        """Ask; on Confirm the question becomes the acknowledgement. Else what happened
-        instead (``cancelled``, ``timed out``)."""
-        name = found.ref.name
-        requester = Actor.of(ctx.author)
-        resource = f"{found.ref.resource_group}/{name}"
-
-        def refused(interaction: discord.Interaction[Any]) -> None:
-            self._audit(
-                AuditEntry.here(
-                    Actor.of(interaction.user), f"aci {verb.name} confirm", resource, "denied",
-                    detail=f"not the requester; requested by {requester}",
-                )
-            )  # fmt: skip
-
-        view = Confirm(ctx.author.id, self.confirm_timeout_s, on_refused=refused)
-        message = await reply(
-            ctx,
-            f"{verb.name.title()} container group `{name}` in `{found.ref.resource_group}`? "
-            f"Only {ctx.author.display_name} can answer, within {self.confirm_timeout_s:g} s.",
-            view=view,
-        )
-        answer = await view.wait_for_answer()
-        trace = current_trace()
-        if trace is not None:
-            trace.span.set_attribute(schema.AZURE_CONFIRMATION, answer.decision.value)
-        if answer.decision is Decision.TIMED_OUT:
-            await edit(
-                message,
-                f"No answer within {self.confirm_timeout_s:g} s: `{name}` was not {verb.done}.",
-                clear_view=True,
-            )
-            return "timed out"
-        assert answer.interaction is not None
-        try:
-            if answer.decision is Decision.CANCELLED:
-                await update(answer.interaction, f"Cancelled: `{name}` was not {verb.done}.")
-                return "cancelled"
-            await update(answer.interaction, ack)
-        finally:
-            view.answered()
-        return message
 
     async def _failed_in_place(
         self, ctx: Ctx, message: discord.Message, what: str, exc: AzureError

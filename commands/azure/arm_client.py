@@ -34,10 +34,13 @@ T = TypeVar("T")
 
 PROVIDER = "Microsoft.ContainerInstance"
 GROUPS = f"{PROVIDER}/containerGroups"
+TAGS = "Microsoft.Resources/tags"
+TAGS_API_VERSION = "2021-04-01"
 GROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 RG_NAME = re.compile(r"^[-\w.()]{1,90}$")
 ROLE_HINT = (
-    f"give it the Contributor role on the resource group, or a custom role allowing {GROUPS}/*"
+    "give it the template's `chatops bot` role (`chatops deployer` to deploy), "
+    "see docs/azure.md, or Contributor on the resource group"
 )
 NO_CREDENTIALS = (
     "No Azure credentials: set up a managed identity for the bot, or AZURE_CLIENT_ID, "
@@ -339,6 +342,28 @@ class Aci:
         return await self._call(
             "create_or_update", f"{GROUPS}/write", ref, run, timeout_s=timeout_s
         )
+
+    async def tag_resource_group(self, resource_group: str, name: str, value: str) -> None:
+        """Merge one tag into ``resource_group``'s tags (ARM's Tags API; other tags stay).
+
+        ``chatops deploy`` records the image it rolled out here, where the template reads
+        it, so a later template deployment without ``image`` keeps it.
+        """
+        from azure.core.rest import HttpRequest
+
+        scope = f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+        request = HttpRequest(
+            "PATCH",
+            f"{scope}/providers/{TAGS}/default",
+            params={"api-version": TAGS_API_VERSION},
+            json={"operation": "Merge", "properties": {"tags": {name: value}}},
+        )
+
+        async def run() -> None:
+            response = await self.client._send_request(request)
+            response.raise_for_status()
+
+        await self._call("tag_resource_group", f"{TAGS}/write", None, run, resource_id=scope)
 
 
 def _record(span: Span, error: AzureError, cause: BaseException | None) -> None:

@@ -4,16 +4,17 @@
 delivery to ``AlertPoster.deliver``. An alert that fires is posted as an embed
 linking to the query result; while it stays open, a repeat edits that post
 rather than adding one; when Honeycomb says it resolved (``status: OK``), the
-original post is edited to say so. Open alerts are remembered in memory (the
-last ``OPEN_MAX``); a resolution the bot has no post for (it restarted) is posted
-on its own. Each delivery's post is a root span ``alert.post`` linked to the
-webhook's span.
+original post is edited to say so. Which post shows each open alert is kept in
+``HONEYCOMB_HOOK_STATE_DB`` (``open_alerts.py``, 7 days), so that holds across a
+restart of the bot; a resolution the bot has no post for is posted on its own.
+Each delivery's post is a root span ``alert.post`` linked to the webhook's span.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,14 +22,15 @@ from urllib.parse import urlsplit
 import discord
 from opentelemetry.trace import Link, SpanContext
 
+from commands.ops.open_alerts import MEMORY, OpenAlerts, Posted
 from commands.toolkit.replies import NO_MENTIONS, inert_links, send_to
 from telemetry import schema
+from telemetry.honeycomb_payloads import BUDGET_RATE, EXHAUSTION_TIME, KINDS
 from telemetry.schema import Outcome
 from telemetry.spans import record_response, root_span, send_span
 
 log = logging.getLogger(__name__)
 
-OPEN_MAX = 200
 TEXT_MAX = 600
 GROUPS_SHOWN = 5
 ALERT_SPAN = "alert.post"
@@ -44,6 +46,7 @@ class Alert:
     """What a Honeycomb webhook delivery says, from its default payload."""
 
     key: str
+    kind: str | None  # trigger, exhaustion_time, budget_rate (our payload template); None: default
     name: str
     status: str
     summary: str
@@ -56,6 +59,10 @@ class Alert:
     @property
     def resolved(self) -> bool:
         return self.status.upper() in RESOLVED
+
+    @property
+    def burn(self) -> bool:
+        return self.kind in (EXHAUSTION_TIME, BUDGET_RATE)
 
 
 def _text(value: Any, limit: int = TEXT_MAX) -> str:
@@ -80,18 +87,20 @@ def parse_alert(payload: Any) -> Alert:
         raise BadAlert("no alert name")
     if not isinstance(status, str) or not status.strip():
         raise BadAlert("no alert status")
+    kind = payload.get("kind")
+    kind = kind if kind in KINDS else None
     key = payload.get("id")
+    key = _text(key if isinstance(key, str | int) and str(key) else name, 128)
     groups: list[str] = []
     triggered = payload.get("result_groups_triggered")
     for group in (triggered if isinstance(triggered, list) else [])[:GROUPS_SHOWN]:
         if isinstance(group, dict):
-            values = group.get("Group") or {}
-            label = (
-                ", ".join(f"{k}={v}" for k, v in values.items()) if isinstance(values, dict) else ""
-            )
+            label = _group_label(group.get("Group"))
             groups.append(_text(f"{label or 'all'}: {group.get('Result')}", 120))
     return Alert(
-        key=_text(key if isinstance(key, str | int) and str(key) else name, 128),
+        # A burn alert's id may be its SLO's: two burn alerts of one SLO stay apart by kind.
+        key=f"{kind}:{key}" if kind in (EXHAUSTION_TIME, BUDGET_RATE) else key,
+        kind=kind,
         name=_text(name, 200),
         status=_text(status, 32),
         summary=_text(payload.get("summary")),
@@ -103,6 +112,17 @@ def parse_alert(payload: Any) -> Alert:
     )
 
 
+def _group_label(values: Any) -> str:
+    """``column=value, ...`` from a group: the default payload's ``{"column": value}``, or
+    the template variable's ``[{"Key": column, "Value": value}]``."""
+    if isinstance(values, dict):
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+    if isinstance(values, list):
+        pairs = [v for v in values if isinstance(v, dict) and "Key" in v]
+        return ", ".join(f"{p['Key']}={p.get('Value')}" for p in pairs)
+    return ""
+
+
 def alert_embed(alert: Alert) -> discord.Embed:
     """Red while firing, green once resolved; the title links to the query result."""
     if alert.resolved:
@@ -111,7 +131,7 @@ def alert_embed(alert: Alert) -> discord.Embed:
         title, colour = f"\U0001f525 {alert.name}", discord.Colour.red()
     embed = discord.Embed(
         title=inert_links(schema.truncate(title, 256)),
-        url=alert.result_url,
+        url=alert.result_url or (alert.alert_url if alert.burn else None),
         description=inert_links(alert.description or alert.summary) or None,
         colour=colour,
     )
@@ -121,18 +141,37 @@ def alert_embed(alert: Alert) -> discord.Embed:
         )
     if alert.result_url:
         embed.add_field(name="query result", value=alert.result_url, inline=False)
-    footer = f"Honeycomb {alert.status}" + (" \u00b7 test delivery" if alert.is_test else "")
+    if alert.burn and alert.alert_url:
+        embed.add_field(name="SLO", value=alert.alert_url, inline=False)
+    footer = f"Honeycomb {alert.status}"
+    if alert.burn:
+        footer += f" \u00b7 SLO burn alert ({str(alert.kind).replace('_', ' ')})"
+    footer += " \u00b7 test delivery" if alert.is_test else ""
     embed.set_footer(text=footer)
     return embed
 
 
 class AlertPoster:
-    """Posts alerts to one channel and edits them when they resolve."""
+    """Posts alerts to one channel and edits them when they resolve.
 
-    def __init__(self, client: discord.Client, channel_id: int) -> None:
+    Which post shows an open alert is kept in ``OpenAlerts`` (SQLite, the
+    receiver's state file), so a resolution after a restart of the bot still
+    edits the original post. The post is edited by id (``PartialMessage``): no
+    message needs to be in discord.py's cache.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        channel_id: int,
+        store: OpenAlerts | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.channel_id = channel_id
-        self.open: OrderedDict[str, discord.Message] = OrderedDict()
+        self.store = store if store is not None else OpenAlerts(MEMORY)
+        self._clock = clock
 
     async def deliver(self, alert: Alert, hook: SpanContext | None = None) -> None:
         """Post, update or resolve ``alert`` in a root span of its own."""
@@ -149,12 +188,11 @@ class AlertPoster:
                 post_trace.set_outcome(Outcome.ERROR)
                 return
             embed = alert_embed(alert)
-            earlier = self.open.pop(alert.key, None)
+            now_ns = int(self._clock() * 1e9)
+            earlier = self.store.find(alert.key, now_ns)
             try:
-                if earlier is not None:
-                    with send_span() as span:
-                        record_response(span, embed.title or "")
-                        message = await earlier.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+                message = await self._edit(earlier, embed) if earlier is not None else None
+                if message is not None:
                     post_trace.span.set_attribute(schema.ALERT_EDITED, True)
                 else:
                     message = await send_to(channel, embed=embed)
@@ -162,7 +200,24 @@ class AlertPoster:
                 post_trace.record_error(exc)
                 log.warning("could not post the alert %s: %s", alert.name, exc)
                 return
-            if not alert.resolved:
-                self.open[alert.key] = message
-                while len(self.open) > OPEN_MAX:
-                    self.open.popitem(last=False)
+            if alert.resolved:
+                self.store.forget(alert.key)
+            else:
+                posted = Posted(message.channel.id, message.id)
+                self.store.remember(alert.key, posted, now_ns)
+
+    async def _edit(self, earlier: Posted, embed: discord.Embed) -> discord.Message | None:
+        """The alert's post, edited; None if it is gone (deleted: post a new one)."""
+        channel = self.client.get_partial_messageable(earlier.channel_id)
+        try:
+            with send_span() as span:
+                record_response(span, embed.title or "")
+                return await channel.get_partial_message(earlier.message_id).edit(
+                    embed=embed, allowed_mentions=NO_MENTIONS
+                )
+        except discord.NotFound:
+            log.info("the post of an open alert is gone: posting it again")
+            return None
+
+    def close(self) -> None:
+        self.store.close()

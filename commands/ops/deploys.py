@@ -7,7 +7,8 @@ compares each command's p95 and error rate in the window before with the window 
 (``telemetry/deploy_review.py``), records the verdict, and posts the comparison to
 ``AUDIT_CHANNEL_ID`` beside the deploy's own audit line, regressions flagged. Each review
 is a root span ``deploy.review``. Verdicts are kept in a small SQLite file, so a bot
-that restarts (a deploy restarts it) posts each review once.
+that restarts (a deploy restarts it) posts each review once, and a deploy whose window
+passed while the bot was down is reviewed at its next start (within the retention).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from telemetry.deploy_review import (
     Reviews,
     Thresholds,
     compare,
+    marker_key,
     review,
     rows_from_results,
     window_spec,
@@ -46,6 +48,7 @@ NS = 1_000_000_000
 SHOWN_DEPLOYS = 10
 SHOWN_COMMANDS = 12
 POSTS_PER_CHECK = 3
+RETRY_FAILED_S = 300.0
 LIST_DAYS = 30
 
 
@@ -174,6 +177,7 @@ class Deploys(commands.Cog):
         channel_id: int | None,
         window_s: float,
         poll_s: float,
+        lookback_s: float = LIST_DAYS * 86_400,
     ) -> None:
         self.client = client
         self.source = source
@@ -181,6 +185,9 @@ class Deploys(commands.Cog):
         self.channel_id = channel_id
         self.window_s = window_s
         self.poll_s = poll_s
+        self.lookback_s = lookback_s
+        # Markers whose review failed (Honeycomb refused), and when to try each again.
+        self._retry_at: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -203,21 +210,32 @@ class Deploys(commands.Cog):
             await asyncio.sleep(self.poll_s)
 
     async def check(self) -> int:
-        """Review every marker whose after-window has ended and that has no verdict yet
-        (recent ones only: at most a day, or two windows, back); returns how many."""
+        """Review the markers whose after-window has ended and that have no verdict yet,
+        oldest first, at most ``POSTS_PER_CHECK``; returns how many.
+
+        A deploy whose window passed while the bot was down (no verdict was written)
+        is reviewed at the next start, as far back as the figures are still kept: its
+        before-window must lie within ``lookback_s`` (the span store's retention,
+        ``SPAN_STORE_MAX_AGE``; for Honeycomb, ``LIST_DAYS``). A backlog drains a few
+        reviews per look rather than all at once. A review that failed waits
+        ``RETRY_FAILED_S`` before it is tried again, so it cannot hold the ones after it.
+        """
         now = time.time_ns()
         width = int(self.window_s * NS)
-        since = now - max(2 * width, 86_400 * NS)
+        since = now - int(self.lookback_s * NS) + width
+        self._retry_at = {key: at for key, at in self._retry_at.items() if at > now}
         due = [
             m
             for m in await self.source.markers(since, now - width)
-            if self.reviews.verdict(m) is None
+            if self.reviews.verdict(m) is None and marker_key(m) not in self._retry_at
         ]
         for marker in due[:POSTS_PER_CHECK]:
-            await self._post(marker)
+            if not await self._post(marker):
+                self._retry_at[marker_key(marker)] = now + int(RETRY_FAILED_S * NS)
         return len(due[:POSTS_PER_CHECK])
 
-    async def _post(self, marker: Marker) -> None:
+    async def _post(self, marker: Marker) -> bool:
+        """Review ``marker`` and post it; False when the review could not be made."""
         attributes: dict[str, Any] = {
             schema.DEPLOY_VERSION: marker.version,
             schema.DEPLOY_REVIEW_SOURCE: self.source.name,
@@ -228,18 +246,19 @@ class Deploys(commands.Cog):
             except honeycomb.HoneycombError as exc:
                 review_trace.record_error(exc)
                 log.warning("deploy %s not reviewed: %s", marker.version, exc)
-                return
+                return False
             self.reviews.record(marker, found.verdict)
             review_trace.span.set_attribute(schema.DEPLOY_VERDICT, found.verdict)
             review_trace.span.set_attribute(schema.DEPLOY_REGRESSIONS, len(found.regressed))
             if self.channel_id is None:
-                return
+                return True
             channel = self.client.get_channel(self.channel_id)
             if not isinstance(channel, discord.abc.Messageable):
                 log.warning("AUDIT_CHANNEL_ID %s is not a channel I can see", self.channel_id)
                 review_trace.set_outcome(Outcome.ERROR)
-                return
+                return True
             await send_to(channel, embed=review_embed(found))
+            return True
 
     @hybrid_command(help="Recent deploys (markers) with their before/after verdict.")
     async def deploys(self, ctx: commands.Context[Any]) -> None:

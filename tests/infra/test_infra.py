@@ -23,8 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-BICEP = ROOT / "infra" / "aci" / "main.bicep"
-ARM = ROOT / "infra" / "aci" / "main.json"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 CIRCLECI = ROOT / ".circleci" / "config.yml"
 
@@ -139,202 +137,7 @@ def test_dockerignore_keeps_the_build_context_to_what_the_dockerfile_copies() ->
     assert not allowed & {".env", ".git", "tests", ".chatops"}
 
 
-# --- the ACI template ----------------------------------------------------------------
-
-
-def arm() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(ARM.read_text())
-    return data
-
-
-def arm_resource(kind: str) -> dict[str, Any]:
-    (resource,) = [r for r in arm()["resources"] if r["type"] == kind]
-    return resource
-
-
-def bot_container() -> dict[str, Any]:
-    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
-    (container,) = group["properties"]["containers"]
-    props: dict[str, Any] = container["properties"]
-    return props
-
-
-def expressions(node: object) -> Iterator[str]:
-    if isinstance(node, str):
-        if node.startswith("[") and node.endswith("]"):
-            yield node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from expressions(key)
-            yield from expressions(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from expressions(value)
-
-
-def test_arm_template_expressions_only_name_declared_parameters_and_variables() -> None:
-    template = arm()
-    for expression in expressions(template):
-        assert expression.count("(") == expression.count(")"), expression
-        for name in re.findall(r"parameters\('([^']+)'\)", expression):
-            assert name in template["parameters"], expression
-        for name in re.findall(r"variables\('([^']+)'\)", expression):
-            assert name in template["variables"], expression
-
-
-def test_arm_template_takes_secrets_only_as_secure_parameters() -> None:
-    parameters = arm()["parameters"]
-    for name in ("discordToken", "honeycombApiKey", "honeycombMarkerKey"):
-        assert parameters[name]["type"] == "securestring"
-    assert "defaultValue" not in parameters["discordToken"]
-    for name, spec in parameters.items():
-        if SECRET_NAME.search(name):
-            assert spec["type"] == "securestring", name
-
-
-def test_arm_template_passes_the_secrets_as_secure_environment_variables() -> None:
-    template = arm()
-    env = bot_container()["environmentVariables"]
-    assert "createObject('name', 'DISCORD_TOKEN', 'secureValue', parameters('discordToken'))" in env
-    variables = json.dumps(template["variables"])
-    assert "'HONEYCOMB_API_KEY', 'secureValue', parameters('honeycombApiKey')" in variables
-    assert "'HONEYCOMB_MARKER_KEY', 'secureValue', parameters('honeycombMarkerKey')" in variables
-    assert "variables('honeycombApiKeyEnv')" in env and "variables('honeycombMarkerKeyEnv')" in env
-    # Plain values never carry a secure parameter.
-    for match in re.finditer(r"'value', parameters\('([^']+)'\)", env):
-        assert template["parameters"][match.group(1)]["type"] != "securestring"
-
-
-def test_arm_template_lets_default_azure_credential_pick_the_user_assigned_identity() -> None:
-    env = bot_container()["environmentVariables"]
-    identity = (
-        "resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', parameters('identityName'))"
-    )
-    assert f"'AZURE_CLIENT_ID', 'value', reference({identity}, '2023-01-31').clientId" in env
-    assert "'AZURE_SUBSCRIPTION_ID', 'value', subscription().subscriptionId" in env
-    assert "'AZURE_RESOURCE_GROUP', 'value', resourceGroup().name" in env
-
-
-def test_arm_template_pulls_from_acr_with_the_user_assigned_identity() -> None:
-    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
-    assert group["identity"]["type"] == "UserAssigned"
-    (identity_key,) = group["identity"]["userAssignedIdentities"]
-    assert "parameters('identityName')" in identity_key
-    (credential,) = group["properties"]["imageRegistryCredentials"]
-    assert credential["server"] == "[parameters('registryLoginServer')]"
-    assert "parameters('identityName')" in credential["identity"]
-    assert "password" not in credential and "username" not in credential
-
-
-def test_arm_template_probes_the_health_server_and_always_restarts() -> None:
-    group = arm_resource("Microsoft.ContainerInstance/containerGroups")
-    assert group["properties"]["restartPolicy"] == "Always"
-    container = bot_container()
-    assert container["image"] == "[parameters('image')]"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["port"] == "[parameters('healthPort')]"
-    assert arm()["parameters"]["healthPort"]["defaultValue"] == 8080
-    requests = container["resources"]["requests"]
-    assert requests == {
-        "cpu": "[json(parameters('cpu'))]",
-        "memoryInGB": "[json(parameters('memoryInGb'))]",
-    }
-    assert float(arm()["parameters"]["cpu"]["defaultValue"]) <= 1
-    assert 0.5 <= float(arm()["parameters"]["memoryInGb"]["defaultValue"]) <= 1.5
-
-
-def test_arm_template_lets_the_identity_manage_only_container_groups_in_its_group() -> None:
-    template = arm()
-    role = arm_resource("Microsoft.Authorization/roleDefinitions")
-    assert role["properties"]["assignableScopes"] == ["[resourceGroup().id]"]
-    (permission,) = role["properties"]["permissions"]
-    actions = template["variables"]["containerGroupActions"]
-    assert permission["actions"] == "[variables('containerGroupActions')]"
-    assert "Microsoft.ContainerInstance/containerGroups/*" in actions
-    assert not [a for a in actions if a == "*" or "Authorization" in a or "ManagedIdentity" in a]
-    assignment = arm_resource("Microsoft.Authorization/roleAssignments")
-    assert assignment["properties"]["roleDefinitionId"] in assignment["dependsOn"][0]
-    assert ".principalId" in assignment["properties"]["principalId"]
-    assert assignment["properties"]["principalType"] == "ServicePrincipal"
-
-
-def test_arm_template_outputs_the_identity_and_the_fqdn() -> None:
-    outputs = arm()["outputs"]
-    assert "principalId" in outputs["identityPrincipalId"]["value"]
-    assert outputs["fqdn"]["value"].endswith(".ipAddress.fqdn]")
-    assert outputs["containerGroupName"]["value"] == "[parameters('name')]"
-
-
-# Bicep and its compiled JSON agree: parsed with pycep-parser (a Bicep grammar), no compiler.
-
-
-def bicep() -> dict[str, Any]:
-    pycep = pytest.importorskip("pycep", reason="pycep-parser missing")
-    parsed: dict[str, Any] = pycep.BicepParser().parse(file_path=BICEP)
-    return parsed
-
-
-def description(decorators: list[dict[str, Any]]) -> str | None:
-    for decorator in decorators:
-        if decorator["type"] == "description":
-            return str(decorator["argument"]).replace("\\'", "'")
-    return None
-
-
-def test_bicep_and_arm_json_declare_the_same_parameters() -> None:
-    source, compiled = bicep()["parameters"], arm()["parameters"]
-    assert list(source) == list(compiled)
-    for name, spec in source.items():
-        secure = any(d["type"] == "secure" for d in spec["decorators"])
-        expected_type = ("secure" if secure else "") + spec["type"]
-        assert compiled[name]["type"] == expected_type, name
-        assert description(spec["decorators"]) == compiled[name]["metadata"]["description"], name
-        default, compiled_default = spec["default"], compiled[name].get("defaultValue")
-        if isinstance(compiled_default, str) and compiled_default.startswith("["):
-            continue  # an expression (pycep reads `= name` as the string "name")
-        if isinstance(default, str | int | bool):
-            assert compiled_default == default, name
-        elif default is None:
-            assert "defaultValue" not in compiled[name], name
-
-
-def test_bicep_and_arm_json_declare_the_same_resources_variables_and_outputs() -> None:
-    source, compiled = bicep(), arm()
-    deployed = [
-        (r["type"], r["api_version"], "condition" in r["config"])
-        for r in source["resources"].values()
-        if not r["existing"]
-    ]
-    assert deployed == [
-        (r["type"], r["apiVersion"], "condition" in r) for r in compiled["resources"]
-    ]
-    assert list(source["variables"]) == list(compiled["variables"])
-    assert list(source["outputs"]) == list(compiled["outputs"])
-    for name, spec in source["outputs"].items():
-        assert spec["type"] == compiled["outputs"][name]["type"]
-        assert (
-            description(spec["decorators"]) == compiled["outputs"][name]["metadata"]["description"]
-        )
-
-
-def test_bicep_and_arm_json_set_the_same_environment_variables() -> None:
-    text = BICEP.read_text()
-    in_bicep = re.findall(r"name: '([A-Z_]+)'", text)
-    in_json = re.findall(r"'name', '([A-Z_]+)'", json.dumps(arm()))
-    assert sorted(in_bicep) == sorted(in_json)
-    secure_bicep = re.findall(r"name: '([A-Z_]+)'\s+secureValue:", text)
-    secure_json = re.findall(r"'name', '([A-Z_]+)', 'secureValue'", json.dumps(arm()))
-    assert (
-        sorted(secure_bicep)
-        == sorted(secure_json)
-        == [
-            "DISCORD_TOKEN",
-            "HONEYCOMB_API_KEY",
-            "HONEYCOMB_MARKER_KEY",
-        ]
-    )
+# --- the ACI template: tests/infra/test_aci_template.py and test_roles.py ------------------
 
 
 # --- pipeline files ------------------------------------------------------------------
@@ -379,10 +182,12 @@ MAIN_ONLY = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
 
 def test_github_workflow_traces_every_step_and_always_finishes() -> None:
     workflow = yaml_load(WORKFLOW)
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["pipeline"]
     runs = [step for step in job["steps"] if "run" in step]
     setup, *work, finish = runs
-    assert '/bin/pip" install --quiet .' in setup["run"]
+    # the tracer comes from the runtime lock, then the project without dependencies
+    assert '/bin/pip" install --quiet --require-hashes -r requirements/runtime.txt' in setup["run"]
+    assert '/bin/pip" install --quiet --no-deps .' in setup["run"]
     for step in work:
         for line in step["run"].splitlines():
             if re.match(r"\w+=|echo .*>> \"\$GITHUB_ENV\"$", line):
@@ -394,9 +199,23 @@ def test_github_workflow_traces_every_step_and_always_finishes() -> None:
         assert workflow["env"][key] == f"${{{{ secrets.{key} }}}}"
 
 
+def test_github_workflow_audits_the_locks_and_checks_main_json_against_bicep() -> None:
+    jobs = yaml_load(WORKFLOW)["jobs"]
+    audit = "\n".join(step.get("run", "") for step in jobs["audit"]["steps"])
+    for lock in ("requirements/runtime.txt", "requirements/dev.txt"):
+        assert f"--require-hashes -r {lock}" in audit and "--strict" in audit
+    bicep = "\n".join(step.get("run", "") for step in jobs["bicep"]["steps"])
+    assert "az bicep build --file infra/aci/main.bicep" in bicep
+    assert "az bicep lint --file infra/aci/main.bicep" in bicep
+    assert re.search(r"diff -u .*committed\.json.*built\.json", bicep)
+    assert "del(.metadata._generator)" in bicep
+    lowest = "\n".join(step.get("run", "") for step in jobs["lowest"]["steps"])
+    assert "--resolution lowest-direct" in lowest and "-m pytest" in lowest
+
+
 def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
     workflow = yaml_load(WORKFLOW)
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["pipeline"]
     by_name = {step.get("name"): step for step in job["steps"]}
     for name in ("Azure login", "Push the image to ACR", "Deploy to ACI", "Deployment marker"):
         assert by_name[name]["if"] == MAIN_ONLY, name

@@ -22,7 +22,8 @@ ROLE_READER = "200000000000000001"  # aci-reader's role in flags.json
 IN_ROLLOUT, OUT_OF_ROLLOUT = "300000000000000003", "300000000000000001"  # coin-flip by guild
 UNKNOWN = "I don't know `!{}`"
 REFUSED = "You can't use `!{}`"
-ASKED = "Only You can answer"
+# The bot names whoever must answer; a persona has a name of its own (not "You").
+ASKED = "Only {} can answer"
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ CASES = [
         "100000000000000002",
         {"aci-reader": True, "aci-operator": True, "beta-commands": False, "coin-flip": True},
         (
-            ("!aci restart web", ASKED),
+            ("!aci restart web", ASKED.format("Alex")),
             ("/press Cancel", "Cancelled: `web` was not restarted"),
             ("!beta", UNKNOWN.format("beta")),
             ("!flip", "Heads.|Tails."),
@@ -63,7 +64,7 @@ CASES = [
         {"aci-reader": True, "aci-operator": True, "beta-commands": True, "coin-flip": False},
         (
             ("!beta", "You're in the beta"),
-            ("!aci stop web", ASKED),
+            ("!aci stop web", ASKED.format("Noor")),
             ("/press Cancel", "Cancelled: `web` was not stopped"),
             ("!flip", UNKNOWN.format("flip")),
         ),
@@ -139,8 +140,8 @@ def test_the_console_prints_the_persona_s_flags_and_the_bot_acts_on_them(
 def test_the_persona_line_names_who_is_typing(transcript: Transcript) -> None:
     first = segments(transcript)[0][0]
     assert (
-        f"as user 100000000000000003 in guild {OUT_OF_ROLLOUT}; roles {ROLE_READER}; admin no"
-        in first
+        f"as Sam, user 100000000000000003 in guild {OUT_OF_ROLLOUT}; roles {ROLE_READER}; "
+        "admin no" in first
     )
 
 

@@ -138,7 +138,7 @@ def test_deploy_updates_the_image_waits_until_running_and_ready_and_times_each_p
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith(f"deployed {IMAGE} to bot in ")
-    for phase in ("read", "update", "running", "ready"):
+    for phase in ("read", "update", "running", "ready", "record"):
         assert f"{phase} " in last
     print(f"\ndeploy against the fake ARM: {result.seconds:.2f} s wall; {last}")
 
@@ -167,7 +167,10 @@ def test_deploy_updates_the_image_waits_until_running_and_ready_and_times_each_p
         "deploy.update",
         "deploy.running",
         "deploy.ready",
+        "deploy.record",
     ]
+    # The image is recorded where the template reads it (docs/azure.md, "Image drift").
+    assert arm.tags[RG] == {"chatops-bot-image": IMAGE}
     (update,) = [s for s in phases if s.name == "deploy.update"]
     (put_span,) = [s for s in finished if s.parent and s.parent.span_id == update.context.span_id]
     assert put_span.name == "azure.containerinstance.create_or_update"
@@ -304,7 +307,7 @@ def test_a_rollback_that_fails_too_is_reported(
 
 # -- the command line: az's -g/-n/--subscription, and progress per phase -------
 
-PHASES = ["read", "update", "running", "ready"]
+PHASES = ["read", "update", "running", "ready", "record"]
 
 
 def test_az_style_resource_group_name_and_subscription_are_accepted(

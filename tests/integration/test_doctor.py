@@ -104,6 +104,10 @@ async def world(
             "AZURE_ARM_ENDPOINT": arm.url,
             "FLAGS_FILE": str(tmp_path / "flags.json"),
             "FLAGS_PROVIDER": None,
+            "FLAGD_HOST": None,
+            "FLAGD_PORT": None,
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": None,
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": None,
             "COMMANDS_FILE": str(tmp_path / "commands.toml"),
             "HEALTH_PORT": str(closed_port()),
             "WEBHOOK_PORT": None,
@@ -214,6 +218,98 @@ async def test_each_broken_thing_fails_its_check_with_a_fix_and_exit_1(
     assert fix in checks[name]["fix"], checks[name]
     failed = [n for n, check in checks.items() if check["status"] == "fail"]
     assert name in failed
+
+
+# -- flags, the marker key and the collector's certificate: each failing for real -----
+
+
+async def test_a_flagd_server_that_does_not_answer_fails_with_the_fix(world: World) -> None:
+    world.env |= {"FLAGS_PROVIDER": "rpc", "FLAGD_HOST": "127.0.0.1"}
+    world.env["FLAGD_PORT"] = str(closed_port())
+    code, checks = await world.checks()
+    assert code == 1
+    flags = checks["flags"]
+    assert flags["status"] == "fail", flags
+    assert f"flagd at 127.0.0.1:{world.env['FLAGD_PORT']}: no answer" in flags["detail"]
+    assert "start flagd" in flags["fix"]
+
+
+async def test_a_flagd_server_that_answers_passes(world: World) -> None:
+    with socket.socket() as flagd:
+        flagd.bind(("127.0.0.1", 0))
+        flagd.listen()
+        world.env |= {"FLAGS_PROVIDER": "in-process", "FLAGD_HOST": "127.0.0.1"}
+        world.env["FLAGD_PORT"] = str(flagd.getsockname()[1])
+        _, checks = await world.checks()
+    assert checks["flags"]["status"] == "ok", checks["flags"]
+
+
+async def test_a_missing_flags_file_warns_that_every_permission_flag_denies(
+    world: World, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-flags.json"
+    world.env["FLAGS_FILE"] = str(missing)
+    code, checks = await world.checks()
+    flags = checks["flags file"]
+    # A warning, not a failure: the bot runs, with every flag at its code default.
+    assert (code, flags["status"]) == (0, "warn"), flags
+    assert str(missing) in flags["detail"]
+    assert f"create {missing}" in flags["fix"] and "FLAGS_FILE" in flags["fix"]
+
+
+async def test_a_rejected_marker_key_fails_apart_from_the_ingest_key(world: World) -> None:
+    world.env["HONEYCOMB_MARKER_KEY"] = "not-the-marker-key"
+    code, checks = await world.checks()
+    assert code == 1
+    marker = checks["honeycomb marker key"]
+    assert marker["status"] == "fail", marker
+    assert "Honeycomb rejected HONEYCOMB_MARKER_KEY (401)" in marker["detail"]
+    assert "set HONEYCOMB_MARKER_KEY" in marker["fix"]
+    assert checks["honeycomb api key"]["status"] == "ok"
+
+
+async def test_a_marker_key_without_the_markers_permission_fails(world: World) -> None:
+    world.env["HONEYCOMB_MARKER_KEY"] = HONEYCOMB_KEY
+    world.honeycomb.access["markers"] = False
+    code, checks = await world.checks()
+    assert code == 1
+    marker = checks["honeycomb marker key"]
+    assert marker["status"] == "fail", marker
+    assert "the key may not send markers" in marker["detail"]
+    assert "markers permission" in marker["fix"]
+
+
+async def test_a_missing_otlp_certificate_file_fails_with_the_setting_to_fix(
+    world: World, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    world.env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = str(missing)
+    code, checks = await world.checks()
+    assert code == 1
+    otlp = checks["otlp endpoint"]
+    assert otlp["status"] == "fail", otlp
+    assert str(missing) in otlp["detail"]
+    assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in otlp["fix"]
+    assert world.otlp.requests == 0
+
+
+async def test_an_otlp_certificate_that_did_not_sign_the_collector_s_fails(
+    world: World, tmp_path: Path
+) -> None:
+    collector = make_certificate(tmp_path / "collector")
+    other = make_certificate(tmp_path / "other")
+    async with OtlpReceiver(ssl_context=collector.server_context()) as tls:
+        world.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = tls.endpoint
+        world.env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = str(other.cert_path)
+        code, checks = await world.checks()
+        otlp = checks["otlp endpoint"]
+        assert code == 1 and otlp["status"] == "fail", otlp
+        assert "certificate" in otlp["detail"]
+        assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in otlp["fix"]
+        # The right certificate: the same collector passes.
+        world.env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = str(collector.cert_path)
+        _, checks = await world.checks()
+        assert checks["otlp endpoint"]["status"] == "ok", checks["otlp endpoint"]
 
 
 async def test_a_reader_role_allows_the_reads_only(world: World) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from bot.config import Settings
 from bot.harness import connected_bot
 from bot.health import health_app, start_health_server
 from bot.sandbox import FakeDiscord
+from commands.ops.open_alerts import MAX_ROWS, OpenAlerts, Posted
 from telemetry import schema
+from telemetry.honeycomb_payloads import BUDGET_RATE, EXHAUSTION_TIME, TRIGGER, template
 from tests.helpers.sandbox_chat import until
 
 SECRET = "hook-secret-456"
@@ -79,6 +83,31 @@ async def hooked(
         finally:
             await runner.cleanup()
             await receiver.close()
+
+
+@asynccontextmanager
+async def receiving(bot: ChatOpsBot) -> AsyncIterator[str]:
+    """``/hooks/honeycomb`` for ``bot``, mounted as ``chatops run`` mounts it; its URL."""
+    receiver = honeycomb_hook(bot.settings, bot.announce_alert)
+    assert receiver is not None
+    app = health_app(lambda: bot.gateway_up)
+    app.add_routes(receiver.routes())
+    runner = await start_health_server(app, 0)
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/honeycomb"
+    finally:
+        await runner.cleanup()
+        await receiver.close()
+
+
+@asynccontextmanager
+async def lifetime(configured: Settings, fake: FakeDiscord) -> AsyncIterator[str]:
+    """One life of the bot and its receiver (a ``chatops run`` between two restarts)."""
+    async with AsyncExitStack() as stack:
+        bot = await stack.enter_async_context(
+            connected_bot(configured, fake, guild_ready_timeout=0.05)
+        )
+        yield await stack.enter_async_context(receiving(bot))
 
 
 async def post(
@@ -214,3 +243,165 @@ async def test_a_result_link_that_is_not_https_is_not_linked(
     (embed,) = fake.messages_in(alerts)[0]["embeds"]
     assert "url" not in embed or embed["url"] is None
     assert "](" not in embed["description"]
+
+
+async def test_a_resolution_after_a_restart_of_the_bot_edits_the_original_post(
+    settings: Settings, fake: FakeDiscord, alerts: int, tmp_path: Path,
+    spans: InMemorySpanExporter,
+) -> None:  # fmt: skip
+    """Two lifetimes of bot and receiver over one state file: the alert fires in the
+    first, resolves in the second, and the channel still holds one post, edited."""
+    configured = settings.model_copy(
+        update={
+            "alert_channel_id": alerts,
+            "honeycomb_webhook_secret": SecretStr(SECRET),
+            "honeycomb_hook_state_db": tmp_path / "hooks.db",
+        }
+    )
+    async with lifetime(configured, fake) as url:
+        assert (await post(url, trigger(), delivery="fire"))[0] == 202
+        await until(lambda: len(posts_spans(spans)) == 1)
+    (first,) = fake.messages_in(alerts)
+    async with lifetime(configured, fake) as url:
+        assert (await post(url, trigger("OK"), delivery="resolve"))[0] == 202
+        await until(lambda: len(posts_spans(spans)) == 2)
+    (edited,) = fake.messages_in(alerts)
+    assert edited["id"] == first["id"]
+    assert edited["embeds"][0]["title"] == "\u2705 Resolved: chatops: a command's p95 over 2 s"
+    assert posts_spans(spans)[1].attributes[schema.ALERT_EDITED] is True
+
+
+async def test_an_open_alert_whose_post_was_deleted_is_posted_again(
+    hooked: tuple[ChatOpsBot, str], fake: FakeDiscord, alerts: int, spans: InMemorySpanExporter
+) -> None:
+    bot, url = hooked
+    assert (await post(url, trigger(), delivery="a"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 1)
+    (message,) = fake.messages_in(alerts)
+    await bot.http.delete_message(alerts, int(message["id"]))  # someone removed the post
+    assert (await post(url, trigger("OK"), delivery="b"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 2)
+    assert fake.messages_in(alerts)[1]["embeds"][0]["title"].startswith("\u2705 Resolved")
+    assert posts_spans(spans)[1].attributes[schema.OUTCOME] == "ok"
+
+
+def test_open_alerts_are_forgotten_after_seven_days_and_bounded(tmp_path: Path) -> None:
+    store = OpenAlerts(tmp_path / "hooks.db")
+    day_ns = 86_400 * 10**9
+    store.remember("old", Posted(1, 2), 0)
+    assert store.find("old", 6 * day_ns) == Posted(1, 2)
+    assert store.find("old", 8 * day_ns) is None
+    for i in range(MAX_ROWS + 5):
+        store.remember(f"k{i}", Posted(1, i), 8 * day_ns + i)
+    assert store.count() == MAX_ROWS
+    assert store.find("k0", 8 * day_ns + MAX_ROWS) is None
+    assert store.find(f"k{MAX_ROWS + 4}", 8 * day_ns + MAX_ROWS) is not None
+    store.close()
+
+
+# -- the payloads `chatops honeycomb apply` gives the recipient, rendered as Honeycomb would
+
+SLO_URL = "https://ui.honeycomb.io/acme/environments/prod/datasets/chatops-bot/slos/sLo123"
+
+
+def render(kind: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The recipient's template for ``kind`` filled in: each ``{{ toJson .A.B }}`` becomes
+    the JSON of that variable (Go's text/template with Honeycomb's ``toJson``)."""
+
+    def value(match: re.Match[str]) -> str:
+        found: Any = variables
+        for part in match.group(1).strip(".").split("."):
+            found = found[part]
+        return json.dumps(found)
+
+    text = re.sub(r"\{\{\s*toJson\s+(\.[\w.]+)\s*\}\}", value, template(kind))
+    assert "{{" not in text, "a template uses more than toJson of a variable"
+    return dict(json.loads(text))
+
+
+def alert_vars(status: str, summary: str, description: str) -> dict[str, Any]:
+    """The ``.Alert`` variables (docs: "Custom Webhook Variables")."""
+    return {
+        "Status": status,
+        "Summary": summary,
+        "Description": description,
+        "InstanceID": "1015bd0f-99a3-41e7-817e-9c831df21262",
+        "IsTest": False,
+    }
+
+
+def trigger_vars(status: str = "TRIGGERED") -> dict[str, Any]:
+    return {
+        "ID": "trg4Kd8",
+        "Name": "chatops: a command's p95 over 2 s",
+        "Description": 'Runbook: "docs/ops-loop.md"',
+        "URL": "https://ui.honeycomb.io/acme/environments/prod/datasets/x/triggers/trg4Kd8",
+        "Result": {
+            "URL": RESULT,
+            "GroupsTriggered": [
+                {"Group": [{"Key": "app.command", "Value": "mtg"}], "Result": 3120.5}
+            ],
+        },
+        "Alert": alert_vars(
+            status,
+            f"{status.title()}: chatops: a command's p95 over 2 s",
+            "prod environment:\nCurrently greater than threshold value (2000) for app.command: mtg",
+        ),
+    }
+
+
+def burn_vars(status: str = "TRIGGERED") -> dict[str, Any]:
+    return {
+        "ID": "sLo123",
+        "Name": "chatops: commands succeed",
+        "Description": "99.5 % of commands succeed over 30 days",
+        "URL": SLO_URL,
+        "Alert": alert_vars(
+            status,
+            f"{status.title()}: SLO chatops: commands succeed",
+            "Budget exhausted within 4 hours at the current rate",
+        ),
+    }
+
+
+async def test_a_trigger_from_the_recipients_template_is_posted_like_the_default_payload(
+    hooked: tuple[ChatOpsBot, str], fake: FakeDiscord, alerts: int, spans: InMemorySpanExporter
+) -> None:
+    _, url = hooked
+    assert (await post(url, render(TRIGGER, trigger_vars()), delivery="t1"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 1)
+    (embed,) = fake.messages_in(alerts)[0]["embeds"]
+    assert embed["title"] == "\U0001f525 chatops: a command's p95 over 2 s"
+    assert embed["url"] == RESULT
+    assert "app.command: mtg" in embed["description"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["triggered by"] == "`app.command=mtg: 3120.5`"
+    assert (await post(url, render(TRIGGER, trigger_vars("OK")), delivery="t2"))[0] == 202
+    await until(lambda: len(posts_spans(spans)) == 2)
+    (resolved,) = fake.messages_in(alerts)
+    assert resolved["embeds"][0]["title"].startswith("\u2705 Resolved")
+
+
+async def test_burn_alerts_from_the_recipients_templates_fire_and_resolve_each_in_its_post(
+    hooked: tuple[ChatOpsBot, str], fake: FakeDiscord, alerts: int, spans: InMemorySpanExporter
+) -> None:
+    """Both burn alerts of one SLO fire: two posts; one resolves: its own post is edited."""
+    _, url = hooked
+    assert (await post(url, render(EXHAUSTION_TIME, burn_vars()), delivery="b1"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 1)
+    assert (await post(url, render(BUDGET_RATE, burn_vars()), delivery="b2"))[0] == 202
+    await until(lambda: len(fake.messages_in(alerts)) == 2)
+    exhaustion, rate = (m["embeds"][0] for m in fake.messages_in(alerts))
+    assert exhaustion["title"] == "\U0001f525 chatops: commands succeed"
+    assert exhaustion["url"] == SLO_URL
+    assert "within 4 hours" in exhaustion["description"]
+    assert "SLO burn alert (exhaustion time)" in exhaustion["footer"]["text"]
+    assert "SLO burn alert (budget rate)" in rate["footer"]["text"]
+
+    resolved = render(EXHAUSTION_TIME, burn_vars("OK"))
+    assert (await post(url, resolved, delivery="b3"))[0] == 202
+    await until(lambda: len(posts_spans(spans)) == 3)
+    exhaustion, rate = (m["embeds"][0] for m in fake.messages_in(alerts))
+    assert exhaustion["title"] == "\u2705 Resolved: chatops: commands succeed"
+    assert rate["title"] == "\U0001f525 chatops: commands succeed"
+    assert hook_spans(spans)[2].attributes[schema.ALERT_STATUS] == "OK"

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from bot.cli.main import cli
 from bot.cli.output import PIPED_WIDTH
 from bot.cli.query_verbs import COMMANDS
+from telemetry.honeycomb_payloads import KINDS, template
 from telemetry.store import SpanStore
 from tests.fakes.honeycomb_api import FakeHoneycomb
 from tests.helpers.stored_spans import root, store_tracer
@@ -224,6 +225,9 @@ def test_honeycomb_apply_creates_triggers_slo_burn_alerts_and_the_webhook_once(
     (recipient,) = honeycomb.recipients
     assert recipient["details"]["webhook_url"] == "https://bot.example/hooks/honeycomb"
     assert recipient["details"]["webhook_secret"] == "hook-secret-456"
+    # Burn alerts' default payload differs from a trigger's: one template per alert type.
+    templates = recipient["details"]["webhook_payloads"]["payload_templates"]
+    assert templates == {kind: {"body": template(kind)} for kind in KINDS}
     by_name = {t["name"]: t for t in honeycomb.triggers}
     p95 = by_name["chatops: a command's p95 over 2 s"]
     assert p95["query"]["calculations"] == [{"op": "P95", "column": "duration_ms"}]

@@ -37,6 +37,8 @@ MISTAKES = [
     ("run", "COMMANDS_FILE", "/nonexistent/commands.toml", "does not exist"),
     ("run", "AZURE_SUBSCRIPTION_ID", "0f0e7c1a", "AZURE_RESOURCE_GROUP is not"),
     ("console", "AZURE_SUBSCRIPTION_ID", "0f0e7c1a", "AZURE_RESOURCE_GROUP is not"),
+    ("run", "AZURE_WATCH_INTERVAL_S", "30", "ALERT_CHANNEL_ID is not"),
+    ("console", "AZURE_WATCH_INTERVAL_S", "30", "ALERT_CHANNEL_ID is not"),
 ]
 
 

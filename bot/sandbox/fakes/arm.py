@@ -29,6 +29,7 @@ from bot.sandbox.fakes.tls import SelfSignedCertificate
 
 JSON = dict[str, Any]
 API_VERSION = "2023-05-01"
+TAGS_API_VERSION = "2021-04-01"  # Microsoft.Resources/tags
 PROVIDER = "Microsoft.ContainerInstance"
 TOKEN = "fake-arm-token"  # a test token for a local fake
 
@@ -109,12 +110,16 @@ class FakeArm:
     poll_retry_after: str | None = None
     groups: dict[tuple[str, str], JSON] = field(default_factory=dict)
     secure_values: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    # (rg, group, volume, file) -> the base64 content a PUT sent for a secret volume file
+    secret_files: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
     unpullable_images: set[str] = field(default_factory=set)
     crashing_images: set[str] = field(default_factory=set)
     requests: list[Seen] = field(default_factory=list)
     faults: list[ArmFault] = field(default_factory=list)
     operations: dict[str, Operation] = field(default_factory=dict)
+    # Resource group tags (ARM's Tags API, PATCH with operation Merge).
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -137,6 +142,10 @@ class FakeArm:
                 web.post(group + "/start", self.start),
                 web.post(group + "/stop", self.stop),
                 web.get(group + "/containers/{container}/logs", self.container_logs),
+                web.patch(
+                    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Resources/tags/default",
+                    self.patch_tags,
+                ),
                 web.get(
                     f"/subscriptions/{{sub}}/providers/{PROVIDER}/locations/{{loc}}/operations/{{op}}",
                     self.operation,
@@ -273,7 +282,8 @@ class FakeArm:
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return arm_error(401, "AuthenticationFailed", "Authentication failed.")
-        if request.query.get("api-version") != API_VERSION:
+        expected = TAGS_API_VERSION if "/Microsoft.Resources/tags/" in request.path else API_VERSION
+        if request.query.get("api-version") != expected:
             return arm_error(400, "InvalidApiVersionParameter", "The api-version is invalid.")
         for fault in self.faults:
             hit = fault.times > 0 and fault.method in ("*", request.method)
@@ -349,6 +359,16 @@ class FakeArm:
                     self.secure_values.pop(key, None)
                     kept.append({"name": var["name"], "value": ""})
             cprops["environmentVariables"] = kept
+        # Secret volumes: kept here, and like secure variables never returned by GET
+        # (the file names stay, each value null).
+        for volume in props.get("volumes", []):
+            if "secret" in volume:
+                for file, value in volume["secret"].items():
+                    if value is not None:
+                        self.secret_files[(rg, name, volume["name"], file)] = value
+                    else:
+                        self.secret_files.pop((rg, name, volume["name"], file), None)
+                volume["secret"] = dict.fromkeys(volume["secret"])
             old = cprops.get("instanceView") or {}
             cprops["instanceView"] = {**old, "currentState": {"state": "Waiting"}}
         self.groups[(rg, name)] = group
@@ -374,6 +394,24 @@ class FakeArm:
         )
         headers = self._operation(apply, failure)
         return web.json_response(group, status=200 if existed else 201, headers=headers)
+
+    async def patch_tags(self, request: web.Request) -> web.Response:
+        """Tags - Update At Scope: Merge adds or replaces the given tags, keeps the others."""
+        body: JSON = await request.json()
+        if body.get("operation") != "Merge":
+            return arm_error(400, "InvalidRequest", "only Merge is faked")
+        tags = self.tags.setdefault(request.match_info["rg"], {})
+        tags.update(body["properties"]["tags"])
+        scope = request.path.removesuffix("/providers/Microsoft.Resources/tags/default")
+        return web.json_response(
+            {
+                "id": request.path,
+                "name": "default",
+                "type": "Microsoft.Resources/tags",
+                "properties": {"tags": dict(tags)},
+                "scope": scope,
+            }
+        )
 
     async def restart(self, request: web.Request) -> web.Response:
         group = self._group_or_404(request)
