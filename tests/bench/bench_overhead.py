@@ -468,6 +468,36 @@ def ratios(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    """Median [min-max] of per-round values."""
+    if not values:
+        return "-"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:{fmt}} [{low:{fmt}}-{high:{fmt}}]"
+
+
+def spread_table(by_name: dict[str, list[Result]]) -> str:
+    """Each round's ratio to the plain bot of the same round: median and spread."""
+    names = list(by_name)
+    base_rounds = by_name[names[0]]
+    head = (
+        f"{'per round, against plain':<28} {'CPU c1':>18} {'CPU cN':>18} "
+        f"{'+p99 c1 ms':>20} {'+RSS MB':>18}"
+    )
+    lines = [head, "-" * len(head)]
+    for name in names[1:]:
+        pairs = list(zip(by_name[name], base_rounds, strict=False))
+        c1 = [r.c1.cpu_ms_per_message / b.c1.cpu_ms_per_message for r, b in pairs]
+        cn = [r.cN.cpu_ms_per_message / b.cN.cpu_ms_per_message for r, b in pairs]
+        p99 = [r.c1.pct(0.99) - b.c1.pct(0.99) for r, b in pairs]
+        rss = [r.peak_rss_mb - b.peak_rss_mb for r, b in pairs]
+        lines.append(
+            f"{name:<28} {_spread(c1, '.2f'):>18} {_spread(cn, '.2f'):>18} "
+            f"{_spread(p99, '+.2f'):>20} {_spread(rss, '+.1f'):>18}"
+        )
+    return "\n".join(lines)
+
+
 def instruction_table(results: list[Result]) -> str:
     base = results[0]
     head = (
@@ -562,6 +592,9 @@ async def main() -> None:
     print(table(results))
     print()
     print(ratios(results))
+    if rounds > 1:
+        print()
+        print(spread_table(by_name))
     if args.instructions:
         print()
         print(instruction_table(results))
