@@ -428,7 +428,7 @@ class Settings(BaseSettings):
     # The OpenTelemetry SDK's batch settings, as the trace pipeline reads them.
     otel_bsp_schedule_delay: int = Field(default=1000, ge=10, le=3_600_000)
     otel_bsp_max_queue_size: int = Field(default=8192, ge=64, le=1_000_000)
-    otel_bsp_max_export_batch_size: int = Field(default=2048, ge=1, le=1_000_000)
+    otel_bsp_max_export_batch_size: int = Field(default=512, ge=1, le=1_000_000)
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 

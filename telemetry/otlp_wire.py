@@ -306,6 +306,11 @@ _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 
 
+def _length(n: int) -> bytes:
+    """The varint length prefix of an ``n``-byte length-delimited field."""
+    return _SMALL[n] if n < 0x80 else _varint(n)
+
+
 def _sized(body: bytes | bytearray) -> bytes:
     """``body`` preceded by its length, the payload of a length-delimited field."""
     n = len(body)
@@ -695,17 +700,19 @@ class RequestBuilder:
         self._count += 1
 
     def build(self) -> bytes:
-        out = bytearray()
+        """The request in one allocation: lengths are summed first and every piece is
+        joined once (nesting bytearrays copied each span three more times, ~4 MB at
+        the peak of a 2,048-span batch)."""
+        parts: list[bytes] = []
         for res, scopes in self._groups.values():
-            resource_spans = bytearray(res.head)
+            resource_parts = [res.head]
             for sc, spans in scopes.values():
-                scope_spans = sc.head + b"".join(spans) + sc.tail
-                resource_spans += _RS_SCOPE_SPANS
-                resource_spans += _sized(scope_spans)
-            resource_spans += res.tail
-            out += _REQ_RESOURCE_SPANS
-            out += _sized(resource_spans)
-        return bytes(out)
+                size = len(sc.head) + sum(map(len, spans)) + len(sc.tail)
+                resource_parts += (_RS_SCOPE_SPANS, _length(size), sc.head, *spans, sc.tail)
+            resource_parts.append(res.tail)
+            size = sum(map(len, resource_parts))
+            parts += (_REQ_RESOURCE_SPANS, _length(size), *resource_parts)
+        return b"".join(parts)
 
     def clear(self) -> None:
         self._groups.clear()

@@ -44,7 +44,7 @@ MAX_SPANS_PER_TRACE = 512
 MAX_PENDING_SPANS = 8192
 MAX_DECIDED = 4096
 EXPORT_BATCH_SIZE = 512  # spans per export call of an SDK exporter
-FLUSH_AT_SPANS = 2048  # flush before the timer when this many spans wait
+FLUSH_AT_SPANS = 512  # flush before the timer when this many spans wait (the SDK's default)
 SCHEDULE_DELAY_S = 1.0
 SAMPLE_RATE = "SampleRate"  # Honeycomb's weight attribute: this event stands for N
 
