@@ -361,7 +361,7 @@ _KEY_CACHE: dict[str, bytes] = {}
 # sized KeyValues by (key, value); one dict per value type, as True == 1 == 1.0
 _STR_CACHE: dict[tuple[str, str], bytes] = {}
 _INT_CACHE: dict[tuple[str, int], bytes] = {}
-_CACHE_LIMIT: Final = 4096
+_CACHE_LIMIT: Final = 1024
 _CACHED_STR_MAX: Final = 64
 
 
