@@ -60,6 +60,9 @@ def apply_limits(limits: Limits, targets: Iterable[commands.Command[Any, ..., An
 # and how many users it remembers as told in their current window.
 COUNTED_IDS = 1024
 TOLD_USERS = 4096
+# Users with a live window the limit keeps; past it, the least recently active one's
+# window is forgotten early (a backstop: windows that ended are dropped first).
+ACTIVE_USERS = 65_536
 
 
 class UserRateLimit:
@@ -78,7 +81,10 @@ class UserRateLimit:
     """
 
     def __init__(self, rate: int, per: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._buckets = commands.CooldownMapping.from_cooldown(rate, per, commands.BucketType.user)
+        self._rate = rate
+        self._per = per
+        # user id -> (their window, when they last used it), least recently active first
+        self._buckets: OrderedDict[int, tuple[commands.Cooldown, float]] = OrderedDict()
         self._clock = clock
         self._counted: OrderedDict[int, None] = OrderedDict()
         # user id -> when the window in which they were told ends (monotonic seconds)
@@ -91,12 +97,30 @@ class UserRateLimit:
         if len(self._counted) > COUNTED_IDS:
             self._counted.popitem(last=False)
         now = self._clock()
-        bucket = self._buckets.get_bucket(ctx.message, now)
-        retry_after = bucket.update_rate_limit(now) if bucket else None
-        if retry_after and bucket:
+        bucket = self._bucket(ctx.author.id, now)
+        retry_after = bucket.update_rate_limit(now)
+        if retry_after:
             notify = self._tell(ctx.author.id, now, retry_after) or ctx.interaction is not None
             raise Throttled(bucket, retry_after, notify=notify)
         return True
+
+    def _bucket(self, user_id: int, now: float) -> commands.Cooldown:
+        """``user_id``'s window, as discord.py's ``CooldownMapping`` keeps it per user.
+
+        That mapping walks every user's bucket on every command to drop ended
+        windows, which costs a busy bot a scan of all its recent users per message;
+        kept in order of last use, only the ended ones at the old end are looked at.
+        """
+        buckets = self._buckets
+        entry = buckets.pop(user_id, None)
+        bucket = entry[0] if entry is not None else commands.Cooldown(self._rate, self._per)
+        while buckets:
+            oldest, (_, last_used) = next(iter(buckets.items()))
+            if now <= last_used + self._per and len(buckets) < ACTIVE_USERS:
+                break
+            del buckets[oldest]
+        buckets[user_id] = (bucket, now)
+        return bucket
 
     def _tell(self, user_id: int, now: float, retry_after: float) -> bool:
         """Whether to tell ``user_id`` now: not told yet in the window ending in ``retry_after``."""

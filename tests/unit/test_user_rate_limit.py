@@ -59,3 +59,16 @@ async def test_an_interaction_is_always_told() -> None:
     slash = [await verdict(limit, context(1, interaction=object())) for _ in range(4)]
     assert slash == ["ok", "told", "told", "told"]
     assert await verdict(limit, context(1)) == "quiet"
+
+
+async def test_windows_that_ended_are_forgotten_and_live_ones_kept() -> None:
+    """Memory follows the users active within one window, not everyone ever seen."""
+    clock = Clock()
+    limit = UserRateLimit(1, 10.0, clock=clock)
+    for user in range(100):
+        assert await verdict(limit, context(user)) == "ok"
+    clock.now += 9.0
+    assert await verdict(limit, context(7)) == "told"  # still inside their window
+    clock.now += 1.5  # every window has ended; user 7 was active 1.5 s ago
+    assert await verdict(limit, context(1000)) == "ok"
+    assert sorted(limit._buckets) == [7, 1000]
