@@ -21,6 +21,7 @@ where ``telemetry.propagation.propagate_trace`` allows (never to Discord).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -147,6 +148,19 @@ def _request_attributes(method: str, url: Any, mode: HttpSemconv) -> tuple[str, 
     return name, attributes
 
 
+def _as_the_caller_sees_it(request: ClientRequest, exception: BaseException) -> BaseException:
+    """The session's total timeout cancels the request inside the middleware; aiohttp
+    turns that ``CancelledError`` into the ``TimeoutError`` its caller gets only after
+    the middleware has returned. Record the timeout, not a cancellation (a task
+    cancelled from outside stays ``CancelledError``)."""
+    timer = getattr(request, "_timer", None)  # aiohttp's TimerContext; absent: as raised
+    if isinstance(exception, asyncio.CancelledError) and getattr(timer, "_cancelled", False):
+        timeout = TimeoutError()
+        timeout.__cause__ = exception
+        return timeout
+    return exception
+
+
 def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
     """An aiohttp client middleware making one span per attempt, with the names ``mode``
     asks for (chosen once: per request, nothing but the attributes themselves).
@@ -167,9 +181,10 @@ def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
             inject(request.headers)
             response = await handler(request)
         except BaseException as exception:
-            span.set_attribute(ERROR_TYPE, error_type(exception))
-            span.set_status(Status(StatusCode.ERROR, type(exception).__qualname__))
-            span.record_exception(exception)
+            failure = _as_the_caller_sees_it(request, exception)
+            span.set_attribute(ERROR_TYPE, error_type(failure))
+            span.set_status(Status(StatusCode.ERROR, type(failure).__qualname__))
+            span.record_exception(failure)
             raise
         else:
             status = response.status

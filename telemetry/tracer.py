@@ -100,8 +100,8 @@ def detach(token: Token[Context]) -> None:
         return
     try:
         _CONTEXT_VAR.reset(token)
-    except ValueError:
-        context_api.detach(token)  # logs "Failed to detach context", as the API does
+    except Exception:  # another context's token (ValueError), a used one (RuntimeError)
+        context_api.detach(token)  # fails again and logs "Failed to detach context", as the API
 
 
 class _Ids:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.abc import AbstractResolver
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_METHOD, HTTP_URL
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
@@ -12,6 +21,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from yarl import URL
 
 from telemetry.http_spans import _request_attributes
+from telemetry.tracer import LeanTracerProvider
 
 TOKEN = "aW50ZXJhY3Rpb246MTIzOnNlY3JldA"
 
@@ -42,3 +52,40 @@ def test_dup_adds_the_old_names_with_the_same_redacted_url() -> None:
     assert attributes[HTTP_METHOD] == "PATCH"
     assert attributes[HTTP_URL] == attributes[URL_FULL]
     assert TOKEN not in repr(attributes)
+
+
+async def test_a_request_that_outlives_the_sessions_timeout_is_recorded_as_a_timeout(
+    spans: InMemorySpanExporter,
+) -> None:
+    """aiohttp cancels a request whose total timeout runs out and hands its caller a
+    ``TimeoutError``; the span must say the same, not ``CancelledError``."""
+
+    class Unanswered(AbstractResolver):
+        async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[Any]:
+            await asyncio.sleep(30)
+            return []
+
+        async def close(self) -> None:
+            return None
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=Unanswered()),
+        timeout=aiohttp.ClientTimeout(total=0.2),
+    )  # the test process installed tracing: every session has the span middleware
+    async with session:
+        with pytest.raises(TimeoutError):
+            await session.get("http://never.test/x")
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "GET"]
+    assert span.attributes is not None
+    assert span.attributes[ERROR_TYPE] == "TimeoutError"
+    assert [e.attributes["exception.type"] for e in span.events if e.attributes] == ["TimeoutError"]
+
+
+def test_leaving_a_span_twice_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """As the OpenTelemetry API does: a context token used twice is logged, and the
+    span still ends."""
+    tracer = LeanTracerProvider(Resource({})).get_tracer("t")
+    current = tracer.start_as_current_span("twice")
+    with current, current:
+        pass
+    assert "Failed to detach context" in caplog.text
