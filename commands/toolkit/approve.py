@@ -15,16 +15,15 @@ No answer within ``timeout_s`` expires the request, as a confirmation does.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import discord
 
-from commands.toolkit.confirm import NOT_YOURS, Answer, Decision, Press, hand_over
+from commands.toolkit.confirm import NOT_YOURS, Decision, Question
 from commands.toolkit.flag_checks import allowed
 from commands.toolkit.replies import tell_privately
-from commands.toolkit.views import TracedView, custom_id_of
+from commands.toolkit.views import custom_id_of
 from telemetry.schema import Outcome
 from telemetry.spans import current_trace
 
@@ -37,8 +36,11 @@ NOT_AN_APPROVER = "Only an operator can approve this."
 Refused = Callable[[discord.Interaction[Any], str], None]
 
 
-class Approve(TracedView):
-    """Two buttons; ``wait_for_answer`` returns an approval, a cancellation, or a timeout."""
+class Approve(Question):
+    """Two buttons; ``wait_for_answer`` returns an approval (by someone else), a
+    cancellation, or a timeout."""
+
+    YES = Decision.APPROVED
 
     def __init__(
         self,
@@ -48,13 +50,9 @@ class Approve(TracedView):
         approver_flag: str,
         on_refused: Refused | None = None,
     ) -> None:
-        super().__init__(timeout=timeout_s + 5)
-        self.requester_id = requester_id
-        self.timeout_s = timeout_s
+        super().__init__(requester_id, timeout_s)
         self.approver_flag = approver_flag
         self.on_refused = on_refused
-        self._presses: asyncio.Queue[Press] = asyncio.Queue()
-        self._taken: Press | None = None
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         is_requester = interaction.user.id == self.requester_id
@@ -83,27 +81,10 @@ class Approve(TracedView):
     async def approve(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        await hand_over(self._presses, Press(True, interaction))
+        await self.hand_over(True, interaction)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ID)
     async def cancel(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        await hand_over(self._presses, Press(False, interaction))
-
-    async def wait_for_answer(self) -> Answer:
-        """``APPROVED`` (by someone else), ``CANCELLED``, or ``TIMED_OUT`` after ``timeout_s``."""
-        try:
-            press = await asyncio.wait_for(self._presses.get(), self.timeout_s)
-        except TimeoutError:
-            self.stop()
-            return Answer(Decision.TIMED_OUT, None)
-        self.stop()
-        self._taken = press
-        return Answer(
-            Decision.APPROVED if press.confirmed else Decision.CANCELLED, press.interaction
-        )
-
-    def answered(self) -> None:
-        if self._taken is not None:
-            self._taken.handled.set()
+        await self.hand_over(False, interaction)

@@ -56,14 +56,49 @@ class Press:
     handled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def hand_over(presses: asyncio.Queue[Press], press: Press) -> None:
-    """Give the press to the waiting command and wait (bounded) until it has answered it."""
-    presses.put_nowait(press)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
+class Question(TracedView):
+    """What a confirmation and an approval share: the presses handed over, the bounded
+    wait for one, and letting its span end once the command has answered it.
+
+    A subclass adds its buttons (each calling ``hand_over``), says who may press
+    (``interaction_check``) and which decision a positive press is (``YES``).
+    """
+
+    YES = Decision.CONFIRMED
+
+    def __init__(self, requester_id: int, timeout_s: float) -> None:
+        # The view's own timeout is a backstop; ``wait_for_answer`` bounds the wait.
+        super().__init__(timeout=timeout_s + 5)
+        self.requester_id = requester_id
+        self.timeout_s = timeout_s
+        self._presses: asyncio.Queue[Press] = asyncio.Queue()
+        self._taken: Press | None = None
+
+    async def hand_over(self, confirmed: bool, interaction: discord.Interaction[Any]) -> None:
+        """Give the press to the waiting command and wait (bounded) until it has answered it."""
+        press = Press(confirmed, interaction)
+        self._presses.put_nowait(press)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(press.handled.wait(), ANSWER_WAIT_S)
+
+    async def wait_for_answer(self) -> Answer:
+        """``YES`` or ``CANCELLED`` as pressed, or ``TIMED_OUT`` after ``timeout_s``."""
+        try:
+            press = await asyncio.wait_for(self._presses.get(), self.timeout_s)
+        except TimeoutError:
+            self.stop()
+            return Answer(Decision.TIMED_OUT, None)
+        self.stop()
+        self._taken = press
+        return Answer(self.YES if press.confirmed else Decision.CANCELLED, press.interaction)
+
+    def answered(self) -> None:
+        """The command has answered the press: let the press's span end."""
+        if self._taken is not None:
+            self._taken.handled.set()
 
 
-class Confirm(TracedView):
+class Confirm(Question):
     """Two buttons; ``wait_for_answer`` returns the requester's press or a timeout."""
 
     def __init__(
@@ -73,14 +108,9 @@ class Confirm(TracedView):
         *,
         on_refused: Callable[[discord.Interaction[Any]], None] | None = None,
     ) -> None:
-        # The view's own timeout is a backstop; ``wait_for_answer`` bounds the wait.
-        super().__init__(timeout=timeout_s + 5)
-        self.requester_id = requester_id
+        super().__init__(requester_id, timeout_s)
         # Told about each refused press (the audit channel posts it).
         self.on_refused = on_refused
-        self.timeout_s = timeout_s
-        self._presses: asyncio.Queue[Press] = asyncio.Queue()
-        self._taken: Press | None = None
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         """Only the requester; others are told privately (in the press's own span)."""
@@ -98,31 +128,10 @@ class Confirm(TracedView):
     async def confirm(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        await self._hand_over(Press(True, interaction))
+        await self.hand_over(True, interaction)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ID)
     async def cancel(
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]
     ) -> None:
-        await self._hand_over(Press(False, interaction))
-
-    async def _hand_over(self, press: Press) -> None:
-        await hand_over(self._presses, press)
-
-    async def wait_for_answer(self) -> Answer:
-        """The requester's decision, or ``TIMED_OUT`` after ``timeout_s``."""
-        try:
-            press = await asyncio.wait_for(self._presses.get(), self.timeout_s)
-        except TimeoutError:
-            self.stop()
-            return Answer(Decision.TIMED_OUT, None)
-        self.stop()
-        self._taken = press
-        return Answer(
-            Decision.CONFIRMED if press.confirmed else Decision.CANCELLED, press.interaction
-        )
-
-    def answered(self) -> None:
-        """The command has answered the press: let the press's span end."""
-        if self._taken is not None:
-            self._taken.handled.set()
+        await self.hand_over(False, interaction)
