@@ -1,9 +1,10 @@
-"""CI inside the running bot: the CircleCI receiver on the health server, the BuildKite poller.
+"""CI inside the running bot: the CircleCI receiver on the health server, the BuildKite
+poller, and (without the webhook) the CircleCI cancellation poller.
 
-Both announce finished runs through the bot's ``Builds`` cog. Each is started
-only when configured, and both stop with the bot within the time they are given
-(the platform kills the process 10 s after SIGTERM): the poller at once (it
-loses nothing, ``telemetry.pipeline.poller``), the receiver after its running
+All announce finished runs through the bot's ``Builds`` cog. Each is started
+only when configured, and all stop with the bot within the time they are given
+(the platform kills the process 10 s after SIGTERM): the pollers at once (they
+lose nothing, ``telemetry.pipeline.poller``), the receiver after its running
 announcements and a flush of its queued spans.
 """
 
@@ -37,6 +38,7 @@ class CiServices:
         self._sink: BatchSink | None = None
         self._stop = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        self._circleci_poller: asyncio.Task[None] | None = None
 
     def mount(self, app: web.Application) -> None:
         """Serve ``POST /hooks/circleci`` beside the health routes when a secret is set
@@ -57,9 +59,11 @@ class CiServices:
         app.add_routes(circleci_routes(self._receiver))
 
     def start(self) -> None:
-        """Follow BuildKite builds when a token, an org and an OTLP endpoint are set."""
+        """Follow BuildKite builds when a token, an org and an OTLP endpoint are set;
+        CircleCI cancellations when a CircleCI token and projects are set (no webhook)."""
         from bot.ci_wiring import buildkite_configured, buildkite_poller
 
+        self._start_circleci()
         if not buildkite_configured(self.settings):
             return
         if not self.settings.ci_intake:
@@ -74,6 +78,23 @@ class CiServices:
         )
         self._poller.add_done_callback(_log_failure)
 
+    def _start_circleci(self) -> None:
+        if self.settings.circleci_token is None:
+            return
+        from bot.ci_wiring import circleci_poller, circleci_poller_off
+
+        reason = circleci_poller_off(self.settings)
+        if reason is None and not self.settings.ci_intake:
+            reason = "CI_INTAKE=false: it runs elsewhere"
+        if reason is not None:
+            log.info("CircleCI cancellation poller not started: %s", reason)
+            return
+        self._circleci_poller = asyncio.create_task(
+            circleci_poller(self.settings, [], notifier=self.notifier, stop=self._stop),
+            name="circleci-poller",
+        )
+        self._circleci_poller.add_done_callback(_log_failure)
+
     async def close(self, within_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the poller, finish announcements, flush the receiver's spans: within ``within_s``.
 
@@ -87,12 +108,14 @@ class CiServices:
             return max(deadline - loop.time(), 0.05)
 
         self._stop.set()
-        if self._poller is not None:
+        for poller in (self._poller, self._circleci_poller):
+            if poller is None:
+                continue
             # The poller cancels its own cycle once stopped; this is the bound.
-            done, _ = await asyncio.wait({self._poller}, timeout=left())
+            done, _ = await asyncio.wait({poller}, timeout=left())
             if not done:
-                self._poller.cancel()
-                await asyncio.wait({self._poller}, timeout=left())
+                poller.cancel()
+                await asyncio.wait({poller}, timeout=left())
         if self._receiver is not None:
             await self._receiver.drain(left())
             self._receiver.close()
@@ -101,5 +124,7 @@ class CiServices:
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
+    """One line when a poller ends on its own: a refused token, a bad project slug."""
     if not task.cancelled() and task.exception() is not None:
-        log.error("the BuildKite poller stopped: %s", task.exception())
+        what = "CircleCI" if task.get_name() == "circleci-poller" else "BuildKite"
+        log.error("the %s poller stopped: %s", what, task.exception())

@@ -6,6 +6,7 @@ down. Secrets are ``SecretStr`` so they never print in a repr, a log or a span.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from telemetry.trace_links import TraceLinks
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
+_SLUG_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DEFAULT_SERVICE_NAME = "chatops-bot"
@@ -137,6 +139,23 @@ GatewayUrl = Annotated[
     Annotated[str, absolute_url("wss", "ws")] | None, BeforeValidator(blank_is_none)
 ]
 Name = Annotated[str, AfterValidator(not_blank)]
+
+
+def circleci_project_slug(value: str) -> str:
+    """A CircleCI project slug goes into an API path: ``gh/org/repo``, nothing else."""
+    parts = value.split("/")
+    if len(parts) != 3 or not all(_SLUG_PART.match(part) and part.strip(".") for part in parts):
+        raise ValueError(f"not a CircleCI project slug like gh/org/repo: {value!r}")
+    return value
+
+
+ProjectSlugs = Annotated[
+    list[Annotated[str, AfterValidator(circleci_project_slug)]],
+    NoDecode,
+    BeforeValidator(split_list),
+]
+
+
 OtlpProtocol = Annotated[
     Annotated[str, AfterValidator(otlp_protocol)] | None, BeforeValidator(blank_is_none)
 ]
@@ -279,6 +298,21 @@ class Settings(BaseSettings):
     buildkite_backfill: timedelta = Field(
         default=timedelta(days=60), ge=timedelta(0), le=timedelta(days=366)
     )
+    # CircleCI cancellations without the webhook: the API v2 poller (docs/ci-tracing.md,
+    # "CircleCI cancellations"). Token: a personal API token (secret); projects: vcs/org/repo.
+    circleci_token: SecretStr | None = None
+    circleci_api_url: WebUrl = "https://circleci.com/api/v2"
+    circleci_projects: Annotated[
+        list[Annotated[str, AfterValidator(circleci_project_slug)]],
+        NoDecode,
+        BeforeValidator(split_list),
+    ] = Field(default_factory=list)
+    circleci_poll_interval_s: float = Field(default=120.0, ge=1)
+    # Pipelines created longer ago than this are not asked about (nor remembered).
+    circleci_poll_lookback: timedelta = Field(
+        default=timedelta(days=1), ge=timedelta(minutes=10), le=timedelta(days=30)
+    )
+    circleci_poll_state_db: Path = Path(".chatops/circleci-poll.db")
     # Where finished CI runs are announced (a text channel id); unset: only ``!builds``.
     ci_announce_channel_id: int | None = Field(default=None, gt=0)
 
@@ -432,7 +466,9 @@ class Settings(BaseSettings):
     honeycomb_api_url: WebUrl = HONEYCOMB_ENDPOINT
     honeycomb_config_key: SecretStr | None = None
 
-    @field_validator("span_store_max_age", "buildkite_backfill", mode="before")
+    @field_validator(
+        "span_store_max_age", "buildkite_backfill", "circleci_poll_lookback", mode="before"
+    )
     @classmethod
     def _parse_age(cls, value: object) -> object:
         # "7d" reads better in an environment file than ISO 8601's "P7D"; both work.

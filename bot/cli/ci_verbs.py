@@ -1,4 +1,5 @@
-"""``chatops ci``: pipeline step tracing, the CircleCI receiver, the BuildKite poller."""
+"""``chatops ci``: pipeline step tracing, the CircleCI receiver, the BuildKite and CircleCI
+pollers."""
 
 from __future__ import annotations
 
@@ -270,6 +271,43 @@ def buildkite_export(since: str | None, pipelines: tuple[str, ...], once: bool) 
     try:
         asyncio.run(buildkite_poller(config, start, list(pipelines), once=once))
     except BuildkiteError as exc:
+        raise Failure(str(exc)) from None
+
+
+@ci.command("circleci-export")
+@click.option(
+    "--project", "projects", multiple=True, help="Project slug, gh/org/repo (repeatable)."
+)
+@click.option("--once", is_flag=True, help="One pass, then exit (a cron job).")
+def circleci_export(projects: tuple[str, ...], once: bool) -> None:
+    """Send the spans of cancelled CircleCI workflows, which `ci finish` cannot send.
+
+    \b
+    CIRCLECI_TOKEN=... CIRCLECI_PROJECTS=gh/acme/app chatops ci circleci-export
+    Only without the webhook: with it, the webhook reports cancellations itself.
+    """
+    import asyncio
+
+    from bot.ci_wiring import circleci_poller, circleci_poller_off
+    from bot.config import circleci_project_slug
+    from bot.logs import configure_logging
+    from telemetry.pipeline.circleci_api import CircleCIError
+
+    config = settings()
+    for project in projects:
+        try:
+            circleci_project_slug(project)
+        except ValueError as exc:
+            raise Failure(f"--project: {exc}") from None
+    if projects:
+        config = config.model_copy(update={"circleci_projects": list(projects)})
+    reason = circleci_poller_off(config)
+    if reason is not None:
+        raise Failure(f"not polling CircleCI: {reason}")
+    configure_logging()
+    try:
+        asyncio.run(circleci_poller(config, list(projects), once=once))
+    except CircleCIError as exc:
         raise Failure(str(exc)) from None
 
 

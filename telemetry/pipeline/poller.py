@@ -99,21 +99,25 @@ class BuildkitePoller:
                 await asyncio.wait_for(self.stop.wait(), timeout=interval_s)
 
     async def _unless_stopped(self, cycle: Awaitable[int]) -> int | None:
-        """The cycle's count, or None if ``stop`` was set first (the cycle is then cancelled).
+        return await unless_stopped(self.stop, cycle)
 
-        Waiting for the cycle instead could take minutes (BuildKite's back-off,
-        a collector that does not answer), while the platform kills the process
-        10 s after SIGTERM. Nothing is lost by cancelling: a build is recorded
-        only after its export was accepted, so one cut short is exported again
-        next time, with the same ids.
-        """
-        task = asyncio.ensure_future(cycle)
-        stopped = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-        return None if task.cancelled() else task.result()
+
+async def unless_stopped(stop: asyncio.Event, cycle: Awaitable[int]) -> int | None:
+    """The cycle's count, or None if ``stop`` was set first (the cycle is then cancelled).
+
+    Waiting for the cycle instead could take minutes (the CI API's back-off, a
+    collector that does not answer), while the platform kills the process 10 s
+    after SIGTERM. Nothing is lost by cancelling: a run is recorded only after
+    its export was accepted, so one cut short is exported again next time, with
+    the same ids. Shared by the BuildKite and CircleCI pollers.
+    """
+    task = asyncio.ensure_future(cycle)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    return None if task.cancelled() else task.result()

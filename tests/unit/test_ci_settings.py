@@ -52,3 +52,29 @@ async def test_the_in_bot_poller_backfills_on_its_first_start(
     await services.close(0.5)
     expected = datetime.now(UTC) - timedelta(days=30)
     assert abs((seen["since"] - expected).total_seconds()) < 60
+
+
+def test_running_md_lists_every_ci_setting() -> None:
+    """The configuration table is where an operator looks: a CI setting missing there is
+    one nobody sets."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "running.md").read_text()
+    prefixes = ("circleci_", "ci_", "buildkite_")
+    names = {name.upper() for name in Settings.model_fields if name.startswith(prefixes)}
+    assert "CIRCLECI_TOKEN" in names and "CIRCLECI_POLL_LOOKBACK" in names
+    assert sorted(name for name in names if f"`{name}`" not in text) == []
+
+
+def test_circleci_poller_settings_read_slugs_and_a_look_back() -> None:
+    settings = load_settings(
+        _env_file=None,
+        circleci_projects="gh/acme/app, github/acme/infra",
+        circleci_poll_lookback="6h",
+    )
+    assert settings.circleci_projects == ["gh/acme/app", "github/acme/infra"]
+    assert settings.circleci_poll_lookback == timedelta(hours=6)
+    assert "SecretStr" in repr(load_settings(_env_file=None, circleci_token="t0ken").circleci_token)
+    for bad in ("acme/app", "gh/acme/app/extra", "gh/../app"):
+        with pytest.raises(ConfigError, match="CIRCLECI_PROJECTS"):
+            load_settings(_env_file=None, circleci_projects=bad)
