@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
 from bot.ci_services import CiServices
@@ -74,6 +75,7 @@ async def test_in_the_bot_a_cancellation_is_sent_and_announced(
     polling_bot: tuple[ChatOpsBot, CiServices],
     world: tuple[FakeCircleCI, OtlpReceiver],
     fake: FakeDiscord,
+    spans: InMemorySpanExporter,
 ) -> None:
     api, otlp = world
     run, flow, jobs = cancelled_run(SLUG, 7, datetime.now(UTC) - timedelta(seconds=5))
@@ -89,6 +91,10 @@ async def test_in_the_bot_a_cancellation_is_sent_and_announced(
     assert not fake.would_ping(message)
     (root,) = [s for s in otlp.spans if s.trace_id == trace and not s.parent_span_id]
     assert root.attributes[schema.CICD_PIPELINE_RESULT] == "cancellation"
+    # The token went to the API, and nowhere else: not in a span, here or at the collector.
+    assert set(api.tokens_seen) == {TOKEN}
+    assert TOKEN.encode() not in b"".join(otlp.bodies)
+    assert TOKEN not in repr([(s.name, s.attributes) for s in spans.get_finished_spans()])
 
 
 async def test_a_circleci_outage_degrades_only_the_poller(
