@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -95,13 +95,15 @@ class CircleCIClient:
         self._max_attempts = max_attempts
         self._max_pages = max_pages
 
-    async def pipelines(self, slug: str) -> AsyncIterator[Mapping[str, Any]]:
-        """The project's pipelines, newest first, across pages (the caller stops early)."""
+    def pipelines(self, slug: str) -> AsyncGenerator[Mapping[str, Any]]:
+        """The project's pipelines, newest first, across pages.
+
+        The caller stops early (``contextlib.aclosing``): pages are asked as it reads.
+        """
         if not PROJECT_SLUG.match(slug) or any(not part.strip(".") for part in slug.split("/")):
             raise CircleCIError(f"not a CircleCI project slug (vcs/org/repo): {slug!r}")
         path = "/project/" + "/".join(quote(part, safe="") for part in slug.split("/"))
-        async for item in self._items(path + "/pipeline"):
-            yield item
+        return self._items(path + "/pipeline")
 
     async def workflows(self, pipeline_id: str) -> list[Mapping[str, Any]]:
         return [item async for item in self._items(f"/pipeline/{_uuid(pipeline_id)}/workflow")]
@@ -109,7 +111,7 @@ class CircleCIClient:
     async def jobs(self, workflow_id: str) -> list[Mapping[str, Any]]:
         return [item async for item in self._items(f"/workflow/{_uuid(workflow_id)}/job")]
 
-    async def _items(self, path: str) -> AsyncIterator[Mapping[str, Any]]:
+    async def _items(self, path: str) -> AsyncGenerator[Mapping[str, Any]]:
         token: str | None = None
         for _ in range(self._max_pages):
             body = await self._get(path, {"page-token": token} if token else None)
@@ -121,6 +123,7 @@ class CircleCIClient:
             if not isinstance(following, str) or not following:
                 return
             token = following
+        log.info("CircleCI: %s has more than %d pages; the rest is not read", path, self._max_pages)
 
     async def _get(self, path: str, params: dict[str, str] | None) -> Mapping[str, Any]:
         url = self._base + path
@@ -212,10 +215,10 @@ def _common(
     """The attributes the webhook gives a workflow, from what the API says of it."""
     vcs = _obj(pipeline, "vcs")
     number = _int(pipeline, "number") or _int(workflow, "pipeline_number")
-    provider, org, repo = slug.split("/")
+    provider, org, repo = ([*slug.split("/"), "", ""])[:3]
     branch, tag = _str(vcs, "branch"), _str(vcs, "tag")
     pairs: dict[str, AttributeValue | None] = {
-        schema.CIRCLECI_ORGANIZATION_NAME: None if provider == "circleci" else org,
+        schema.CIRCLECI_ORGANIZATION_NAME: None if provider == "circleci" else org or None,
         schema.CIRCLECI_PROJECT_SLUG: slug,
         schema.CIRCLECI_PIPELINE_NUMBER: number,
         schema.CIRCLECI_COMMIT_SUBJECT: _str(_obj(vcs, "commit"), "subject"),
@@ -226,7 +229,7 @@ def _common(
         schema.CICD_PIPELINE_NAME: _str(workflow, "name"),
         schema.CICD_PIPELINE_RUN_ID: workflow_id,
         schema.CICD_PIPELINE_RUN_URL: workflow_url(slug, number, workflow_id),
-        schema.VCS_REPOSITORY_NAME: None if provider == "circleci" else repo,
+        schema.VCS_REPOSITORY_NAME: None if provider == "circleci" else repo or None,
         schema.VCS_REPOSITORY_URL: _str(vcs, "origin_repository_url"),
         schema.VCS_PROVIDER_NAME: (_str(vcs, "provider_name") or "").lower() or None,
         schema.VCS_REF_HEAD_NAME: branch or tag,

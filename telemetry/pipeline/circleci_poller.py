@@ -103,28 +103,29 @@ class CircleCIPoller:
 
     async def _poll_project(self, slug: str, horizon: datetime) -> int:
         count = 0
-        async for pipeline in self._client.pipelines(slug):
-            created = created_at(pipeline)
-            if created is None:
-                continue
-            if created < horizon:
-                break  # newest first: everything after is older still
-            pipeline_id = pipeline.get("id")
-            if not isinstance(pipeline_id, str) or not ids.is_uuid(pipeline_id):
-                continue
-            settled_key = f"pipeline:{pipeline_id}@{pipeline.get('updated_at')}"
-            if self._store.seen(settled_key):
-                continue
-            workflows = await self._client.workflows(pipeline_id)
-            for workflow in workflows:
-                if self.stop.is_set():
-                    return count
-                exported = await self._workflow(slug, pipeline, workflow, created)
-                if exported is None:
-                    return count  # the collector refused: the cycle ends, nothing recorded
-                count += exported
-            if _settled(pipeline, workflows, created, self._clock()):
-                self._store.record(settled_key, created)
+        async with contextlib.aclosing(self._client.pipelines(slug)) as pipelines:
+            async for pipeline in pipelines:
+                created = created_at(pipeline)
+                if created is None:
+                    continue
+                if created < horizon:
+                    break  # newest first: everything after is older still
+                pipeline_id = pipeline.get("id")
+                if not isinstance(pipeline_id, str) or not ids.is_uuid(pipeline_id):
+                    continue
+                settled_key = f"pipeline:{pipeline_id}@{pipeline.get('updated_at')}"
+                if self._store.seen(settled_key):
+                    continue
+                workflows = await self._client.workflows(pipeline_id)
+                for workflow in workflows:
+                    if self.stop.is_set():
+                        return count
+                    exported = await self._workflow(slug, pipeline, workflow, created)
+                    if exported is None:
+                        return count  # the collector refused: the cycle ends, nothing recorded
+                    count += exported
+                if _settled(pipeline, workflows, created, self._clock()):
+                    self._store.record(settled_key, created)
         return count
 
     async def _workflow(
