@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from telemetry.trace_links import TraceLinks
 
 HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
-_SLUG_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
 HONEYCOMB_TEAM_HEADER = "x-honeycomb-team"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DEFAULT_SERVICE_NAME = "chatops-bot"
@@ -139,6 +138,8 @@ GatewayUrl = Annotated[
     Annotated[str, absolute_url("wss", "ws")] | None, BeforeValidator(blank_is_none)
 ]
 Name = Annotated[str, AfterValidator(not_blank)]
+
+_SLUG_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def circleci_project_slug(value: str) -> str:
@@ -302,11 +303,7 @@ class Settings(BaseSettings):
     # "CircleCI cancellations"). Token: a personal API token (secret); projects: vcs/org/repo.
     circleci_token: SecretStr | None = None
     circleci_api_url: WebUrl = "https://circleci.com/api/v2"
-    circleci_projects: Annotated[
-        list[Annotated[str, AfterValidator(circleci_project_slug)]],
-        NoDecode,
-        BeforeValidator(split_list),
-    ] = Field(default_factory=list)
+    circleci_projects: ProjectSlugs = Field(default_factory=list)
     circleci_poll_interval_s: float = Field(default=120.0, ge=1)
     # Pipelines created longer ago than this are not asked about (nor remembered).
     circleci_poll_lookback: timedelta = Field(
