@@ -353,6 +353,24 @@ def test_bicep_and_arm_json_set_the_same_environment_variables_and_actions() -> 
     )
 
 
+def test_arm_json_renders_loops_as_bicep_does() -> None:
+    # `[for i in range(0, n): ...]` compiles to a copy whose item is `range(0, n)[copyIndex()]`,
+    # never a bare copyIndex(): that is Bicep's output (its docs and its own tests), so the
+    # workflow's diff against `az bicep build` sees the same text. A bare copyIndex() would be
+    # the same value at run time, and a guaranteed diff.
+    compiled = json.dumps(arm())
+    uses = re.findall(r"(.{0,60})copyIndex\(", compiled)
+    assert uses, "main.json has no loop"
+    for before in uses:
+        assert re.search(r"range\(0, [^\[]+\)\[$", before), before
+    loops = [*arm()["variables"]["copy"], *arm()["resources"][-1]["properties"]["copy"]]
+    loops.append({**arm()["outputs"]["botContainerNames"]["copy"], "name": ""})
+    for loop in loops:
+        # count is length(<the same range the items index>)
+        (source,) = set(re.findall(r"(range\(0, .+?\))\[copyIndex", loop["input"]))
+        assert loop["count"] == f"[length({source})]", loop["name"]
+
+
 # The parameter examples: every secret from Key Vault at deployment time, none in the file.
 
 

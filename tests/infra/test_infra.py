@@ -213,6 +213,44 @@ def test_github_workflow_audits_the_locks_and_checks_main_json_against_bicep() -
     assert "--resolution lowest-direct" in lowest and "-m pytest" in lowest
 
 
+def bicep_normalize_filter() -> str:
+    """The jq filter the workflow's bicep job runs on both JSON files before the diff."""
+    steps = yaml_load(WORKFLOW)["jobs"]["bicep"]["steps"]
+    run = "\n".join(step.get("run", "") for step in steps)
+    match = re.search(r"^\s*normalize='([^']+)'$", run, re.MULTILINE)
+    assert match is not None, "the bicep job names its jq filter in normalize='...'"
+    return match.group(1)
+
+
+def test_bicep_diff_ignores_only_the_compilers_generator_metadata(tmp_path: Path) -> None:
+    # What `az bicep build` writes has metadata._generator (name, version, templateHash),
+    # which the committed main.json cannot know: the job's filter must make the two equal
+    # then, and must still see any other difference.
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq not installed (GitHub's runners have it)")
+    committed = json.loads((ROOT / "infra" / "aci" / "main.json").read_text())
+    generator = {"name": "bicep", "version": "0.39.26.7824", "templateHash": "1234567890"}
+    built = {**committed, "metadata": {"_generator": generator}}
+    drifted = json.loads(json.dumps(built))
+    drifted["parameters"]["healthPort"]["defaultValue"] = 8081
+
+    def normalized(document: dict[str, Any]) -> str:
+        path = tmp_path / "in.json"
+        path.write_text(json.dumps(document, indent=2))
+        result = subprocess.run(
+            [jq, "--sort-keys", bicep_normalize_filter(), str(path)],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return result.stdout
+
+    assert normalized(built) == normalized(committed)
+    assert normalized(drifted) != normalized(committed)
+    # Metadata of the template's own (not the compiler's) is compared, not dropped.
+    described = {**built, "metadata": {"_generator": generator, "owner": "ops"}}
+    assert normalized(described) != normalized(committed)
+
+
 def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
     workflow = yaml_load(WORKFLOW)
     job = workflow["jobs"]["pipeline"]
