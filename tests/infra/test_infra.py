@@ -259,6 +259,12 @@ def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
         assert by_name[name]["if"] == MAIN_ONLY, name
     assert "chatops deploy --group" in by_name["Deploy to ACI"]["run"]
     assert "--image" in by_name["Deploy to ACI"]["run"]
+    # The bot's secrets come from Key Vault through ARM: the deploy step is given none.
+    assert '--key-vault "$KEY_VAULT_ID"' in by_name["Deploy to ACI"]["run"]
+    assert by_name["Deploy to ACI"]["env"] == {
+        "AZURE_SUBSCRIPTION_ID": "${{ secrets.AZURE_SUBSCRIPTION_ID }}",
+        "KEY_VAULT_ID": "${{ vars.KEY_VAULT_ID }}",
+    }
     assert "chatops marker --version" in by_name["Deployment marker"]["run"]
     assert "bash .ci/run" in by_name["Lint, type-check and test"]["run"]
     assert "if" not in by_name["Lint, type-check and test"]
@@ -297,6 +303,7 @@ def test_circleci_config_deploys_and_marks_on_main_only() -> None:
     assert jobs["deploy"]["requires"] == ["image"] and jobs["image"]["requires"] == ["test"]
     deploy = json.dumps(config["jobs"]["deploy"])
     assert "chatops deploy --group" in deploy and "chatops marker --version" in deploy
+    assert '--key-vault \\"$KEY_VAULT_ID\\"' in deploy  # the bot's secrets stay in Key Vault
     image = config["jobs"]["image"]["steps"]
     push = [s for s in image if isinstance(s, dict) and "docker push" in json.dumps(s)]
     assert push and push[0]["when"]["condition"] == {"equal": ["main", "<< pipeline.git.branch >>"]}
