@@ -14,11 +14,13 @@
 # interpreter, which is why both stages use the same base). See docs/azure.md,
 # "The image".
 #
-# The base image: Renovate pins it by digest (renovate.json, pinDigests) and keeps
-# the digest current; no registry was reachable where this line was last edited,
-# so it names the tag only (docs/azure.md, "The image").
+# The base image, by tag and digest: the tag says what it is (Python 3.12, Debian
+# bookworm, slim) and is what Renovate follows; the digest (the multi-platform index)
+# is what is pulled, so a rebuild gets the tested base. Renovate (renovate.json,
+# pinDigests) replaces the digest when the tag moves. Where the digest came from:
+# docs/azure.md, "The image".
 
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebfec5bba471013f9ca114579
 
 FROM ${PYTHON_IMAGE} AS builder
 

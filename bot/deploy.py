@@ -18,11 +18,16 @@ Caddy and is left alone).
 
 Secure environment variables and secret volumes: ARM's GET never returns their
 values, and a PUT is a full replacement, so echoing the group back would blank them
-(the bot would lose ``DISCORD_TOKEN`` and its commands file). The deploy therefore
-re-sends each secure variable with the value of the same name in its own
-environment (the CI secret), each secret volume file from ``<VOLUME>__<FILE>``
-(``COMMANDS__COMMANDS_TOML``), and refuses to deploy, before changing anything,
-when one is missing or empty.
+(the bot would lose ``DISCORD_TOKEN`` and its commands file). Two ways to send them:
+
+- with ``key_vault`` (``--key-vault VAULT_ID``): each write of the group is a template
+  deployment of that one group, whose secure values are parameters given as Key Vault
+  references (``key_vault_template``); ARM reads the secrets itself, so the deploy (and
+  CI) never holds them. The secret names are ``KEY_VAULT_SECRETS``;
+- without: each secure variable is re-sent with the value of the same name in the
+  deploy's own environment (a CI secret), each secret volume file from
+  ``<VOLUME>__<FILE>`` (``COMMANDS__COMMANDS_TOML``), and the deploy refuses, before
+  changing anything, when one is missing or empty.
 
 Rollback, as one: once a new image has been PUT, a failure of any later step (ARM's
 provisioning, a container never Running, its ``/readyz`` never 200) would leave a
@@ -36,8 +41,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -46,7 +53,7 @@ from typing import Any, TypeVar
 import aiohttp
 from opentelemetry import propagate, trace
 
-from commands.azure.arm_client import Aci, AzureError
+from commands.azure.arm_client import Aci, AzureError, GroupRef, Refused
 from telemetry import schema
 
 tracer = trace.get_tracer(__name__)
@@ -60,6 +67,28 @@ SITE_ADDRESS = "SITE_ADDRESS"
 # The template's secret volumes and their files, for when ARM's GET leaves the file names
 # out too (infra/aci/main.bicep: the commands file).
 TEMPLATE_SECRET_FILES = {"commands": ("commands.toml",)}
+# --key-vault: the Key Vault secret each secure variable (or ``<VOLUME>__<FILE>``) comes
+# from; the names infra/aci/main.bicepparam.example gives them. Any other variable:
+# its name in lowercase with dashes (Key Vault names allow no underscore).
+KEY_VAULT_SECRETS = {
+    "DISCORD_TOKEN": "discord-token",
+    "HONEYCOMB_API_KEY": "honeycomb-ingest-key",
+    "CIRCLECI_OTLP_X_HONEYCOMB_TEAM": "honeycomb-ingest-key",
+    "HONEYCOMB_MARKER_KEY": "honeycomb-config-key",
+    "CIRCLECI_HOOK_SECRET": "circleci-hook-secret",
+    "BUILDKITE_API_TOKEN": "buildkite-api-token",
+    "COMMANDS__COMMANDS_TOML": "chatops-commands-toml",
+}
+KEY_VAULT_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/"
+    r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$",
+    re.IGNORECASE,
+)
+# The container group's resource in the deployed template: the API version of the SDK's
+# calls and of infra/aci/main.bicep.
+GROUP_TYPE = "Microsoft.ContainerInstance/containerGroups"
+GROUP_API_VERSION = "2023-05-01"
+TEMPLATE_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 # The progress hook: told each phase's name as it starts (``chatops deploy``'s live
 # status line). Set once per ``deploy`` call, read by ``_phase``.
 _phase_started: ContextVar[Callable[[str], None] | None] = ContextVar("phase_started", default=None)
@@ -80,6 +109,7 @@ class DeployRequest:
     poll_s: float = 2.0
     rollback: bool = True
     record_image: bool = True  # the resource group tag the template reads (IMAGE_TAG)
+    key_vault: str | None = None  # a vault's resource id: secure values from it (see above)
 
 
 @dataclass
@@ -184,9 +214,9 @@ async def _roll_back(aci: Aci, request: DeployRequest, target: _Target) -> None:
     clock = _Clock(request.timeout_s)
     for container in target.containers:
         container.image = target.previous[container.name]
-    updated = await aci.create_or_update(target.ref, target.group, max(clock.left(), 0.1))
-    if updated.provisioning_state != "Succeeded":
-        raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
+    state = await _write(aci, request, target.ref, target.group, max(clock.left(), 0.1))
+    if state != "Succeeded":
+        raise DeployFailed(f"update: provisioning ended {state}")
     for container in target.containers:
         await _until_running(aci, target.ref, container.name, request, clock)
         url = _health_url(target.group, container, request)
@@ -237,7 +267,8 @@ async def _phases(
     span.set_attribute(schema.DEPLOY_CONTAINER, ",".join(c.name for c in containers))
     span.set_attribute(schema.DEPLOY_PREVIOUS_IMAGE, report.previous_image)
     span.set_attribute(schema.AZURE_RESOURCE_ID, aci.resource_id(found.ref))
-    _resend_secure_values(group, env)
+    if request.key_vault is None:
+        _resend_secure_values(group, env)
     target = _Target(found.ref, group, [], {c.name: str(c.image) for c in containers})
     changed.append(target)
     several = len(containers) > 1
@@ -245,15 +276,18 @@ async def _phases(
         label = f" {container.name}" if several else ""
         container.image = request.image
         target.containers.append(container)
-        updated = await _phase(
-            report,
-            echo,
-            "update",
-            aci.create_or_update(found.ref, group, max(clock.left(), 0.1)),
-            label,
-        )
-        if updated.provisioning_state != "Succeeded":
-            raise DeployFailed(f"update: provisioning ended {updated.provisioning_state}")
+        write = _write(aci, request, found.ref, group, max(clock.left(), 0.1))
+        try:
+            state = await _phase(report, echo, "update", write, label)
+        except DeployFailed as exc:
+            if isinstance(exc.__cause__, Refused):
+                # ARM refused the request itself (a Key Vault secret it could not read, say):
+                # this container was not changed, so there is nothing to roll back for it.
+                target.containers.remove(container)
+                container.image = target.previous[container.name]
+            raise
+        if state != "Succeeded":
+            raise DeployFailed(f"update: provisioning ended {state}")
         running = _until_running(aci, found.ref, container.name, request, clock)
         await _phase(report, echo, "running", running, label)
         url = _health_url(group, container, request)
@@ -296,6 +330,90 @@ def _pick(group: Any, name: str | None, image: str) -> list[Any]:
             f"{_repository(image)}: pass --container"
         )
     return same
+
+
+async def _write(
+    aci: Aci, request: DeployRequest, ref: GroupRef, group: Any, timeout_s: float
+) -> str:
+    """PUT the group as it now is, and wait for ARM; its provisioning state.
+
+    With a Key Vault, as a template deployment whose secure values ARM reads from the vault.
+    """
+    if request.key_vault is None:
+        updated = await aci.create_or_update(ref, group, timeout_s)
+        return str(updated.provisioning_state)
+    template, parameters = key_vault_template(group, request.key_vault)
+    name = f"chatops-deploy-{ref.name[:30]}-{uuid.uuid4().hex[:12]}"
+    await aci.deploy_template(
+        ref.resource_group, name, template, parameters, timeout_s=timeout_s, poll_s=request.poll_s
+    )
+    return "Succeeded"
+
+
+def key_vault_secret(variable: str) -> str:
+    """The Key Vault secret a secure variable (or ``<VOLUME>__<FILE>``) comes from."""
+    known = KEY_VAULT_SECRETS.get(variable)
+    return known or re.sub(r"[^a-z0-9]+", "-", variable.lower()).strip("-")
+
+
+def key_vault_template(group: Any, vault_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A template that deploys ``group`` as it is, and its parameters.
+
+    Every secure variable and secret volume file ARM did not return becomes a
+    ``securestring`` parameter given as a reference to its Key Vault secret
+    (``key_vault_secret``); everything else is sent as read, with a leading ``[``
+    doubled so ARM takes it literally.
+    """
+    body: dict[str, Any] = _literal(copy.deepcopy(group.serialize()))
+    declared: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+
+    def reference(variable: str) -> str:
+        declared[variable] = {"type": "securestring"}
+        parameters[variable] = {
+            "reference": {"keyVault": {"id": vault_id}, "secretName": key_vault_secret(variable)}
+        }
+        return f"parameters('{variable}')"
+
+    properties = body.setdefault("properties", {})
+    for container in properties.get("containers") or []:
+        for var in container.get("properties", {}).get("environmentVariables") or []:
+            if var.get("value") is None and var.get("secureValue") is None:
+                var.pop("value", None)
+                var["secureValue"] = f"[{reference(var['name'])}]"
+    for volume in properties.get("volumes") or []:
+        kinds = ("azureFile", "emptyDir", "gitRepo")
+        if volume.get("secret") is None and any(volume.get(kind) is not None for kind in kinds):
+            continue
+        files = list(volume.get("secret") or ()) or list(
+            TEMPLATE_SECRET_FILES.get(volume["name"], ())
+        )
+        secret = dict(volume.get("secret") or {})
+        for file in files:
+            if not secret.get(file):
+                variable = secret_file_variable(volume["name"], file)
+                secret[file] = f"[base64({reference(variable)})]"
+        volume["secret"] = secret
+    resource = {"type": GROUP_TYPE, "apiVersion": GROUP_API_VERSION, "name": group.name, **body}
+    template = {
+        "$schema": TEMPLATE_SCHEMA,
+        "contentVersion": "1.0.0.0",
+        "parameters": declared,
+        "resources": [resource],
+    }
+    return template, parameters
+
+
+def _literal(value: Any) -> Any:
+    """``value`` with every string that starts with ``[`` escaped as ``[[`` (ARM would
+    read it as an expression)."""
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    if isinstance(value, str) and value.startswith("["):
+        return "[" + value
+    return value
 
 
 def secret_file_variable(volume: str, file: str) -> str:

@@ -105,6 +105,14 @@ def _target(
     is_flag=True,
     help="Keep the new image when it never gets healthy (default: put the previous back).",
 )
+@click.option(
+    "--key-vault",
+    "key_vault",
+    default=None,
+    metavar="VAULT_ID",
+    help="Resource id of the Key Vault the secure values come from: ARM reads them during "
+    "the deployment, so they need not be in this environment (docs/azure.md).",
+)
 @click.pass_obj
 def deploy_command(
     hooks: DeployHooks | None,
@@ -118,16 +126,23 @@ def deploy_command(
     health_path: str,
     no_health_check: bool,
     no_rollback: bool,
+    key_vault: str | None,
 ) -> None:
     """Put IMAGE into the container group (--group, or -g RG -n NAME); wait until it is
     running and ready.
 
     If it never gets there, the previous image is put back (unless --no-rollback),
     and the deploy still fails. In a terminal the running phase is a live status line.
+    With --key-vault the group's secrets come from the vault, read by ARM itself.
     """
     from bot.cli import deploy_progress
-    from bot.deploy import DeployFailed, DeployRequest
+    from bot.deploy import KEY_VAULT_ID, DeployFailed, DeployRequest
 
+    if key_vault is not None and not KEY_VAULT_ID.match(key_vault):
+        raise Failure(
+            "--key-vault takes the vault's resource id: /subscriptions/SUB/resourceGroups/RG"
+            "/providers/Microsoft.KeyVault/vaults/NAME (az keyvault show --query id)"
+        )
     hooks = hooks or DeployHooks()
     config, target = _target(settings(), group, name, resource_group, subscription)
     request = DeployRequest(
@@ -139,6 +154,7 @@ def deploy_command(
         check_health=not no_health_check,
         poll_s=min(2.0, config.azure_poll_interval_s),
         rollback=not no_rollback,
+        key_vault=key_vault,
     )
     provider = None
     if hooks.install_tracing:

@@ -36,6 +36,8 @@ PROVIDER = "Microsoft.ContainerInstance"
 GROUPS = f"{PROVIDER}/containerGroups"
 TAGS = "Microsoft.Resources/tags"
 TAGS_API_VERSION = "2021-04-01"
+DEPLOYMENTS = "Microsoft.Resources/deployments"
+DEPLOYMENTS_API_VERSION = "2024-03-01"
 GROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 RG_NAME = re.compile(r"^[-\w.()]{1,90}$")
 ROLE_HINT = (
@@ -55,6 +57,10 @@ class AzureError(UserFacingError):
     def __init__(self, message: str, outcome: Outcome = Outcome.ERROR, code: str = "") -> None:
         super().__init__(message, outcome)
         self.code = code
+
+
+class Refused(AzureError):
+    """ARM refused the request itself (4xx before any change): nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -364,6 +370,86 @@ class Aci:
             response.raise_for_status()
 
         await self._call("tag_resource_group", f"{TAGS}/write", None, run, resource_id=scope)
+
+    async def deploy_template(
+        self,
+        resource_group: str,
+        name: str,
+        template: dict[str, Any],
+        parameters: dict[str, Any],
+        *,
+        timeout_s: float,
+        poll_s: float,
+    ) -> None:
+        """Deploy ``template`` into ``resource_group`` as the deployment ``name``
+        (incremental) and wait until ARM has finished it.
+
+        ``chatops deploy --key-vault`` writes the container group this way: ``parameters``
+        are Key Vault references, which ARM resolves itself, so the secrets never pass
+        through the caller. A deployment that ends Failed raises with the error of the
+        resource that failed (e.g. ``InaccessibleImage``).
+        """
+        from azure.core.rest import HttpRequest
+
+        scope = f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+        path = f"{scope}/providers/{DEPLOYMENTS}/{name}"
+        params = {"api-version": DEPLOYMENTS_API_VERSION}
+        body = {
+            "properties": {"mode": "Incremental", "template": template, "parameters": parameters}
+        }
+
+        async def put() -> None:
+            response = await self.client._send_request(
+                HttpRequest("PUT", path, params=params, json=body)
+            )
+            response.raise_for_status()
+
+        async def status() -> dict[str, Any]:
+            response = await self.client._send_request(HttpRequest("GET", path, params=params))
+            response.raise_for_status()
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        async def run() -> None:
+            from azure.core.exceptions import HttpResponseError
+
+            try:
+                await put()
+            except HttpResponseError as exc:
+                refused = explain(exc, f"{DEPLOYMENTS}/write", None)
+                raise Refused(str(refused), refused.outcome, refused.code) from exc
+            while True:
+                answer = await self._call(
+                    "deployment_status", f"{DEPLOYMENTS}/read", None, status, resource_id=path
+                )
+                properties = answer.get("properties") or {}
+                state = properties.get("provisioningState")
+                if state == "Succeeded":
+                    return
+                if state in ("Failed", "Canceled"):
+                    raise _deployment_error(properties.get("error") or {}, state)
+                await asyncio.sleep(poll_s)
+
+        # One span for the deployment (the PUT and the wait), a child for each status read.
+        await self._call(
+            "deploy_template",
+            f"{DEPLOYMENTS}/write",
+            None,
+            run,
+            timeout_s=timeout_s,
+            resource_id=path,
+        )
+
+
+def _deployment_error(error: dict[str, Any], state: str) -> AzureError:
+    """A failed deployment's error, as the resource that failed put it (ARM wraps it in
+    ``DeploymentFailed`` with ``details``)."""
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    cause = details[0] if details else error
+    code = str(cause.get("code") or error.get("code") or state)
+    lines = str(cause.get("message") or "").strip().splitlines()
+    message = schema.truncate(lines[0] if lines else state, 300)
+    return AzureError(f"Azure reported {code}: {message}", code=code)
 
 
 def _record(span: Span, error: AzureError, cause: BaseException | None) -> None:

@@ -210,7 +210,9 @@ var caddyfile = '{\n\tadmin off\n}\n\n${siteAddress} {\n\thandle /hooks/circleci
 // unique per scope. The bot (!aci): read, logs, start, stop, restart; never write,
 // delete or exec. The deployer (chatops deploy): read and write container groups, the
 // resource group tag that records the image, and assigning the bot's identity to the
-// group it writes (ARM checks that linked permission on every write of the group).
+// group it writes (ARM checks that linked permission on every write of the group);
+// with --key-vault it writes the group through a template deployment whose secrets ARM
+// reads from a vault in this resource group (deployments read/write, vaults/deploy).
 // tests/infra/test_roles.py compares these with the ARM calls the code makes.
 var botRoleName = 'chatops bot'
 var botActions = [
@@ -226,6 +228,9 @@ var deployerActions = [
   'Microsoft.ContainerInstance/containerGroups/write'
   'Microsoft.Resources/tags/write'
   'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action'
+  'Microsoft.Resources/deployments/read'
+  'Microsoft.Resources/deployments/write'
+  'Microsoft.KeyVault/vaults/deploy/action'
 ]
 
 

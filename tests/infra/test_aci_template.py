@@ -353,6 +353,24 @@ def test_bicep_and_arm_json_set_the_same_environment_variables_and_actions() -> 
     )
 
 
+def test_arm_json_renders_loops_as_bicep_does() -> None:
+    # `[for i in range(0, n): ...]` compiles to a copy whose item is `range(0, n)[copyIndex()]`,
+    # never a bare copyIndex(): that is Bicep's output (its docs and its own tests), so the
+    # workflow's diff against `az bicep build` sees the same text. A bare copyIndex() would be
+    # the same value at run time, and a guaranteed diff.
+    compiled = json.dumps(arm())
+    uses = re.findall(r"(.{0,60})copyIndex\(", compiled)
+    assert uses, "main.json has no loop"
+    for before in uses:
+        assert re.search(r"range\(0, [^\[]+\)\[$", before), before
+    loops = [*arm()["variables"]["copy"], *arm()["resources"][-1]["properties"]["copy"]]
+    loops.append({**arm()["outputs"]["botContainerNames"]["copy"], "name": ""})
+    for loop in loops:
+        # count is length(<the same range the items index>)
+        (source,) = set(re.findall(r"(range\(0, .+?\))\[copyIndex", loop["input"]))
+        assert loop["count"] == f"[length({source})]", loop["name"]
+
+
 # The parameter examples: every secret from Key Vault at deployment time, none in the file.
 
 
@@ -381,6 +399,37 @@ def test_the_bicepparam_example_uses_get_secret_for_every_secret() -> None:
         if spec["type"] == "securestring":
             assert line is not None and line.group(1).startswith("az.getSecret("), name
     assert not re.search(r"^param image =", text, re.MULTILINE)
+
+
+def test_chatops_deploy_asks_key_vault_for_the_secrets_the_examples_store() -> None:
+    # `chatops deploy --key-vault` names a Key Vault secret for each secure value it finds in
+    # the running group; the template put each there from a parameter that the examples take
+    # from a Key Vault secret. Both must name the same secret, or a deploy would fail (or
+    # send another secret) after a template deployment that worked.
+    from bot.deploy import key_vault_secret, secret_file_variable
+
+    secure = [n for n, s in arm()["parameters"].items() if s["type"] == "securestring"]
+    markers = {name: f"marker-{name}" for name in secure}
+    template = deploy(**{**EVERYTHING, **markers})
+    came_from: dict[str, str] = {}  # the deploy's variable -> the template parameter
+    for container in containers(template).values():
+        for var in env(container).values():
+            for name, marker in markers.items():
+                if var.get("secureValue") == marker:
+                    came_from[var["name"]] = name
+    for volume in template.resource(GROUPS)["properties"]["volumes"]:
+        for file, content in (volume.get("secret") or {}).items():
+            (name,) = [
+                n for n, m in markers.items() if base64.b64encode(m.encode()).decode() == content
+            ]
+            came_from[secret_file_variable(volume["name"], file)] = name
+    assert set(came_from.values()) == set(secure)
+    example = json.loads((ARM.parent / "main.parameters.example.json").read_text())["parameters"]
+    bicepparam = (ARM.parent / "main.bicepparam.example").read_text()
+    for variable, name in came_from.items():
+        stored = example[name]["reference"]["secretName"]
+        assert key_vault_secret(variable) == stored, (variable, name)
+        assert re.search(rf"^param {name} = az\.getSecret\(.*'{stored}'\)$", bicepparam, re.M)
 
 
 def test_the_dns_reuse_scopes_are_those_of_the_container_instance_api() -> None:

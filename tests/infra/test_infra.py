@@ -213,6 +213,44 @@ def test_github_workflow_audits_the_locks_and_checks_main_json_against_bicep() -
     assert "--resolution lowest-direct" in lowest and "-m pytest" in lowest
 
 
+def bicep_normalize_filter() -> str:
+    """The jq filter the workflow's bicep job runs on both JSON files before the diff."""
+    steps = yaml_load(WORKFLOW)["jobs"]["bicep"]["steps"]
+    run = "\n".join(step.get("run", "") for step in steps)
+    match = re.search(r"^\s*normalize='([^']+)'$", run, re.MULTILINE)
+    assert match is not None, "the bicep job names its jq filter in normalize='...'"
+    return match.group(1)
+
+
+def test_bicep_diff_ignores_only_the_compilers_generator_metadata(tmp_path: Path) -> None:
+    # What `az bicep build` writes has metadata._generator (name, version, templateHash),
+    # which the committed main.json cannot know: the job's filter must make the two equal
+    # then, and must still see any other difference.
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq not installed (GitHub's runners have it)")
+    committed = json.loads((ROOT / "infra" / "aci" / "main.json").read_text())
+    generator = {"name": "bicep", "version": "0.39.26.7824", "templateHash": "1234567890"}
+    built = {**committed, "metadata": {"_generator": generator}}
+    drifted = json.loads(json.dumps(built))
+    drifted["parameters"]["healthPort"]["defaultValue"] = 8081
+
+    def normalized(document: dict[str, Any]) -> str:
+        path = tmp_path / "in.json"
+        path.write_text(json.dumps(document, indent=2))
+        result = subprocess.run(
+            [jq, "--sort-keys", bicep_normalize_filter(), str(path)],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return result.stdout
+
+    assert normalized(built) == normalized(committed)
+    assert normalized(drifted) != normalized(committed)
+    # Metadata of the template's own (not the compiler's) is compared, not dropped.
+    described = {**built, "metadata": {"_generator": generator, "owner": "ops"}}
+    assert normalized(described) != normalized(committed)
+
+
 def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
     workflow = yaml_load(WORKFLOW)
     job = workflow["jobs"]["pipeline"]
@@ -221,6 +259,12 @@ def test_github_workflow_pushes_deploys_and_marks_on_main_only() -> None:
         assert by_name[name]["if"] == MAIN_ONLY, name
     assert "chatops deploy --group" in by_name["Deploy to ACI"]["run"]
     assert "--image" in by_name["Deploy to ACI"]["run"]
+    # The bot's secrets come from Key Vault through ARM: the deploy step is given none.
+    assert '--key-vault "$KEY_VAULT_ID"' in by_name["Deploy to ACI"]["run"]
+    assert by_name["Deploy to ACI"]["env"] == {
+        "AZURE_SUBSCRIPTION_ID": "${{ secrets.AZURE_SUBSCRIPTION_ID }}",
+        "KEY_VAULT_ID": "${{ vars.KEY_VAULT_ID }}",
+    }
     assert "chatops marker --version" in by_name["Deployment marker"]["run"]
     assert "bash .ci/run" in by_name["Lint, type-check and test"]["run"]
     assert "if" not in by_name["Lint, type-check and test"]
@@ -259,6 +303,7 @@ def test_circleci_config_deploys_and_marks_on_main_only() -> None:
     assert jobs["deploy"]["requires"] == ["image"] and jobs["image"]["requires"] == ["test"]
     deploy = json.dumps(config["jobs"]["deploy"])
     assert "chatops deploy --group" in deploy and "chatops marker --version" in deploy
+    assert '--key-vault \\"$KEY_VAULT_ID\\"' in deploy  # the bot's secrets stay in Key Vault
     image = config["jobs"]["image"]["steps"]
     push = [s for s in image if isinstance(s, dict) and "docker push" in json.dumps(s)]
     assert push and push[0]["when"]["condition"] == {"equal": ["main", "<< pipeline.git.branch >>"]}

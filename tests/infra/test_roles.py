@@ -25,9 +25,13 @@ from tests.infra.arm_eval import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 ARM = ROOT / "infra" / "aci" / "main.json"
-# ARM checks this linked permission on the identity when a group that uses it is written
-# (chatops deploy PUTs the group); no call of ours names it.
-LINKED = {"Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"}
+# ARM checks these linked permissions, which no call of ours names: on the identity when a
+# group that uses it is written (chatops deploy PUTs the group), and on the vault when a
+# deployment's parameter is a Key Vault reference (chatops deploy --key-vault).
+LINKED = {
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    "Microsoft.KeyVault/vaults/deploy/action",
+}
 
 
 class _Poller:
@@ -38,6 +42,9 @@ class _Poller:
 class _Response:
     def raise_for_status(self) -> None:
         return None
+
+    def json(self) -> Any:
+        return {"properties": {"provisioningState": "Succeeded"}}  # a finished deployment
 
 
 class RecordingClient:
@@ -147,11 +154,13 @@ async def operations_of(method: str, spans: InMemorySpanExporter) -> set[str]:
         "stop": (ref,),
         "create_or_update": (ref, SimpleNamespace(), 5.0),
         "tag_resource_group": ("rg", "chatops-bot-image", "img"),
+        "deploy_template": ("rg", "chatops-deploy-1", {}, {}),
     }
+    keywords: dict[str, dict[str, Any]] = {"deploy_template": {"timeout_s": 5, "poll_s": 0.01}}
     if method == "resource_id" or method == "close":
         return set()
     spans.clear()
-    await getattr(aci, method)(*arguments[method])
+    await getattr(aci, method)(*arguments[method], **keywords.get(method, {}))
     return {
         str(s.attributes[schema.AZURE_OPERATION])
         for s in spans.get_finished_spans()

@@ -7,6 +7,12 @@ with an ``Azure-AsyncOperation`` URL polled until ``Succeeded`` or ``Failed``.
 As on ARM, the list omits each container's ``instanceView`` and a GET never
 returns a secure environment variable's value.
 
+Template deployments (``Microsoft.Resources/deployments``, incremental) are faked for the
+one shape ``chatops deploy --key-vault`` sends: a single container group whose secure
+values are ``[parameters('X')]`` (or ``[base64(parameters('X'))]`` for a secret volume
+file), each parameter a Key Vault reference that the fake resolves from ``vault_secrets``
+the way ARM does, server-side, so the caller never holds the secret.
+
 Faults are planned per request (``fail``): ARM's error bodies
 (``{"error": {"code", "message"}}``), ``Retry-After`` on 429, slow answers.
 """
@@ -14,6 +20,7 @@ Faults are planned per request (``fail``): ARM's error bodies
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import re
 import time
@@ -30,6 +37,9 @@ from bot.sandbox.fakes.tls import SelfSignedCertificate
 JSON = dict[str, Any]
 API_VERSION = "2023-05-01"
 TAGS_API_VERSION = "2021-04-01"  # Microsoft.Resources/tags
+DEPLOYMENTS_API_VERSION = "2024-03-01"  # Microsoft.Resources/deployments
+DEPLOYMENTS = "Microsoft.Resources/deployments"
+_PARAMETER = re.compile(r"^\[(base64\()?parameters\('(\w+)'\)(\))?\]$")
 PROVIDER = "Microsoft.ContainerInstance"
 TOKEN = "fake-arm-token"  # a test token for a local fake
 
@@ -120,6 +130,10 @@ class FakeArm:
     operations: dict[str, Operation] = field(default_factory=dict)
     # Resource group tags (ARM's Tags API, PATCH with operation Merge).
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Key Vault secrets ARM may read for a deployment: (vault resource id, name) -> value.
+    vault_secrets: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Template deployments by (rg, name): the operation that applies the group.
+    deployments: dict[tuple[str, str], str] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -149,6 +163,14 @@ class FakeArm:
                 web.get(
                     f"/subscriptions/{{sub}}/providers/{PROVIDER}/locations/{{loc}}/operations/{{op}}",
                     self.operation,
+                ),
+                web.put(
+                    f"/subscriptions/{{sub}}/resourceGroups/{{rg}}/providers/{DEPLOYMENTS}/{{name}}",
+                    self.put_deployment,
+                ),
+                web.get(
+                    f"/subscriptions/{{sub}}/resourceGroups/{{rg}}/providers/{DEPLOYMENTS}/{{name}}",
+                    self.get_deployment,
                 ),
             ]
         )
@@ -282,7 +304,11 @@ class FakeArm:
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return arm_error(401, "AuthenticationFailed", "Authentication failed.")
-        expected = TAGS_API_VERSION if "/Microsoft.Resources/tags/" in request.path else API_VERSION
+        expected = API_VERSION
+        if "/Microsoft.Resources/tags/" in request.path:
+            expected = TAGS_API_VERSION
+        elif f"/{DEPLOYMENTS}/" in request.path:
+            expected = DEPLOYMENTS_API_VERSION
         if request.query.get("api-version") != expected:
             return arm_error(400, "InvalidApiVersionParameter", "The api-version is invalid.")
         for fault in self.faults:
@@ -335,8 +361,13 @@ class FakeArm:
         """Create or update: 201/200 with ``provisioningState`` Pending and an async operation."""
         info = request.match_info
         rg, name = info["rg"], info["name"]
-        body: JSON = await request.json()
         existed = (rg, name) in self.groups
+        group, op_id = self._put(rg, name, await request.json())
+        headers = self._operation_headers(op_id)
+        return web.json_response(group, status=200 if existed else 201, headers=headers)
+
+    def _put(self, rg: str, name: str, body: JSON) -> tuple[JSON, str]:
+        """Store the group as a PUT sent it (secure values kept apart); the operation's id."""
         group = copy.deepcopy(body)
         group.update(id=self.resource_id(rg, name), name=name, type=f"{PROVIDER}/containerGroups")
         props = group.setdefault("properties", {})
@@ -392,8 +423,102 @@ class FakeArm:
             if bad
             else None
         )
-        headers = self._operation(apply, failure)
-        return web.json_response(group, status=200 if existed else 201, headers=headers)
+        return group, self._new_operation(apply, failure)
+
+    # -- template deployments (chatops deploy --key-vault) -----------------
+
+    async def put_deployment(self, request: web.Request) -> web.Response:
+        """Resolve the parameters (Key Vault references included), then deploy the one
+        container group the template holds, as a PUT of it would."""
+        info = request.match_info
+        rg, name = info["rg"], info["name"]
+        body: JSON = await request.json()
+        props = body.get("properties") or {}
+        if props.get("mode") != "Incremental":
+            return arm_error(400, "InvalidDeploymentMode", "only Incremental is faked")
+        template = props.get("template") or {}
+        try:
+            values = self._parameters(
+                template.get("parameters") or {}, props.get("parameters") or {}
+            )
+            (resource,) = template.get("resources") or [None]
+            if (
+                not isinstance(resource, dict)
+                or resource.get("type") != f"{PROVIDER}/containerGroups"
+                or resource.get("apiVersion") != API_VERSION
+            ):
+                raise _Invalid(f"only one {PROVIDER}/containerGroups@{API_VERSION} is faked")
+            group = _evaluate(resource, values)
+        except _Invalid as exc:
+            return arm_error(400, exc.code, str(exc))
+        except ValueError:
+            return arm_error(400, "InvalidTemplate", "only one resource is faked")
+        fields = ("location", "identity", "tags", "properties")
+        _, op_id = self._put(rg, group["name"], {k: group[k] for k in fields if k in group})
+        self.deployments[(rg, name)] = op_id
+        return web.json_response(self._deployment(rg, name), status=201)
+
+    async def get_deployment(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        if (info["rg"], info["name"]) not in self.deployments:
+            return arm_error(404, "DeploymentNotFound", f"Deployment '{info['name']}' not found.")
+        return web.json_response(self._deployment(info["rg"], info["name"]))
+
+    def _deployment(self, rg: str, name: str) -> JSON:
+        """The deployment as ARM shows it: Running until its group's operation is done."""
+        op = self.operations[self.deployments[(rg, name)]]
+        props: JSON = {"mode": "Incremental", "timestamp": now_iso()}
+        if time.monotonic() < op.done_at:
+            props["provisioningState"] = "Running"
+        else:
+            if not op.finished:
+                op.finished = True
+                op.apply()
+            props["provisioningState"] = "Failed" if op.failure else "Succeeded"
+            if op.failure:
+                props["error"] = {
+                    "code": "DeploymentFailed",
+                    "message": "At least one resource deployment operation failed.",
+                    "details": [op.failure],
+                }
+        return {
+            "id": f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/"
+            f"{DEPLOYMENTS}/{name}",
+            "name": name,
+            "type": DEPLOYMENTS,
+            "properties": props,
+        }
+
+    def _parameters(self, declared: JSON, given: JSON) -> dict[str, Any]:
+        """Each declared parameter's value: given, a Key Vault secret, or its default."""
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            supplied = given.get(name)
+            if isinstance(supplied, dict) and "reference" in supplied:
+                ref = supplied["reference"]
+                vault, secret = ref["keyVault"]["id"], ref["secretName"]
+                key = next(
+                    (
+                        k
+                        for k in self.vault_secrets
+                        if k[0].lower() == vault.lower() and k[1] == secret
+                    ),
+                    None,
+                )
+                if key is None:
+                    raise _Invalid(
+                        f"The secret '{secret}' of key vault '{vault.rsplit('/', 1)[-1]}' "
+                        "could not be read for the deployment.",
+                        "KeyVaultParameterReferenceSecretRetrieveFailed",
+                    )
+                values[name] = self.vault_secrets[key]
+            elif isinstance(supplied, dict) and "value" in supplied:
+                values[name] = supplied["value"]
+            elif "defaultValue" in spec:
+                values[name] = spec["defaultValue"]
+            else:
+                raise _Invalid(f"The template parameter '{name}' has no value.")
+        return values
 
     async def patch_tags(self, request: web.Request) -> web.Response:
         """Tags - Update At Scope: Merge adds or replaces the given tags, keeps the others."""
@@ -463,8 +588,14 @@ class FakeArm:
     # -- long-running operations -----------------------------------------
 
     def _operation(self, apply: Any, failure: JSON | None = None) -> dict[str, str]:
+        return self._operation_headers(self._new_operation(apply, failure))
+
+    def _new_operation(self, apply: Any, failure: JSON | None = None) -> str:
         op_id = str(uuid.uuid4())
         self.operations[op_id] = Operation(time.monotonic() + self.operation_s, apply, failure)
+        return op_id
+
+    def _operation_headers(self, op_id: str) -> dict[str, str]:
         url = (
             f"{self.url}/subscriptions/{self.subscription}/providers/{PROVIDER}"
             f"/locations/{self.location}/operations/{op_id}?api-version={API_VERSION}"
@@ -554,6 +685,34 @@ def _group_404(request: web.Request) -> web.Response:
         f"'{info['rg']}' was not found. For more details please go to "
         "https://aka.ms/ARMResourceNotFoundFix",
     )
+
+
+class _Invalid(Exception):
+    """A template the fake cannot deploy: ARM's 400 with ``code``."""
+
+    def __init__(self, message: str, code: str = "InvalidTemplate") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _evaluate(value: Any, parameters: dict[str, Any]) -> Any:
+    """The template expressions ``chatops deploy`` sends: ``[parameters('X')]``,
+    ``[base64(parameters('X'))]``, and ``[[`` for a literal ``[``; nothing else."""
+    if isinstance(value, dict):
+        return {k: _evaluate(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_evaluate(v, parameters) for v in value]
+    if not isinstance(value, str) or not value.startswith("["):
+        return value
+    if value.startswith("[["):
+        return value[1:]
+    match = _PARAMETER.match(value)
+    if match is None or bool(match.group(1)) != bool(match.group(3)):
+        raise _Invalid(f"The template expression '{value[:60]}' is not faked.")
+    if match.group(2) not in parameters:
+        raise _Invalid(f"The template parameter '{match.group(2)}' is not declared.")
+    result = str(parameters[match.group(2)])
+    return base64.b64encode(result.encode()).decode() if match.group(1) else result
 
 
 class ArmErrorResponse(Exception):
