@@ -30,6 +30,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 
+# A C compiler for the span encoder (telemetry/_otlp_span.c, built by hatch_build.py):
+# Debian's, from the release the pinned base image is built on. It stays in this
+# stage; the final image copies only the venv. Not pinned by version: libc6-dev must
+# match the libc6 of the base image, which its digest already fixes.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from the lock only: --require-hashes refuses any file whose
 # hash is not in the lock and any dependency the lock does not pin. This layer is
 # rebuilt only when the lock changes. The build backend (hatchling) comes from its
@@ -46,7 +55,7 @@ RUN python -m venv /opt/venv \
 # `pip check` fails the build if the lock no longer satisfies pyproject.toml. pip
 # (and setuptools, which a 3.11 venv seeds) leave the venv at the end: nothing
 # imports them at run time.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY bot ./bot
 COPY commands ./commands
 COPY telemetry ./telemetry

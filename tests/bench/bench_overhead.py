@@ -335,6 +335,25 @@ async def sampled(pid: int, out: Path | None) -> Any:
         await asyncio.wait_for(spy.wait(), 30)
 
 
+@contextlib.asynccontextmanager
+async def called(pid: int, out: Path | None) -> Any:
+    """The bot cProfiles its event-loop thread meanwhile (pstats to ``out``), if ``out`` is set."""
+    if out is None:
+        yield
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(out)
+    os.kill(pid, signal.SIGUSR1)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGUSR2)
+        for _ in range(600):
+            if await asyncio.to_thread(os.path.exists, out):
+                break
+            await asyncio.sleep(0.05)
+
+
 async def run_variant(
     name: str,
     *,
@@ -345,6 +364,7 @@ async def run_variant(
     workdir: Path,
     profile: Path | None = None,
     counter: Callgrind | None = None,
+    calls: Path | None = None,
 ) -> Result:
     kind, otlp, store, extra = VARIANTS[name]
     result = Result(name)
@@ -364,6 +384,8 @@ async def run_variant(
         if store:
             args += ["--store", str(db)]
         env = child_env(extra)
+        if calls:
+            env["BENCH_CALLS_OUT"] = str(calls)
         if counter:
             args = counter.wrap(args)
             delay = int(env.get("OTEL_BSP_SCHEDULE_DELAY", "1000"))
@@ -396,8 +418,10 @@ async def run_variant(
             while warmup and time.perf_counter() < warm_until:
                 await run_phase(fake, users[:1], proc.pid, warmup, 0)
             async with sampled(proc.pid, profile):
-                result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0, counter)
-                result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0, counter)
+                async with called(proc.pid, calls and calls.with_suffix(".c1.pstats")):
+                    result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0, counter)
+                async with called(proc.pid, calls and calls.with_suffix(".cN.pstats")):
+                    result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0, counter)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             on_ready.cancel()
@@ -535,6 +559,11 @@ async def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="record each variant with py-spy into this directory"
     )
+    parser.add_argument(
+        "--calls",
+        type=Path,
+        help="cProfile each bot's event-loop thread into this directory (exact call counts)",
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
     parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
     parser.add_argument(
@@ -561,7 +590,11 @@ async def main() -> None:
         for round_no in range(rounds):
             for name in names:
                 print(f"  round {round_no + 1}: {name} ...", flush=True)
-                out = None
+                out = calls = None
+                slug = name.replace(" ", "").replace(",", "-")
+                if args.calls:
+                    args.calls.mkdir(parents=True, exist_ok=True)
+                    calls = args.calls / f"{slug}-{round_no + 1}.pstats"
                 if args.profile:
                     args.profile.mkdir(parents=True, exist_ok=True)
                     slug = name.replace(" ", "").replace(",", "-")
@@ -576,6 +609,7 @@ async def main() -> None:
                         workdir=Path(tmp),
                         profile=out,
                         counter=Callgrind(Path(tmp)) if args.instructions else None,
+                        calls=calls,
                     )
                 )
         for name in [] if args.no_scale else SCALE_VARIANTS:

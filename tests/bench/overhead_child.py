@@ -143,6 +143,7 @@ async def run_bot(args: argparse.Namespace) -> None:
     bot.add_listener(on_ready, "on_ready")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    _profile_on_signals(loop)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(bot.start(TOKEN))
     stopper = asyncio.create_task(stop.wait())
@@ -156,6 +157,30 @@ async def run_bot(args: argparse.Namespace) -> None:
         from telemetry.setup import shutdown
 
         _report(f"flushed {shutdown(provider)}")
+
+
+def _profile_on_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """With ``BENCH_CALLS_OUT`` set: cProfile the event loop's thread from SIGUSR1 to SIGUSR2.
+
+    Call counts are exact (the times are inflated by the profiler); the parent
+    sends the signals around the measured phases (``bench_overhead.py --calls``).
+    """
+    import os
+
+    out = os.environ.get("BENCH_CALLS_OUT")
+    if not out:
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+
+    def stop() -> None:
+        profiler.disable()
+        profiler.dump_stats(out + ".tmp")
+        os.replace(out + ".tmp", out)
+
+    loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+    loop.add_signal_handler(signal.SIGUSR2, stop)
 
 
 # -- the OTLP receiver ----------------------------------------------------------

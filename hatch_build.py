@@ -1,0 +1,50 @@
+"""Compiles telemetry/_otlp_span.c when the project is built or installed (``pip install -e .``).
+
+The trace pipeline's span encoder is C (docs/telemetry.md, "What tracing costs"); it
+is one file with no dependency but Python's headers, so it is compiled here with the
+C compiler Python was built with, instead of through a second build system. A
+missing compiler fails the install in one line: without the extension the bot
+cannot export spans at the speed its benchmark promises.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+SOURCE = Path("telemetry") / "_otlp_span.c"
+
+
+class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        root = Path(self.root)
+        target = SOURCE.with_name("_otlp_span" + sysconfig.get_config_var("EXT_SUFFIX"))
+        compile_extension(root / SOURCE, root / target)
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+        if version != "editable":
+            build_data["force_include"][str(root / target)] = str(target)
+
+
+def compile_extension(source: Path, target: Path) -> None:
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    flags = ["-O2", "-fPIC", "-shared", "-Wall", "-I", sysconfig.get_paths()["include"]]
+    if sys.platform == "darwin":
+        flags += ["-undefined", "dynamic_lookup"]
+    command = [*compiler, *flags, str(source), "-o", str(target)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise SystemExit(
+            f"chatops-bot: no C compiler ({compiler[0]}) to build {source.name}: install gcc"
+        ) from exc
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"chatops-bot: building {source.name} failed:\n{exc.stderr}") from exc
