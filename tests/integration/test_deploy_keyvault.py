@@ -24,7 +24,7 @@ from bot.deploy import IMAGE_TAG, DeployFailed, DeployRequest, deploy, key_vault
 from telemetry import schema
 from tests.fakes.arm import FakeArm, StaticCredential
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
-from tests.integration.test_deploy_rolling import (
+from tests.helpers.sharded_group import (
     BOTS,
     CADDY,
     CADDYFILE,
