@@ -64,6 +64,7 @@ MAX_ATTRIBUTES = 128  # the SDK's default span limits
 MAX_EVENTS = 128
 MAX_LINKS = 128
 _SIMPLE_TYPES = (str, bool, int, float)
+_SIMPLE_TYPE_SET = frozenset(_SIMPLE_TYPES)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 EMPTY_TRACE_STATE = TraceState()
@@ -227,7 +228,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
     # -- opentelemetry.trace.Span -----------------------------------------------
 
     def get_span_context(self) -> SpanContext:
-        return cast(SpanContext, self._context)
+        return self._context  # type: ignore[return-value]
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -236,11 +237,22 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return
         cleaned = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
-        attributes = cast(dict[str, Any], self._attributes)
+        attributes: dict[str, Any] = self._attributes  # type: ignore[assignment]
         if key in attributes or len(attributes) < MAX_ATTRIBUTES:
             attributes[key] = cleaned
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        # One dict update when every value is a plain str/bool/int/float and the limit
+        # leaves room: the trace fields are copied onto every span this way.
+        held: dict[str, Any] = self._attributes  # type: ignore[assignment]
+        if (
+            self._end_time is None
+            and type(attributes) is dict
+            and len(held) + len(attributes) <= MAX_ATTRIBUTES
+            and _SIMPLE_TYPE_SET.issuperset(map(type, attributes.values()))
+        ):
+            held.update(attributes)
+            return
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
@@ -374,29 +386,38 @@ class LeanTracer(trace_api.Tracer):
         current = (context if context is not None else current_context()).get(_SPAN_KEY)
         parent: SpanContext
         if type(current) is LeanSpan:
-            parent = cast(SpanContext, current._context)
+            parent = current._context  # type: ignore[assignment]
         elif isinstance(current, trace_api.Span):
             parent = current.get_span_context() or INVALID_SPAN_CONTEXT
         else:
             parent = INVALID_SPAN_CONTEXT
         ids = provider.ids
-        cleaned: dict[str, Any] = {}
-        if attributes:
+        cleaned: dict[str, Any]
+        if not attributes:
+            cleaned = {}
+        elif (
+            type(attributes) is dict
+            and len(attributes) <= MAX_ATTRIBUTES
+            and _SIMPLE_TYPE_SET.issuperset(map(type, attributes.values()))
+        ):
+            cleaned = attributes.copy()  # plain values: nothing to clean, one C-level copy
+        else:
+            cleaned = {}
             for key, value in attributes.items():
                 value = value if type(value) in _SIMPLE_TYPES else _clean(key, value)
                 if len(cleaned) < MAX_ATTRIBUTES:
                     cleaned[key] = value
-        if parent.is_valid:
-            # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid)
-            trace_id, _, _, flags, state, _ = cast(
-                tuple[int, int, bool, TraceFlags, TraceState, bool], parent
-            )
-            parent_context = parent
-            sampled = bool(flags & TraceFlags.SAMPLED)
+        # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid);
+        # its properties are Python calls, its items are not.
+        remote: bool
+        if parent[5]:
+            trace_id, _, remote, flags, state, _ = parent  # type: ignore[misc]
+            parent_context: SpanContext | None = parent
+            sampled = flags & TraceFlags.SAMPLED != 0
         else:
-            trace_id, parent_context = ids.trace_id(), None
+            trace_id, parent_context, remote = ids.trace_id(), None, False
             flags, state, sampled = _SAMPLED, EMPTY_TRACE_STATE, True
-        if provider.sampler is not None and (parent_context is None or parent_context.is_remote):
+        if provider.sampler is not None and (parent_context is None or remote):
             result = provider.sampler.should_sample(
                 context, trace_id, name, kind, cleaned, list(links or ())
             )
@@ -415,7 +436,7 @@ class LeanTracer(trace_api.Tracer):
             parent_context,
             kind,
             cleaned,
-            [link for link in links or () if link.context.is_valid],
+            [link for link in links if link.context.is_valid] if links else [],
             start_time if start_time is not None else time.time_ns(),
             provider.resource,
             self._scope,
