@@ -7,22 +7,26 @@ compare them with figures computed independently. Statistics read root spans onl
 Percentiles are nearest-rank (the smallest duration with at least p% of the
 durations at or below it), read by ``ORDER BY duration_ns LIMIT 1 OFFSET k`` from an
 index already in duration order when the group has one: a million spans never leave
-SQLite. A group read from the attribute JSON has no such index; then one pass
-gathers the matching durations (see ``stats``).
+SQLite. A group read from the attribute JSON has such an index in the group cache
+beside the store once it has been asked for (``telemetry/store_groups.py``); without
+it, one pass gathers the matching durations (see ``stats``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from array import array
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from telemetry import schema
+from telemetry.store_groups import group_table
 from telemetry.store_read import Marker, SpanStore, read_markers
 from telemetry.store_schema import (
     COLUMNS,
@@ -186,14 +190,19 @@ def _column(store: SpanStore, key: str) -> str | None:
     return column if column in store.layout.columns else None
 
 
+def _json_names(key: str) -> tuple[str, ...]:
+    """The attribute names a key is read from in the JSON, first present wins."""
+    known = COLUMNS_BY_NAME.get(_COLUMNS.get(key, ""))
+    return known.attributes if known is not None else attribute_names(key)
+
+
 def _expr(store: SpanStore, key: str) -> tuple[str, list[object]]:
     """SQL for a key: its own column when it has one, else a lookup in the attribute JSON."""
     _check_key(key)
     column = _column(store, key)
     if column is not None:
         return column, []
-    known = COLUMNS_BY_NAME.get(_COLUMNS.get(key, ""))
-    names = known.attributes if known is not None else attribute_names(key)
+    names = _json_names(key)
     return json_text(names, literal=False), [json_path(name) for name in names]
 
 
@@ -228,17 +237,33 @@ def stats(
 
     When the group has a column and an index that covers the filters, counts come
     from one pass over that index and each percentile from an ``OFFSET`` into the
-    group's durations, counted from whichever end is nearer. Otherwise (a group or
-    a filter read from the attribute JSON, or a filter the index does not hold) one
-    pass over the matching spans gathers each group's durations, and the
-    percentiles are read from them sorted.
+    group's durations, counted from whichever end is nearer. A group read from the
+    attribute JSON is answered the same way from its table in the group cache
+    (``telemetry/store_groups.py``), built by the first such question about all root
+    spans. Otherwise (a filter read from the JSON, or one the index does not hold,
+    or no cache) one pass over the matching spans gathers each group's durations,
+    and the percentiles are read from them sorted.
     """
     group, group_params = _expr(store, by)
     condition, params, reads = _filters(store, window, where)
     index = f"roots_{group}"
-    covered = reads <= {"is_root", "start_ns", "duration_ns", "outcome", group}
-    if not group_params and covered and index in store.layout.indexes:
-        found = _stats_by_index(store, group, index, condition, params)
+    held = {"is_root", "start_ns", "duration_ns", "outcome"}
+    if not group_params and reads <= {*held, group} and index in store.layout.indexes:
+        found = _stats_by_index(store.conn, "spans", group, index, condition, params)
+    elif (
+        group_params
+        and reads <= held
+        and (
+            # A key read from the JSON, filters the group cache holds: the key's table there.
+            # Cached on first use only for a question about every root span: a filtered one
+            # (``--where app.outcome=error --by app.error.type``) reads few spans without it.
+            cached := group_table(store.conn, store.path, by, _json_names(by), create=not where)
+        )
+    ):
+        with closing(cached.conn):
+            found = _stats_by_index(
+                cached.conn, cached.table, "value", cached.index, condition, params
+            )
     else:
         found = _stats_one_pass(store, group, group_params, condition, params)
     rows = [
@@ -263,15 +288,25 @@ _Found = tuple[Any, int, int, int, list[int]]
 
 
 def _stats_by_index(
-    store: SpanStore, group: str, index: str, condition: str, params: list[object]
+    conn: sqlite3.Connection,
+    table: str,
+    group: str,
+    index: str,
+    condition: str,
+    params: list[object],
 ) -> list[_Found]:
-    totals = store.conn.execute(
+    """Counts in one pass over ``index`` (group, duration order), percentiles by ``OFFSET``.
+
+    ``table`` is ``spans``, or a key's table in the group cache, which has the same
+    columns the condition reads.
+    """
+    totals = conn.execute(
         f"SELECT {group}, count(*), coalesce(sum(outcome = ?), 0), max(duration_ns) "
-        f"FROM spans INDEXED BY {index} WHERE {condition} GROUP BY {group}",
+        f"FROM {table} INDEXED BY {index} WHERE {condition} GROUP BY {group}",
         [schema.Outcome.ERROR.value, *params],
     ).fetchall()
     nearest = (
-        f"(SELECT duration_ns FROM spans INDEXED BY {index} WHERE {condition} AND {group} IS ? "
+        f"(SELECT duration_ns FROM {table} INDEXED BY {index} WHERE {condition} AND {group} IS ? "
         "ORDER BY duration_ns {order} LIMIT 1 OFFSET ?)"
     )
     found: list[_Found] = []
@@ -284,7 +319,7 @@ def _stats_by_index(
             order, offset = ("", offset) if offset < count // 2 else ("DESC", count - 1 - offset)
             picks.append(nearest.format(order=order))
             picks_params += [*params, value, offset]
-        ranked = store.conn.execute(f"SELECT {', '.join(picks)}", picks_params).fetchone()
+        ranked = conn.execute(f"SELECT {', '.join(picks)}", picks_params).fetchone()
         found.append((value, count, errors, longest, list(ranked)))
     return found
 

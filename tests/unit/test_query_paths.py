@@ -86,7 +86,7 @@ def test_both_stats_paths_agree_on_every_window(
         by_index = query._stats_by_index
         condition, params, _ = query._filters(store, window, [])
         one_pass = query._stats_one_pass(store, "command", [], condition, params)
-        indexed = by_index(store, "command", "roots_command", condition, params)
+        indexed = by_index(store.conn, "spans", "command", "roots_command", condition, params)
         assert sorted(one_pass, key=str) == sorted(indexed, key=str)
         assert stats(store, window=window) == expected_stats(spans, window, "command")
 
