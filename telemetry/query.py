@@ -244,12 +244,30 @@ def stats(
     or no cache) one pass over the matching spans gathers each group's durations,
     and the percentiles are read from them sorted.
     """
+    return busiest(store, window=window, by=by, where=where)[0]
+
+
+def busiest(
+    store: SpanStore,
+    *,
+    window: Window,
+    by: str = "command",
+    where: Sequence[Where] = (),
+    top: int | None = None,
+) -> tuple[list[StatsRow], int]:
+    """``stats`` of the ``top`` busiest groups only (all when None), and how many groups there are.
+
+    Each row is the one ``stats`` gives. Read from an index, only the groups shown
+    cost percentiles: a table of 50 authors out of 5,000 reads 50 groups' durations.
+    """
     group, group_params = _expr(store, by)
     condition, params, reads = _filters(store, window, where)
     index = f"roots_{group}"
     held = {"is_root", "start_ns", "duration_ns", "outcome"}
     if not group_params and reads <= {*held, group} and index in store.layout.indexes:
-        found = _stats_by_index(store.conn, "spans", group, index, condition, params)
+        found, groups = _stats_by_index(
+            store.conn, "spans", group, index, condition, params, top=top
+        )
     elif (
         group_params
         and reads <= held
@@ -261,11 +279,12 @@ def stats(
         )
     ):
         with closing(cached.conn):
-            found = _stats_by_index(
-                cached.conn, cached.table, "value", cached.index, condition, params
+            found, groups = _stats_by_index(
+                cached.conn, cached.table, "value", cached.index, condition, params, top=top
             )
     else:
         found = _stats_one_pass(store, group, group_params, condition, params)
+        groups = len(found)
     rows = [
         StatsRow(
             group=value,
@@ -280,7 +299,12 @@ def stats(
         for value, count, errors, longest, ranked in found
     ]
     rows.sort(key=lambda row: (-row.count, row.group or ""))
-    return rows
+    return (rows if top is None else rows[:top]), groups
+
+
+def _busiest_first(total: tuple[Any, int, int, int]) -> tuple[int, str]:
+    """The order of ``stats`` rows: most spans first, then by group (None as "")."""
+    return -total[1], total[0] or ""
 
 
 # (group value, count, errors, max duration, durations at PERCENTILES)
@@ -294,17 +318,23 @@ def _stats_by_index(
     index: str,
     condition: str,
     params: list[object],
-) -> list[_Found]:
+    *,
+    top: int | None = None,
+) -> tuple[list[_Found], int]:
     """Counts in one pass over ``index`` (group, duration order), percentiles by ``OFFSET``.
 
     ``table`` is ``spans``, or a key's table in the group cache, which has the same
-    columns the condition reads.
+    columns the condition reads. Percentiles are read for the ``top`` busiest groups
+    only (all when None); also returns how many groups there are.
     """
     totals = conn.execute(
         f"SELECT {group}, count(*), coalesce(sum(outcome = ?), 0), max(duration_ns) "
         f"FROM {table} INDEXED BY {index} WHERE {condition} GROUP BY {group}",
         [schema.Outcome.ERROR.value, *params],
     ).fetchall()
+    groups = len(totals)
+    if top is not None and top < groups:
+        totals = sorted(totals, key=_busiest_first)[:top]
     nearest = (
         f"(SELECT duration_ns FROM {table} INDEXED BY {index} WHERE {condition} AND {group} IS ? "
         "ORDER BY duration_ns {order} LIMIT 1 OFFSET ?)"
@@ -321,7 +351,7 @@ def _stats_by_index(
             picks_params += [*params, value, offset]
         ranked = conn.execute(f"SELECT {', '.join(picks)}", picks_params).fetchone()
         found.append((value, count, errors, longest, list(ranked)))
-    return found
+    return found, groups
 
 
 def _stats_one_pass(
