@@ -275,7 +275,7 @@ def busiest(
             # A key read from the JSON, filters the group cache holds: the key's table there.
             # Cached on first use only for a question about every root span: a filtered one
             # (``--where app.outcome=error --by app.error.type``) reads few spans without it.
-            cached := group_table(store.conn, store.path, by, _json_names(by), create=not where)
+            cached := group_table(store.path, by, _json_names(by), create=not where)
         )
     ):
         with closing(cached.conn):

@@ -163,3 +163,30 @@ def test_spans_written_while_the_cache_exists_are_counted_once(tmp_path: Path) -
             insert_rows(conn, [span_row(s) for s in spans[start : start + 75]])
         assert stats(store, window=WINDOW, by=KEY) == expected_stats(spans, WINDOW, KEY)
     conn.close()
+
+
+def test_the_bot_writes_while_the_cache_is_being_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = random_spans(150, seed=11)  # 300 spans: roots and their children
+    path = tmp_path / "spans.db"
+    write(path, spans[:200])
+    copy = store_groups._copy_new
+    wrote: list[int] = []
+
+    def copy_then_export(conn: sqlite3.Connection, *args: object) -> None:
+        copy(conn, *args)  # type: ignore[arg-type]
+        # Mid-sync, the cache's transaction open: the bot's export must not wait at all.
+        bot = connect_writer(path)
+        bot.execute("PRAGMA busy_timeout = 0")
+        insert_rows(bot, [span_row(s) for s in spans[200:]])
+        wrote.append(len(spans) - 200)
+        bot.close()
+
+    monkeypatch.setattr(store_groups, "_copy_new", copy_then_export)
+    with SpanStore.open(path) as store:
+        # Answered from the snapshot the sync read: the spans written during it come next time.
+        assert stats(store, window=WINDOW, by=KEY) == expected_stats(spans[:200], WINDOW, KEY)
+        assert wrote
+        monkeypatch.setattr(store_groups, "_copy_new", copy)
+        assert stats(store, window=WINDOW, by=KEY) == expected_stats(spans, WINDOW, KEY)
