@@ -104,9 +104,7 @@ def group_table(
         return _sync(conn, key, names)
     except (sqlite3.Error, OSError) as exc:
         log.debug("group cache %s not used: %s", path, exc)
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.close()
+        conn.close()  # rolls back whatever was left open
         return None
 
 
