@@ -19,7 +19,7 @@ from bot.cli.exits import Failure, settings
 from bot.cli.output import FORMATS, console, emit_json
 from bot.cli.tables import heatmap_text, stats_table, traces_table, waterfall_table
 from bot.config import Settings
-from telemetry.query import QueryError, Where, Window, heatmap, slowest, stats, waterfall
+from telemetry.query import QueryError, Where, Window, busiest, heatmap, slowest, waterfall
 from telemetry.store_read import Marker, SpanStore, StoreMissing, record_marker
 from telemetry.timespec import parse_timespan
 
@@ -102,21 +102,21 @@ def stats_command(
                 else:
                     console().print(heatmap_text(result))
                 return
-            rows = stats(store, window=window, by=by, where=where)
+            # A table shows the busiest groups only: only theirs cost percentiles.
+            limit = None if fmt == "json" or not top else top
+            shown, groups = busiest(store, window=window, by=by, where=where, top=limit)
     except QueryError as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
-        emit_json([asdict(row) for row in rows])
-    elif not rows:
+        emit_json([asdict(row) for row in shown])
+    elif not shown:
         click.echo(f"no root spans in the last {since}")
     else:
         filters = "".join(f", {w.key}={w.value}" for w in where)
-        shown = rows[:top] if top else rows
         table = stats_table(shown, by, f"root spans, last {since}{filters}")
-        if len(shown) < len(rows):
+        if len(shown) < groups:
             table.caption = (
-                f"the {len(shown):,} busiest of {len(rows):,} groups: "
-                "--top 0 or --format json for all"
+                f"the {len(shown):,} busiest of {groups:,} groups: --top 0 or --format json for all"
             )
         console().print(table)
 

@@ -102,6 +102,21 @@ def test_stats_table_shows_the_busiest_groups_and_says_how_many_are_left_out(
     assert code == 0 and len(json.loads(out)) == 2  # JSON always has every group
 
 
+def test_stats_by_an_attribute_with_no_column_keeps_a_cache_beside_the_store(
+    filled: str, env: Path
+) -> None:
+    cache = Path(f"{env}-groups")
+    first = run("stats", "--since", "1h", "--by", "app.command", "--format", "json")
+    assert first[0] == 0 and not cache.exists()  # a column: nothing to cache
+    code, out, _ = run("stats", "--since", "1h", "--by", "discord.shard.id", "--format", "json")
+    assert code == 0 and cache.is_file()
+    assert [(r["group"], r["count"]) for r in json.loads(out)] == [(None, 21)]
+    with store_tracer(env) as tracer:  # the bot writes on; the cache follows
+        root(tracer, "ping", start_ns=time.time_ns() - 10**9, duration_ms=3)
+    code, out, _ = run("stats", "--since", "1h", "--by", "discord.shard.id", "--format", "json")
+    assert code == 0 and [(r["group"], r["count"]) for r in json.loads(out)] == [(None, 22)]
+
+
 def test_heatmap_shows_a_recorded_marker(filled: str) -> None:
     assert run("marker", "--version", "v9")[0] == 0
     code, out, _ = run("stats", "--heatmap", "--since", "1h")

@@ -86,7 +86,7 @@ def test_both_stats_paths_agree_on_every_window(
         by_index = query._stats_by_index
         condition, params, _ = query._filters(store, window, [])
         one_pass = query._stats_one_pass(store, "command", [], condition, params)
-        indexed = by_index(store, "command", "roots_command", condition, params)
+        indexed, _ = by_index(store.conn, "spans", "command", "roots_command", condition, params)
         assert sorted(one_pass, key=str) == sorted(indexed, key=str)
         assert stats(store, window=window) == expected_stats(spans, window, "command")
 
@@ -182,3 +182,22 @@ def test_http_keys_read_the_stable_name_and_the_current_one(tmp_path: Path) -> N
             assert (row.group, row.count) == ("GET", 2)
             (row,) = stats(store, window=WINDOW, where=[Where(key, "GET")], by="outcome")
             assert row.count == 2
+
+
+@pytest.mark.parametrize(
+    ("by", "where"),
+    [
+        ("author", []),  # an index: percentiles read for the top groups only
+        (schema.CHANNEL_ID, []),  # the group cache, the same way
+        ("command", [f"{schema.GUILD_ID}=901"]),  # one pass: all computed, then cut
+    ],
+)
+@pytest.mark.parametrize("top", [1, 5, 29, 1000])
+def test_busiest_groups_are_the_first_rows_of_stats(
+    store: SpanStore, by: str, where: list[str], top: int
+) -> None:
+    conditions = [Where.parse(text) for text in where]
+    every = stats(store, window=WINDOW, by=by, where=conditions)
+    rows, groups = query.busiest(store, window=WINDOW, by=by, where=conditions, top=top)
+    assert rows == every[:top]
+    assert groups == len(every)
