@@ -26,6 +26,7 @@ needs no OpenTelemetry SDK; its names are importable from here too.
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import os
 import sqlite3
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, StatusCode
 
 from telemetry import schema
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
@@ -96,10 +98,33 @@ def _jsonable_map(attributes: Mapping[str, object] | None) -> dict[str, object]:
     return {k: _jsonable(v) for k, v in (attributes or {}).items()}
 
 
+# The C half of ``json.dumps(..., default=str)``, made once: ``json.dumps`` with an
+# argument builds a new JSONEncoder and a new C encoder for every call (a span each).
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE_ATTRIBUTES = (
+    _make_c_encoder(
+        None,  # no circular check: attribute values are scalars and flat sequences
+        str,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+    if _make_c_encoder is not None
+    else None
+)
+
+
 def _attributes_json(attributes: Mapping[str, object] | None) -> str:
     # json writes tuples as lists itself; anything else it cannot write becomes its str,
     # as _jsonable would make it, without a Python call per value.
-    return json.dumps(dict(attributes or {}), default=str)
+    plain = attributes if type(attributes) is dict else dict(attributes or {})
+    if _C_ENCODE_ATTRIBUTES is not None:
+        return "".join(_C_ENCODE_ATTRIBUTES(plain, 0))
+    return json.dumps(plain, default=str)
 
 
 def _text(attributes: Mapping[str, object], key: str) -> str | None:
@@ -120,40 +145,68 @@ def _pipeline_outcome(attributes: Mapping[str, object]) -> str | None:
     return schema.Outcome.ERROR.value if failed else schema.Outcome.OK.value
 
 
+# Enum members' ``.name`` is Python code; a span's kind and status code are looked up by
+# identity instead (anything else, such as a subclass member, falls back to ``.name``).
+_KIND_NAMES: dict[int, str] = {id(kind): kind.name for kind in SpanKind}
+_CODE_NAMES: dict[int, str] = {id(code): code.name for code in StatusCode}
+_last_service: tuple[object, str | None] = (object(), None)  # the resource last seen
+
+
+def _service(resource: Any) -> str | None:
+    global _last_service
+    held, service = _last_service
+    if resource is held:
+        return service
+    value = resource.attributes.get("service.name") if resource else None
+    service = None if value is None else str(value)
+    _last_service = (resource, service)
+    return service
+
+
 def span_row(span: ReadableSpan) -> SpanRow:
     """One span as a row of ``spans``: denormalised query columns plus the full attributes."""
     attributes: Mapping[str, object] = span.attributes or {}
+    context = span.context
     parent = span.parent
     start = span.start_time or 0
     duration = max(0, (span.end_time or start) - start)
-    events = [
-        {"name": e.name, "time_ns": e.timestamp, "attributes": _jsonable_map(e.attributes)}
-        for e in span.events
-    ]
-    service = span.resource.attributes.get("service.name") if span.resource else None
+    events = span.events
+    kind = span.kind
+    status = span.status
+    code = status.status_code
+    get = attributes.get
+    command, author, guild = get(schema.COMMAND), get(schema.AUTHOR_ID), get(schema.GUILD_ID)
+    outcome = get(schema.OUTCOME)
     return (
-        format(span.context.trace_id, "032x"),
-        format(span.context.span_id, "016x"),
+        format(context.trace_id, "032x"),
+        format(context.span_id, "016x"),
         None if parent is None else format(parent.span_id, "016x"),
         span.name,
-        span.kind.name,
+        _KIND_NAMES.get(id(kind)) or kind.name,
         start,
         duration,
         duration_bucket(duration),
-        span.status.status_code.name,
-        span.status.description,
+        _CODE_NAMES.get(id(code)) or code.name,
+        status.description,
         # Statistics are about messages: a root is a message's (or interaction's) root
         # span, one that carries an outcome. A span whose parent lives in another
         # process is the root of what we hold; the bot's own start-up REST calls are not.
         # A CI pipeline run (cicd.pipeline.result) is a root too: `stats --service ci`.
         1 if (parent is None or parent.is_remote) and _is_run(attributes) else 0,
-        _text(attributes, schema.COMMAND),
-        _text(attributes, schema.AUTHOR_ID),
-        _text(attributes, schema.GUILD_ID),
-        _text(attributes, schema.OUTCOME) or _pipeline_outcome(attributes),
-        None if service is None else str(service),
+        None if command is None else str(command),
+        None if author is None else str(author),
+        None if guild is None else str(guild),
+        (None if outcome is None else str(outcome)) or _pipeline_outcome(attributes),
+        _service(span.resource),
         _attributes_json(attributes),
-        json.dumps(events) if events else None,
+        json.dumps(
+            [
+                {"name": e.name, "time_ns": e.timestamp, "attributes": _jsonable_map(e.attributes)}
+                for e in events
+            ]
+        )
+        if events
+        else None,
     )
 
 

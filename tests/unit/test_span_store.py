@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import sqlite3
@@ -306,3 +307,31 @@ def test_a_reader_holding_the_log_delays_the_checkpoint_but_no_export_fails(
     with SpanStore.open(path) as store:
         assert store.conn.execute("SELECT count(*) FROM spans").fetchone()[0] == 6 * len(rows)
     exporter.shutdown()
+
+
+def test_a_rows_attributes_are_what_json_dumps_writes() -> None:
+    """The row's JSON comes from a C encoder made once; it must write what ``json.dumps``
+    with ``default=str`` writes, for every value a span can hold."""
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd"
+
+    values: dict[str, object] = {
+        "str": 'héllo ☃ "quoted" \\ \n',
+        "int": -(2**70),
+        "float": 1.5,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "bool": True,
+        "none": None,
+        "tuple": ("a", 1, 2.5, False),
+        "odd": Odd(),
+    }
+    provider = TracerProvider()
+    span = provider.get_tracer("t").start_span("s")
+    span.end()
+    span._attributes = values  # type: ignore[attr-defined]
+    row = span_row(span)
+    assert row[-2] == json.dumps(values, default=str)
+    assert row[-1] is None  # no events
