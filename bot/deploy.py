@@ -55,8 +55,9 @@ from opentelemetry import propagate, trace
 
 from commands.azure.arm_client import Aci, AzureError, GroupRef, Refused
 from telemetry import schema
+from telemetry.tracer import module_tracer
 
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 T = TypeVar("T")
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=2)
 # The resource group tag that records the deployed image; infra/aci/main.bicep reads it.

@@ -27,8 +27,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from bot.config import Settings
 from bot.endpoints import use_api_base
 from commands.ops.audit import Actor, AuditEntry, AuditLog
+from telemetry.tracer import module_tracer
 
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 # W3C trace context, as ``bot/deploy.py`` reads ``TRACEPARENT`` (whatever the global one is).
 W3C = TraceContextTextMapPropagator()
 ROOT_SPAN = "chatops deploy"

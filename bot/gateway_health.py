@@ -37,8 +37,9 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
+from telemetry.tracer import module_tracer
 
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 HEALTH_SPAN = "discord.gateway.health"
 STARTUP_SPAN = "startup"

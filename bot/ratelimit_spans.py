@@ -33,12 +33,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from discord import http as discord_http
-from opentelemetry import trace
 
 from telemetry import schema
+from telemetry.tracer import module_tracer
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 WAIT_SPAN = "discord.ratelimit.wait"
 # What discord.py paces on its own when an answer empties a bucket: Discord's scopes

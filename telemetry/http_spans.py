@@ -30,7 +30,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 # The old names: the conventions' package keeps them (deprecated) where contrib reads them.
@@ -54,7 +54,7 @@ from opentelemetry.util.http import redact_url as redact_credentials
 
 from telemetry.ratelimit_headers import record_bucket
 from telemetry.spans import error_type
-from telemetry.tracer import attach_span, detach
+from telemetry.tracer import attach_span, detach, module_tracer
 
 # ``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http`` (stable names only; the default here) or
 # ``http/dup`` (stable and old names on every span).
@@ -69,7 +69,7 @@ _KNOWN_METHODS = frozenset(
 _OTHER_METHOD = HttpRequestMethodValues.OTHER.value
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 # An interaction's token is in the path of its callback and webhook URLs, and lets
 # whoever holds it answer as the bot for 15 minutes: never record it on a span.

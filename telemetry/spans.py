@@ -23,8 +23,9 @@ from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
 from telemetry.schema import Outcome, truncate
+from telemetry.tracer import module_tracer
 
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 
 @dataclass

@@ -526,3 +526,40 @@ class LeanTracerProvider(trace_api.TracerProvider):
     def shutdown(self) -> None:
         for processor in self.processors:
             processor.shutdown()
+
+
+class ModuleTracer(trace_api.Tracer):
+    """A module's tracer, made at import time, before ``chatops run`` sets the provider.
+
+    ``trace.get_tracer`` at import returns the API's ``ProxyTracer``, which looks up
+    the real tracer and wraps ``start_as_current_span`` in a generator-based context
+    manager on every span: four more Python calls per span. This one binds the real
+    tracer's methods onto itself the first time a span starts after a provider is
+    set, so every later span goes straight to the tracer.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _real(self) -> trace_api.Tracer | None:
+        provider = trace_api.get_tracer_provider()
+        if isinstance(provider, trace_api.ProxyTracerProvider):
+            return None  # no provider yet: spans are no-ops, as the API's proxy makes them
+        real = provider.get_tracer(self._name)
+        self.start_span = real.start_span  # type: ignore[method-assign]
+        self.start_as_current_span = real.start_as_current_span  # type: ignore[method-assign]
+        return real
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace_api.Span:
+        return (self._real() or _NO_OP).start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return (self._real() or _NO_OP).start_as_current_span(*args, **kwargs)
+
+
+_NO_OP = trace_api.NoOpTracer()
+
+
+def module_tracer(name: str) -> trace_api.Tracer:
+    """The tracer for a module-level ``tracer = module_tracer(__name__)``."""
+    return ModuleTracer(name)

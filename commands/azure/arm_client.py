@@ -21,15 +21,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from commands.toolkit.failures import UserFacingError
 from telemetry import schema
 from telemetry.schema import Outcome
+from telemetry.tracer import module_tracer
 
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 T = TypeVar("T")
 
 PROVIDER = "Microsoft.ContainerInstance"

@@ -28,7 +28,6 @@ from typing import Any
 import aiohttp
 import discord
 from discord.ext import commands
-from opentelemetry import trace
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 from yarl import URL
@@ -39,9 +38,10 @@ from commands.toolkit.token_bucket import TokenBucket
 from telemetry import schema
 from telemetry.propagation import propagate_trace
 from telemetry.schema import Outcome
+from telemetry.tracer import module_tracer
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=8.0, connect=3.0)
 MAX_RESPONSE_BYTES = 1024 * 1024

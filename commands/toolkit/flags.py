@@ -42,14 +42,14 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
 from openfeature.provider import FeatureProvider
 from openfeature.provider.no_op_provider import NoOpProvider
-from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
 from telemetry.schema import truncate
+from telemetry.tracer import module_tracer
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 DOMAIN = "chatops"
 ProviderKind = Literal["file", "rpc", "in-process", "none"]

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import discord
-from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
 from telemetry.schema import truncate
+from telemetry.tracer import module_tracer
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 
 @dataclass

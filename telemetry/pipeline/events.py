@@ -17,9 +17,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from telemetry import schema
+from telemetry.tracer import module_tracer
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = module_tracer(__name__)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -371,3 +373,30 @@ def test_a_span_that_cannot_be_encoded_loses_only_itself() -> None:
     names = asyncio.run(export())
     expected = sorted(s.name for i, s in enumerate(spans) if i != 1)
     assert sorted(names) == sorted(expected * 2)
+
+
+def test_a_module_tracer_made_before_the_provider_records_once_it_is_set() -> None:
+    """Module-level tracers exist before ``chatops run`` sets the provider; their spans are
+    no-ops until then, and afterwards go straight to the lean tracer (no API proxy)."""
+    code = """
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from telemetry.tracer import LeanTracer, LeanTracerProvider, module_tracer
+
+tracer = module_tracer("early")
+with tracer.start_as_current_span("before") as span:
+    assert not span.is_recording()
+exporter = InMemorySpanExporter()
+provider = LeanTracerProvider(Resource.create({}))
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+with tracer.start_as_current_span("after"):
+    tracer.start_span("child").end()
+assert isinstance(tracer.start_as_current_span.__self__, LeanTracer)
+assert [s.name for s in exporter.get_finished_spans()] == ["child", "after"]
+assert exporter.get_finished_spans()[0].instrumentation_scope.name == "early"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
