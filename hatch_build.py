@@ -1,4 +1,4 @@
-"""Compiles telemetry/_otlp_span.c when the project is built or installed (``pip install -e .``).
+"""Compiles telemetry/_span_codec.c when the project is built or installed (``pip install -e .``).
 
 The trace pipeline's span encoder is C (docs/telemetry.md, "What tracing costs"); it
 is one file with no dependency but Python's headers, so it is compiled here with the
@@ -18,7 +18,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("telemetry") / "_otlp_span.c"
+SOURCE = Path("telemetry") / "_span_codec.c"
 
 
 class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
@@ -26,7 +26,7 @@ class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         root = Path(self.root)
-        target = SOURCE.with_name("_otlp_span" + sysconfig.get_config_var("EXT_SUFFIX"))
+        target = SOURCE.with_name("_span_codec" + sysconfig.get_config_var("EXT_SUFFIX"))
         compile_extension(root / SOURCE, root / target)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True

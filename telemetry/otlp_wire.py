@@ -43,8 +43,7 @@ from typing import Any, Final, Protocol
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, StatusCode
 
-from telemetry import _otlp_span
-from telemetry.tracer import EMPTY_TRACE_STATE, LeanSpan
+from telemetry import _span_codec
 
 __all__ = [
     "InstrumentationScopeLike",
@@ -561,17 +560,11 @@ def encode_span_python(span: ReadableSpanLike) -> bytes:
     return bytes(out)
 
 
-# A message's spans are encoded in C (telemetry/_otlp_span.c, built when the project is
+# A message's spans are encoded in C (telemetry/_span_codec.c, built when the project is
 # installed): the same bytes for ~1/15 of the instructions. It hands every span it does not
 # cover to the Python encoder above.
-_otlp_span.configure(
-    encode_span_python,
-    LeanSpan,
-    tuple(sorted(SpanKind, key=lambda kind: kind.value)),
-    tuple(sorted(StatusCode, key=lambda code: code.value)),
-    EMPTY_TRACE_STATE,
-)
-encode_span: Callable[[ReadableSpanLike], bytes] = _otlp_span.encode_span
+_span_codec.set_encode_fallback(encode_span_python)
+encode_span: Callable[[ReadableSpanLike], bytes] = _span_codec.encode_span
 
 
 def _event(event: EventLike) -> bytearray:

@@ -60,6 +60,8 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
+from telemetry import _span_codec
+
 MAX_ATTRIBUTES = 128  # the SDK's default span limits
 MAX_EVENTS = 128
 MAX_LINKS = 128
@@ -328,6 +330,16 @@ class LeanSpan(trace_api.Span, ReadableSpan):
 
     def __repr__(self) -> str:
         return f'LeanSpan(name="{self._name}", context={self._context})'
+
+
+# The compiled codec (OTLP bytes, store rows) reads a lean span's slots at their offsets and
+# compares kinds, status codes and the empty trace state by identity.
+_span_codec.configure(
+    LeanSpan,
+    tuple(sorted(SpanKind, key=lambda kind: kind.value)),
+    tuple(sorted(StatusCode, key=lambda code: code.value)),
+    EMPTY_TRACE_STATE,
+)
 
 
 class _CurrentSpan:

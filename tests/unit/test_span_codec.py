@@ -1,12 +1,15 @@
-"""The compiled span encoder writes exactly the bytes of the Python one, which writes the SDK's.
+"""The compiled codec writes exactly what the Python code writes: OTLP bytes and store rows.
 
-``telemetry/_otlp_span.c`` encodes the spans a message makes and hands every other
-span to ``otlp_wire.encode_span_python``; each claim here compares the two byte for
-byte, and the result with the SDK's own encoding by decoding both.
+``telemetry/_span_codec.c`` encodes the spans a message makes, and makes their store
+rows, and hands every other span to ``otlp_wire.encode_span_python`` or
+``store.span_row_python``; each claim here compares the two (the OTLP bytes also with
+the SDK's own encoding, by decoding both).
 """
 
 from __future__ import annotations
 
+import json
+import json.encoder
 import logging
 import math
 from collections.abc import Iterator
@@ -31,9 +34,10 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from telemetry import _otlp_span, otlp_wire
+from telemetry import _span_codec, otlp_wire, store
 from telemetry.otlp_wire import encode_request, encode_span, encode_span_python
-from telemetry.tracer import EMPTY_TRACE_STATE, LeanSpan, LeanTracerProvider
+from telemetry.store import span_row, span_row_python
+from telemetry.tracer import LeanTracerProvider
 
 
 class Keep(SpanProcessor):
@@ -68,20 +72,11 @@ def fallbacks() -> Iterator[list[ReadableSpan]]:
         seen.append(span)
         return encode_span_python(span)
 
-    def configure(fallback: Any) -> None:
-        _otlp_span.configure(
-            fallback,
-            LeanSpan,
-            tuple(sorted(SpanKind, key=lambda kind: kind.value)),
-            tuple(sorted(StatusCode, key=lambda code: code.value)),
-            EMPTY_TRACE_STATE,
-        )
-
-    configure(counting)
+    _span_codec.set_encode_fallback(counting)
     try:
         yield seen
     finally:
-        configure(encode_span_python)
+        _span_codec.set_encode_fallback(encode_span_python)
 
 
 def message_trace(tracer: trace.Tracer) -> None:
@@ -91,6 +86,7 @@ def message_trace(tracer: trace.Tracer) -> None:
         "discord.author.name": "alice ☃",
         "discord.shard.id": 0,
         "app.command": "ping",
+        "app.outcome": "ok",
         "app.response.ms": 12.5,
         "app.flag.beta": False,
         "app.args": "x" * 300,
@@ -111,7 +107,7 @@ def message_trace(tracer: trace.Tracer) -> None:
 
 
 def test_the_compiled_encoder_is_the_one_in_use() -> None:
-    assert otlp_wire.encode_span is _otlp_span.encode_span
+    assert otlp_wire.encode_span is _span_codec.encode_span
 
 
 def test_a_message_trace_is_encoded_in_c_with_the_same_bytes(
@@ -252,3 +248,105 @@ def test_random_lean_spans_encode_as_python_does(
         assert encode_span(span) == encode_span_python(span)
     finally:
         logging.disable(logging.NOTSET)
+
+
+# --- store rows -----------------------------------------------------------------------------
+
+
+def test_a_message_traces_rows_are_made_in_c_as_python_makes_them() -> None:
+    python_rows: list[ReadableSpan] = []
+
+    def counting(span: ReadableSpan) -> Any:
+        python_rows.append(span)
+        return span_row_python(span)
+
+    spans = lean_spans(message_trace)
+    for span in spans:
+        assert span_row(span) == span_row_python(span)
+    assert store.span_row is _span_codec.store_row
+    _configure_store(counting)
+    try:
+        rows = [span_row(span) for span in spans]
+    finally:
+        _configure_store(span_row_python)
+    assert python_rows == []  # none of a message's spans needed Python
+    root = rows[-1]
+    assert root[10] == 1 and root[11] == "ping"  # a root, with its command column
+
+
+def _configure_store(fallback: Any) -> None:
+    _span_codec.configure_store(
+        fallback,
+        store._service,
+        json.encoder.encode_basestring_ascii,
+        tuple(kind.name for kind in sorted(SpanKind, key=lambda kind: kind.value)),
+        tuple(code.name for code in sorted(StatusCode, key=lambda code: code.value)),
+        store.schema.COMMAND,
+        store.schema.AUTHOR_ID,
+        store.schema.GUILD_ID,
+        store.schema.OUTCOME,
+        store.schema.CICD_PIPELINE_RESULT,
+    )
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    attributes=st.dictionaries(
+        st.one_of(
+            st.text(max_size=12),
+            st.sampled_from(
+                [
+                    "app.command",
+                    "app.outcome",
+                    "discord.author.id",
+                    "discord.guild.id",
+                    "cicd.pipeline.result",
+                ]
+            ),
+            st.integers(0, 3),
+        ),
+        scalars,
+        max_size=10,
+    ),
+    name=st.text(max_size=30),
+    kind=st.sampled_from(list(SpanKind)),
+    code=st.sampled_from(list(StatusCode)),
+    description=st.none() | st.text(max_size=20),
+    times=st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**53)),
+    parent=st.sampled_from(["none", "local", "remote"]),
+    with_event=st.booleans(),
+)
+def test_random_rows_are_what_python_makes(
+    attributes: dict[Any, Any],
+    name: str,
+    kind: SpanKind,
+    code: StatusCode,
+    description: str | None,
+    times: tuple[int, int],
+    parent: str,
+    with_event: bool,
+) -> None:
+    def build(tracer: trace.Tracer) -> None:
+        context = otel_context.Context()
+        if parent != "none":
+            parent_context = SpanContext(
+                9, 7, is_remote=parent == "remote", trace_flags=TraceFlags(1)
+            )
+            context = trace.set_span_in_context(NonRecordingSpan(parent_context))
+        span = tracer.start_span(name, context=context, kind=kind, start_time=times[0])
+        span.set_status(Status(code, description) if code is StatusCode.ERROR else Status(code))
+        if with_event:
+            span.add_event("e", {"n": 1})
+        span.end(end_time=times[0] + times[1])
+
+    (span,) = lean_spans(build)
+    span._attributes = attributes  # type: ignore[attr-defined]
+    try:
+        expected: Any = span_row_python(span)
+    except Exception as exc:  # e.g. a start past int64: the C row must refuse alike
+        expected = type(exc)
+    try:
+        got: Any = span_row(span)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected

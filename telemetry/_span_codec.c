@@ -1,4 +1,6 @@
-/* One finished span as the bytes of an OTLP ``Span`` message, in C.
+/* Spans as OTLP bytes and as store rows, in C.
+ *
+ * One finished span as the bytes of an OTLP ``Span`` message:
  *
  * The pure-Python encoder (telemetry/otlp_wire.py) cost ~44,000 instructions a
  * span, about as much as making the span; this writes the same bytes in a
@@ -16,6 +18,7 @@
 #include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 static PyObject *fallback = NULL;
 /* The lean tracer's span type: its fields are read from the instance (``_context``...),
@@ -25,7 +28,7 @@ static PyObject *s_context, *s_parent, *s_name, *s_kind, *s_start_time, *s_end_t
     *s_attributes, *s_dropped_attributes, *s_events, *s_dropped_events, *s_links,
     *s_dropped_links, *s_status, *s_value, *s_status_code, *s_description;
 static PyObject *p_context, *p_parent, *p_name, *p_kind, *p_start_time, *p_end_time,
-    *p_attributes, *p_events, *p_links, *p_status;
+    *p_attributes, *p_events, *p_links, *p_status, *p_resource;
 
 typedef struct {
     PyObject **context, **parent, **name, **kind, **start_time, **end_time, **attributes,
@@ -35,7 +38,7 @@ typedef struct {
 
 /* The lean span's fields are slots: read at their offsets (set_lean_type finds them). */
 enum { F_CONTEXT, F_PARENT, F_NAME, F_KIND, F_START, F_END, F_ATTRIBUTES, F_EVENTS, F_LINKS,
-       F_STATUS, F_COUNT };
+       F_STATUS, F_RESOURCE, F_COUNT };
 static Py_ssize_t lean_offsets[F_COUNT];
 
 /* SpanKind and StatusCode members by value, and the empty TraceState the tracer shares:
@@ -468,16 +471,13 @@ static int fill_table(PyObject *seq, PyObject **table, Py_ssize_t *count) {
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *func, *type, *kind_members, *code_members, *state;
-    if (!PyArg_ParseTuple(args, "OO!O!O!O:configure", &func, &PyType_Type, &type, &PyTuple_Type,
+    PyObject *type, *kind_members, *code_members, *state;
+    if (!PyArg_ParseTuple(args, "O!O!O!O:configure", &PyType_Type, &type, &PyTuple_Type,
                           &kind_members, &PyTuple_Type, &code_members, &state))
         return NULL;
-    if (!PyCallable_Check(func)) {
-        PyErr_SetString(PyExc_TypeError, "the fallback must be callable");
-        return NULL;
-    }
-    PyObject **names[F_COUNT] = {&p_context, &p_parent,     &p_name,   &p_kind,  &p_start_time,
-                                 &p_end_time, &p_attributes, &p_events, &p_links, &p_status};
+    PyObject **names[F_COUNT] = {&p_context,    &p_parent, &p_name,  &p_kind,
+                                 &p_start_time, &p_end_time, &p_attributes, &p_events,
+                                 &p_links,      &p_status, &p_resource};
     for (int i = 0; i < F_COUNT; i++) {
         PyObject *d = _PyType_Lookup((PyTypeObject *)type, *names[i]);
         if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type ||
@@ -489,8 +489,6 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     }
     if (fill_table(kind_members, kinds, &kind_count) < 0) return NULL;
     if (fill_table(code_members, codes, &code_count) < 0) return NULL;
-    Py_INCREF(func);
-    Py_XSETREF(fallback, func);
     Py_INCREF(type);
     Py_XSETREF(lean_type, (PyTypeObject *)type);
     Py_INCREF(state);
@@ -498,19 +496,376 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_encode_fallback(PyObject *module, PyObject *func) {
+    if (!PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError, "the fallback must be callable");
+        return NULL;
+    }
+    Py_INCREF(func);
+    Py_XSETREF(fallback, func);
+    Py_RETURN_NONE;
+}
+
+/* --- store rows ---------------------------------------------------------------------------
+ *
+ * One finished span as the row telemetry/store.py's ``span_row`` makes, for the spans a
+ * message makes: attribute values that are str, bool, int, float or None with str keys,
+ * no events, an outcome or no CI result. Every other span goes to ``span_row`` itself
+ * (``configure_store``'s fallback); tests/unit/test_span_codec.py compares the two.
+ */
+
+static PyObject *row_fallback = NULL, *service_of = NULL, *encode_json_str = NULL;
+static PyObject *kind_names[MAX_ENUM], *code_names[MAX_ENUM];
+static Py_ssize_t kind_name_count = 0, code_name_count = 0;
+static PyObject *key_command, *key_author, *key_guild, *key_outcome, *key_pipeline_result;
+static PyObject *last_resource = NULL, *last_service = NULL;
+
+static PyObject *hex_id(PyObject *id, size_t size) {
+    unsigned char raw[16];
+    char text[32];
+    static const char digits[] = "0123456789abcdef";
+    if (!PyLong_CheckExact(id)) return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (_PyLong_AsByteArray((PyLongObject *)id, raw, size, 0, 0, 1) < 0) {
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)id, raw, size, 0, 0) < 0) {
+#endif
+        PyErr_Clear();
+        return NULL;
+    }
+    for (size_t i = 0; i < size; i++) {
+        text[2 * i] = digits[raw[i] >> 4];
+        text[2 * i + 1] = digits[raw[i] & 15];
+    }
+    return PyUnicode_FromStringAndSize(text, (Py_ssize_t)(2 * size));
+}
+
+/* ``None if value is None else str(value)``: a new reference, NULL on error. */
+static PyObject *text_of(PyObject *value) {
+    if (value == NULL || value == Py_None) Py_RETURN_NONE;
+    if (PyUnicode_CheckExact(value)) {
+        Py_INCREF(value);
+        return value;
+    }
+    return PyObject_Str(value);
+}
+
+/* ``json.dumps(value)`` of one str, through _json's own ASCII encoder. */
+static int put_json_str(Buf *b, PyObject *s) {
+    PyObject *quoted = PyObject_CallOneArg(encode_json_str, s);
+    if (quoted == NULL) return FAILED;
+    /* ensure_ascii: the result is ASCII, one byte a character */
+    int r = put(b, PyUnicode_DATA(quoted), PyUnicode_GET_LENGTH(quoted));
+    Py_DECREF(quoted);
+    return r < 0 ? FAILED : DONE;
+}
+
+static int put_ascii(Buf *b, PyObject *s) {
+    if (!PyUnicode_IS_ASCII(s)) return FALL_BACK;
+    return put(b, PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s)) < 0 ? FAILED : DONE;
+}
+
+/* ``json.dumps(attributes, default=str)`` for a dict of str keys and plain values. */
+static int put_attributes_json(Buf *b, PyObject *attributes) {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    int first = 1, r;
+    if (put_byte(b, '{') < 0) return FAILED;
+    while (PyDict_Next(attributes, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) return FALL_BACK;
+        if (!first && put(b, ", ", 2) < 0) return FAILED;
+        first = 0;
+        if ((r = put_json_str(b, key)) != DONE) return r;
+        if (put(b, ": ", 2) < 0) return FAILED;
+        if (value == Py_None) {
+            if (put(b, "null", 4) < 0) return FAILED;
+        } else if (value == Py_True) {
+            if (put(b, "true", 4) < 0) return FAILED;
+        } else if (value == Py_False) {
+            if (put(b, "false", 5) < 0) return FAILED;
+        } else if (PyUnicode_CheckExact(value)) {
+            if ((r = put_json_str(b, value)) != DONE) return r;
+        } else if (PyLong_CheckExact(value)) {
+            PyObject *digits = PyObject_Str(value);
+            if (digits == NULL) return FAILED;
+            r = put_ascii(b, digits);
+            Py_DECREF(digits);
+            if (r != DONE) return r;
+        } else if (PyFloat_CheckExact(value)) {
+            double d = PyFloat_AS_DOUBLE(value);
+            if (d != d) {
+                if (put(b, "NaN", 3) < 0) return FAILED;
+            } else if (d == Py_HUGE_VAL) {
+                if (put(b, "Infinity", 8) < 0) return FAILED;
+            } else if (d == -Py_HUGE_VAL) {
+                if (put(b, "-Infinity", 9) < 0) return FAILED;
+            } else {
+                PyObject *repr = PyObject_Repr(value);
+                if (repr == NULL) return FAILED;
+                r = put_ascii(b, repr);
+                Py_DECREF(repr);
+                if (r != DONE) return r;
+            }
+        } else {
+            return FALL_BACK; /* sequences, and anything json writes as its str */
+        }
+    }
+    return put_byte(b, '}') < 0 ? FAILED : DONE;
+}
+
+static int bucket_of(long long duration) {
+    double micros = (double)duration / 1000.0;
+    if (micros <= 1) return 0;
+    return (int)floor(2 * log2(micros));
+}
+
+/* The row, or NULL with FALL_BACK in *why (no error set) or FAILED (error set). */
+static PyObject *make_row(PyObject *span, int *why) {
+    PyObject *context = NULL, *parent = NULL, *name = NULL, *kind = NULL, *start_obj = NULL,
+             *end_obj = NULL, *attributes = NULL, *events = NULL, *status = NULL, *code = NULL,
+             *description = NULL, *resource = NULL, *row = NULL;
+    PyObject *items[18] = {NULL};
+    Buf b;
+    b.data = b.inline_buf;
+    b.len = 0;
+    b.cap = sizeof b.inline_buf;
+    *why = FAILED;
+    int lean = Py_TYPE(span) == lean_type;
+    if (!lean) {
+        *why = FALL_BACK;
+        goto done;
+    }
+#define GET(var, index)                                               \
+    var = *(PyObject **)((char *)span + lean_offsets[index]);          \
+    if (var == NULL) {                                                 \
+        *why = FALL_BACK;                                              \
+        goto done;                                                     \
+    }                                                                  \
+    Py_INCREF(var);
+    GET(context, F_CONTEXT);
+    GET(parent, F_PARENT);
+    GET(name, F_NAME);
+    GET(kind, F_KIND);
+    GET(start_obj, F_START);
+    GET(end_obj, F_END);
+    GET(attributes, F_ATTRIBUTES);
+    GET(events, F_EVENTS);
+    GET(status, F_STATUS);
+    GET(resource, F_RESOURCE);
+#undef GET
+    if (!PyDict_CheckExact(attributes) || !PyList_CheckExact(events) ||
+        PyList_GET_SIZE(events) != 0 || !PyTuple_Check(context) ||
+        PyTuple_GET_SIZE(context) < 5 || (parent != Py_None && !PyTuple_Check(parent))) {
+        *why = FALL_BACK;
+        goto done;
+    }
+    long k = enum_value(kind, kinds, kind_count);
+    code = PyObject_GetAttr(status, s_status_code_attr);
+    description = code ? PyObject_GetAttr(status, s_description_attr) : NULL;
+    if (code == NULL || description == NULL) {
+        PyErr_Clear();
+        *why = FALL_BACK;
+        goto done;
+    }
+    long c = enum_value(code, codes, code_count);
+    if (k < 0 || c < 0 || k >= kind_name_count || c >= code_name_count || row_fallback == NULL) {
+        *why = FALL_BACK;
+        goto done;
+    }
+    long long start = 0, end;
+    if (start_obj != Py_None) {
+        if (!PyLong_CheckExact(start_obj)) {
+            *why = FALL_BACK;
+            goto done;
+        }
+        start = PyLong_AsLongLong(start_obj);
+    }
+    if (end_obj == Py_None) {
+        end = start;
+    } else if (PyLong_CheckExact(end_obj)) {
+        end = PyLong_AsLongLong(end_obj);
+        if (end == 0) end = start; /* ``span.end_time or start`` */
+    } else {
+        *why = FALL_BACK;
+        goto done;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        *why = FALL_BACK;
+        goto done;
+    }
+    long long duration = end > start ? end - start : 0;
+
+    PyObject *outcome_value = PyDict_GetItemWithError(attributes, key_outcome);
+    if (outcome_value == NULL && PyErr_Occurred()) goto done;
+    PyObject *outcome = text_of(outcome_value);
+    if (outcome == NULL) goto done;
+    items[14] = outcome;
+    if (outcome == Py_None || PyUnicode_GET_LENGTH(outcome) == 0) {
+        int has_result = PyDict_Contains(attributes, key_pipeline_result);
+        if (has_result != 0) { /* a CI run: span_row says what its result counts as */
+            *why = has_result < 0 ? FAILED : FALL_BACK;
+            goto done;
+        }
+        Py_DECREF(outcome);
+        Py_INCREF(Py_None);
+        items[14] = Py_None;
+    }
+    int is_run = outcome_value != NULL;
+    int top = parent == Py_None;
+    if (!top) {
+        int remote = PyObject_IsTrue(PyTuple_GET_ITEM(parent, 2));
+        if (remote < 0) goto done;
+        top = remote;
+    }
+    if (resource == last_resource && last_service != NULL) {
+        items[15] = last_service;
+        Py_INCREF(last_service);
+    } else {
+        items[15] = PyObject_CallOneArg(service_of, resource);
+        if (items[15] == NULL) goto done;
+        Py_INCREF(resource);
+        Py_XSETREF(last_resource, resource);
+        Py_INCREF(items[15]);
+        Py_XSETREF(last_service, items[15]);
+    }
+    int r = put_attributes_json(&b, attributes);
+    if (r != DONE) {
+        *why = r;
+        goto done;
+    }
+    if ((items[0] = hex_id(PyTuple_GET_ITEM(context, 0), 16)) == NULL ||
+        (items[1] = hex_id(PyTuple_GET_ITEM(context, 1), 8)) == NULL) {
+        if (!PyErr_Occurred()) *why = FALL_BACK;
+        goto done;
+    }
+    if (parent == Py_None) {
+        Py_INCREF(Py_None);
+        items[2] = Py_None;
+    } else if ((items[2] = hex_id(PyTuple_GET_ITEM(parent, 1), 8)) == NULL) {
+        if (!PyErr_Occurred()) *why = FALL_BACK;
+        goto done;
+    }
+    Py_INCREF(name);
+    items[3] = name;
+    Py_INCREF(kind_names[k]);
+    items[4] = kind_names[k];
+    items[5] = PyLong_FromLongLong(start);
+    items[6] = PyLong_FromLongLong(duration);
+    items[7] = PyLong_FromLong(bucket_of(duration));
+    Py_INCREF(code_names[c]);
+    items[8] = code_names[c];
+    Py_INCREF(description);
+    items[9] = description;
+    items[10] = PyLong_FromLong(top && is_run ? 1 : 0);
+    if (items[5] == NULL || items[6] == NULL || items[7] == NULL || items[10] == NULL) goto done;
+    PyObject *command = PyDict_GetItemWithError(attributes, key_command);
+    if (command == NULL && PyErr_Occurred()) goto done;
+    PyObject *author = PyDict_GetItemWithError(attributes, key_author);
+    if (author == NULL && PyErr_Occurred()) goto done;
+    PyObject *guild = PyDict_GetItemWithError(attributes, key_guild);
+    if (guild == NULL && PyErr_Occurred()) goto done;
+    if ((items[11] = text_of(command)) == NULL || (items[12] = text_of(author)) == NULL ||
+        (items[13] = text_of(guild)) == NULL)
+        goto done;
+    items[16] = PyUnicode_New(b.len, 127);
+    if (items[16] == NULL) goto done;
+    memcpy(PyUnicode_DATA(items[16]), b.data, b.len);
+    Py_INCREF(Py_None);
+    items[17] = Py_None;
+    row = PyTuple_New(18);
+    if (row == NULL) goto done;
+    for (int i = 0; i < 18; i++) {
+        PyTuple_SET_ITEM(row, i, items[i]);
+        items[i] = NULL;
+    }
+    *why = DONE;
+done:
+    for (int i = 0; i < 18; i++) Py_XDECREF(items[i]);
+    Py_XDECREF(context);
+    Py_XDECREF(parent);
+    Py_XDECREF(name);
+    Py_XDECREF(kind);
+    Py_XDECREF(start_obj);
+    Py_XDECREF(end_obj);
+    Py_XDECREF(attributes);
+    Py_XDECREF(events);
+    Py_XDECREF(status);
+    Py_XDECREF(code);
+    Py_XDECREF(description);
+    Py_XDECREF(resource);
+    if (b.data != b.inline_buf) PyMem_Free(b.data);
+    return row;
+}
+
+static PyObject *store_row(PyObject *module, PyObject *span) {
+    int why;
+    PyObject *row = make_row(span, &why);
+    if (row != NULL || why == FAILED) return row;
+    if (row_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_store was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(row_fallback, span);
+}
+
+static int fill_names(PyObject *seq, PyObject **table, Py_ssize_t *count) {
+    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) > MAX_ENUM) {
+        PyErr_SetString(PyExc_TypeError, "expected a name for each enum member, in value order");
+        return -1;
+    }
+    *count = PyTuple_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < *count; i++) {
+        table[i] = PyTuple_GET_ITEM(seq, i);
+        Py_INCREF(table[i]);
+    }
+    return 0;
+}
+
+static PyObject *configure_store(PyObject *module, PyObject *args) {
+    PyObject *fallback_fn, *service_fn, *json_str, *kind_name_tuple, *code_name_tuple;
+    PyObject *command, *author, *guild, *outcome, *pipeline_result;
+    if (!PyArg_ParseTuple(args, "OOOO!O!UUUUU:configure_store", &fallback_fn, &service_fn,
+                          &json_str, &PyTuple_Type, &kind_name_tuple, &PyTuple_Type,
+                          &code_name_tuple, &command, &author, &guild, &outcome,
+                          &pipeline_result))
+        return NULL;
+    if (fill_names(kind_name_tuple, kind_names, &kind_name_count) < 0 ||
+        fill_names(code_name_tuple, code_names, &code_name_count) < 0)
+        return NULL;
+    PyObject **slots[] = {&row_fallback, &service_of, &encode_json_str, &key_command,
+                          &key_author, &key_guild, &key_outcome, &key_pipeline_result};
+    PyObject *values[] = {fallback_fn, service_fn, json_str, command,
+                          author, guild, outcome, pipeline_result};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*slots[i], values[i]);
+    }
+    Py_CLEAR(last_resource);
+    Py_CLEAR(last_service);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode_span", encode_span, METH_O,
      "The bytes of one OTLP Span message (no tag, no length), as otlp_wire.encode_span."},
+    {"store_row", store_row, METH_O,
+     "The span store's row for one span, as telemetry.store.span_row makes it."},
+    {"configure_store", configure_store, METH_VARARGS,
+     "configure_store(fallback, service_of, encode_json_str, kind_names, code_names, "
+     "command_key, author_key, guild_key, outcome_key, pipeline_result_key)"},
     {"configure", configure, METH_VARARGS,
-     "configure(fallback, lean_span_type, span_kinds, status_codes, empty_trace_state)"},
+     "configure(lean_span_type, span_kinds, status_codes, empty_trace_state)"},
+    {"set_encode_fallback", set_encode_fallback, METH_O,
+     "The OTLP encoder for the spans encode_span leaves to Python."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "telemetry._otlp_span", NULL, -1, methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "telemetry._span_codec", NULL, -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__otlp_span(void) {
+PyMODINIT_FUNC PyInit__span_codec(void) {
     struct {
         PyObject **slot;
         const char *text;
@@ -541,6 +896,7 @@ PyMODINIT_FUNC PyInit__otlp_span(void) {
         {&p_events, "_events"},
         {&p_links, "_links"},
         {&p_status, "_status"},
+        {&p_resource, "_resource"},
         {&s_status_code_attr, "_status_code"},
         {&s_description_attr, "_description"},
     };
