@@ -390,6 +390,8 @@ async def run_variant(
             args = counter.wrap(args)
             delay = int(env.get("OTEL_BSP_SCHEDULE_DELAY", "1000"))
             env.setdefault("OTEL_BSP_SCHEDULE_DELAY", str(delay * CALLGRIND_SLOWDOWN))
+            # and the tail sampler's "slow" too, or every message would be kept as slow
+            env.setdefault("TAIL_SAMPLE_SLOW_MS", str(1000 * CALLGRIND_SLOWDOWN))
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             *args,
