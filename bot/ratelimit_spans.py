@@ -85,11 +85,7 @@ def _traced_refresh(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any
 
 
 def _traced_acquire(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-    @functools.wraps(original)
-    async def acquire(self: Any) -> None:
-        # The common case, a bucket with tokens left, costs this one comparison.
-        if self.remaining > 0 or self.is_expired() or _waiting.get():
-            return await original(self)
+    async def waited(self: Any) -> None:
         expires = self.expires
         now = self._loop.time()
         retry_after = (expires - now) if expires is not None else self.reset_after
@@ -99,6 +95,14 @@ def _traced_acquire(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any
                 return await original(self)
         finally:
             _waiting.reset(token)
+
+    @functools.wraps(original)
+    def acquire(self: Any) -> Awaitable[None]:
+        # The common case, a bucket with tokens left, costs this one comparison and hands
+        # back discord.py's own coroutine: no coroutine of ours per request.
+        if self.remaining > 0 or self.is_expired() or _waiting.get():
+            return original(self)
+        return waited(self)
 
     return acquire
 
@@ -113,19 +117,24 @@ def _traced_get_ratelimit(original: Callable[[Any, str], Any]) -> Callable[[Any,
 
 
 def _traced_request(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def after_global_wait(self: Any, over: Any, route: Any, **kwargs: Any) -> Any:
+        _bucket.set(getattr(route, "key", None))
+        with _wait_span(0.0, SCOPE_GLOBAL, is_global=True) as span:
+            started = self.loop.time() if hasattr(self, "loop") else None
+            await over.wait()
+            if started is not None:
+                span.set_attribute(
+                    schema.RATELIMIT_RETRY_AFTER, round(self.loop.time() - started, 3)
+                )
+        return await original(self, route, **kwargs)
+
     @functools.wraps(original)
-    async def request(self: Any, route: Any, **kwargs: Any) -> Any:
+    def request(self: Any, route: Any, **kwargs: Any) -> Awaitable[Any]:
+        # No global limit (the common case): discord.py's own coroutine, none of ours.
         over = getattr(self, "_global_over", None)
         if over is not None and hasattr(over, "is_set") and not over.is_set():
-            _bucket.set(getattr(route, "key", None))
-            with _wait_span(0.0, SCOPE_GLOBAL, is_global=True) as span:
-                started = self.loop.time() if hasattr(self, "loop") else None
-                await over.wait()
-                if started is not None:
-                    span.set_attribute(
-                        schema.RATELIMIT_RETRY_AFTER, round(self.loop.time() - started, 3)
-                    )
-        return await original(self, route, **kwargs)
+            return after_global_wait(self, over, route, **kwargs)
+        return original(self, route, **kwargs)
 
     return request
 
