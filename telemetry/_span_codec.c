@@ -517,8 +517,11 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_ssize_t offsets[F_COUNT];
     for (int i = 0; i < F_COUNT; i++) {
         PyObject *d = _PyType_Lookup((PyTypeObject *)type, *names[i]);
+        /* a slot of this type or a base: a member descriptor of another class set as an
+         * attribute (``_name = Other._name``) holds an offset into Other's instances */
         if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type ||
-            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX ||
+            !PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d))) {
             PyErr_Format(PyExc_TypeError, "%R is not a slot of the span type", *names[i]);
             return NULL;
         }

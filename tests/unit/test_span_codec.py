@@ -516,6 +516,19 @@ def test_a_configure_that_fails_changes_nothing(fallbacks: list[ReadableSpan]) -
     assert span_row(span) == span_row_python(span)
 
 
+def test_configure_takes_only_slots_of_the_span_type_itself() -> None:
+    # LeanSpan's own slot descriptors set on a small class: their offsets are LeanSpan's,
+    # past the end of this class's instances.
+    names = [name for name in OtherSpan.__slots__ if name in LeanSpan.__dict__]
+    assert len(names) == 11
+    borrowed = type("Borrowed", (), {name: LeanSpan.__dict__[name] for name in names})
+    try:
+        with pytest.raises(TypeError, match="not a slot"):
+            _span_codec.configure(borrowed, KINDS, CODES, EMPTY_TRACE_STATE)
+    finally:
+        _span_codec.configure(LeanSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+
+
 def test_reconfiguring_releases_what_it_replaces() -> None:
     kind_names = tuple(kind.name for kind in KINDS)
 
