@@ -685,9 +685,10 @@ static PyObject *get_item(PyObject *attributes, PyObject *key) {
 
 /* The row, or NULL with FALL_BACK in *why (no error set) or FAILED (error set).
  *
- * Every check that can send the span to Python comes before any Python code can run
- * (the status's attributes, is_remote's truth, service_of), so Python code never runs
- * twice for one span; and every object is held by a reference of its own across it. */
+ * Every check that can send the span to Python comes before Python code can run (in
+ * service_of, is_remote's truth, and the status's attributes, whose code is itself one of
+ * the checks), so that code does not run once here and again in the fallback; and every
+ * object used across it is held by a reference of its own. */
 static PyObject *make_row(PyObject *span, int *why) {
     PyObject *context = NULL, *parent = NULL, *name = NULL, *kind = NULL, *start_obj = NULL,
              *end_obj = NULL, *attributes = NULL, *events = NULL, *status = NULL, *code = NULL,

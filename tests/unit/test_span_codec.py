@@ -13,9 +13,13 @@ import json
 import json.encoder
 import logging
 import math
+import subprocess
 import sys
+import textwrap
 import tracemalloc
 from collections.abc import Callable, Iterator
+from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -597,3 +601,58 @@ def test_encoding_a_span_many_times_leaks_no_reference_and_no_memory() -> None:
         tracemalloc.stop()
     assert [sys.getrefcount(field) for field in fields] == references
     assert last - first < 64 * 1024
+
+
+class Level(IntEnum):
+    HIGH = 3
+
+
+def test_long_strings_and_int_subclasses_encode_as_python_does(
+    fallbacks: list[ReadableSpan],
+) -> None:
+    # lengths whose varints take 1, 2 and 3 bytes, past the 1 KiB inline buffer
+    for size in [127, 128, 1500, 16_383, 16_384, 70_000]:
+        text = ("snow ☃ " * size)[:size]
+        span = one_span({"k" * size: text, "flag": True, "n": 1})
+        span._name = text
+        span._status = Status(StatusCode.ERROR, text)
+        assert encode_span(span) == encode_span_python(span)
+        assert span_row(span) == span_row_python(span)
+    assert fallbacks == []
+    span = one_span({"level": Level.HIGH, "yes": True, "one": 1})
+    assert encode_span(span) == encode_span_python(span)
+    assert span_row(span) == span_row_python(span)
+
+
+def test_an_attribute_dict_emptied_while_its_row_is_made_is_not_read_after_free() -> None:
+    # Encoding a str is a call; one that empties the dict freed the value the row went on
+    # to read. Run under -X dev, whose allocator overwrites freed memory.
+    script = textwrap.dedent(
+        """
+        import json.encoder, sys
+        sys.path.insert(0, "tests/unit")
+        from test_span_codec import _configure_store, cast_attributes, one_span
+        from telemetry.store import span_row, span_row_python
+
+        span = one_span()
+        attributes = cast_attributes(span)
+        attributes.clear()
+        attributes["k"] = "".join(["value-", "x" * 40])  # held by the dict alone
+
+        def encode(text):
+            attributes.clear()
+            return json.encoder.encode_basestring_ascii(text)
+
+        _configure_store(span_row_python, encode)
+        print(span_row(span)[16])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '{"k": "value-' + "x" * 40 + '"}'
