@@ -375,9 +375,9 @@ def one_span(attributes: dict[str, Any] | None = None) -> LeanSpan:
     return span
 
 
-def outcome_of(make: Callable[[], Any]) -> Any:
+def outcome_of(make: Callable[..., Any], *args: Any) -> Any:
     try:
-        return make()
+        return make(*args)
     except Exception as exc:
         return type(exc)
 
@@ -387,8 +387,8 @@ def test_a_parent_that_is_a_short_tuple_is_refused_as_python_refuses_it() -> Non
     span = one_span()
     for parent in [(), (1,), (1, 2)]:
         span._parent = parent  # type: ignore[assignment]
-        assert outcome_of(lambda: span_row(span)) is AttributeError
-        assert outcome_of(lambda: span_row_python(span)) is AttributeError
+        assert outcome_of(span_row, span) is AttributeError
+        assert outcome_of(span_row_python, span) is AttributeError
 
 
 def test_rows_with_a_negative_start_or_a_duration_past_2_53_ns_are_pythons() -> None:
@@ -656,3 +656,23 @@ def test_an_attribute_dict_emptied_while_its_row_is_made_is_not_read_after_free(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '{"k": "value-' + "x" * 40 + '"}'
+
+
+def test_unset_slots_and_subclasses_are_handled_as_python_handles_them() -> None:
+    for slot in ["_name", "_context", "_attributes", "_status", "_resource", "_events"]:
+        span = one_span({"k": "v"})
+        delattr(span, slot)
+        assert outcome_of(encode_span, span) == outcome_of(encode_span_python, span)
+        assert outcome_of(span_row, span) == outcome_of(span_row_python, span)
+
+    class Renamed(LeanSpan):
+        __slots__ = ()
+        name = property(lambda self: "renamed")  # type: ignore[assignment]
+
+    span = one_span({"app.command": "ping"})
+    renamed = object.__new__(Renamed)
+    for slot in LeanSpan.__slots__:
+        setattr(renamed, slot, getattr(span, slot))
+    assert encode_span(renamed) == encode_span_python(renamed) != encode_span(span)
+    assert span_row(renamed) == span_row_python(renamed)
+    assert span_row(renamed)[3] == "renamed"
