@@ -53,7 +53,8 @@ static int truthy(PyObject *v) {
     if (v == Py_None) return 0;
     if (PyList_CheckExact(v)) return PyList_GET_SIZE(v) != 0;
     if (PyTuple_CheckExact(v)) return PyTuple_GET_SIZE(v) != 0;
-    if (PyLong_CheckExact(v)) return Py_SIZE(v) != 0;
+    /* ints go through PyObject_IsTrue too: from 3.12 an int has no ob_size (Py_SIZE asserts,
+     * or reads the digit count and sign tag, which is never 0) */
     return PyObject_IsTrue(v);
 }
 
@@ -77,8 +78,12 @@ typedef struct {
 } Buf;
 
 static int grow(Buf *b, Py_ssize_t need) {
-    Py_ssize_t cap = b->cap * 2;
-    while (cap < b->len + need) cap *= 2;
+    if (need < 0 || need > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cap = b->cap;
+    while (cap < b->len + need) cap *= 2; /* ends at most 2 * (len + need), no overflow */
     char *data;
     if (b->data == b->inline_buf) {
         data = PyMem_Malloc(cap);
@@ -95,8 +100,9 @@ static int grow(Buf *b, Py_ssize_t need) {
     return 0;
 }
 
+/* cap >= len always, so the subtraction cannot overflow where ``len + n`` could */
 #define RESERVE(b, n) \
-    if ((b)->len + (Py_ssize_t)(n) > (b)->cap && grow((b), (n)) < 0) return -1
+    if ((Py_ssize_t)(n) > (b)->cap - (b)->len && grow((b), (n)) < 0) return -1
 
 static int put(Buf *b, const void *src, Py_ssize_t n) {
     RESERVE(b, n);
@@ -155,7 +161,8 @@ static int put_attribute(Buf *b, PyObject *key, PyObject *value) {
     Py_ssize_t scalar_len = 0;
     unsigned char any_tag = 0;
 
-    if (!PyUnicode_Check(key)) return FALL_BACK;
+    /* exact str only: Python calls a subclass's own ``encode``, ``__hash__``, ``__eq__`` */
+    if (!PyUnicode_CheckExact(key)) return FALL_BACK;
     key_s = PyUnicode_AsUTF8AndSize(key, &key_len);
     if (key_s == NULL) {
         PyErr_Clear();
@@ -220,7 +227,7 @@ static int put_attribute(Buf *b, PyObject *key, PyObject *value) {
 
 static int put_id(Buf *b, unsigned char tag, PyObject *id, size_t size) {
     unsigned char raw[16];
-    if (!PyLong_Check(id)) return FALL_BACK;
+    if (!PyLong_CheckExact(id)) return FALL_BACK; /* a subclass may have its own to_bytes */
 #if PY_VERSION_HEX >= 0x030D0000
     if (_PyLong_AsByteArray((PyLongObject *)id, raw, size, 0, 0, 1) < 0) {
 #else
@@ -233,9 +240,9 @@ static int put_id(Buf *b, unsigned char tag, PyObject *id, size_t size) {
     return put(b, raw, (Py_ssize_t)size) < 0 ? FAILED : DONE;
 }
 
-static PyObject *field(PyObject *span, int lean, int index, PyObject *name);
+static PyObject *field(PyObject *span, const Py_ssize_t *lean, int index, PyObject *name);
 
-static int put_time(Buf *b, unsigned char tag, PyObject *span, int lean, int index,
+static int put_time(Buf *b, unsigned char tag, PyObject *span, const Py_ssize_t *lean, int index,
                     PyObject *name) {
     PyObject *v = field(span, lean, index, name);
     if (v == NULL) return FAILED;
@@ -280,7 +287,7 @@ static int put_status(Buf *b, PyObject *status) {
     const char *desc_s = NULL;
     Py_ssize_t desc_len = 0;
     if (description != Py_None) {
-        if (!PyUnicode_Check(description)) {
+        if (!PyUnicode_CheckExact(description)) {
             result = FALL_BACK;
             goto done;
         }
@@ -304,11 +311,12 @@ done:
     return result;
 }
 
-/* A new reference to a span field: a slot of the lean span read at its offset, else the
- * attribute ``name``. NULL with an exception set if neither is there. */
-static PyObject *field(PyObject *span, int lean, int index, PyObject *name) {
+/* A new reference to a span field: a slot of the lean span read at its offset in ``lean``
+ * (the offsets, NULL for any other span), else the attribute ``name``. NULL with an
+ * exception set if neither is there. */
+static PyObject *field(PyObject *span, const Py_ssize_t *lean, int index, PyObject *name) {
     if (lean) {
-        PyObject *v = *(PyObject **)((char *)span + lean_offsets[index]);
+        PyObject *v = *(PyObject **)((char *)span + lean[index]);
         if (v != NULL) {
             Py_INCREF(v);
             return v;
@@ -321,7 +329,14 @@ static int encode(Buf *b, PyObject *span) {
     PyObject *context = NULL, *parent = NULL, *name = NULL, *kind = NULL,
              *attributes = NULL, *status = NULL;
     int result = FAILED, r;
-    int lean = Py_TYPE(span) == lean_type;
+    /* The offsets are copied with the type check: Python code runs between field reads
+     * (``__bool__`` of is_remote, a status's attributes) and may call configure() again. */
+    Py_ssize_t offsets[F_COUNT];
+    const Py_ssize_t *lean = NULL;
+    if (Py_TYPE(span) == lean_type) {
+        memcpy(offsets, lean_offsets, sizeof offsets);
+        lean = offsets;
+    }
     const Names *n = lean ? &lean_names : &public_names;
 
     /* What this encoder leaves to Python: events, links, dropped counts (always 0 on a
@@ -331,7 +346,7 @@ static int encode(Buf *b, PyObject *span) {
     int rare_fields[] = {F_EVENTS, F_LINKS};
     size_t checks = n->check_dropped ? 5 : 2;
     for (size_t i = 0; i < checks; i++) {
-        PyObject *v = field(span, lean && i < 2, i < 2 ? rare_fields[i] : 0, *rare[i]);
+        PyObject *v = field(span, i < 2 ? lean : NULL, i < 2 ? rare_fields[i] : 0, *rare[i]);
         if (v == NULL) return FAILED;
         r = truthy(v);
         Py_DECREF(v);
@@ -378,7 +393,7 @@ static int encode(Buf *b, PyObject *span) {
     if (name != Py_None) {
         Py_ssize_t n;
         const char *s;
-        if (!PyUnicode_Check(name) || (s = PyUnicode_AsUTF8AndSize(name, &n)) == NULL) {
+        if (!PyUnicode_CheckExact(name) || (s = PyUnicode_AsUTF8AndSize(name, &n)) == NULL) {
             PyErr_Clear();
             result = FALL_BACK;
             goto done;
@@ -447,27 +462,46 @@ static PyObject *encode_span(PyObject *module, PyObject *span) {
     if (r == DONE) {
         out = PyBytes_FromStringAndSize(b.data, b.len);
     } else if (r == FALL_BACK) {
-        if (fallback == NULL) {
+        /* held for the call: the fallback may itself call set_encode_fallback */
+        PyObject *fn = fallback;
+        if (fn == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "no fallback encoder set");
         } else {
-            out = PyObject_CallOneArg(fallback, span);
+            Py_INCREF(fn);
+            out = PyObject_CallOneArg(fn, span);
+            Py_DECREF(fn);
         }
     }
     if (b.data != b.inline_buf) PyMem_Free(b.data);
     return out;
 }
 
-static int fill_table(PyObject *seq, PyObject **table, Py_ssize_t *count) {
-    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) > MAX_ENUM) {
-        PyErr_SetString(PyExc_TypeError, "expected a tuple of enum members in value order");
+/* Enum tables (members, or their names) are replaced whole, or not at all. */
+static int check_table(PyObject *seq) {
+    if (PyTuple_GET_SIZE(seq) > MAX_ENUM) {
+        PyErr_SetString(PyExc_TypeError, "expected at most 8 enum members (or names), in value order");
         return -1;
+    }
+    return 0;
+}
+
+/* Puts new references to ``seq``'s items in ``table`` and the entries it held in ``old``
+ * (MAX_ENUM of them, NULL or references for the caller to release once every table is set:
+ * releasing one may run Python code, which must not find the tables half changed). */
+static void swap_table(PyObject *seq, PyObject **table, Py_ssize_t *count, PyObject **old) {
+    for (Py_ssize_t i = 0; i < MAX_ENUM; i++) {
+        old[i] = table[i];
+        table[i] = NULL;
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         table[i] = PyTuple_GET_ITEM(seq, i);
         Py_INCREF(table[i]);
     }
     *count = PyTuple_GET_SIZE(seq);
-    return 0;
+}
+
+static void release(PyObject **old, size_t n) {
+    for (size_t i = 0; i < n; i++) Py_XDECREF(old[i]);
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
@@ -478,21 +512,33 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject **names[F_COUNT] = {&p_context,    &p_parent, &p_name,  &p_kind,
                                  &p_start_time, &p_end_time, &p_attributes, &p_events,
                                  &p_links,      &p_status, &p_resource};
+    /* everything is checked before anything changes: a span type with the offsets of
+     * another would be read at the wrong places */
+    Py_ssize_t offsets[F_COUNT];
     for (int i = 0; i < F_COUNT; i++) {
         PyObject *d = _PyType_Lookup((PyTypeObject *)type, *names[i]);
+        /* a slot of this type or a base: a member descriptor of another class set as an
+         * attribute (``_name = Other._name``) holds an offset into Other's instances */
         if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type ||
-            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX ||
+            !PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d))) {
             PyErr_Format(PyExc_TypeError, "%R is not a slot of the span type", *names[i]);
             return NULL;
         }
-        lean_offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
     }
-    if (fill_table(kind_members, kinds, &kind_count) < 0) return NULL;
-    if (fill_table(code_members, codes, &code_count) < 0) return NULL;
+    if (check_table(kind_members) < 0 || check_table(code_members) < 0) return NULL;
+    PyObject *old[2 * MAX_ENUM + 2];
+    swap_table(kind_members, kinds, &kind_count, old);
+    swap_table(code_members, codes, &code_count, old + MAX_ENUM);
+    memcpy(lean_offsets, offsets, sizeof offsets);
+    old[2 * MAX_ENUM] = (PyObject *)lean_type;
     Py_INCREF(type);
-    Py_XSETREF(lean_type, (PyTypeObject *)type);
+    lean_type = (PyTypeObject *)type;
+    old[2 * MAX_ENUM + 1] = empty_state;
     Py_INCREF(state);
-    Py_XSETREF(empty_state, state);
+    empty_state = state;
+    release(old, sizeof old / sizeof old[0]);
     Py_RETURN_NONE;
 }
 
@@ -550,65 +596,72 @@ static PyObject *text_of(PyObject *value) {
     return PyObject_Str(value);
 }
 
-/* ``json.dumps(value)`` of one str, through _json's own ASCII encoder. */
-static int put_json_str(Buf *b, PyObject *s) {
-    PyObject *quoted = PyObject_CallOneArg(encode_json_str, s);
-    if (quoted == NULL) return FAILED;
-    /* ensure_ascii: the result is ASCII, one byte a character */
-    int r = put(b, PyUnicode_DATA(quoted), PyUnicode_GET_LENGTH(quoted));
-    Py_DECREF(quoted);
-    return r < 0 ? FAILED : DONE;
-}
-
 static int put_ascii(Buf *b, PyObject *s) {
     if (!PyUnicode_IS_ASCII(s)) return FALL_BACK;
     return put(b, PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s)) < 0 ? FAILED : DONE;
 }
 
-/* ``json.dumps(attributes, default=str)`` for a dict of str keys and plain values. */
+/* ``json.dumps(value)`` of one str, through _json's own ASCII encoder. */
+static int put_json_str(Buf *b, PyObject *s) {
+    PyObject *fn = encode_json_str; /* held: the call may reconfigure */
+    Py_INCREF(fn);
+    PyObject *quoted = PyObject_CallOneArg(fn, s);
+    Py_DECREF(fn);
+    if (quoted == NULL) return FAILED;
+    /* ensure_ascii: one byte a character; anything else (another encoder) is Python's */
+    int r = PyUnicode_Check(quoted) ? put_ascii(b, quoted) : FALL_BACK;
+    Py_DECREF(quoted);
+    return r;
+}
+
+/* One ``"key": value`` of the attributes' JSON. */
+static int put_json_item(Buf *b, PyObject *key, PyObject *value) {
+    int r;
+    if (!PyUnicode_CheckExact(key)) return FALL_BACK;
+    if ((r = put_json_str(b, key)) != DONE) return r;
+    if (put(b, ": ", 2) < 0) return FAILED;
+    if (value == Py_None) return put(b, "null", 4) < 0 ? FAILED : DONE;
+    if (value == Py_True) return put(b, "true", 4) < 0 ? FAILED : DONE;
+    if (value == Py_False) return put(b, "false", 5) < 0 ? FAILED : DONE;
+    if (PyUnicode_CheckExact(value)) return put_json_str(b, value);
+    if (PyLong_CheckExact(value)) {
+        PyObject *digits = PyObject_Str(value);
+        if (digits == NULL) return FAILED;
+        r = put_ascii(b, digits);
+        Py_DECREF(digits);
+        return r;
+    }
+    if (PyFloat_CheckExact(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        if (d != d) return put(b, "NaN", 3) < 0 ? FAILED : DONE;
+        if (d == Py_HUGE_VAL) return put(b, "Infinity", 8) < 0 ? FAILED : DONE;
+        if (d == -Py_HUGE_VAL) return put(b, "-Infinity", 9) < 0 ? FAILED : DONE;
+        PyObject *repr = PyObject_Repr(value);
+        if (repr == NULL) return FAILED;
+        r = put_ascii(b, repr);
+        Py_DECREF(repr);
+        return r;
+    }
+    return FALL_BACK; /* sequences, and anything json writes as its str */
+}
+
+/* ``json.dumps(attributes, default=str)`` for a dict of str keys and plain values. On DONE
+ * every key is an exact str and every value None, a bool or an exact str, int or float. */
 static int put_attributes_json(Buf *b, PyObject *attributes) {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     int first = 1, r;
     if (put_byte(b, '{') < 0) return FAILED;
     while (PyDict_Next(attributes, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key)) return FALL_BACK;
         if (!first && put(b, ", ", 2) < 0) return FAILED;
         first = 0;
-        if ((r = put_json_str(b, key)) != DONE) return r;
-        if (put(b, ": ", 2) < 0) return FAILED;
-        if (value == Py_None) {
-            if (put(b, "null", 4) < 0) return FAILED;
-        } else if (value == Py_True) {
-            if (put(b, "true", 4) < 0) return FAILED;
-        } else if (value == Py_False) {
-            if (put(b, "false", 5) < 0) return FAILED;
-        } else if (PyUnicode_CheckExact(value)) {
-            if ((r = put_json_str(b, value)) != DONE) return r;
-        } else if (PyLong_CheckExact(value)) {
-            PyObject *digits = PyObject_Str(value);
-            if (digits == NULL) return FAILED;
-            r = put_ascii(b, digits);
-            Py_DECREF(digits);
-            if (r != DONE) return r;
-        } else if (PyFloat_CheckExact(value)) {
-            double d = PyFloat_AS_DOUBLE(value);
-            if (d != d) {
-                if (put(b, "NaN", 3) < 0) return FAILED;
-            } else if (d == Py_HUGE_VAL) {
-                if (put(b, "Infinity", 8) < 0) return FAILED;
-            } else if (d == -Py_HUGE_VAL) {
-                if (put(b, "-Infinity", 9) < 0) return FAILED;
-            } else {
-                PyObject *repr = PyObject_Repr(value);
-                if (repr == NULL) return FAILED;
-                r = put_ascii(b, repr);
-                Py_DECREF(repr);
-                if (r != DONE) return r;
-            }
-        } else {
-            return FALL_BACK; /* sequences, and anything json writes as its str */
-        }
+        /* held: encoding a str is a call, which could change the dict */
+        Py_INCREF(key);
+        Py_INCREF(value);
+        r = put_json_item(b, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (r != DONE) return r;
     }
     return put_byte(b, '}') < 0 ? FAILED : DONE;
 }
@@ -619,19 +672,35 @@ static int bucket_of(long long duration) {
     return (int)floor(2 * log2(micros));
 }
 
-/* The row, or NULL with FALL_BACK in *why (no error set) or FAILED (error set). */
+/* A new reference to ``attributes[key]``, None when absent; NULL with an error set. */
+static PyObject *get_item(PyObject *attributes, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(attributes, key);
+    if (v == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        v = Py_None;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+/* The row, or NULL with FALL_BACK in *why (no error set) or FAILED (error set).
+ *
+ * Every check that can send the span to Python comes before Python code can run (in
+ * service_of, is_remote's truth, and the status's attributes, whose code is itself one of
+ * the checks), so that code does not run once here and again in the fallback; and every
+ * object used across it is held by a reference of its own. */
 static PyObject *make_row(PyObject *span, int *why) {
     PyObject *context = NULL, *parent = NULL, *name = NULL, *kind = NULL, *start_obj = NULL,
              *end_obj = NULL, *attributes = NULL, *events = NULL, *status = NULL, *code = NULL,
-             *description = NULL, *resource = NULL, *row = NULL;
+             *description = NULL, *resource = NULL, *row = NULL, *outcome = NULL,
+             *command = NULL, *author = NULL, *guild = NULL;
     PyObject *items[18] = {NULL};
     Buf b;
     b.data = b.inline_buf;
     b.len = 0;
     b.cap = sizeof b.inline_buf;
     *why = FAILED;
-    int lean = Py_TYPE(span) == lean_type;
-    if (!lean) {
+    if (Py_TYPE(span) != lean_type || row_fallback == NULL) {
         *why = FALL_BACK;
         goto done;
     }
@@ -653,13 +722,101 @@ static PyObject *make_row(PyObject *span, int *why) {
     GET(status, F_STATUS);
     GET(resource, F_RESOURCE);
 #undef GET
+    /* SpanContext: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) */
     if (!PyDict_CheckExact(attributes) || !PyList_CheckExact(events) ||
         PyList_GET_SIZE(events) != 0 || !PyTuple_Check(context) ||
-        PyTuple_GET_SIZE(context) < 5 || (parent != Py_None && !PyTuple_Check(parent))) {
+        PyTuple_GET_SIZE(context) < 5 ||
+        (parent != Py_None && (!PyTuple_Check(parent) || PyTuple_GET_SIZE(parent) < 3))) {
         *why = FALL_BACK;
         goto done;
     }
     long k = enum_value(kind, kinds, kind_count);
+    if (k < 0 || k >= kind_name_count) {
+        *why = FALL_BACK;
+        goto done;
+    }
+    Py_INCREF(kind_names[k]);
+    items[4] = kind_names[k];
+
+    long long start = 0, end;
+    if (start_obj != Py_None) {
+        if (!PyLong_CheckExact(start_obj)) {
+            *why = FALL_BACK;
+            goto done;
+        }
+        start = PyLong_AsLongLong(start_obj);
+        if (start == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            *why = FALL_BACK;
+            goto done;
+        }
+    }
+    if (end_obj == Py_None) {
+        end = start;
+    } else if (PyLong_CheckExact(end_obj)) {
+        end = PyLong_AsLongLong(end_obj);
+        if (end == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            *why = FALL_BACK;
+            goto done;
+        }
+        if (end == 0) end = start; /* ``span.end_time or start`` */
+    } else {
+        *why = FALL_BACK;
+        goto done;
+    }
+    /* A start before 1970 could overflow ``end - start``; past 2**53 ns (104 days) a double
+     * no longer holds the duration exactly and the bucket could differ from Python's exact
+     * ``duration / 1000``. Both are Python's. */
+    if (start < 0) {
+        *why = FALL_BACK;
+        goto done;
+    }
+    long long duration = end > start ? end - start : 0;
+    if (duration > (1LL << 53)) {
+        *why = FALL_BACK;
+        goto done;
+    }
+
+    int r = put_attributes_json(&b, attributes);
+    if (r != DONE) {
+        *why = r;
+        goto done;
+    }
+    /* From here every value is None, a bool or an exact str, int or float: looking them up
+     * and str() of them run no Python code. */
+    if ((outcome = get_item(attributes, key_outcome)) == NULL ||
+        (command = get_item(attributes, key_command)) == NULL ||
+        (author = get_item(attributes, key_author)) == NULL ||
+        (guild = get_item(attributes, key_guild)) == NULL)
+        goto done;
+    int is_run = PyDict_Contains(attributes, key_outcome);
+    if (is_run < 0) goto done;
+    if ((items[14] = text_of(outcome)) == NULL) goto done;
+    if (items[14] == Py_None || PyUnicode_GET_LENGTH(items[14]) == 0) {
+        int has_result = PyDict_Contains(attributes, key_pipeline_result);
+        if (has_result != 0) { /* a CI run: span_row says what its result counts as */
+            *why = has_result < 0 ? FAILED : FALL_BACK;
+            goto done;
+        }
+        Py_SETREF(items[14], Py_NewRef(Py_None));
+    }
+    if ((items[11] = text_of(command)) == NULL || (items[12] = text_of(author)) == NULL ||
+        (items[13] = text_of(guild)) == NULL)
+        goto done;
+    if ((items[0] = hex_id(PyTuple_GET_ITEM(context, 0), 16)) == NULL ||
+        (items[1] = hex_id(PyTuple_GET_ITEM(context, 1), 8)) == NULL) {
+        if (!PyErr_Occurred()) *why = FALL_BACK;
+        goto done;
+    }
+    if (parent == Py_None) {
+        items[2] = Py_NewRef(Py_None);
+    } else if ((items[2] = hex_id(PyTuple_GET_ITEM(parent, 1), 8)) == NULL) {
+        if (!PyErr_Occurred()) *why = FALL_BACK;
+        goto done;
+    }
+
+    /* Python code may run from here on. */
     code = PyObject_GetAttr(status, s_status_code_attr);
     description = code ? PyObject_GetAttr(status, s_description_attr) : NULL;
     if (code == NULL || description == NULL) {
@@ -668,50 +825,12 @@ static PyObject *make_row(PyObject *span, int *why) {
         goto done;
     }
     long c = enum_value(code, codes, code_count);
-    if (k < 0 || c < 0 || k >= kind_name_count || c >= code_name_count || row_fallback == NULL) {
+    if (c < 0 || c >= code_name_count) {
         *why = FALL_BACK;
         goto done;
     }
-    long long start = 0, end;
-    if (start_obj != Py_None) {
-        if (!PyLong_CheckExact(start_obj)) {
-            *why = FALL_BACK;
-            goto done;
-        }
-        start = PyLong_AsLongLong(start_obj);
-    }
-    if (end_obj == Py_None) {
-        end = start;
-    } else if (PyLong_CheckExact(end_obj)) {
-        end = PyLong_AsLongLong(end_obj);
-        if (end == 0) end = start; /* ``span.end_time or start`` */
-    } else {
-        *why = FALL_BACK;
-        goto done;
-    }
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        *why = FALL_BACK;
-        goto done;
-    }
-    long long duration = end > start ? end - start : 0;
-
-    PyObject *outcome_value = PyDict_GetItemWithError(attributes, key_outcome);
-    if (outcome_value == NULL && PyErr_Occurred()) goto done;
-    PyObject *outcome = text_of(outcome_value);
-    if (outcome == NULL) goto done;
-    items[14] = outcome;
-    if (outcome == Py_None || PyUnicode_GET_LENGTH(outcome) == 0) {
-        int has_result = PyDict_Contains(attributes, key_pipeline_result);
-        if (has_result != 0) { /* a CI run: span_row says what its result counts as */
-            *why = has_result < 0 ? FAILED : FALL_BACK;
-            goto done;
-        }
-        Py_DECREF(outcome);
-        Py_INCREF(Py_None);
-        items[14] = Py_None;
-    }
-    int is_run = outcome_value != NULL;
+    Py_INCREF(code_names[c]);
+    items[8] = code_names[c];
     int top = parent == Py_None;
     if (!top) {
         int remote = PyObject_IsTrue(PyTuple_GET_ITEM(parent, 2));
@@ -719,60 +838,32 @@ static PyObject *make_row(PyObject *span, int *why) {
         top = remote;
     }
     if (resource == last_resource && last_service != NULL) {
-        items[15] = last_service;
-        Py_INCREF(last_service);
+        items[15] = Py_NewRef(last_service);
     } else {
-        items[15] = PyObject_CallOneArg(service_of, resource);
+        PyObject *fn = service_of; /* held: the call may reconfigure */
+        Py_INCREF(fn);
+        items[15] = PyObject_CallOneArg(fn, resource);
+        Py_DECREF(fn);
         if (items[15] == NULL) goto done;
-        Py_INCREF(resource);
-        Py_XSETREF(last_resource, resource);
-        Py_INCREF(items[15]);
-        Py_XSETREF(last_service, items[15]);
+        /* Both set before either old one is released: a release may run Python code (a
+         * finalizer), which must not find the new resource with the old service. */
+        PyObject *old_resource = last_resource, *old_service = last_service;
+        last_resource = Py_NewRef(resource);
+        last_service = Py_NewRef(items[15]);
+        Py_XDECREF(old_resource);
+        Py_XDECREF(old_service);
     }
-    int r = put_attributes_json(&b, attributes);
-    if (r != DONE) {
-        *why = r;
-        goto done;
-    }
-    if ((items[0] = hex_id(PyTuple_GET_ITEM(context, 0), 16)) == NULL ||
-        (items[1] = hex_id(PyTuple_GET_ITEM(context, 1), 8)) == NULL) {
-        if (!PyErr_Occurred()) *why = FALL_BACK;
-        goto done;
-    }
-    if (parent == Py_None) {
-        Py_INCREF(Py_None);
-        items[2] = Py_None;
-    } else if ((items[2] = hex_id(PyTuple_GET_ITEM(parent, 1), 8)) == NULL) {
-        if (!PyErr_Occurred()) *why = FALL_BACK;
-        goto done;
-    }
-    Py_INCREF(name);
-    items[3] = name;
-    Py_INCREF(kind_names[k]);
-    items[4] = kind_names[k];
+    items[3] = Py_NewRef(name);
     items[5] = PyLong_FromLongLong(start);
     items[6] = PyLong_FromLongLong(duration);
     items[7] = PyLong_FromLong(bucket_of(duration));
-    Py_INCREF(code_names[c]);
-    items[8] = code_names[c];
-    Py_INCREF(description);
-    items[9] = description;
+    items[9] = Py_NewRef(description);
     items[10] = PyLong_FromLong(top && is_run ? 1 : 0);
     if (items[5] == NULL || items[6] == NULL || items[7] == NULL || items[10] == NULL) goto done;
-    PyObject *command = PyDict_GetItemWithError(attributes, key_command);
-    if (command == NULL && PyErr_Occurred()) goto done;
-    PyObject *author = PyDict_GetItemWithError(attributes, key_author);
-    if (author == NULL && PyErr_Occurred()) goto done;
-    PyObject *guild = PyDict_GetItemWithError(attributes, key_guild);
-    if (guild == NULL && PyErr_Occurred()) goto done;
-    if ((items[11] = text_of(command)) == NULL || (items[12] = text_of(author)) == NULL ||
-        (items[13] = text_of(guild)) == NULL)
-        goto done;
     items[16] = PyUnicode_New(b.len, 127);
     if (items[16] == NULL) goto done;
     memcpy(PyUnicode_DATA(items[16]), b.data, b.len);
-    Py_INCREF(Py_None);
-    items[17] = Py_None;
+    items[17] = Py_NewRef(Py_None);
     row = PyTuple_New(18);
     if (row == NULL) goto done;
     for (int i = 0; i < 18; i++) {
@@ -794,6 +885,10 @@ done:
     Py_XDECREF(code);
     Py_XDECREF(description);
     Py_XDECREF(resource);
+    Py_XDECREF(outcome);
+    Py_XDECREF(command);
+    Py_XDECREF(author);
+    Py_XDECREF(guild);
     if (b.data != b.inline_buf) PyMem_Free(b.data);
     return row;
 }
@@ -802,24 +897,15 @@ static PyObject *store_row(PyObject *module, PyObject *span) {
     int why;
     PyObject *row = make_row(span, &why);
     if (row != NULL || why == FAILED) return row;
-    if (row_fallback == NULL) {
+    PyObject *fn = row_fallback; /* held: the fallback may reconfigure */
+    if (fn == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure_store was not called");
         return NULL;
     }
-    return PyObject_CallOneArg(row_fallback, span);
-}
-
-static int fill_names(PyObject *seq, PyObject **table, Py_ssize_t *count) {
-    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) > MAX_ENUM) {
-        PyErr_SetString(PyExc_TypeError, "expected a name for each enum member, in value order");
-        return -1;
-    }
-    *count = PyTuple_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < *count; i++) {
-        table[i] = PyTuple_GET_ITEM(seq, i);
-        Py_INCREF(table[i]);
-    }
-    return 0;
+    Py_INCREF(fn);
+    row = PyObject_CallOneArg(fn, span);
+    Py_DECREF(fn);
+    return row;
 }
 
 static PyObject *configure_store(PyObject *module, PyObject *args) {
@@ -830,19 +916,22 @@ static PyObject *configure_store(PyObject *module, PyObject *args) {
                           &code_name_tuple, &command, &author, &guild, &outcome,
                           &pipeline_result))
         return NULL;
-    if (fill_names(kind_name_tuple, kind_names, &kind_name_count) < 0 ||
-        fill_names(code_name_tuple, code_names, &code_name_count) < 0)
-        return NULL;
-    PyObject **slots[] = {&row_fallback, &service_of, &encode_json_str, &key_command,
-                          &key_author, &key_guild, &key_outcome, &key_pipeline_result};
-    PyObject *values[] = {fallback_fn, service_fn, json_str, command,
-                          author, guild, outcome, pipeline_result};
-    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        Py_INCREF(values[i]);
-        Py_XSETREF(*slots[i], values[i]);
+    if (check_table(kind_name_tuple) < 0 || check_table(code_name_tuple) < 0) return NULL;
+    PyObject **slots[] = {&row_fallback, &service_of,   &encode_json_str, &key_command,
+                          &key_author,   &key_guild,    &key_outcome,     &key_pipeline_result,
+                          &last_resource, &last_service};
+    PyObject *values[] = {fallback_fn, service_fn, json_str, command, author,
+                          guild,       outcome,    pipeline_result, NULL, NULL};
+    enum { N = sizeof values / sizeof values[0] };
+    PyObject *old[2 * MAX_ENUM + N];
+    swap_table(kind_name_tuple, kind_names, &kind_name_count, old);
+    swap_table(code_name_tuple, code_names, &code_name_count, old + MAX_ENUM);
+    for (size_t i = 0; i < N; i++) {
+        old[2 * MAX_ENUM + i] = *slots[i];
+        Py_XINCREF(values[i]);
+        *slots[i] = values[i];
     }
-    Py_CLEAR(last_resource);
-    Py_CLEAR(last_service);
+    release(old, sizeof old / sizeof old[0]);
     Py_RETURN_NONE;
 }
 

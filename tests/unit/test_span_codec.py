@@ -8,11 +8,18 @@ the SDK's own encoding, by decoding both).
 
 from __future__ import annotations
 
+import gc
 import json
 import json.encoder
 import logging
 import math
-from collections.abc import Iterator
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Callable, Iterator
+from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +44,7 @@ from opentelemetry.trace import (
 from telemetry import _span_codec, otlp_wire, store
 from telemetry.otlp_wire import encode_request, encode_span, encode_span_python
 from telemetry.store import span_row, span_row_python
-from telemetry.tracer import LeanTracerProvider
+from telemetry.tracer import EMPTY_TRACE_STATE, LeanSpan, LeanTracerProvider
 
 
 class Keep(SpanProcessor):
@@ -274,11 +281,13 @@ def test_a_message_traces_rows_are_made_in_c_as_python_makes_them() -> None:
     assert root[10] == 1 and root[11] == "ping"  # a root, with its command column
 
 
-def _configure_store(fallback: Any) -> None:
+def _configure_store(
+    fallback: Any, encode_json_str: Callable[[str], Any] = json.encoder.encode_basestring_ascii
+) -> None:
     _span_codec.configure_store(
         fallback,
         store._service,
-        json.encoder.encode_basestring_ascii,
+        encode_json_str,
         tuple(kind.name for kind in sorted(SpanKind, key=lambda kind: kind.value)),
         tuple(code.name for code in sorted(StatusCode, key=lambda code: code.value)),
         store.schema.COMMAND,
@@ -350,3 +359,320 @@ def test_random_rows_are_what_python_makes(
     except Exception as exc:
         got = type(exc)
     assert got == expected
+
+
+# --- what random spans do not reach: odd objects, reentrancy, reconfiguring, leaks ------------
+
+
+def one_span(attributes: dict[str, Any] | None = None) -> LeanSpan:
+    def build(tracer: trace.Tracer) -> None:
+        root = otel_context.Context()
+        with tracer.start_as_current_span("s", context=root, attributes=attributes):
+            pass
+
+    (span,) = lean_spans(build)
+    assert type(span) is LeanSpan
+    return span
+
+
+def outcome_of(make: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return make(*args)
+    except Exception as exc:
+        return type(exc)
+
+
+def test_a_parent_that_is_a_short_tuple_is_refused_as_python_refuses_it() -> None:
+    # The C row read the parent's span id and is_remote past the end of the tuple (a crash).
+    span = one_span()
+    for parent in [(), (1,), (1, 2)]:
+        span._parent = parent  # type: ignore[assignment]
+        assert outcome_of(span_row, span) is AttributeError
+        assert outcome_of(span_row_python, span) is AttributeError
+
+
+def test_rows_with_a_negative_start_or_a_duration_past_2_53_ns_are_pythons() -> None:
+    span = one_span()
+    span._start_time, span._end_time = -5, 2**63 - 1  # end - start overflowed int64 in C
+    assert span_row(span) == span_row_python(span)
+    # the bucket of a 203-day span: float(duration) / 1000 rounded twice, Python's once
+    span._start_time, span._end_time = 1, 1 + 17_592_186_044_415_957
+    assert span_row(span)[5:8] == span_row_python(span)[5:8] == (1, 17_592_186_044_415_957, 88)
+
+
+class Shouting(str):
+    """A str subclass whose own methods Python calls: encode, len, truth."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return str.encode(self.upper(), encoding, errors)
+
+
+def test_str_subclasses_are_encoded_with_their_own_methods_as_python_does() -> None:
+    span = one_span({"k": "v"})
+    span._name = Shouting("name")
+    assert encode_span(span) == encode_span_python(span)
+    span = one_span()
+    span._attributes = {Shouting("key"): "v"}
+    assert encode_span(span) == encode_span_python(span)
+    span = one_span()
+    span._status = Status(StatusCode.ERROR, Shouting("failed"))
+    assert encode_span(span) == encode_span_python(span)
+
+
+def test_an_attribute_values_str_runs_as_often_as_in_python() -> None:
+    # C ran str() of app.outcome's value, then found the value unplain and handed the
+    # span to Python, which ran it again: a __str__ with effects ran twice.
+    calls: list[str] = []
+
+    class Outcome:
+        def __str__(self) -> str:
+            calls.append("str")
+            return "ok"
+
+    span = one_span({"app.outcome": "x"})
+    cast_attributes(span)["app.outcome"] = Outcome()
+    span_row_python(span)
+    in_python = len(calls)
+    calls.clear()
+    span_row(span)
+    assert len(calls) == in_python
+
+
+def test_the_service_cache_never_pairs_a_resource_with_another_services_name() -> None:
+    # Releasing the resource the cache held can run a finalizer; one that makes a row for
+    # a span of the new resource must get the new resource's service, not the old one's.
+    seen: list[str | None] = []
+
+    class Res:
+        def __init__(self, service: str, then: LeanSpan | None = None) -> None:
+            self.attributes = {"service.name": service}
+            self.then = then
+
+        def __del__(self) -> None:
+            if self.then is not None:
+                seen.append(span_row(self.then)[15])
+
+    old_span, new_span, inner_span = one_span(), one_span(), one_span()
+    new = Res("new")
+    inner_span._resource = new
+    old_span._resource = Res("old", then=inner_span)
+    assert span_row(old_span)[15] == "old"
+    old_span._resource = None  # the cache holds the only reference to the old resource
+    new_span._resource = new
+    assert span_row(new_span)[15] == "new"
+    assert seen == ["new"]
+
+
+class OtherSpan:
+    """A span type with the lean span's slots at other offsets."""
+
+    __slots__ = (
+        *(f"_a{i:02d}" for i in range(11)),
+        "_attributes",
+        "_context",
+        "_end_time",
+        "_events",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_resource",
+        "_start_time",
+        "_status",
+    )
+
+
+KINDS = tuple(sorted(SpanKind, key=lambda kind: kind.value))
+CODES = tuple(sorted(StatusCode, key=lambda code: code.value))
+
+
+def test_configure_called_while_a_span_is_encoded_does_not_move_its_fields(
+    fallbacks: list[ReadableSpan],
+) -> None:
+    # Python code runs mid-span (here is_remote's truth); the encoder read the rest of the
+    # span at the offsets of the type configured meanwhile: past the object, a crash.
+    class Remote:
+        def __bool__(self) -> bool:
+            _span_codec.configure(OtherSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+            return False
+
+    span = one_span({"k": "v"})
+    span._parent = SpanContext(1, 2, is_remote=Remote())  # type: ignore[arg-type]
+    try:
+        compiled = encode_span(span)
+    finally:
+        _span_codec.configure(LeanSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+    assert compiled == encode_span_python(span)
+    assert fallbacks == []
+
+
+def test_a_configure_that_fails_changes_nothing(fallbacks: list[ReadableSpan]) -> None:
+    span = one_span({"k": "v"})
+    with pytest.raises(TypeError):
+        _span_codec.configure(OtherSpan, KINDS * 2, CODES, EMPTY_TRACE_STATE)  # 10 kinds
+    with pytest.raises(TypeError):
+        _span_codec.configure_store(
+            span_row_python, store._service, json.encoder.encode_basestring_ascii,
+            tuple(kind.name for kind in KINDS), ("x",) * 9, "a", "b", "c", "d", "e",
+        )  # fmt: skip
+    assert encode_span(span) == encode_span_python(span)
+    assert fallbacks == []  # still read as a lean span, at the lean span's offsets
+    assert span_row(span) == span_row_python(span)
+
+
+def test_configure_takes_only_slots_of_the_span_type_itself() -> None:
+    # LeanSpan's own slot descriptors set on a small class: their offsets are LeanSpan's,
+    # past the end of this class's instances.
+    names = [name for name in OtherSpan.__slots__ if name in LeanSpan.__dict__]
+    assert len(names) == 11
+    borrowed = type("Borrowed", (), {name: LeanSpan.__dict__[name] for name in names})
+    try:
+        with pytest.raises(TypeError, match="not a slot"):
+            _span_codec.configure(borrowed, KINDS, CODES, EMPTY_TRACE_STATE)
+    finally:
+        _span_codec.configure(LeanSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+
+
+def test_reconfiguring_releases_what_it_replaces() -> None:
+    kind_names = tuple(kind.name for kind in KINDS)
+
+    def counts() -> list[int]:
+        gc.collect()
+        return [sys.getrefcount(x) for x in (*kind_names, *KINDS, LeanSpan, span_row_python)]
+
+    for _ in range(10):
+        _configure_store(span_row_python)
+        _span_codec.configure(LeanSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+    before = counts()
+    for _ in range(1000):
+        _configure_store(span_row_python)
+        _span_codec.configure(LeanSpan, KINDS, CODES, EMPTY_TRACE_STATE)
+    assert counts() == before
+
+
+def test_a_json_str_encoder_that_is_not_ascii_sends_the_row_to_python() -> None:
+    # The row's JSON is copied into an ASCII str: a non-ASCII (or non-str) result of the
+    # configured encoder was copied as raw UCS-2/UCS-4 (or object) bytes.
+    span = one_span({"name": "snow ☃"})
+    expected = span_row_python(span)
+    for encoder in [lambda s: json.dumps(s, ensure_ascii=False), lambda s: b"bytes"]:
+        _configure_store(span_row_python, encoder)
+        try:
+            assert span_row(span) == expected
+        finally:
+            _configure_store(span_row_python)
+
+
+def test_encoding_a_span_many_times_leaks_no_reference_and_no_memory() -> None:
+    spans = lean_spans(message_trace)
+    for span in spans:
+        cast_attributes(span)["app.long"] = "y" * 5000  # past the 1 KiB inline buffer
+    long_span = spans[-1]
+    fields = [
+        long_span._attributes,
+        long_span._context,
+        long_span._name,
+        long_span._status,
+        long_span._resource,
+        *long_span._attributes.values(),  # type: ignore[union-attr]
+    ]
+    # not the objects the whole interpreter shares (small ints, True, interned names)
+    fields = [field for field in fields if sys.getrefcount(field) < 100]
+    assert len(fields) >= 8
+
+    def run(times: int) -> None:
+        for _ in range(times):
+            for span in spans:
+                encode_span(span)
+                span_row(span)
+
+    run(1000)
+    gc.collect()
+    references = [sys.getrefcount(field) for field in fields]
+    tracemalloc.start()
+    try:
+        run(1000)
+        gc.collect()
+        first, _ = tracemalloc.get_traced_memory()
+        run(10_000)
+        gc.collect()
+        last, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [sys.getrefcount(field) for field in fields] == references
+    assert last - first < 64 * 1024
+
+
+class Level(IntEnum):
+    HIGH = 3
+
+
+def test_long_strings_and_int_subclasses_encode_as_python_does(
+    fallbacks: list[ReadableSpan],
+) -> None:
+    # lengths whose varints take 1, 2 and 3 bytes, past the 1 KiB inline buffer
+    for size in [127, 128, 1500, 16_383, 16_384, 70_000]:
+        text = ("snow ☃ " * size)[:size]
+        span = one_span({"k" * size: text, "flag": True, "n": 1})
+        span._name = text
+        span._status = Status(StatusCode.ERROR, text)
+        assert encode_span(span) == encode_span_python(span)
+        assert span_row(span) == span_row_python(span)
+    assert fallbacks == []
+    span = one_span({"level": Level.HIGH, "yes": True, "one": 1})
+    assert encode_span(span) == encode_span_python(span)
+    assert span_row(span) == span_row_python(span)
+
+
+def test_an_attribute_dict_emptied_while_its_row_is_made_is_not_read_after_free() -> None:
+    # Encoding a str is a call; one that empties the dict freed the value the row went on
+    # to read. Run under -X dev, whose allocator overwrites freed memory.
+    script = textwrap.dedent(
+        """
+        import json.encoder, sys
+        sys.path.insert(0, "tests/unit")
+        from test_span_codec import _configure_store, cast_attributes, one_span
+        from telemetry.store import span_row, span_row_python
+
+        span = one_span()
+        attributes = cast_attributes(span)
+        attributes.clear()
+        attributes["k"] = "".join(["value-", "x" * 40])  # held by the dict alone
+
+        def encode(text):
+            attributes.clear()
+            return json.encoder.encode_basestring_ascii(text)
+
+        _configure_store(span_row_python, encode)
+        print(span_row(span)[16])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '{"k": "value-' + "x" * 40 + '"}'
+
+
+def test_unset_slots_and_subclasses_are_handled_as_python_handles_them() -> None:
+    for slot in ["_name", "_context", "_attributes", "_status", "_resource", "_events"]:
+        span = one_span({"k": "v"})
+        delattr(span, slot)
+        assert outcome_of(encode_span, span) == outcome_of(encode_span_python, span)
+        assert outcome_of(span_row, span) == outcome_of(span_row_python, span)
+
+    class Renamed(LeanSpan):
+        __slots__ = ()
+        name = property(lambda self: "renamed")  # type: ignore[assignment]
+
+    span = one_span({"app.command": "ping"})
+    renamed = object.__new__(Renamed)
+    for slot in LeanSpan.__slots__:
+        setattr(renamed, slot, getattr(span, slot))
+    assert encode_span(renamed) == encode_span_python(renamed) != encode_span(span)
+    assert span_row(renamed) == span_row_python(renamed)
+    assert span_row(renamed)[3] == "renamed"
