@@ -36,7 +36,7 @@ class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
 
 def compile_extension(source: Path, target: Path) -> None:
     compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    flags = ["-O2", "-fPIC", "-shared", "-Wall", "-I", sysconfig.get_paths()["include"]]
+    flags = ["-O2", "-DNDEBUG", "-fPIC", "-shared", "-Wall", "-I", sysconfig.get_paths()["include"]]
     if sys.platform == "darwin":
         flags += ["-undefined", "dynamic_lookup"]
     command = [*compiler, *flags, str(source), "-o", str(target)]

@@ -154,7 +154,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
     instead of a fresh read-only copy each time.
     """
 
-    # Slots: fixed offsets the compiled encoder (telemetry/_otlp_span.c) reads directly,
+    # Slots: fixed offsets the compiled codec (telemetry/_span_codec.c) reads directly,
     # and quicker attribute access for everything else.
     __slots__ = (
         "_attributes",

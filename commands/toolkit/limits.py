@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,7 @@ def apply_limits(limits: Limits, targets: Iterable[commands.Command[Any, ..., An
 # How many recent message/interaction ids the rate limit remembers as counted,
 # and how many users it remembers as told in their current window.
 COUNTED_IDS = 1024
+_NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
 TOLD_USERS = 4096
 # Users with a live window the limit keeps; past it, the least recently active one's
 # window is forgotten early (a backstop: windows that ended are dropped first).
@@ -157,11 +158,13 @@ class ConcurrencyBound:
         self.limit = limit
         self._semaphore = asyncio.Semaphore(limit)
 
+    def slot(self, command: commands.Command[Any, ..., Any]) -> AbstractAsyncContextManager[None]:
+        """A slot for an expensive command; for any other, a no-op shared by all (every
+        message takes this path, and an ``@asynccontextmanager`` costs a generator)."""
+        return self._expensive_slot() if is_expensive(command) else _NO_SLOT
+
     @asynccontextmanager
-    async def slot(self, command: commands.Command[Any, ..., Any]) -> AsyncIterator[None]:
-        if not is_expensive(command):
-            yield
-            return
+    async def _expensive_slot(self) -> AsyncIterator[None]:
         if self._semaphore.locked():
             raise commands.MaxConcurrencyReached(self.limit, commands.BucketType.default)
         async with self._semaphore:
