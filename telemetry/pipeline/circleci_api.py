@@ -239,28 +239,57 @@ def _common(
     return {key: value for key, value in pairs.items() if value is not None}
 
 
-def canceled_workflow_spans(
+#: Workflow endings that can leave the run without its root: the last job, which runs
+#: ``ci finish --result``, may never have started.
+UNFINISHED_WORKFLOW_STATES = frozenset({"canceled", "failed", "error"})
+
+
+def terminal_jobs_unfinished(jobs: list[Mapping[str, Any]]) -> bool:
+    """Whether a job no other job waits for (one that would run ``ci finish --result``)
+    did not end ``success``/``failed``: then nobody sent the workflow's root."""
+    needed = {
+        dependency
+        for job in jobs
+        for dependency in (job.get("dependencies") or [])
+        if isinstance(dependency, str)
+    }
+    return any(
+        _str(job, "status") not in FINISHED_BY_CI_FINISH
+        for job in jobs
+        if _str(job, "id") not in needed
+    )
+
+
+def unsent_workflow_spans(
     slug: str,
     pipeline: Mapping[str, Any],
     workflow: Mapping[str, Any],
     jobs: list[Mapping[str, Any]],
     circle_ids: ids.CircleIds,
 ) -> tuple[list[PipelineSpan], PipelineEvent] | None:
-    """The root span of a cancelled workflow and the spans of its jobs nobody sent.
+    """The root span of a workflow whose last job never ran ``ci finish``, and the spans
+    of its jobs nobody sent.
 
-    Root: ``created_at`` to ``stopped_at``, result ``cancellation``, span id
+    That is every ``canceled`` workflow, and a ``failed`` or ``error`` one whose
+    terminal jobs (those no other job depends on) did not all end ``success`` or
+    ``failed``: a failure upstream left them ``blocked``. Root: ``created_at`` to
+    ``stopped_at``, result ``cancellation`` (``failure``, ``error``), span id
     ``circle_ids.workflow_span_id`` (what ``ci finish`` and the webhook use). Jobs:
     every job but those that ended ``success``/``failed`` (``FINISHED_BY_CI_FINISH``),
     under the root, span id ``circle_ids.job_span_id`` (what steps name as parent):
     ``started_at`` (or, never started, ``stopped_at``) to ``stopped_at`` (else the
-    workflow's). None for anything but a cancelled workflow with a UUID and a stop time.
+    workflow's). None for anything else, and without a UUID or a stop time.
     """
     workflow_id = _str(workflow, "id")
     end = to_ns(_str(workflow, "stopped_at"))
-    if _str(workflow, "status") != "canceled" or not workflow_id or end is None:
+    status = _str(workflow, "status")
+    if status not in UNFINISHED_WORKFLOW_STATES or not workflow_id or end is None:
         return None
+    if status != "canceled" and not terminal_jobs_unfinished(jobs):
+        return None  # the last job ran, and its `ci finish --result` sent the root
     if not ids.is_uuid(workflow_id):
         return None
+    outcome = result_of(status)
     start = min(to_ns(_str(workflow, "created_at")) or end, end)
     common = _common(slug, pipeline, workflow, workflow_id)
     trace_id = ids.trace_id_for_run(workflow_id)
@@ -275,9 +304,10 @@ def canceled_workflow_spans(
         end_ns=end,
         attributes={
             **common,
-            schema.CICD_PIPELINE_RESULT: "cancellation",
-            schema.CI_STATUS: "canceled",
+            schema.CICD_PIPELINE_RESULT: outcome,
+            schema.CI_STATUS: status,
         },
+        error=outcome in {"failure", "error", "timeout"},
     )
     spans = [root]
     for job in jobs:
@@ -318,7 +348,7 @@ def canceled_workflow_spans(
     event = PipelineEvent(
         system="circleci",
         pipeline=f"{slug} {name}",
-        result="cancellation",
+        result=outcome,
         branch=_str(vcs, "branch") or _str(vcs, "tag"),
         commit=_str(vcs, "revision"),
         duration_s=(end - start) / 1e9,

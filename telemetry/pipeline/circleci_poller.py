@@ -1,14 +1,16 @@
-"""``chatops ci circleci-export``: the spans of cancelled CircleCI workflows nobody else sends.
+"""``chatops ci circleci-export``: the spans of CircleCI workflows nobody else sends.
 
 Each cycle lists, per project, the pipelines created within the look-back
 (newest first, stopping at the first older one), skips those already settled,
-asks each remaining pipeline for its workflows and, for every newly cancelled
-one, its jobs; then exports the workflow's root span and the spans of the jobs
-that never ran ``ci finish --job`` (``circleci_api.canceled_workflow_spans``).
+asks each remaining pipeline for its workflows and, for every newly cancelled,
+failed or errored one, its jobs; then exports the workflow's root span and the
+spans of the jobs that never ran ``ci finish --job``
+(``circleci_api.unsent_workflow_spans``).
 
-No duplicates: only ``canceled`` workflows are exported (any other ending ran the
-last job's ``ci finish``, which sent the root), only their jobs that did not end
-``success``/``failed`` (those ran ``ci finish --job``), and a workflow is recorded
+No duplicates: a workflow is exported only if its last job cannot have run ``ci
+finish --result`` (it was cancelled, or a terminal job was left ``blocked`` by a
+failure upstream; any other ending ran it, which sent the root), only its jobs
+that did not end ``success``/``failed`` (those ran ``ci finish --job``), and a workflow is recorded
 (``seen``) only after the collector accepted it, so a restart or a dead collector
 re-sends nothing already accepted and loses nothing. With the webhook configured,
 the webhook reports cancellations itself and this poller is not started.
@@ -35,7 +37,8 @@ from telemetry.pipeline.circleci_api import (
     CircleCIClient,
     CircleCIError,
     CircleCIUnavailable,
-    canceled_workflow_spans,
+    UNFINISHED_WORKFLOW_STATES,
+    unsent_workflow_spans,
     created_at,
 )
 from telemetry.pipeline.events import Notifier, notify_safely
@@ -135,23 +138,26 @@ class CircleCIPoller:
         workflow: Mapping[str, Any],
         created: datetime,
     ) -> int | None:
-        """1 if a cancelled workflow was exported now, 0 if there was nothing to do, None
+        """1 if an unfinished workflow was exported now, 0 if there was nothing to do, None
         if the export failed."""
         workflow_id = workflow.get("id")
-        if workflow.get("status") != "canceled" or not isinstance(workflow_id, str):
+        if (
+            workflow.get("status") not in UNFINISHED_WORKFLOW_STATES
+            or not isinstance(workflow_id, str)
+            or not workflow.get("stopped_at")
+        ):
             return 0
         key = f"workflow:{workflow_id}"
         if self._store.seen(key):
             return 0
         jobs = await self._client.jobs(workflow_id)
-        translated = canceled_workflow_spans(slug, pipeline, workflow, jobs, self._ids)
+        translated = unsent_workflow_spans(slug, pipeline, workflow, jobs, self._ids)
         if translated is None:
+            self._store.record(key, created)  # its last job sent the root: nothing to ask again
             return 0
         spans, event = translated
         if not await self._export(spans):
-            log.warning(
-                "span export failed; cancelled CircleCI workflow %s sent later", workflow_id
-            )
+            log.warning("span export failed; CircleCI workflow %s sent later", workflow_id)
             return None
         self._store.record(key, created)
         stopped = to_ns(str(workflow.get("stopped_at")))

@@ -25,7 +25,7 @@ from telemetry.pipeline.export import (
     to_readable,
 )
 from telemetry.pipeline.seen import SeenStore
-from tests.fakes.circleci_api import TOKEN, FakeCircleCI, cancelled_run, passed_run
+from tests.fakes.circleci_api import TOKEN, FakeCircleCI, cancelled_run, failed_run, passed_run
 from tests.fakes.otlp import OtlpReceiver
 from tests.helpers.sandbox_chat import until
 
@@ -128,6 +128,26 @@ async def test_a_cancelled_workflow_is_sent_once_and_a_passed_one_is_left_alone(
     rig.api.add(*later)
     assert await rig.run_once() == 1
     assert trace_of(later[1]) in {s.trace_id for s in rig.otlp.spans}
+
+
+async def test_a_failure_that_blocked_the_last_job_is_sent_and_one_whose_last_job_ran_is_not(
+    rig: Rig,
+) -> None:
+    blocked = failed_run(SLUG, 20, NOW - timedelta(hours=2))
+    ran = failed_run(SLUG, 21, NOW - timedelta(hours=1), last_job_ran=True)
+    for run in (blocked, ran):
+        rig.api.add(*run)
+
+    assert await rig.run_once() == 1
+    assert {s.trace_id for s in rig.otlp.spans} == {trace_of(blocked[1])}
+    assert sorted(s.name for s in rig.otlp.spans) == ["build-deploy", "deploy"]
+    (root,) = [s for s in rig.otlp.spans if not s.parent_span_id]
+    assert root.attributes[schema.CICD_PIPELINE_RESULT] == "failure"
+
+    # Both workflows' jobs were asked once; neither is asked again.
+    asked = len(rig.api.requests)
+    assert await rig.run_once() == 0
+    assert not [r for r in rig.api.requests[asked:] if r.endswith("/job")]
 
 
 async def test_pipelines_older_than_the_look_back_are_not_asked_about(rig: Rig) -> None:

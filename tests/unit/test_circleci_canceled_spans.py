@@ -6,6 +6,7 @@ The payloads are the recorded pages in ``tests/fakes/recorded/circleci_api_*.jso
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ import pytest
 from bot.ci_env import detect_run
 from telemetry import schema
 from telemetry.pipeline import ids
-from telemetry.pipeline.circleci_api import canceled_workflow_spans
+from telemetry.pipeline.circleci_api import unsent_workflow_spans
 from telemetry.pipeline.export import to_ns
+from tests.fakes.circleci_api import failed_run
 
 RECORDED = Path(__file__).resolve().parents[1] / "fakes" / "recorded"
 SLUG = "gh/acme/app"
@@ -42,7 +44,7 @@ def test_the_cancelled_workflow_gets_a_root_and_its_unsent_jobs_spans_with_the_s
 ) -> None:
     pipeline, workflow, jobs = recorded
     circle_ids = ids.CircleIds(scheme)
-    translated = canceled_workflow_spans(SLUG, pipeline, workflow, jobs, circle_ids)
+    translated = unsent_workflow_spans(SLUG, pipeline, workflow, jobs, circle_ids)
     assert translated is not None
     spans, event = translated
     root, *job_spans = spans
@@ -98,13 +100,13 @@ def test_the_cancelled_workflow_gets_a_root_and_its_unsent_jobs_spans_with_the_s
     assert event.trace_id == workflow["id"].replace("-", "")
 
 
-@pytest.mark.parametrize("status", ["success", "failed", "running", "on_hold", "error"])
+@pytest.mark.parametrize("status", ["success", "running", "on_hold", "not_run"])
 def test_a_workflow_that_was_not_cancelled_is_left_to_ci_finish(
     recorded: tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]], status: str
 ) -> None:
     pipeline, workflow, jobs = recorded
     other = {**workflow, "status": status}
-    assert canceled_workflow_spans(SLUG, pipeline, other, jobs, ids.CircleIds()) is None
+    assert unsent_workflow_spans(SLUG, pipeline, other, jobs, ids.CircleIds()) is None
 
 
 def test_odd_payloads_give_no_spans_and_no_exception(
@@ -113,13 +115,37 @@ def test_odd_payloads_give_no_spans_and_no_exception(
     pipeline, workflow, jobs = recorded
     circle_ids = ids.CircleIds()
     assert (
-        canceled_workflow_spans(SLUG, pipeline, {**workflow, "stopped_at": None}, jobs, circle_ids)
+        unsent_workflow_spans(SLUG, pipeline, {**workflow, "stopped_at": None}, jobs, circle_ids)
         is None
     )
     assert (
-        canceled_workflow_spans(SLUG, pipeline, {**workflow, "id": "../x"}, jobs, circle_ids)
-        is None
+        unsent_workflow_spans(SLUG, pipeline, {**workflow, "id": "../x"}, jobs, circle_ids) is None
     )
     odd_jobs: list[dict[str, Any]] = [{"id": "not-a-uuid", "status": "canceled"}, {"status": 3}]
-    translated = canceled_workflow_spans(SLUG, {}, workflow, odd_jobs, circle_ids)
+    translated = unsent_workflow_spans(SLUG, {}, workflow, odd_jobs, circle_ids)
     assert translated is not None and len(translated[0]) == 1  # the root alone
+
+
+@pytest.mark.parametrize("scheme", ids.CIRCLE_ID_SCHEMES)
+def test_a_failure_that_left_the_last_job_blocked_gets_its_root_and_that_jobs_span(
+    scheme: ids.CircleIdScheme,
+) -> None:
+    """``build`` failed, so ``deploy`` (the job that would run ``ci finish --result``)
+    never started: nobody sent the root."""
+    run, flow, jobs = failed_run(SLUG, 12, datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    circle_ids = ids.CircleIds(scheme)
+    translated = unsent_workflow_spans(SLUG, run, flow, jobs, circle_ids)
+    assert translated is not None
+    (root, deploy), event = translated
+    assert root.span_id == circle_ids.workflow_span_id(flow["id"]) and root.error
+    assert root.attributes[schema.CICD_PIPELINE_RESULT] == "failure"
+    assert deploy.name == "deploy" and deploy.parent_span_id == root.span_id
+    assert deploy.attributes[schema.CICD_TASK_RUN_RESULT] == "skip"
+    assert event.result == "failure"
+
+
+def test_a_failure_whose_last_job_ran_is_left_to_its_ci_finish() -> None:
+    run, flow, jobs = failed_run(
+        SLUG, 13, datetime(2026, 12, 1, 12, 0, tzinfo=UTC), last_job_ran=True
+    )
+    assert unsent_workflow_spans(SLUG, run, flow, jobs, ids.CircleIds()) is None

@@ -135,6 +135,24 @@ def cancelled_run(
     return run, flow, jobs
 
 
+def failed_run(
+    slug: str, number: int, at: datetime, *, last_job_ran: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """A pipeline whose workflow failed at ``at``: ``build`` failed, so ``deploy`` (which
+    needs it, the job that runs ``ci finish --result``) stayed ``blocked``; with
+    ``last_job_ran``, ``deploy`` ran and failed instead."""
+    start = at - timedelta(minutes=2)
+    run = pipeline(slug, number, start)
+    flow = workflow(run, "build-deploy", "failed", start, at)
+    build = job(flow, "build", "failed", number=number * 10 + 1, started_at=start, stopped_at=at)
+    if last_job_ran:
+        deploy = job(flow, "deploy", "failed", number=number * 10 + 2, started_at=at, stopped_at=at)
+    else:
+        deploy = job(flow, "deploy", "blocked")
+    deploy["dependencies"] = [build["id"]]
+    return run, flow, [build, deploy]
+
+
 def passed_run(
     slug: str, number: int, at: datetime
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
