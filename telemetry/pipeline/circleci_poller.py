@@ -33,13 +33,13 @@ from typing import Any
 from telemetry.pipeline import ids
 from telemetry.pipeline.circleci_api import (
     SETTLED_WORKFLOW_STATES,
+    UNFINISHED_WORKFLOW_STATES,
     CircleCIAuthError,
     CircleCIClient,
     CircleCIError,
     CircleCIUnavailable,
-    UNFINISHED_WORKFLOW_STATES,
-    unsent_workflow_spans,
     created_at,
+    unsent_workflow_spans,
 )
 from telemetry.pipeline.events import Notifier, notify_safely
 from telemetry.pipeline.export import PipelineSpan, to_ns
