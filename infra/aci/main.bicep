@@ -87,6 +87,9 @@ param buildkiteOrg string = ''
 @description('BUILDKITE_PIPELINES: comma-separated pipeline slugs; empty: all of the organization.')
 param buildkitePipelines string = ''
 
+@description('CIRCLECI_PROJECTS: comma-separated project slugs (gh/org/repo) the CircleCI poller watches for cancelled and blocked workflows.')
+param circleciProjects string = ''
+
 @description('CI_ANNOUNCE_CHANNEL_ID: the text channel finished CI runs are announced in; empty: only !builds.')
 param ciAnnounceChannelId string = ''
 
@@ -109,6 +112,10 @@ param circleciHookSecret string = ''
 @secure()
 @description('BUILDKITE_API_TOKEN: read access to builds; empty: no BuildKite poller.')
 param buildkiteApiToken string = ''
+
+@secure()
+@description('CIRCLECI_TOKEN: a CircleCI API token for the poller (without the webhook); empty: no CircleCI poller.')
+param circleciToken string = ''
 
 @secure()
 @description('Content of the commands file (commands.toml, HTTP-backed commands; may hold keys): mounted from a secret volume. Empty: none.')
@@ -142,7 +149,7 @@ var commandsFileEnv = empty(commandsToml) ? [] : [
   }
 ]
 
-// The webhook receiver and the BuildKite poller run in the first bot container only:
+// The webhook receiver and the CI pollers run in the first bot container only:
 // only that container gets their secrets, and the others run with CI_INTAKE=false.
 var ciIntakeEnv = concat(empty(circleciHookSecret) ? [] : [
   {
@@ -174,6 +181,15 @@ var ciIntakeEnv = concat(empty(circleciHookSecret) ? [] : [
   {
     name: 'BUILDKITE_PIPELINES'
     value: buildkitePipelines
+  }
+], empty(circleciToken) ? [] : [
+  {
+    name: 'CIRCLECI_TOKEN'
+    secureValue: circleciToken
+  }
+  {
+    name: 'CIRCLECI_PROJECTS'
+    value: circleciProjects
   }
 ])
 

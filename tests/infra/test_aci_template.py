@@ -29,6 +29,7 @@ SECURE_ENV = {
     "HONEYCOMB_MARKER_KEY",
     "CIRCLECI_HOOK_SECRET",
     "BUILDKITE_API_TOKEN",
+    "CIRCLECI_TOKEN",
     "CIRCLECI_OTLP_X_HONEYCOMB_TEAM",
 }
 REQUIRED = {
@@ -45,6 +46,8 @@ EVERYTHING = {
     "circleciOtlpEndpoint": "https://otlp.example",
     "buildkiteApiToken": "bk-token",
     "buildkiteOrg": "acme",
+    "circleciToken": "cc-token",
+    "circleciProjects": "gh/acme/app",
     "commandsToml": '[[command]]\nname = "relationships"\n',
     "publicHostname": "chatops.example.org",
 }
@@ -235,11 +238,13 @@ def test_one_bot_container_per_range_of_shards(
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["readinessProbe"]["httpGet"]["port"] == port
         assert container["image"] == REQUIRED["image"]
-        # The webhook receiver and the BuildKite poller: exactly one container.
+        # The webhook receiver and the CI pollers: exactly one container.
         everything = {
             "CIRCLECI_HOOK_SECRET",
             "CIRCLECI_OTLP_X_HONEYCOMB_TEAM",
             "BUILDKITE_API_TOKEN",
+            "CIRCLECI_TOKEN",
+            "CIRCLECI_PROJECTS",
             "WEBHOOK_PORT",
         }
         intake = everything & set(variables)
