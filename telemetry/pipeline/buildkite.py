@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
 from telemetry.pipeline import ids
+from telemetry.pipeline.api_get import Backoff, Sleep
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import PipelineSpan, to_ns
 
@@ -37,16 +38,12 @@ _RESULTS = {
     "expired": "error",
 }
 FINISHED_STATES = frozenset({"passed", "failed", "canceled", "skipped", "not_run"})
-MAX_BACKOFF_S = 300.0
 MAX_META_DATA = 32
 MAX_TEXT_CHARS = 1024
 
 
 class BuildkiteError(Exception):
     """The API refused us for a reason retrying will not fix (token, org, pipeline)."""
-
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class BuildkiteClient:
@@ -67,8 +64,14 @@ class BuildkiteClient:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._org = org
-        self._sleep = sleep
-        self._max_attempts = max_attempts
+        self._backoff = Backoff(
+            service="BuildKite",
+            rate_limit_header="RateLimit-Reset",  # seconds until the limit resets
+            unavailable=BuildkiteError,
+            sleep=sleep,
+            max_attempts=max_attempts,
+            logger=log,
+        )
         self._per_page = per_page
 
     def builds_url(self, pipeline: str | None) -> str:
@@ -102,40 +105,25 @@ class BuildkiteClient:
         return url
 
     async def _get(self, url: str, params: dict[str, str] | None) -> tuple[list[Any], str | None]:
-        delay = 1.0
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                async with self._session.get(url, params=params, headers=self._headers) as resp:
-                    if resp.status == 200:
-                        body = await resp.json(content_type=None)
-                        link = resp.links.get("next")
-                        next_url = str(link["url"]) if link else None
-                        return (body if isinstance(body, list) else []), next_url
-                    if resp.status in (401, 403, 404):
-                        raise BuildkiteError(
-                            f"BuildKite answered {resp.status} for {urlsplit(url).path}: "
-                            "check BUILDKITE_API_TOKEN scopes, org and pipeline"
-                        )
-                    wait = _retry_after(resp.headers, delay) if resp.status == 429 else delay
-                    if resp.status != 429 and resp.status < 500:
-                        raise BuildkiteError(f"BuildKite answered {resp.status}")
-                    reason = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                wait, reason = delay, type(exc).__name__
-            if attempt == self._max_attempts:
-                break
-            log.info("BuildKite %s; retrying in %.1fs", reason, wait)
-            await self._sleep(wait)
-            delay = min(delay * 2, MAX_BACKOFF_S)
-        raise BuildkiteError(f"BuildKite unavailable after {self._max_attempts} attempts")
+        def refuse(status: int) -> BuildkiteError:
+            if status in (401, 403, 404):
+                return BuildkiteError(
+                    f"BuildKite answered {status} for {urlsplit(url).path}: "
+                    "check BUILDKITE_API_TOKEN scopes, org and pipeline"
+                )
+            return BuildkiteError(f"BuildKite answered {status}")
+
+        return await self._backoff.get(
+            self._session, url, params=params, headers=self._headers, read=_page, refuse=refuse
+        )
 
 
-def _retry_after(headers: Mapping[str, str], fallback: float) -> float:
-    """``RateLimit-Reset`` is the number of seconds until the limit resets."""
-    try:
-        return min(max(float(headers.get("RateLimit-Reset", "")), 0.0) + 0.5, MAX_BACKOFF_S)
-    except ValueError:
-        return fallback
+async def _page(resp: aiohttp.ClientResponse) -> tuple[list[Any], str | None]:
+    """A page of builds and the ``Link: rel="next"`` URL, if any."""
+    body = await resp.json(content_type=None)
+    link = resp.links.get("next")
+    next_url = str(link["url"]) if link else None
+    return (body if isinstance(body, list) else []), next_url
 
 
 def _str(obj: Mapping[str, Any], key: str) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -28,13 +28,13 @@ from opentelemetry.util.types import AttributeValue
 
 from telemetry import schema
 from telemetry.pipeline import ids
+from telemetry.pipeline.api_get import Backoff, Sleep
 from telemetry.pipeline.circleci import result_of
 from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import PipelineSpan, to_ns
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 300.0
 TOKEN_HEADER = "Circle-Token"
 #: ``gh/org/repo``, ``bb/org/repo``, ``circleci/ORG-ID/PROJECT-ID``: three plain segments.
 PROJECT_SLUG = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -72,9 +72,6 @@ class CircleCIUnavailable(CircleCIError):
     """CircleCI kept answering 429/5xx or could not be reached: try again next cycle."""
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class CircleCIClient:
     """``GET`` with ``Circle-Token``; follows ``next_page_token``; backs off on 429/5xx."""
 
@@ -91,8 +88,16 @@ class CircleCIClient:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = {TOKEN_HEADER: token, "Accept": "application/json"}
-        self._sleep = sleep
-        self._max_attempts = max_attempts
+        self._backoff = Backoff(
+            service="CircleCI",
+            rate_limit_header="Retry-After",  # seconds, on a 429
+            unavailable=CircleCIUnavailable,
+            sleep=sleep,
+            max_attempts=max_attempts,
+            # a body that is not JSON (a proxy's error page) is tried again too
+            retry_on=(aiohttp.ClientError, TimeoutError, ValueError),
+            logger=log,
+        )
         self._max_pages = max_pages
 
     def pipelines(self, slug: str) -> AsyncGenerator[Mapping[str, Any]]:
@@ -126,39 +131,34 @@ class CircleCIClient:
         log.info("CircleCI: %s has more than %d pages; the rest is not read", path, self._max_pages)
 
     async def _get(self, path: str, params: dict[str, str] | None) -> Mapping[str, Any]:
-        url = self._base + path
-        delay = 1.0
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                async with self._session.get(
-                    url, params=params, headers=self._headers, allow_redirects=False
-                ) as resp:
-                    if resp.status == 200:
-                        body = await resp.json(content_type=None)
-                        return body if isinstance(body, Mapping) else {}
-                    if resp.status in (401, 403):
-                        raise CircleCIAuthError(
-                            f"CircleCI answered {resp.status} for {path}: "
-                            "check CIRCLECI_TOKEN (a personal API token of a user who can see "
-                            "the project)"
-                        )
-                    if resp.status == 404:
-                        raise CircleCIError(
-                            f"CircleCI answered 404 for {path}: check CIRCLECI_PROJECTS "
-                            "(vcs/org/repo) and that the token's user can see the project"
-                        )
-                    if resp.status != 429 and resp.status < 500:
-                        raise CircleCIError(f"CircleCI answered {resp.status} for {path}")
-                    wait = _retry_after(resp.headers, delay) if resp.status == 429 else delay
-                    reason = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                wait, reason = delay, type(exc).__name__
-            if attempt == self._max_attempts:
-                break
-            log.info("CircleCI %s; retrying in %.1fs", reason, wait)
-            await self._sleep(wait)
-            delay = min(delay * 2, MAX_BACKOFF_S)
-        raise CircleCIUnavailable(f"CircleCI unavailable after {self._max_attempts} attempts")
+        def refuse(status: int) -> CircleCIError:
+            if status in (401, 403):
+                return CircleCIAuthError(
+                    f"CircleCI answered {status} for {path}: "
+                    "check CIRCLECI_TOKEN (a personal API token of a user who can see "
+                    "the project)"
+                )
+            if status == 404:
+                return CircleCIError(
+                    f"CircleCI answered 404 for {path}: check CIRCLECI_PROJECTS "
+                    "(vcs/org/repo) and that the token's user can see the project"
+                )
+            return CircleCIError(f"CircleCI answered {status} for {path}")
+
+        return await self._backoff.get(
+            self._session,
+            self._base + path,
+            params=params,
+            headers=self._headers,
+            read=_json_object,
+            refuse=refuse,
+            allow_redirects=False,
+        )
+
+
+async def _json_object(resp: aiohttp.ClientResponse) -> Mapping[str, Any]:
+    body = await resp.json(content_type=None)
+    return body if isinstance(body, Mapping) else {}
 
 
 def _uuid(value: str) -> str:
@@ -166,14 +166,6 @@ def _uuid(value: str) -> str:
     if not ids.is_uuid(value):
         raise CircleCIError(f"CircleCI returned an id that is not a UUID: {value[:40]!r}")
     return value
-
-
-def _retry_after(headers: Mapping[str, str], fallback: float) -> float:
-    """CircleCI's 429 carries ``Retry-After`` in seconds."""
-    try:
-        return min(max(float(headers.get("Retry-After", "")), 0.0) + 0.5, MAX_BACKOFF_S)
-    except ValueError:
-        return fallback
 
 
 def _obj(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:

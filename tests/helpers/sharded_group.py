@@ -7,11 +7,15 @@ way the bot would: 200 only while that container runs an image that works.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-from tests.fakes.arm import FakeArm
+from bot.azure_wiring import AzureOptions, build_aci
+from bot.config import Settings
+from bot.deploy import DeployReport, DeployRequest, deploy
+from tests.fakes.arm import FakeArm, StaticCredential
+from tests.fakes.tls import SelfSignedCertificate
 
 RG = "chatops-rg"
 PREVIOUS = "chatops.azurecr.io/chatops-bot:1.0.0"
@@ -78,3 +82,34 @@ async def sharded_group(arm: FakeArm, bot_1_healthy: Callable[[str], bool]) -> l
         {"name": "commands", "secret": {"commands.toml": None}},
     ]
     return servers
+
+
+async def deploy_group(
+    arm: FakeArm,
+    certificate: SelfSignedCertificate,
+    lines: list[str],
+    env: Mapping[str, str] = ENV,
+    *,
+    key_vault: str | None = None,
+) -> DeployReport:
+    """``deploy`` of ``IMAGE`` to the group through the fake ARM, its lines into ``lines``."""
+    settings = Settings(
+        azure_subscription_id=arm.subscription,
+        azure_resource_group=RG,
+        azure_arm_endpoint=arm.url,
+        azure_poll_interval_s=0.05,
+        azure_retry_total=0,
+        span_store="off",
+    )
+    options = AzureOptions(
+        credential=StaticCredential(),
+        transport={"connection_verify": str(certificate.cert_path)},
+    )
+    aci = build_aci(settings, options)
+    request = DeployRequest(
+        group="bot", image=IMAGE, timeout_s=3.0, poll_s=0.05, key_vault=key_vault
+    )
+    try:
+        return await deploy(aci, request, env, lines.append)
+    finally:
+        await aci.close()

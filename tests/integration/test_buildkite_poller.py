@@ -13,11 +13,9 @@ import pytest
 from telemetry import schema
 from telemetry.pipeline.buildkite import BuildkiteClient, BuildkiteError
 from telemetry.pipeline.cursor import CursorStore
-from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import (
     PipelineSpan,
     export_awaitable,
-    export_now,
     otlp_exporter,
     pipeline_resource,
     to_readable,
@@ -25,17 +23,13 @@ from telemetry.pipeline.export import (
 from telemetry.pipeline.poller import BuildkitePoller
 from tests.fakes.buildkite_api import TOKEN, FakeBuildkite, build
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.poller_rig import PollerRig
 from tests.helpers.sandbox_chat import until
 
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-class Rig:
-    def __init__(self, api: FakeBuildkite, otlp: OtlpReceiver, tmp: Path) -> None:
-        self.api, self.otlp, self.tmp = api, otlp, tmp
-        self.sleeps: list[float] = []
-        self.announced: list[PipelineEvent] = []
-
+class Rig(PollerRig[FakeBuildkite]):
     async def run_once(
         self,
         *,
@@ -44,33 +38,20 @@ class Rig:
         announce_after: datetime | None = None,
         endpoint: str | None = None,
     ) -> int:
-        exporter = otlp_exporter(endpoint or self.otlp.endpoint, {}, 2.0)
-        resource = pipeline_resource("buildkite")
-
-        async def export(spans: list[PipelineSpan]) -> bool:
-            readable = [to_readable(s, resource) for s in spans]
-            return await asyncio.to_thread(export_now, exporter, readable, 3.0)
-
-        async def sleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        async def notifier(event: PipelineEvent) -> None:
-            self.announced.append(event)
-
         store = CursorStore(self.tmp / "bk.db")
         try:
             async with aiohttp.ClientSession() as session:
                 client = BuildkiteClient(
-                    session, self.api.url, token, "acme", sleep=sleep, per_page=2
+                    session, self.api.url, token, "acme", sleep=self.sleep, per_page=2
                 )
                 poller = BuildkitePoller(
                     client,
                     store,
-                    export,
+                    self.export("buildkite", endpoint),
                     org="acme",
                     pipelines=pipelines,
                     since=SINCE,
-                    notifier=notifier,
+                    notifier=self.notifier,
                     announce_after=announce_after,
                 )
                 return await poller.poll_once()

@@ -16,9 +16,7 @@ from telemetry import schema
 from telemetry.pipeline import ids
 from telemetry.pipeline.circleci_api import CircleCIAuthError, CircleCIClient
 from telemetry.pipeline.circleci_poller import CircleCIPoller
-from telemetry.pipeline.events import PipelineEvent
 from telemetry.pipeline.export import (
-    PipelineSpan,
     export_now,
     otlp_exporter,
     pipeline_resource,
@@ -27,18 +25,14 @@ from telemetry.pipeline.export import (
 from telemetry.pipeline.seen import SeenStore
 from tests.fakes.circleci_api import TOKEN, FakeCircleCI, cancelled_run, failed_run, passed_run
 from tests.fakes.otlp import OtlpReceiver
+from tests.helpers.poller_rig import PollerRig
 from tests.helpers.sandbox_chat import until
 
 SLUG = "gh/acme/app"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-class Rig:
-    def __init__(self, api: FakeCircleCI, otlp: OtlpReceiver, tmp: Path) -> None:
-        self.api, self.otlp, self.tmp = api, otlp, tmp
-        self.sleeps: list[float] = []
-        self.announced: list[PipelineEvent] = []
-
+class Rig(PollerRig[FakeCircleCI]):
     def poller(
         self,
         session: aiohttp.ClientSession,
@@ -51,30 +45,17 @@ class Rig:
         announce_after: datetime | None = None,
         endpoint: str | None = None,
     ) -> CircleCIPoller:
-        exporter = otlp_exporter(endpoint or self.otlp.endpoint, {}, 2.0)
-        resource = pipeline_resource("ci")
-
-        async def export(spans: list[PipelineSpan]) -> bool:
-            readable = [to_readable(s, resource) for s in spans]
-            return await asyncio.to_thread(export_now, exporter, readable, 3.0)
-
-        async def sleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        async def notifier(event: PipelineEvent) -> None:
-            self.announced.append(event)
-
         client = CircleCIClient(
-            session, self.api.url, token, sleep=sleep, max_attempts=max_attempts
+            session, self.api.url, token, sleep=self.sleep, max_attempts=max_attempts
         )
         return CircleCIPoller(
             client,
             store,
-            export,
+            self.export("ci", endpoint),
             projects=projects,
             lookback=timedelta(days=1),
             circle_ids=ids.CircleIds(scheme),
-            notifier=notifier,
+            notifier=self.notifier,
             announce_after=announce_after,
             clock=lambda: NOW,
         )

@@ -17,12 +17,10 @@ import pytest
 from click.testing import CliRunner
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot.azure_wiring import AzureOptions, build_aci
 from bot.cli.main import cli
-from bot.config import Settings
-from bot.deploy import IMAGE_TAG, DeployFailed, DeployRequest, deploy, key_vault_template
+from bot.deploy import IMAGE_TAG, DeployFailed, key_vault_template
 from telemetry import schema
-from tests.fakes.arm import FakeArm, StaticCredential
+from tests.fakes.arm import FakeArm
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
 from tests.helpers.sharded_group import (
     BOTS,
@@ -32,6 +30,7 @@ from tests.helpers.sharded_group import (
     IMAGE,
     PREVIOUS,
     RG,
+    deploy_group,
     sharded_group,
 )
 
@@ -57,25 +56,8 @@ async def arm(certificate: SelfSignedCertificate) -> AsyncIterator[FakeArm]:
 
 
 async def run(arm: FakeArm, certificate: SelfSignedCertificate, lines: list[str]) -> Any:
-    settings = Settings(
-        azure_subscription_id=arm.subscription,
-        azure_resource_group=RG,
-        azure_arm_endpoint=arm.url,
-        azure_poll_interval_s=0.05,
-        azure_retry_total=0,
-        span_store="off",
-    )
-    options = AzureOptions(
-        credential=StaticCredential(),
-        transport={"connection_verify": str(certificate.cert_path)},
-    )
-    aci = build_aci(settings, options)
-    request = DeployRequest(group="bot", image=IMAGE, timeout_s=3.0, poll_s=0.05, key_vault=VAULT)
-    try:
-        # No secret in the deploy's environment: they are all in the vault.
-        return await deploy(aci, request, {}, lines.append)
-    finally:
-        await aci.close()
+    # No secret in the deploy's environment: they are all in the vault.
+    return await deploy_group(arm, certificate, lines, {}, key_vault=VAULT)
 
 
 def deployed_images(arm: FakeArm) -> list[dict[str, str]]:

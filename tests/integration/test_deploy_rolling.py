@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot.azure_wiring import AzureOptions, build_aci
-from bot.config import Settings
-from bot.deploy import IMAGE_TAG, DeployFailed, DeployRequest, deploy
+from bot.deploy import IMAGE_TAG, DeployFailed
 from telemetry import schema
-from tests.fakes.arm import FakeArm, StaticCredential
+from tests.fakes.arm import FakeArm
 from tests.fakes.tls import SelfSignedCertificate, make_certificate
 from tests.helpers.sharded_group import (
     BOTS,
@@ -31,6 +28,7 @@ from tests.helpers.sharded_group import (
     IMAGE,
     PREVIOUS,
     RG,
+    deploy_group,
     sharded_group,
 )
 
@@ -46,32 +44,6 @@ async def arm(certificate: SelfSignedCertificate) -> AsyncIterator[FakeArm]:
         yield fake
 
 
-async def run(
-    arm: FakeArm,
-    certificate: SelfSignedCertificate,
-    lines: list[str],
-    env: dict[str, str] = ENV,
-) -> Any:
-    settings = Settings(
-        azure_subscription_id=arm.subscription,
-        azure_resource_group=RG,
-        azure_arm_endpoint=arm.url,
-        azure_poll_interval_s=0.05,
-        azure_retry_total=0,
-        span_store="off",
-    )
-    options = AzureOptions(
-        credential=StaticCredential(),
-        transport={"connection_verify": str(certificate.cert_path)},
-    )
-    aci = build_aci(settings, options)
-    request = DeployRequest(group="bot", image=IMAGE, timeout_s=3.0, poll_s=0.05)
-    try:
-        return await deploy(aci, request, env, lines.append)
-    finally:
-        await aci.close()
-
-
 def put_images(arm: FakeArm) -> list[dict[str, str]]:
     return [
         {c["name"]: c["properties"]["image"] for c in put.json["properties"]["containers"]}
@@ -84,7 +56,7 @@ async def test_a_two_container_deploy_rolls_one_container_at_a_time_each_ready_f
 ) -> None:
     servers = await sharded_group(arm, lambda image: True)
     lines: list[str] = []
-    report = await run(arm, certificate, lines)
+    report = await deploy_group(arm, certificate, lines)
 
     # One PUT per container, in order; the sidecar keeps its own image throughout.
     assert put_images(arm) == [
@@ -131,7 +103,7 @@ async def test_when_the_second_container_never_gets_ready_both_roll_back_in_one_
     await sharded_group(arm, lambda image: image != IMAGE)
     lines: list[str] = []
     with pytest.raises(DeployFailed) as failed:
-        await run(arm, certificate, lines)
+        await deploy_group(arm, certificate, lines)
 
     assert str(failed.value).startswith("ready: http://127.0.0.1:")
     assert str(failed.value).endswith(f"; rolled back to {PREVIOUS}")
@@ -157,9 +129,9 @@ async def test_a_missing_commands_file_refuses_before_changing_anything(
     await sharded_group(arm, lambda image: True)
     lines: list[str] = []
     with pytest.raises(DeployFailed, match="COMMANDS__COMMANDS_TOML must be set here"):
-        await run(arm, certificate, lines, {"DISCORD_TOKEN": "new-secret"})
+        await deploy_group(arm, certificate, lines, {"DISCORD_TOKEN": "new-secret"})
     with pytest.raises(DeployFailed, match="DISCORD_TOKEN must be set here"):
-        await run(arm, certificate, lines, {**ENV, "DISCORD_TOKEN": ""})
+        await deploy_group(arm, certificate, lines, {**ENV, "DISCORD_TOKEN": ""})
     assert arm.calls("PUT", "/containerGroups/bot") == []
 
 
@@ -169,7 +141,7 @@ async def test_a_tag_azure_refuses_leaves_the_new_image_running_and_says_what_it
     await sharded_group(arm, lambda image: True)
     arm.fail("PATCH", "/tags/default", status=403, code="AuthorizationFailed", message="no")
     with pytest.raises(DeployFailed) as failed:
-        await run(arm, certificate, [])
+        await deploy_group(arm, certificate, [])
     message = str(failed.value)
     assert message.startswith(f"{IMAGE} runs, but record: The bot's Azure identity may not do ")
     assert "Microsoft.Resources/tags/write" in message

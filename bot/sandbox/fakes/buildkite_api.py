@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.fakes.local_server import serve
+
 TOKEN = "bk-test-token"
 
 
@@ -109,11 +111,7 @@ class FakeBuildkite:
         app = web.Application()
         app.router.add_get("/v2/organizations/{org}/builds", self._builds)
         app.router.add_get("/v2/organizations/{org}/pipelines/{pipeline}/builds", self._builds)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.fakes.local_server import serve
+
 TOKEN = "circle-test-token"
 
 
@@ -208,11 +210,7 @@ class FakeCircleCI:
         app.router.add_get("/api/v2/project/{vcs}/{org}/{repo}/pipeline", self._pipeline_list)
         app.router.add_get("/api/v2/pipeline/{id}/workflow", self._workflow_list)
         app.router.add_get("/api/v2/workflow/{id}/job", self._job_list)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
