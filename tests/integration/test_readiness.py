@@ -85,11 +85,14 @@ async def test_start_up_objects_are_frozen_once_ready_even_though_readyz_came_fi
 ) -> None:
     """``gc.freeze()`` at the first ``on_ready``: the collector never walks start-up's objects
     again (tracing made the heap ~35k objects larger; without it every full collection
-    walked them). ``/readyz`` turning 200 earlier (at READY) must not skip it."""
+    walked them), and from then on collects less often. ``/readyz`` turning 200 earlier
+    (at READY) must not skip it."""
     import bot.client as client_module
 
     frozen: list[bool] = []
+    thresholds: list[tuple[int, ...]] = []
     monkeypatch.setattr(client_module.gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(client_module.gc, "set_threshold", lambda *t: thresholds.append(t))
     config = settings.model_copy(update={"discord_api_base": fake.api_base})
     bot = create_bot(config, guild_ready_timeout=0.05)
     task = asyncio.create_task(bot.start("sandbox-token"))
@@ -97,6 +100,7 @@ async def test_start_up_objects_are_frozen_once_ready_even_though_readyz_came_fi
         await asyncio.wait_for(bot.wait_until_ready(), 10)
         await fake.say("!ping", timeout=5)
         assert frozen == [True]
+        assert thresholds == [client_module.GC_THRESHOLDS]  # a young generation 10x CPython's
     finally:
         await bot.close()
         task.cancel()
