@@ -127,11 +127,6 @@ def _attributes_json(attributes: Mapping[str, object] | None) -> str:
     return json.dumps(plain, default=str)
 
 
-def _text(attributes: Mapping[str, object], key: str) -> str | None:
-    value = attributes.get(key)
-    return None if value is None else str(value)
-
-
 def _is_run(attributes: Mapping[str, object]) -> bool:
     return schema.OUTCOME in attributes or schema.CICD_PIPELINE_RESULT in attributes
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -95,3 +97,35 @@ async def test_a_send_queued_behind_an_empty_bucket_shows_its_own_wait(
     assert len(waits) == 1
     assert waits[0].attributes[schema.RATELIMIT_SCOPE] == "bucket"
     assert 0 < waits[0].attributes[schema.RATELIMIT_RETRY_AFTER] <= 0.5
+
+
+async def test_a_request_made_during_a_global_limit_shows_its_wait(
+    spans: InMemorySpanExporter,
+) -> None:
+    """discord.py holds every request while a global limit lasts (``_global_over`` unset);
+    the wrapper around ``HTTPClient.request`` records that wait, and otherwise hands back
+    discord.py's own coroutine untouched."""
+    from bot.ratelimit_spans import SCOPE_GLOBAL, _traced_request
+
+    sent: list[object] = []
+
+    async def original(self: object, route: object, **kwargs: object) -> str:
+        sent.append(route)
+        return "answer"
+
+    request = _traced_request(original)
+    client = SimpleNamespace(loop=asyncio.get_running_loop(), _global_over=asyncio.Event())
+    route = SimpleNamespace(key="POST /channels/{channel_id}/messages")
+    pending = asyncio.ensure_future(request(client, route))
+    await asyncio.sleep(0)  # one turn of the loop: the request is now waiting
+    assert sent == []
+    client._global_over.set()
+    assert await pending == "answer"
+    (wait,) = [s for s in spans.get_finished_spans() if s.name == WAIT_SPAN]
+    assert wait.attributes is not None
+    assert wait.attributes[schema.RATELIMIT_SCOPE] == SCOPE_GLOBAL
+    assert wait.attributes[schema.RATELIMIT_GLOBAL] is True
+    assert wait.attributes[schema.RATELIMIT_BUCKET] == route.key
+
+    assert await request(client, route) == "answer"  # no global limit: no span
+    assert len([s for s in spans.get_finished_spans() if s.name == WAIT_SPAN]) == 1
