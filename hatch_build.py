@@ -1,10 +1,11 @@
-"""Compiles telemetry/_span_codec.c when the project is built or installed (``pip install -e .``).
+"""Compiles the C extensions when the project is built or installed (``pip install -e .``).
 
-The trace pipeline's span encoder is C (docs/telemetry.md, "What tracing costs"); it
-is one file with no dependency but Python's headers, so it is compiled here with the
-C compiler Python was built with, instead of through a second build system. A
-missing compiler fails the install in one line: without the extension the bot
-cannot export spans at the speed its benchmark promises.
+The trace pipeline's span encoder and the span store's batch writer are C
+(docs/telemetry.md, "What tracing costs"); each is one file with no dependency but
+Python's headers (the writer finds SQLite in the running process), so they are
+compiled here with the C compiler Python was built with, instead of through a
+second build system. A missing compiler fails the install in one line: without
+them the bot cannot export spans at the speed its benchmark promises.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("telemetry") / "_span_codec.c"
+SOURCES = [Path("telemetry") / "_span_codec.c", Path("telemetry") / "_store_writer.c"]
 
 
 class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
@@ -26,20 +27,22 @@ class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         root = Path(self.root)
-        target = SOURCE.with_name("_span_codec" + sysconfig.get_config_var("EXT_SUFFIX"))
-        compile_extension(root / SOURCE, root / target)
+        for source in SOURCES:
+            target = source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+            compile_extension(root / source, root / target)
+            if version != "editable":
+                build_data["force_include"][str(root / target)] = str(target)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
-        if version != "editable":
-            build_data["force_include"][str(root / target)] = str(target)
 
 
 def compile_extension(source: Path, target: Path) -> None:
     compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
     flags = ["-O2", "-DNDEBUG", "-fPIC", "-shared", "-Wall", "-I", sysconfig.get_paths()["include"]]
+    libraries = ["-ldl"] if sys.platform.startswith("linux") else []  # dlopen before glibc 2.34
     if sys.platform == "darwin":
         flags += ["-undefined", "dynamic_lookup"]
-    command = [*compiler, *flags, str(source), "-o", str(target)]
+    command = [*compiler, *flags, str(source), "-o", str(target), *libraries]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True)
     except FileNotFoundError as exc:

@@ -25,6 +25,7 @@ needs no OpenTelemetry SDK; its names are importable from here too.
 
 from __future__ import annotations
 
+import _sqlite3
 import json
 import json.encoder
 import logging
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from telemetry import _span_codec, schema
+from telemetry import _span_codec, _store_writer, schema
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
 from telemetry.store_schema import (
     BUSY_TIMEOUT_MS,
@@ -233,11 +234,25 @@ span_row: Callable[[ReadableSpan], SpanRow] = _span_codec.store_row
 _NOTHING: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NOTHING.get)
 
+# The batch writer binds through the SQLite library the sqlite3 module itself uses.
+_store_writer.configure(
+    getattr(_sqlite3, "__file__", None),
+    sqlite3.Connection,
+    sqlite3.OperationalError,
+    sqlite3.IntegrityError,
+)
+
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
-    """Write rows in one transaction: one fsync per batch, and readers see all or nothing."""
+    """Write rows in one transaction: one fsync per batch, and readers see all or nothing.
+
+    In C with the GIL released once (telemetry/_store_writer.c): ``executemany`` hands
+    the GIL back to the busy event loop for every row. Where the C writer declines, the
+    same rows go through ``executemany``.
+    """
     with transaction(conn):
-        conn.executemany(INSERT_SPAN, rows)
+        if not _store_writer.insert_rows(conn, INSERT_SPAN, rows):
+            conn.executemany(INSERT_SPAN, rows)
 
 
 def store_bytes(conn: sqlite3.Connection) -> int:
