@@ -9,12 +9,16 @@
  * another core, and hands the GIL back once per batch.
  *
  * It uses the connection Python's sqlite3 module opened, inside the transaction
- * the caller began, through the same SQLite library (looked up through the
- * ``_sqlite3`` extension, so two SQLite copies never share one file), and the
+ * the caller began (within a savepoint of its own, so a failed batch leaves that
+ * transaction as it was), through the same SQLite library (looked up through the
+ * ``_sqlite3`` extension, so two SQLite copies never share one file); the
  * connection's handle is the first field of the module's connection object, as
- * in CPython 3.11 to 3.13. Anything else (another Python, a value of a type not
- * below, a closed connection) answers False and the caller uses executemany: the
- * same rows, the same errors.
+ * in CPython 3.11 to 3.13. Whenever it cannot be sure to do exactly what
+ * executemany would (another Python, a value of a type not below or one with an
+ * adapter registered, anything but one DML statement, no transaction open, a
+ * closed connection, a failed batch) it answers False and the caller runs
+ * executemany on the same rows, which writes them or raises its own error.
+ * The caller must own the connection: no other thread may use or close it meanwhile.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,11 +31,11 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 
 #define SQLITE_OK 0
-#define SQLITE_CONSTRAINT 19
 #define SQLITE_DONE 101
 #define SQLITE_STATIC ((void (*)(void *))0)
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(PYPY_VERSION) && \
+    !defined(Py_GIL_DISABLED)
 typedef struct {
     PyObject_HEAD
     sqlite3 *db; /* Modules/_sqlite/connection.h: pysqlite_Connection's first field */
@@ -44,6 +48,8 @@ typedef struct {
 static struct {
     int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
     int (*bind_parameter_count)(sqlite3_stmt *);
+    int (*column_count)(sqlite3_stmt *);
+    int (*stmt_readonly)(sqlite3_stmt *);
     int (*bind_int64)(sqlite3_stmt *, int, long long);
     int (*bind_double)(sqlite3_stmt *, int, double);
     int (*bind_text)(sqlite3_stmt *, int, const char *, int, void (*)(void *));
@@ -51,11 +57,16 @@ static struct {
     int (*step)(sqlite3_stmt *);
     int (*reset)(sqlite3_stmt *);
     int (*finalize)(sqlite3_stmt *);
+    int (*exec)(sqlite3 *, const char *, void *, void *, char **);
+    int (*get_autocommit)(sqlite3 *);
     const char *(*errmsg)(sqlite3 *);
+    int (*libversion_number)(void);
 } api;
 
 static int ready = 0;
-static PyObject *connection_type = NULL, *operational_error = NULL, *integrity_error = NULL;
+static PyObject *connection_type = NULL, *operational_error = NULL;
+/* sqlite3.adapters, the keys of the types bound here, and the None adapter store.py registers */
+static PyObject *adapters = NULL, *base_keys = NULL, *none_key = NULL, *none_adapter = NULL;
 
 enum { V_NULL, V_INT, V_FLOAT, V_TEXT };
 
@@ -117,15 +128,11 @@ static int bind(sqlite3_stmt *stmt, const Value *row, int width) {
     return SQLITE_OK;
 }
 
-/* Prepare ``sql`` and write every row; no Python object is touched (the GIL is released). */
-static int write_all(sqlite3 *db, const char *sql, int sql_len, const Value *values,
-                     Py_ssize_t rows, int width, char **error) {
-    sqlite3_stmt *stmt = NULL;
-    int rc = api.prepare_v2(db, sql, sql_len, &stmt, NULL);
-    if (rc == SQLITE_OK && stmt != NULL && api.bind_parameter_count(stmt) != width) {
-        api.finalize(stmt);
-        return -1; /* the caller's executemany reports the mismatch */
-    }
+/* Write every row with the GIL released, inside a savepoint: on an error the batch's rows
+ * are undone and the caller's transaction is left as it was. */
+static int write_all(sqlite3 *db, sqlite3_stmt *stmt, const Value *values, Py_ssize_t rows,
+                     int width, char **error) {
+    int rc = api.exec(db, "SAVEPOINT store_writer", NULL, NULL, NULL);
     for (Py_ssize_t r = 0; rc == SQLITE_OK && r < rows; r++) {
         rc = bind(stmt, values + r * width, width);
         if (rc == SQLITE_OK) {
@@ -137,18 +144,57 @@ static int write_all(sqlite3 *db, const char *sql, int sql_len, const Value *val
     if (rc != SQLITE_OK) {
         const char *message = api.errmsg(db);
         *error = strdup(message ? message : "unknown error");
+        api.exec(db, "ROLLBACK TO store_writer", NULL, NULL, NULL);
     }
-    api.finalize(stmt);
+    api.exec(db, "RELEASE store_writer", NULL, NULL, NULL);
     return rc;
+}
+
+/* Whether the sqlite3 module would adapt a value of these types (an adapter registered). */
+static int adapted(void) {
+    PyObject *found;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(base_keys); i++) {
+        found = PyDict_GetItemWithError(adapters, PyTuple_GET_ITEM(base_keys, i));
+        if (found != NULL || PyErr_Occurred()) goto yes;
+    }
+    found = PyDict_GetItemWithError(adapters, none_key); /* absent or ours: NULL either way */
+    if (PyErr_Occurred()) goto yes;
+    return found != NULL && found != none_adapter;
+yes:
+    PyErr_Clear();
+    return 1;
+}
+
+/* Prepared only if it is one DML statement without results taking ``width`` values. */
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, Py_ssize_t len, int width) {
+    sqlite3_stmt *stmt = NULL;
+    const char *tail = NULL;
+    if ((Py_ssize_t)strlen(sql) != len) return NULL; /* a NUL: executemany refuses it */
+    if (api.prepare_v2(db, sql, (int)len, &stmt, &tail) != SQLITE_OK || stmt == NULL) {
+        if (stmt != NULL) api.finalize(stmt);
+        return NULL;
+    }
+    while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
+    if ((tail != NULL && *tail != '\0') || api.column_count(stmt) != 0 ||
+        api.stmt_readonly(stmt) || api.bind_parameter_count(stmt) != width) {
+        api.finalize(stmt);
+        return NULL;
+    }
+    return stmt;
 }
 
 static PyObject *insert_rows(PyObject *module, PyObject *args) {
     PyObject *conn, *sql, *rows_arg;
+    (void)module;
     if (!PyArg_ParseTuple(args, "OUO:insert_rows", &conn, &sql, &rows_arg)) return NULL;
 #if KNOWN_LAYOUT
-    if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type)) Py_RETURN_FALSE;
+    /* Only what can be read twice (executemany gets the same rows if this declines). */
+    if (!ready || !(PyList_CheckExact(rows_arg) || PyTuple_CheckExact(rows_arg)) ||
+        !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) || adapted())
+        Py_RETURN_FALSE;
     sqlite3 *db = ((ConnectionHead *)conn)->db;
-    if (db == NULL) Py_RETURN_FALSE; /* closed: executemany says so */
+    /* Closed, or no transaction to write in (executemany would begin or commit per row). */
+    if (db == NULL || api.get_autocommit(db)) Py_RETURN_FALSE;
     Py_ssize_t sql_len;
     const char *sql_text = PyUnicode_AsUTF8AndSize(sql, &sql_len);
     if (sql_text == NULL) return NULL;
@@ -157,12 +203,8 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
     PyObject *rows = PySequence_Tuple(rows_arg);
     if (rows == NULL) return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(rows);
-    if (count == 0) {
-        Py_DECREF(rows);
-        Py_RETURN_TRUE;
-    }
-    PyObject *first = PyTuple_GET_ITEM(rows, 0);
-    Py_ssize_t width = PyTuple_CheckExact(first) ? PyTuple_GET_SIZE(first) : 0;
+    PyObject *first = count ? PyTuple_GET_ITEM(rows, 0) : NULL;
+    Py_ssize_t width = first != NULL && PyTuple_CheckExact(first) ? PyTuple_GET_SIZE(first) : 0;
     Value *values = NULL;
     if (width > 0 && width < 1000 && count <= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Value) / width)
         values = PyMem_Malloc(count * width * sizeof(Value));
@@ -173,7 +215,8 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
         for (Py_ssize_t c = 0; ok && c < width; c++)
             ok = convert(PyTuple_GET_ITEM(row, c), &values[r * width + c]);
     }
-    if (!ok) {
+    sqlite3_stmt *stmt = ok ? prepare(db, sql_text, sql_len, (int)width) : NULL;
+    if (stmt == NULL) { /* executemany says what is wrong, or does what is unusual */
         PyMem_Free(values);
         Py_DECREF(rows);
         Py_RETURN_FALSE;
@@ -181,36 +224,38 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
     char *error = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = write_all(db, sql_text, (int)sql_len, values, count, (int)width, &error);
+    rc = write_all(db, stmt, values, count, (int)width, &error);
+    api.finalize(stmt);
     Py_END_ALLOW_THREADS
     PyMem_Free(values);
     Py_DECREF(rows);
-    if (rc == -1) Py_RETURN_FALSE;
-    if (rc != SQLITE_OK) {
-        PyObject *type = (rc & 0xff) == SQLITE_CONSTRAINT ? integrity_error : operational_error;
-        PyErr_SetString(type, error ? error : "out of memory");
+    if (rc == SQLITE_OK) Py_RETURN_TRUE;
+    if (!api.get_autocommit(db)) { /* undone to the savepoint: executemany raises its own error */
         free(error);
-        return NULL;
+        Py_RETURN_FALSE;
     }
-    Py_RETURN_TRUE;
+    /* SQLite rolled the whole transaction back itself (a full disk, an I/O error). */
+    PyErr_SetString(operational_error, error ? error : "out of memory");
+    free(error);
+    return NULL;
 #else
     Py_RETURN_FALSE;
 #endif
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *library, *conn_type, *op_error, *int_error;
-    if (!PyArg_ParseTuple(args, "OO!O!O!:configure", &library, &PyType_Type, &conn_type,
-                          &PyType_Type, &op_error, &PyType_Type, &int_error))
+    PyObject *library, *conn_type, *op_error, *adapter_map, *protocol, *none_fn;
+    int version;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!Oi:configure", &library, &PyType_Type, &conn_type,
+                          &PyType_Type, &op_error, &PyDict_Type, &adapter_map, &PyType_Type,
+                          &protocol, &none_fn, &version))
         return NULL;
-    const char *path = NULL;
-    if (library != Py_None) {
-        path = PyUnicode_AsUTF8(library);
-        if (path == NULL) return NULL;
-    }
     ready = 0;
-    if (!KNOWN_LAYOUT) Py_RETURN_FALSE;
-    /* The library the loaded _sqlite3 extension uses, never a second copy of SQLite. */
+    /* No file (_sqlite3 built into Python): its SQLite cannot be told from any other. */
+    if (!KNOWN_LAYOUT || library == Py_None) Py_RETURN_FALSE;
+    const char *path = PyUnicode_AsUTF8(library);
+    if (path == NULL) return NULL;
     void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
     if (handle == NULL) Py_RETURN_FALSE;
     struct {
@@ -219,6 +264,8 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     } symbols[] = {
         {(void **)&api.prepare_v2, "sqlite3_prepare_v2"},
         {(void **)&api.bind_parameter_count, "sqlite3_bind_parameter_count"},
+        {(void **)&api.column_count, "sqlite3_column_count"},
+        {(void **)&api.stmt_readonly, "sqlite3_stmt_readonly"},
         {(void **)&api.bind_int64, "sqlite3_bind_int64"},
         {(void **)&api.bind_double, "sqlite3_bind_double"},
         {(void **)&api.bind_text, "sqlite3_bind_text"},
@@ -226,18 +273,44 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         {(void **)&api.step, "sqlite3_step"},
         {(void **)&api.reset, "sqlite3_reset"},
         {(void **)&api.finalize, "sqlite3_finalize"},
+        {(void **)&api.exec, "sqlite3_exec"},
+        {(void **)&api.get_autocommit, "sqlite3_get_autocommit"},
         {(void **)&api.errmsg, "sqlite3_errmsg"},
+        {(void **)&api.libversion_number, "sqlite3_libversion_number"},
     };
     for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
-        *symbols[i].slot = dlsym(handle, symbols[i].name);
-        if (*symbols[i].slot == NULL) Py_RETURN_FALSE; /* the handle stays open: it is loaded */
+        /* _sqlite3's own references resolve in the global scope first (a preloaded SQLite):
+         * where that finds another definition, which one it uses cannot be known here. */
+        void *own = dlsym(handle, symbols[i].name);
+        void *global = dlsym(RTLD_DEFAULT, symbols[i].name);
+        if (own == NULL || (global != NULL && global != own)) Py_RETURN_FALSE;
+        *symbols[i].slot = own;
     }
-    Py_INCREF(conn_type);
-    Py_INCREF(op_error);
-    Py_INCREF(int_error);
-    Py_XSETREF(connection_type, conn_type);
-    Py_XSETREF(operational_error, op_error);
-    Py_XSETREF(integrity_error, int_error);
+    if (api.libversion_number() != version) Py_RETURN_FALSE;
+    PyObject *types[] = {(PyObject *)&PyLong_Type, (PyObject *)&PyFloat_Type,
+                         (PyObject *)&PyUnicode_Type, (PyObject *)&PyBool_Type};
+    PyObject *keys = PyTuple_New(4);
+    PyObject *nkey = PyTuple_Pack(2, (PyObject *)Py_TYPE(Py_None), protocol);
+    if (keys == NULL || nkey == NULL) {
+        Py_XDECREF(keys);
+        Py_XDECREF(nkey);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *key = PyTuple_Pack(2, types[i], protocol);
+        if (key == NULL) {
+            Py_DECREF(keys);
+            Py_DECREF(nkey);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(keys, i, key);
+    }
+    Py_XSETREF(base_keys, keys);
+    Py_XSETREF(none_key, nkey);
+    Py_XSETREF(adapters, Py_NewRef(adapter_map));
+    Py_XSETREF(none_adapter, Py_NewRef(none_fn));
+    Py_XSETREF(connection_type, Py_NewRef(conn_type));
+    Py_XSETREF(operational_error, Py_NewRef(op_error));
     ready = 1;
     Py_RETURN_TRUE;
 }
@@ -246,12 +319,13 @@ static PyMethodDef methods[] = {
     {"insert_rows", insert_rows, METH_VARARGS,
      "insert_rows(conn, sql, rows) -> bool: True if written, False to use executemany."},
     {"configure", configure, METH_VARARGS,
-     "configure(library, Connection, OperationalError, IntegrityError) -> bool: usable here."},
+     "configure(library, Connection, OperationalError, adapters, PrepareProtocol, none_adapter, "
+     "sqlite_version_number) -> bool: usable here."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_store_writer", NULL, -1, methods,
+    PyModuleDef_HEAD_INIT, .m_name = "_store_writer", .m_size = -1, .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__store_writer(void) { return PyModule_Create(&module_def); }

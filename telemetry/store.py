@@ -232,14 +232,21 @@ span_row: Callable[[ReadableSpan], SpanRow] = _span_codec.store_row
 # adapter for None makes that one dictionary lookup and a C call that returns None, which
 # binds as NULL as before (process-wide, and the same for every other use of sqlite3).
 _NOTHING: dict[None, None] = {}
-sqlite3.register_adapter(type(None), _NOTHING.get)
+_BIND_NONE = _NOTHING.get
+sqlite3.register_adapter(type(None), _BIND_NONE)
 
-# The batch writer binds through the SQLite library the sqlite3 module itself uses.
+# The batch writer binds through the SQLite library the sqlite3 module itself uses, and
+# only while no adapter but the one above changes how the module would bind a value.
 _store_writer.configure(
     getattr(_sqlite3, "__file__", None),
     sqlite3.Connection,
     sqlite3.OperationalError,
-    sqlite3.IntegrityError,
+    sqlite3.adapters,
+    sqlite3.PrepareProtocol,
+    _BIND_NONE,
+    sqlite3.sqlite_version_info[0] * 1_000_000
+    + sqlite3.sqlite_version_info[1] * 1_000
+    + sqlite3.sqlite_version_info[2],
 )
 
 

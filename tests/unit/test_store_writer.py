@@ -1,16 +1,21 @@
 """The compiled batch writer stores exactly what ``executemany`` would, and fails the same way.
 
 ``telemetry/_store_writer.c`` binds and steps a whole batch with the GIL released
-once; where it declines (a value it does not know, a closed connection, a statement
-that does not fit the rows) ``store.insert_rows`` hands the same rows to
-``executemany``. Each claim compares the two, or checks the declined case ends as
-``executemany`` alone would.
+once; wherever it cannot be sure to act as ``executemany`` (a value it does not
+bind, an adapter registered, a statement that is not one DML statement, no
+transaction, a failed batch) it declines before writing anything, and
+``store.insert_rows`` hands the same rows to ``executemany``. Each claim compares
+the two, or checks that the declined case ends as ``executemany`` alone would.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +24,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry import _store_writer
-from telemetry.store import insert_rows, span_row
+from telemetry.store import SqliteSpanExporter, insert_rows, span_row
 from telemetry.store_schema import INSERT_SPAN, connect_writer, transaction
 from tests.store_data import random_spans
 
 GENERIC = "INSERT INTO t VALUES (?, ?, ?)"
+Row = tuple[Any, ...]
 
 values = st.one_of(
     st.none(),
     st.text(),  # any code point but lone surrogates, NUL included
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False),
+    st.floats(),  # NaN, infinities and -0.0 included
     st.booleans(),
 )
 
@@ -37,34 +43,58 @@ values = st.one_of(
 def _generic(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE IF NOT EXISTS t (a, b, c)")
+    conn.execute("CREATE TABLE IF NOT EXISTS k (id INTEGER PRIMARY KEY, b, c)")
     return conn
 
 
-def _dump(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+def _dump(conn: sqlite3.Connection, table: str) -> list[Row]:
     columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
     typed = ", ".join(f"{c}, typeof({c})" for c in columns)
     return conn.execute(f"SELECT {typed} FROM {table} ORDER BY rowid").fetchall()
 
 
-def _by_executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _ours(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
+    """``store.insert_rows`` for any statement."""
+    with transaction(conn):
+        if not _store_writer.insert_rows(conn, sql, rows):
+            conn.executemany(sql, rows)
+
+
+def _theirs(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
     with transaction(conn):
         conn.executemany(sql, rows)
+
+
+def _outcome(conn: sqlite3.Connection, write: Any, sql: str, rows: Any, table: str) -> object:
+    """What the table holds afterwards, or the error as a caller sees it."""
+    try:
+        write(conn, sql, rows)
+    except Exception as exc:
+        return type(exc), str(exc), getattr(exc, "sqlite_errorcode", None)
+    return _dump(conn, table)
+
+
+def _both(tmp_path: Path, sql: str, rows: Any, table: str = "t") -> tuple[object, object]:
+    ours, theirs = _generic(tmp_path / "ours.db"), _generic(tmp_path / "theirs.db")
+    try:
+        return _outcome(ours, _ours, sql, rows, table), _outcome(theirs, _theirs, sql, rows, table)
+    finally:
+        ours.close()
+        theirs.close()
 
 
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=st.lists(st.tuples(values, values, values), max_size=20))
-def test_any_values_are_stored_as_executemany_stores_them(
-    tmp_path: Path, rows: list[tuple[Any, ...]]
-) -> None:
+@given(rows=st.lists(st.tuples(values, values, values), min_size=1, max_size=20))
+def test_any_values_are_stored_as_executemany_stores_them(tmp_path: Path, rows: list[Row]) -> None:
     c_conn, py_conn = _generic(tmp_path / "c.db"), _generic(tmp_path / "py.db")
     try:
         c_conn.execute("DELETE FROM t")
         py_conn.execute("DELETE FROM t")
         with transaction(c_conn):
             assert _store_writer.insert_rows(c_conn, GENERIC, rows) is True
-        _by_executemany(py_conn, GENERIC, rows)
+        _theirs(py_conn, GENERIC, rows)
         assert _dump(c_conn, "t") == _dump(py_conn, "t")
     finally:
         c_conn.close()
@@ -76,7 +106,7 @@ def test_span_rows_are_written_in_c_and_equal_executemany_s(tmp_path: Path) -> N
     c_conn, py_conn = connect_writer(tmp_path / "c.db"), connect_writer(tmp_path / "py.db")
     with transaction(c_conn):
         assert _store_writer.insert_rows(c_conn, INSERT_SPAN, rows) is True  # not declined
-    _by_executemany(py_conn, INSERT_SPAN, rows)
+    _theirs(py_conn, INSERT_SPAN, rows)
     assert len(_dump(c_conn, "spans")) == len(rows) > 300
     assert _dump(c_conn, "spans") == _dump(py_conn, "spans")
     # The indexes were written too: a query through one finds the same roots.
@@ -87,50 +117,145 @@ def test_span_rows_are_written_in_c_and_equal_executemany_s(tmp_path: Path) -> N
     assert c_conn.execute(by_author).fetchall() == py_conn.execute(by_author).fetchall()
 
 
+def test_the_exporter_writes_through_the_c_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers: list[bool] = []
+    real = _store_writer.insert_rows
+
+    def spy(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> bool:
+        answers.append(real(conn, sql, rows))
+        return answers[-1]
+
+    monkeypatch.setattr(_store_writer, "insert_rows", spy)
+    exporter = SqliteSpanExporter(tmp_path / "s.db", max_age=timedelta(days=7), max_bytes=1 << 30)
+    spans = random_spans(20, seed=4)
+    exporter.export_rows([span_row(span) for span in spans])
+    exporter.shutdown()
+    assert answers == [True]
+
+
+def test_other_threads_run_while_a_batch_is_written(tmp_path: Path) -> None:
+    """The point of the writer: the event loop is not held up for the batch."""
+    conn = _generic(tmp_path / "c.db")
+    rows = [(f"row {i}", i, i * 0.5) for i in range(200_000)]
+    ticks = 0
+    stop = threading.Event()
+
+    def other() -> None:  # gives the GIL up after every tick, never by force
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)  # no forced switch: only a released GIL lets it run
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with transaction(conn):
+            before = ticks
+            assert _store_writer.insert_rows(conn, GENERIC, rows) is True
+            during = ticks - before
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert during > 0
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (len(rows),)
+
+
 class Text(str):
     pass
 
 
+class Number(int):
+    pass
+
+
 @pytest.mark.parametrize(
-    "row",
+    "rows",
     [
-        (2**63, "b", "c"),  # too big for SQLite: executemany raises OverflowError
-        (Text("a subclass"), "b", "c"),  # adapted by the sqlite3 module, as before
-        (b"bytes", "b", "c"),  # a BLOB
-        ("\ud800", "b", "c"),  # a lone surrogate: executemany raises
-        ("a", "b"),  # too few values for the statement: executemany raises
+        [("x", 1, 2.5), (2**63, "b", "c")],  # too big for SQLite: executemany raises
+        [("x", 1, 2.5), (Text("a subclass"), "b", "c")],  # adapted by the sqlite3 module
+        [("x", 1, 2.5), (Number(7), "b", "c")],
+        [("x", 1, 2.5), (b"bytes", "b", "c")],  # a BLOB
+        [("x", 1, 2.5), ("\ud800", "b", "c")],  # a lone surrogate: executemany raises
+        [("x", 1, 2.5), ("a", "b")],  # a short row
+        [("x", 1, 2.5), ("a", "b", "c", "d")],  # a long row
+        [("a", "b")] * 3,  # every row too short for the statement
+        [["x", 1, 2.5]],  # rows as lists
+        [],  # nothing: executemany still checks the statement
     ],
 )
-def test_what_c_declines_it_leaves_unwritten(tmp_path: Path, row: tuple[Any, ...]) -> None:
+def test_what_c_declines_it_leaves_unwritten_and_executemany_decides(
+    tmp_path: Path, rows: list[Any]
+) -> None:
     conn = _generic(tmp_path / "c.db")
     with transaction(conn):
-        assert _store_writer.insert_rows(conn, GENERIC, [("x", 1, 2.5), row]) is False
+        assert _store_writer.insert_rows(conn, GENERIC, rows) is False
     assert _dump(conn, "t") == []  # not even the rows before the one it declined
+    ours, theirs = _both(tmp_path, GENERIC, rows)
+    assert ours == theirs
 
 
 @pytest.mark.parametrize(
-    ("column", "value"),
-    [(16, Text('{"a subclass": 1}')), (16, b"{}"), (5, 2**63), (3, "\ud800")],
+    "sql",
+    [
+        "INSERT INTO t VALUES (?, ?, ?); DROP TABLE t",  # two statements: executemany refuses
+        "INSERT INTO t VALUES (?, ?, ?)\0 and more",  # a NUL: executemany refuses
+        "SELECT ?, ?, ?",  # not DML
+        "INSERT INTO t VALUES (?, ?, ?) RETURNING a",  # DML with results
+        "INSERT INTO nowhere VALUES (?, ?, ?)",  # no such table
+        "-- only a comment",
+    ],
 )
-def test_a_declined_batch_is_stored_or_refused_as_executemany_does(
-    tmp_path: Path, column: int, value: object
+def test_a_statement_executemany_would_refuse_or_treat_otherwise_is_declined(
+    tmp_path: Path, sql: str
 ) -> None:
-    rows = [span_row(span) for span in random_spans(4, seed=5)]
-    odd = (*rows[2][:column], value, *rows[2][column + 1 :])
-    batch = [*rows[:2], odd, *rows[3:]]
-    ours, theirs = connect_writer(tmp_path / "c.db"), connect_writer(tmp_path / "py.db")
-    outcome: list[object] = []
-    for conn, write in ((ours, insert_rows), (theirs, _by_executemany_spans)):
-        try:
-            write(conn, batch)
-            outcome.append(_dump(conn, "spans"))
-        except Exception as exc:
-            outcome.append(type(exc))
-    assert outcome[0] == outcome[1]
+    rows = [("x", 1, 2.5)]
+    conn = _generic(tmp_path / "c.db")
+    with transaction(conn):
+        assert _store_writer.insert_rows(conn, sql, rows) is False
+    ours, theirs = _both(tmp_path, sql, rows)
+    assert ours == theirs
 
 
-def _by_executemany_spans(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    _by_executemany(conn, INSERT_SPAN, rows)
+def test_a_one_shot_iterator_is_declined_before_it_is_read(tmp_path: Path) -> None:
+    conn = _generic(tmp_path / "c.db")
+    rows: Iterator[Row] = iter([("x", 1, 2.5), ("y", 2, 3.5)])
+    with transaction(conn):
+        assert _store_writer.insert_rows(conn, GENERIC, rows) is False  # type: ignore[arg-type]
+        conn.executemany(GENERIC, rows)
+    assert [row[0] for row in _dump(conn, "t")] == ["x", "y"]
+
+
+@pytest.mark.parametrize("kind", [bool, int, float, str, type(None)])
+def test_an_adapter_registered_for_a_type_it_binds_makes_it_decline(
+    tmp_path: Path, kind: type
+) -> None:
+    key = (kind, sqlite3.PrepareProtocol)
+    held = sqlite3.adapters.get(key)
+    sqlite3.register_adapter(kind, repr)
+    try:
+        conn = _generic(tmp_path / "c.db")
+        with transaction(conn):
+            example = {bool: True, int: 3, float: 0.5, str: "s", type(None): None}[kind]
+            assert _store_writer.insert_rows(conn, GENERIC, [(example, 1, 2)]) is False
+        ours, theirs = _both(tmp_path, GENERIC, [(example, 1, 2)])
+        assert ours == theirs
+        assert ours[0][0] == repr(example)  # type: ignore[index]
+    finally:
+        if held is None:
+            del sqlite3.adapters[key]
+        else:
+            sqlite3.adapters[key] = held
+
+
+def test_without_a_transaction_it_declines(tmp_path: Path) -> None:
+    conn = _generic(tmp_path / "c.db")
+    assert _store_writer.insert_rows(conn, GENERIC, [("x", 1, 2.5)]) is False
+    assert _dump(conn, "t") == []
 
 
 def test_a_closed_connection_is_declined_and_executemany_says_why(tmp_path: Path) -> None:
@@ -141,9 +266,31 @@ def test_a_closed_connection_is_declined_and_executemany_says_why(tmp_path: Path
         conn.executemany(GENERIC, [("a", "b", "c")])
 
 
-def test_a_constraint_failure_raises_integrity_error_and_the_batch_is_rolled_back(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("sql", "rows", "table"),
+    [
+        # a constraint, part-way through the batch
+        ("INSERT INTO k VALUES (?, ?, ?)", [(1, "a", "b"), (2, "c", "d"), (1, "e", "f")], "k"),
+        # text where an INTEGER PRIMARY KEY goes: IntegrityError from executemany
+        ("INSERT INTO k VALUES (?, ?, ?)", [(1, "a", "b"), ("one", "c", "d")], "k"),
+    ],
+)
+def test_a_failed_batch_is_undone_and_raises_executemany_s_own_error(
+    tmp_path: Path, sql: str, rows: list[Row], table: str
 ) -> None:
+    conn = _generic(tmp_path / "c.db")
+    with transaction(conn):
+        conn.execute("INSERT INTO k VALUES (100, 'before', 'the batch')")
+        assert _store_writer.insert_rows(conn, sql, rows) is False
+        assert conn.in_transaction  # the caller's transaction, as it was
+        assert [row[0] for row in _dump(conn, "k")] == [100]
+    ours, theirs = _both(tmp_path, sql, rows, table)
+    assert ours == theirs
+    assert isinstance(ours, tuple)
+    assert ours[0] is sqlite3.IntegrityError
+
+
+def test_a_constraint_failure_in_the_store_rolls_the_whole_batch_back(tmp_path: Path) -> None:
     conn = connect_writer(tmp_path / "s.db")
     good = [span_row(span) for span in random_spans(5, seed=1)]
     bad = (None, *good[0][1:])  # trace_id is NOT NULL
