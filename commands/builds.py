@@ -27,7 +27,6 @@ from commands.toolkit.api_client import ApiClient
 from commands.toolkit.hybrid import hybrid_command
 from commands.toolkit.replies import reply, send_to
 from commands.toolkit.trace_refs import NO_LINKS, TraceTarget, trace_target_of
-from telemetry.pipeline.buildkite import FINISHED_STATES, build_spans
 from telemetry.pipeline.events import PipelineEvent, announcement_span
 
 log = logging.getLogger(__name__)
@@ -100,6 +99,8 @@ class BuildkiteSource:
         """Each finished build in the window, with its pipeline's slug (``!builds NAME`` matches
         either). Calls go through the bot's ``ApiClient``: one span each, timeouts, errors
         turned into a reply."""
+        from telemetry.pipeline.buildkite import FINISHED_STATES, build_spans
+
         since = datetime.now(UTC) - self.window
         params = {
             "finished_from": since.isoformat().replace("+00:00", "Z"),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from commands.azure.arm_client import Found
+if TYPE_CHECKING:
+    from commands.azure.arm_client import Found
+
 
 ZERO_WIDTH = "\u200b"
 LAST_EVENTS = 3
