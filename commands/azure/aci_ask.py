@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord.ext import commands
 
+from commands.azure.arm_client import Found
 from commands.ops.audit import Actor, AuditEntry
 from commands.toolkit.approve import Approve
 from commands.toolkit.confirm import Confirm, Decision
@@ -23,9 +24,6 @@ from commands.toolkit.flag_checks import permission_flag, two_person_required
 from commands.toolkit.replies import edit, reply, update
 from telemetry import schema
 from telemetry.spans import current_trace
-
-if TYPE_CHECKING:
-    from commands.azure.arm_client import Found
 
 Ctx = commands.Context[commands.Bot]
 Audit = Callable[[AuditEntry], None]

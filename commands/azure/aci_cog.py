@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -25,6 +25,7 @@ from discord.ext import commands
 
 from commands.azure.aci_ask import OPERATOR_FLAG, RESTART, START, STOP, Question, Verb, ask
 from commands.azure.aci_format import code, code_block, container_state, list_table, status_text
+from commands.azure.arm_client import Aci, AzureError, GroupRef
 from commands.ops.audit import Actor, AuditEntry, AuditLog
 from commands.toolkit.failures import UserFacingError, record_failure, unwrap
 from commands.toolkit.flag_checks import FlagDenied, allowed, requires_flag
@@ -33,9 +34,6 @@ from commands.toolkit.limits import EXPENSIVE
 from commands.toolkit.replies import edit, reply
 from telemetry import schema
 from telemetry.schema import Outcome
-
-if TYPE_CHECKING:  # the client itself is imported once the bot has Azure settings
-    from commands.azure.arm_client import Aci, AzureError, GroupRef
 
 # discord.py's hybrid decorators infer ``Never`` for the callback under mypy; the typed
 # wrappers in commands/toolkit/hybrid.py pin the context type instead.
@@ -267,8 +265,6 @@ class Azure(commands.Cog, name="Azure"):
             asked = True
         else:
             message = await reply(ctx, ack)
-        from commands.azure.arm_client import AzureError
-
         started = time.monotonic()
         try:
             await act(found.ref)

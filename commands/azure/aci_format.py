@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-if TYPE_CHECKING:
-    from commands.azure.arm_client import Found
-
+from commands.azure.arm_client import Found
 
 ZERO_WIDTH = "\u200b"
 LAST_EVENTS = 3
