@@ -30,7 +30,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 
-# A C compiler for the span encoder (telemetry/_otlp_span.c, built by hatch_build.py):
+# A C compiler for the span codec and the store's batch writer (telemetry/*.c, built
+# by hatch_build.py):
 # Debian's, from the release the pinned base image is built on. It stays in this
 # stage; the final image copies only the venv. Not pinned by version: libc6-dev must
 # match the libc6 of the base image, which its digest already fixes.

@@ -1,7 +1,7 @@
 """Compiles the C extensions when the project is built or installed (``pip install -e .``).
 
 The trace pipeline's span encoder and the span store's batch writer are C
-(docs/telemetry.md, "What tracing costs"); each is one file with no dependency but
+(docs/development.md, "How the design reached it"); each is one file with no dependency but
 Python's headers (the writer finds SQLite in the running process), so they are
 compiled here with the C compiler Python was built with, instead of through a
 second build system. A missing compiler fails the install in one line: without
@@ -22,7 +22,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SOURCES = [Path("telemetry") / "_span_codec.c", Path("telemetry") / "_store_writer.c"]
 
 
-class CompileSpanEncoder(BuildHookInterface):  # type: ignore[type-arg]
+class CompileExtensions(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:

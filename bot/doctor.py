@@ -81,7 +81,12 @@ async def run_checks(settings: Settings, azure: AzureOptions | None = None) -> l
             _otlp(settings, http),
             _azure(settings, http, azure),
         )
-    local = [*_flags(settings), *_commands_file(settings), *_ports(settings)]
+    local = [
+        *_flags(settings),
+        *_commands_file(settings),
+        *_span_store(settings),
+        *_ports(settings),
+    ]
     return [check for group in groups for check in group] + local
 
 
@@ -350,6 +355,25 @@ def _flags(settings: Settings) -> list[Check]:
     warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
     status: Status = "warn" if report.warnings else "ok"
     return [Check("flags file", status, f"{path}: {report.flag_count} flag(s){warned}")]
+
+
+def _span_store(settings: Settings) -> list[Check]:
+    """Whether the store's rows go through the C batch writer (its figures assume it)."""
+    if settings.span_store_path is None:
+        return [Check("span store writer", "skip", "no span store (SPAN_STORE=off)")]
+    from telemetry.store import BATCH_WRITER_OFF
+
+    if BATCH_WRITER_OFF is None:
+        return [Check("span store writer", "ok", "rows written in C, one GIL hand-off a batch")]
+    return [
+        Check(
+            "span store writer",
+            "warn",
+            f"rows go through sqlite3's executemany: {BATCH_WRITER_OFF}",
+            "run the bot on CPython 3.11 to 3.13 with its own sqlite3 module (the image does); "
+            "the store then costs more CPU and memory under load (docs/development.md)",
+        )
+    ]
 
 
 def _commands_file(settings: Settings) -> list[Check]:

@@ -13,12 +13,17 @@
  * transaction as it was), through the same SQLite library (looked up through the
  * ``_sqlite3`` extension, so two SQLite copies never share one file); the
  * connection's handle is the first field of the module's connection object, as
- * in CPython 3.11 to 3.13. Whenever it cannot be sure to do exactly what
- * executemany would (another Python, a value of a type not below or one with an
- * adapter registered, anything but one DML statement, no transaction open, a
- * closed connection, a failed batch) it answers False and the caller runs
- * executemany on the same rows, which writes them or raises its own error.
- * The caller must own the connection: no other thread may use or close it meanwhile.
+ * in CPython 3.11 to 3.13. Wherever it cannot be sure to write what executemany
+ * would (another Python, a value of a type not below or one with an adapter
+ * registered, anything but one statement that writes and returns no rows, no
+ * transaction open, a closed connection, a failed batch) it answers False and the
+ * caller runs executemany on the same rows, which writes them or raises its own
+ * error. Two things executemany does are not done here: the check that the
+ * connection is used from the thread that made it, and an executemany override of
+ * a Connection subclass; the caller must own the connection (no other thread may
+ * use or close it meanwhile). And where SQLite itself rolled the caller's whole
+ * transaction back (a full disk, an I/O error), there is nothing left to hand
+ * over: it raises sqlite3.OperationalError with SQLite's message.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -252,12 +257,15 @@ static PyObject *configure(PyObject *module, PyObject *args) {
                           &protocol, &none_fn, &version))
         return NULL;
     ready = 0;
+    if (!KNOWN_LAYOUT)
+        return PyUnicode_FromString("it reads the sqlite3 connection of CPython 3.11 to 3.13 only");
     /* No file (_sqlite3 built into Python): its SQLite cannot be told from any other. */
-    if (!KNOWN_LAYOUT || library == Py_None) Py_RETURN_FALSE;
+    if (library == Py_None)
+        return PyUnicode_FromString("_sqlite3 is built into this Python: its SQLite cannot be found");
     const char *path = PyUnicode_AsUTF8(library);
     if (path == NULL) return NULL;
     void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (handle == NULL) Py_RETURN_FALSE;
+    if (handle == NULL) return PyUnicode_FromFormat("%s is not loaded", path);
     struct {
         void **slot;
         const char *name;
@@ -283,10 +291,16 @@ static PyObject *configure(PyObject *module, PyObject *args) {
          * where that finds another definition, which one it uses cannot be known here. */
         void *own = dlsym(handle, symbols[i].name);
         void *global = dlsym(RTLD_DEFAULT, symbols[i].name);
-        if (own == NULL || (global != NULL && global != own)) Py_RETURN_FALSE;
+        if (own == NULL)
+            return PyUnicode_FromFormat("_sqlite3's SQLite has no %s", symbols[i].name);
+        if (global != NULL && global != own)
+            return PyUnicode_FromFormat("another SQLite in this process defines %s",
+                                        symbols[i].name);
         *symbols[i].slot = own;
     }
-    if (api.libversion_number() != version) Py_RETURN_FALSE;
+    if (api.libversion_number() != version)
+        return PyUnicode_FromFormat("SQLite %d is loaded, the sqlite3 module reports %d",
+                                    api.libversion_number(), version);
     PyObject *types[] = {(PyObject *)&PyLong_Type, (PyObject *)&PyFloat_Type,
                          (PyObject *)&PyUnicode_Type, (PyObject *)&PyBool_Type};
     PyObject *keys = PyTuple_New(4);
@@ -312,7 +326,7 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_XSETREF(connection_type, Py_NewRef(conn_type));
     Py_XSETREF(operational_error, Py_NewRef(op_error));
     ready = 1;
-    Py_RETURN_TRUE;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -320,7 +334,7 @@ static PyMethodDef methods[] = {
      "insert_rows(conn, sql, rows) -> bool: True if written, False to use executemany."},
     {"configure", configure, METH_VARARGS,
      "configure(library, Connection, OperationalError, adapters, PrepareProtocol, none_adapter, "
-     "sqlite_version_number) -> bool: usable here."},
+     "sqlite_version_number) -> None if usable here, else why not."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,10 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 def insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]], /) -> bool:
-    """True if written; False if declined (the caller runs ``executemany`` on the same rows).
+    """True if written; False if declined: the caller runs ``executemany`` on the same rows.
 
-    The caller must be inside a transaction and own ``conn``: no other thread may use
-    or close it during the call.
+    Declined without a transaction open (``BEGIN`` first), and for anything
+    ``executemany`` might write or refuse otherwise. The caller must own ``conn``:
+    no other thread may use or close it during the call. Raises
+    ``sqlite3.OperationalError`` only where SQLite rolled the whole transaction back
+    itself (a full disk, an I/O error).
     """
 
 def configure(
@@ -21,4 +24,9 @@ def configure(
     none_adapter: Callable[[None], object],
     sqlite_version_number: int,
     /,
-) -> bool: ...
+) -> str | None:
+    """Find the SQLite library the ``_sqlite3`` extension at ``library`` uses.
+
+    None when the writer can be used in this process; otherwise why not (every
+    ``insert_rows`` then declines).
+    """

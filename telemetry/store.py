@@ -237,7 +237,9 @@ sqlite3.register_adapter(type(None), _BIND_NONE)
 
 # The batch writer binds through the SQLite library the sqlite3 module itself uses, and
 # only while no adapter but the one above changes how the module would bind a value.
-_store_writer.configure(
+# ``BATCH_WRITER_OFF`` says why it cannot here (then every batch goes to executemany,
+# and the store costs what docs/development.md measured before the batch writer).
+BATCH_WRITER_OFF: str | None = _store_writer.configure(
     getattr(_sqlite3, "__file__", None),
     sqlite3.Connection,
     sqlite3.OperationalError,
@@ -460,6 +462,8 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         self._removed = 0  # by the retention pass under way
         self._closed = False
         self._failing = False
+        if BATCH_WRITER_OFF is not None:
+            log.info("span store %s: rows go through executemany (%s)", path, BATCH_WRITER_OFF)
 
     row = staticmethod(span_row)
 

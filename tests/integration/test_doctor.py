@@ -111,7 +111,7 @@ async def world(
             "COMMANDS_FILE": str(tmp_path / "commands.toml"),
             "HEALTH_PORT": str(closed_port()),
             "WEBHOOK_PORT": None,
-            "SPAN_STORE": "off",
+            "SPAN_STORE": str(tmp_path / "spans.db"),
         }
         yield World(fake, honeycomb, otlp, arm, env, certificate=certificate)
     await runner.cleanup()
@@ -129,6 +129,7 @@ async def test_a_working_setup_passes_every_check(world: World) -> None:
         **{f"azure {RG}: aci {action}": "ok" for action in ACTIONS},
         "flags file": "ok",
         "commands file": "ok",
+        "span store writer": "ok",
         "port HEALTH_PORT": "ok",
     }
     assert "team chatops-team, environment production" in checks["honeycomb api key"]["detail"]
@@ -341,10 +342,25 @@ async def test_unconfigured_services_are_skipped_not_failed(world: World) -> Non
     for name in ("HONEYCOMB_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "AZURE_SUBSCRIPTION_ID"):
         world.env[name] = None
     world.env["AZURE_RESOURCE_GROUP"] = None
+    world.env["SPAN_STORE"] = "off"
     code, checks = await world.checks()
     assert code == 0
-    for name in ("honeycomb key", "otlp endpoint", "azure"):
+    for name in ("honeycomb key", "otlp endpoint", "azure", "span store writer"):
         assert checks[name]["status"] == "skip", name
+
+
+async def test_a_store_writing_without_the_batch_writer_warns_why(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telemetry import store
+
+    monkeypatch.setattr(store, "BATCH_WRITER_OFF", "_sqlite3 is built into this Python")
+    code, checks = await world.checks()
+    assert code == 0  # a warning: the store works, only slower
+    writer = checks["span store writer"]
+    assert writer["status"] == "warn"
+    assert "executemany: _sqlite3 is built into this Python" in writer["detail"]
+    assert "CPython 3.11 to 3.13" in writer["fix"]
 
 
 async def test_the_table_names_each_failure_and_its_fix_and_prints_no_secret(
