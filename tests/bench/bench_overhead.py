@@ -578,10 +578,13 @@ async def main() -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     scale_guilds, scale_messages = 2500, 200
     names = [n for n in VARIANTS if not args.only or n in args.only or n == "plain discord.py"]
+    from telemetry.store import BATCH_WRITER_OFF  # the store's rows: in C, or why not
+
+    writer = "C batch writer" if BATCH_WRITER_OFF is None else f"executemany ({BATCH_WRITER_OFF})"
     print(
         f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {cN} at "
         f"{USERS}; "
-        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}",
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; store rows: {writer}",
         flush=True,
     )
     by_name: dict[str, list[Result]] = {name: [] for name in names}
