@@ -61,6 +61,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # name: (child variant, needs an OTLP receiver, SQLite store, extra environment)
 VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
     "plain discord.py": ("plain", False, False, {}),
+    # The same plain bot again (A/A): its ratio to the first is what the machine's noise
+    # alone moves a ratio by in this run.
+    "plain discord.py, again": ("plain", False, False, {}),
     "chatops, OTLP": ("chatops", True, False, {}),
     "chatops, SQLite store": ("chatops", False, True, {}),
     "chatops, no exporter": ("chatops", False, False, {}),
@@ -577,7 +580,8 @@ async def main() -> None:
     warmup, c1, cN = (50, 300, 800) if args.quick else (100, 800, 2400)
     rounds = args.rounds or (1 if args.quick else 3)
     scale_guilds, scale_messages = 2500, 200
-    names = [n for n in VARIANTS if not args.only or n in args.only or n == "plain discord.py"]
+    always = ("plain discord.py", "plain discord.py, again")
+    names = [n for n in VARIANTS if not args.only or n in args.only or n in always]
     from telemetry.store import BATCH_WRITER_OFF  # the store's rows: in C, or why not
 
     writer = "C batch writer" if BATCH_WRITER_OFF is None else f"executemany ({BATCH_WRITER_OFF})"
