@@ -1,11 +1,12 @@
 """The local SQLite span store's writer: an OpenTelemetry exporter, and retention.
 
 When no tracing backend is configured the bot still has to answer "which command
-is slow" from the terminal, so ``telemetry/setup.py`` puts
-``BatchSpanProcessor(SqliteSpanExporter(path, ...))`` in the pipeline. Export runs
-on the processor's worker thread, never on the event loop; each batch is one
-transaction; WAL mode lets ``chatops stats`` in another process read while the bot
-writes. Retention by age and by size runs on the same thread, so the file stays
+is slow" from the terminal, so ``telemetry/setup.py`` gives the trace pipeline a
+``SqliteSpanExporter``: its rows are made as traces are kept
+(``telemetry/span_pipeline.py``, ``RowSink``) and written on the pipeline's flush
+thread, never on the event loop, by the C batch writer (``insert_rows``); each
+batch is one transaction; WAL mode lets ``chatops stats`` in another process read
+while the bot writes. Retention by age and by size runs on the same thread, so the file stays
 bounded without a separate job: every ``retention_interval`` it starts, and it
 works in chunks of at most ``retention_budget`` per export, continuing on the next
 export until it is done, so a large trim never stalls the export of new spans.
