@@ -384,3 +384,22 @@ def test_a_full_disk_raises_operational_error_and_leaves_nothing(tmp_path: Path)
         finally:
             conn.close()
     assert outcomes[0] == outcomes[1] == (sqlite3.OperationalError, "database or disk is full")
+
+
+def test_a_batch_is_written_by_trace_and_each_trace_keeps_its_order(tmp_path: Path) -> None:
+    """Rows go in trace-id order (the trace index fills page by page); a trace's spans
+    that started at the same nanosecond still come back in the order they ended."""
+    conn = _store(tmp_path / "s.db")
+    template = span_row(random_spans(1, seed=9)[0])
+    rows = []
+    for n in range(40):  # interleaved: span n of every trace, then span n + 1 ...
+        for trace in ("f" * 32, "0" * 32, "7" * 32):
+            rows.append((trace, f"{n:016x}", *template[2:5], 1_000, *template[6:]))
+    insert_rows(conn, rows)
+    for trace in ("f" * 32, "0" * 32, "7" * 32):
+        found = conn.execute(
+            "SELECT span_id FROM spans WHERE trace_id = ? ORDER BY start_ns, id", (trace,)
+        ).fetchall()
+        assert [row[0] for row in found] == [f"{n:016x}" for n in range(40)]
+    ids = conn.execute("SELECT trace_id FROM spans ORDER BY id").fetchall()
+    assert [row[0] for row in ids] == sorted(row[0] for row in ids)
