@@ -170,7 +170,8 @@ yes:
     return 1;
 }
 
-/* Prepared only if it is one DML statement without results taking ``width`` values. */
+/* Prepared only if it is one statement that writes, returns no rows and takes ``width``
+ * values. */
 static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, Py_ssize_t len, int width) {
     sqlite3_stmt *stmt = NULL;
     const char *tail = NULL;

@@ -6,10 +6,10 @@ is slow" from the terminal, so ``telemetry/setup.py`` gives the trace pipeline a
 (``telemetry/span_pipeline.py``, ``RowSink``) and written on the pipeline's flush
 thread, never on the event loop, by the C batch writer (``insert_rows``); each
 batch is one transaction; WAL mode lets ``chatops stats`` in another process read
-while the bot writes. Retention by age and by size runs on the same thread, so the file stays
-bounded without a separate job: every ``retention_interval`` it starts, and it
-works in chunks of at most ``retention_budget`` per export, continuing on the next
-export until it is done, so a large trim never stalls the export of new spans.
+while the bot writes. Retention by age and by size runs on the same thread, so the
+file stays bounded without a separate job: every ``retention_interval`` it starts,
+and it works in chunks of at most ``retention_budget`` per export, continuing on the
+next export until it is done, so a large trim never stalls the export of new spans.
 
 The write-ahead log is bounded too: SQLite's automatic checkpoint cannot restart
 the log while a reader (``chatops stats``, a dashboard polling) is inside it, so
