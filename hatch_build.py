@@ -19,7 +19,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCES = [Path("telemetry") / "_span_codec.c", Path("telemetry") / "_store_writer.c"]
+SOURCES = [Path("telemetry") / "_span_codec.c", Path("telemetry") / "_store_sqlite.c"]
 
 
 class CompileExtensions(BuildHookInterface):  # type: ignore[type-arg]

@@ -26,7 +26,6 @@ needs no OpenTelemetry SDK; its names are importable from here too.
 
 from __future__ import annotations
 
-import _sqlite3
 import json
 import json.encoder
 import logging
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from telemetry import _span_codec, _store_writer, schema
+from telemetry import _span_codec, schema, store_sqlite
 from telemetry.store_read import Marker, SpanStore, StoreMissing, read_markers, record_marker
 from telemetry.store_schema import (
     BUSY_TIMEOUT_MS,
@@ -230,35 +229,15 @@ _span_codec.configure_store(
 span_row: Callable[[ReadableSpan], SpanRow] = _span_codec.store_row
 
 
-# sqlite3 binds str, int and float as they are, but sends every None through its adaptation
-# protocol (two failed attribute lookups, ~2,000 instructions); a row has about five. An
-# adapter for None makes that one dictionary lookup and a C call that returns None, which
-# binds as NULL as before (process-wide, and the same for every other use of sqlite3).
-_NOTHING: dict[None, None] = {}
-_BIND_NONE = _NOTHING.get
-sqlite3.register_adapter(type(None), _BIND_NONE)
-
-# The batch writer binds through the SQLite library the sqlite3 module itself uses, and
-# only while no adapter but the one above changes how the module would bind a value.
-# ``BATCH_WRITER_OFF`` says why it cannot here (then every batch goes to executemany,
-# and the store costs what docs/development.md measured before the batch writer).
-BATCH_WRITER_OFF: str | None = _store_writer.configure(
-    getattr(_sqlite3, "__file__", None),
-    sqlite3.Connection,
-    sqlite3.OperationalError,
-    sqlite3.adapters,
-    sqlite3.PrepareProtocol,
-    _BIND_NONE,
-    sqlite3.sqlite_version_info[0] * 1_000_000
-    + sqlite3.sqlite_version_info[1] * 1_000
-    + sqlite3.sqlite_version_info[2],
-)
+# Where the C writer cannot work at all, why (every batch then goes to executemany, and
+# the store costs what docs/development.md measured before the batch writer).
+BATCH_WRITER_OFF = store_sqlite.UNAVAILABLE
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
     """Write rows in one transaction: one fsync per batch, and readers see all or nothing.
 
-    In C with the GIL released once (telemetry/_store_writer.c): ``executemany`` hands
+    In C with the GIL released once (telemetry/_store_sqlite.c): ``executemany`` hands
     the GIL back to the busy event loop for every row. Where the C writer declines, the
     same rows go through ``executemany``.
     """
@@ -270,7 +249,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
     except TypeError:  # a trace id that is not a str: SQLite says what is wrong with it
         ordered = list(rows)
     with transaction(conn):
-        if not _store_writer.insert_rows(conn, INSERT_SPAN, ordered):
+        if not store_sqlite.insert_rows(conn, INSERT_SPAN, ordered):
             conn.executemany(INSERT_SPAN, ordered)
 
 

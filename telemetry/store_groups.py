@@ -1,15 +1,13 @@
 """A cache beside the span store that makes ``stats --by`` fast on any attribute.
 
 An attribute with no column of its own lives only in each span's attribute JSON,
-and reading it from a million spans is about a second of ``json_extract`` alone
-(about 350 bytes of JSON each; this SQLite has no JSONB); grouping them and
-finding each group's percentiles in Python is as much again. So the first
-``stats --by KEY`` for such a key copies, for every root span, the key's value
-with the span's duration, start and outcome into a table of its own in a second
-SQLite file beside the store (``spans.db-groups``), with an index in (value,
-duration) order, the shape of the store's own ``roots_*`` indexes: from then on
-the query reads that index as it reads ``roots_author`` (counts in one pass, each
-percentile an ``OFFSET``).
+and reading it from a million root spans takes 1.5 s (about 350 bytes of JSON
+each, read from the whole table; this SQLite has no JSONB). So the first ``stats
+--by KEY`` for such a key copies, for every root span, the key's value with the
+span's duration, start and outcome into a table of its own in a second SQLite file
+beside the store (``spans.db-groups``), in start order, the shape of the store's own
+``roots_start``: from then on the query reads the window's stretch of that table
+as it reads ``roots_start``.
 
 Each later query first brings the table up to date, which costs little: the
 spans written since (ids only grow), and those retention removed (retention
@@ -21,12 +19,11 @@ seen no longer being there, and the table is built again.
 The bot never waits for any of this: the cache is written by ``chatops`` only,
 in its own file, with the store attached and only read (under WAL, reading never
 blocks the writer), so the export path pays nothing. Over 1,000,000 root spans
-the first question costs about 2.7 s (copying 1.4 s, mostly ``json_extract``;
-the index 1.2 s) and each later one about 0.25 s; the file takes about 65 bytes
-per root span per key. A cache that cannot be written (a
-read-only directory, a disk full) is skipped, and the query reads the JSON as
-before: the answer is the same, only slower. At most ``MAX_KEYS`` keys are kept;
-the least recently asked for makes room.
+the first question costs about 1.7 s (copying 1.4 s, mostly reading the JSON) and
+each later one about 0.3 s; the file takes about 40 bytes per root span per key.
+A cache that cannot be written (a read-only directory, a disk full) is skipped,
+and the query reads the JSON as before: the answer is the same, only slower. At
+most ``MAX_KEYS`` keys are kept; the least recently asked for makes room.
 """
 
 from __future__ import annotations
@@ -41,7 +38,7 @@ from telemetry.store_schema import BUSY_TIMEOUT_MS, json_path, json_text
 
 log = logging.getLogger(__name__)
 
-# Keys cached at once; each costs about 65 bytes per root span on disk.
+# Keys cached at once; each costs about 40 bytes per root span on disk.
 MAX_KEYS = 4
 
 _META = """CREATE TABLE IF NOT EXISTS keys (
@@ -63,13 +60,11 @@ class GroupTable:
 
     ``conn`` is the cache's connection, ``table`` has the columns ``start_ns``,
     ``id`` (the span's row in the store), ``is_root`` (always 1), ``value``,
-    ``duration_ns`` and ``outcome``;
-    ``index`` orders them by (value, duration, start, outcome) over ``is_root = 1``.
+    ``duration_ns`` and ``outcome``, in (start, id) order.
     """
 
     conn: sqlite3.Connection
     table: str
-    index: str
 
 
 def group_table(
@@ -139,7 +134,7 @@ def _sync(conn: sqlite3.Connection, key: str, names: tuple[str, ...]) -> GroupTa
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return GroupTable(conn, table, f"{table}_by")
+    return GroupTable(conn, table)
 
 
 def _span_id(conn: sqlite3.Connection, span_row_id: int) -> str | None:
@@ -148,7 +143,7 @@ def _span_id(conn: sqlite3.Connection, span_row_id: int) -> str | None:
 
 
 def _new_table(conn: sqlite3.Connection, key: str) -> str:
-    """A table (and its index) for a key not cached yet; evicts the least recently used."""
+    """A table for a key not cached yet; evicts the least recently used."""
     cached = conn.execute("SELECT key, tab FROM keys ORDER BY used_ns").fetchall()
     for _, old in cached[: max(0, len(cached) - MAX_KEYS + 1)]:
         conn.execute(f"DROP TABLE IF EXISTS main.{old}")
@@ -189,20 +184,12 @@ def _drop_removed(conn: sqlite3.Connection, table: str) -> None:
 
 
 def _copy_new(conn: sqlite3.Connection, table: str, names: tuple[str, ...], high_id: int) -> None:
-    """Copy the root spans written after ``high_id``; the index is built after a first fill."""
-    index = f"{table}_by"
-    empty = conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone() is None
-    if empty:
-        conn.execute(f"DROP INDEX IF EXISTS main.{index}")  # one sort beats a million inserts
+    """Copy the root spans written after ``high_id``."""
+    # A cache an older version made has an index in (value, duration) order: no longer read.
+    conn.execute(f"DROP INDEX IF EXISTS main.{table}_by")
     conn.execute(
         f"INSERT INTO main.{table} (start_ns, id, is_root, value, duration_ns, outcome) "
         f"SELECT start_ns, id, 1, {json_text(names, literal=False)}, duration_ns, outcome "
         "FROM store.spans WHERE id > ? AND is_root = 1",
         [*(json_path(name) for name in names), high_id],
-    )
-    conn.execute(
-        f"CREATE INDEX IF NOT EXISTS main.{index} ON {table} "
-        # is_root too: the condition names it, and a WITHOUT ROWID table's partial index
-        # does not cover a column only its WHERE holds (each row would be looked up).
-        "(value, duration_ns, start_ns, outcome, is_root) WHERE is_root = 1"
     )

@@ -4,10 +4,13 @@ The queries in ``telemetry/query.py`` read only root spans for statistics, so th
 attributes they group and filter on have real columns: command, author, guild and
 outcome are copied out of the attribute JSON when a span is written, and the guild
 name is a *generated* column that SQLite computes from the JSON (right for spans
-written before it existed). Each has a partial index over root spans in duration
-order, so a ``stats --by X`` reads one small index: counts in one pass, and each
-percentile an ``OFFSET`` from whichever end of a group is nearer. ``roots_bucket``
-orders root spans by duration bucket, then start: a heatmap cell is a range of it.
+written before it existed). One partial index holds them for every root span in
+start order, ``roots_start``: the bot only ever appends to it (a root span's entry
+lands on the index's last page), and ``chatops stats --by X`` reads the window's
+stretch of it once, grouping and sorting durations in C
+(``telemetry/store_sqlite.py``). ``roots_bucket`` orders root spans by duration
+bucket, then start: a heatmap cell is a range of it, and the slowest spans are in its
+last buckets.
 
 Columns are keyed by attribute names (``COLUMNS``), several names per column if
 need be. HTTP spans carry the stable semantic-convention names
@@ -15,13 +18,17 @@ need be. HTTP spans carry the stable semantic-convention names
 written before they did holds the old ones (``http.method``, ...), so a query for
 either name reads both and an old store keeps answering (``attribute_names``).
 
-Schema versions (``PRAGMA user_version``): 1 had the copied columns and their
-indexes, and ``roots_time``; 2 adds the generated column and its index, and
-``roots_bucket`` in place of ``roots_time``. A writer migrates an older store in
-place when it opens it (adding a generated column is instant; each new index reads
-the root spans once: 3.5 s for a million in all). A reader never
-migrates: ``read_layout`` tells the queries which columns and indexes exist, so
-``chatops stats`` answers the same from an old store, only slower.
+Schema versions (``PRAGMA user_version``): 1 had the copied columns and an index per
+column in (column, duration) order, and ``roots_time``; 2 adds the generated column
+and its index, and ``roots_bucket`` in place of ``roots_time``; 3 replaces the five
+(column, duration) indexes with ``roots_start``. Those kept each group's durations
+in order, so a percentile was one ``OFFSET``, but each root span's entries landed on
+five random pages, and writing them was most of what the store cost the bot (docs/
+development.md). A writer migrates an older store in place when it opens it (adding a
+generated column is instant; each new index reads the root spans once, about 1 s
+for a million). A reader never migrates: ``read_layout`` tells the queries which
+columns and indexes exist, so ``chatops stats`` answers the same from an old store,
+only slower.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from telemetry import schema
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Milliseconds SQLite waits on a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -105,12 +112,12 @@ def json_path(key: str) -> str:
     return f'$."{key}"'
 
 
-# Every attribute with a column, copied ones first. Each costs its index on every root
-# span written (about 5 µs a span for one ordered by duration, measured with
-# ``tests/bench/bench_stats.py``'s spans), so a generated column is for an attribute
-# people group *all* root spans by; a filtered question (``--where app.outcome=error
-# --by app.error.type``) reads few spans and is fast without one. To add one, list it
-# here and add a migration step that creates its index.
+# Every attribute with a column, copied ones first. Each is held in ``roots_start``, which
+# makes every root span's entry in it a little longer; a generated column is for an
+# attribute people group *all* root spans by (any other is read from the JSON, and
+# cached beside the store once asked for: ``telemetry/store_groups.py``). To add one,
+# list it here, add it to ``ROOT_COLUMNS`` and add a migration step that rebuilds
+# ``roots_start``.
 COLUMNS = (
     Column("command", (schema.COMMAND,), generated=False, short="command"),
     Column("author", (schema.AUTHOR_ID,), generated=False, short="author"),
@@ -139,12 +146,16 @@ def attribute_names(key: str) -> tuple[str, ...]:
     return (key,)
 
 
-def _root_index(column: str) -> str:
-    extra = ", outcome" if column != "outcome" else ""
-    return (
-        f"CREATE INDEX IF NOT EXISTS roots_{column} "
-        f"ON spans ({column}, duration_ns, start_ns{extra}) WHERE is_root = 1"
-    )
+# What ``roots_start`` holds of each root span, so a query grouping or filtering on any of
+# them never reads the table: ``service`` tells CI spans from the bot's own.
+ROOT_COLUMNS = (
+    "start_ns",
+    "duration_ns",
+    "outcome",
+    *(column.name for column in COLUMNS if column.name != "outcome"),
+    "service",
+)
+ROOTS_START = "roots_start"
 
 
 _TABLES = [
@@ -195,7 +206,6 @@ def _add_generated(conn: sqlite3.Connection) -> None:
 _INDEXES_V1 = [
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id)",
     "CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns)",
-    *(_root_index(c.name) for c in COLUMNS if not c.generated),
     "CREATE INDEX IF NOT EXISTS markers_time ON markers (time_ns)",
 ]
 
@@ -203,21 +213,33 @@ _INDEXES_V1 = [
 # in bucket order a heatmap cell is a range of the index, so the heatmap counts cells
 # without sorting a million rows, and the slowest spans are in the last buckets.
 _INDEXES_V2 = [
-    *(_root_index(c.name) for c in COLUMNS if c.generated),
     "CREATE INDEX IF NOT EXISTS roots_bucket ON spans (dur_bucket, start_ns, duration_ns, outcome) "
     "WHERE is_root = 1",
 ]
 _DROPPED_V2 = ["DROP INDEX IF EXISTS roots_time"]
 
+_INDEXES_V3 = [
+    f"CREATE INDEX IF NOT EXISTS {ROOTS_START} ON spans ({', '.join(ROOT_COLUMNS)}) "
+    "WHERE is_root = 1",
+]
+_DROPPED_V3 = [f"DROP INDEX IF EXISTS roots_{c.name}" for c in COLUMNS]
+
 
 def _to_version_2(conn: sqlite3.Connection) -> None:
+    # Version 2's duration-ordered index of the generated column is not made: version 3,
+    # the next step, would drop it.
     _add_generated(conn)
     for statement in [*_INDEXES_V2, *_DROPPED_V2]:
         conn.execute(statement)
 
 
+def _to_version_3(conn: sqlite3.Connection) -> None:
+    for statement in [*_INDEXES_V3, *_DROPPED_V3]:
+        conn.execute(statement)
+
+
 # Steps that bring a store of version N (the key) to version N + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_version_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_version_2, 2: _to_version_3}
 
 INSERT_SPAN = """
 INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, duration_ns, dur_bucket,
@@ -307,7 +329,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             for statement in _TABLES:
                 conn.execute(statement)
             _add_generated(conn)
-            for statement in [*_INDEXES_V1, *_INDEXES_V2]:
+            for statement in [*_INDEXES_V1, *_INDEXES_V2, *_INDEXES_V3]:
                 conn.execute(statement)
         else:
             # A store with tables but no version predates ``user_version``: version 1.

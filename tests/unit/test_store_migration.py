@@ -1,4 +1,4 @@
-"""A store written by schema version 1: queryable as it is, and migrated in place by a writer."""
+"""Stores of schema versions 1 and 2: queryable as they are, migrated in place by a writer."""
 
 from __future__ import annotations
 
@@ -115,9 +115,10 @@ def test_a_writer_migrates_an_old_store_in_place(
 ) -> None:
     conn = connect_writer(old_store)
     layout = read_layout(conn)
-    assert layout.version == SCHEMA_VERSION == 2
+    assert layout.version == SCHEMA_VERSION == 3
     assert "guild_name" in layout.columns
-    assert {"roots_guild_name", "roots_bucket"} <= layout.indexes
+    assert {"roots_start", "roots_bucket"} <= layout.indexes
+    assert not DURATION_ORDERED & layout.indexes
     assert "roots_time" not in layout.indexes
     assert conn.execute("SELECT count(*) FROM spans").fetchone()[0] == len(spans)
     more = random_spans(50, seed=2)
@@ -131,6 +132,42 @@ def test_a_migrated_store_has_the_layout_of_a_new_one(old_store: Path, tmp_path:
     migrated = read_layout(connect_writer(old_store))
     fresh = read_layout(connect_writer(tmp_path / "new.db"))
     assert migrated == fresh
+
+
+# Version 2's indexes in (column, duration) order, which version 3 replaced by roots_start.
+DURATION_ORDERED = {f"roots_{c}" for c in ("command", "author", "guild", "outcome", "guild_name")}
+
+
+@pytest.fixture
+def version_2_store(tmp_path: Path, spans: list[ReadableSpan]) -> Path:
+    """A store as version 2 left it: its five duration-ordered indexes, no roots_start."""
+    path = tmp_path / "v2.db"
+    conn = connect_writer(path)
+    insert_rows(conn, [span_row(span) for span in spans])
+    conn.execute("DROP INDEX roots_start")
+    for column in ("command", "author", "guild", "guild_name"):
+        conn.execute(
+            f"CREATE INDEX roots_{column} ON spans ({column}, duration_ns, start_ns, outcome) "
+            "WHERE is_root = 1"
+        )
+    conn.execute(
+        "CREATE INDEX roots_outcome ON spans (outcome, duration_ns, start_ns) WHERE is_root = 1"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    return path
+
+
+def test_a_version_2_store_answers_the_same_and_migrates_to_the_new_layout(
+    version_2_store: Path, spans: list[ReadableSpan], tmp_path: Path
+) -> None:
+    with SpanStore.open(version_2_store) as store:  # read as it is: no roots_start
+        assert store.layout.version == 2 and "roots_start" not in store.layout.indexes
+        assert_answers_like_brute_force(store, spans)
+    migrated = read_layout(connect_writer(version_2_store))
+    assert migrated == read_layout(connect_writer(tmp_path / "new.db"))
+    with SpanStore.open(version_2_store) as store:
+        assert_answers_like_brute_force(store, spans)
 
 
 def test_an_older_writer_in_between_does_not_break_the_next_migration(

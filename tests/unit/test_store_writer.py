@@ -1,6 +1,6 @@
 """The compiled batch writer stores exactly what ``executemany`` would, and fails the same way.
 
-``telemetry/_store_writer.c`` binds and steps a whole batch with the GIL released
+``telemetry/_store_sqlite.c`` binds and steps a whole batch with the GIL released
 once; wherever it cannot be sure to act as ``executemany`` (a value it does not
 bind, an adapter registered, a statement that is not one DML statement, no
 transaction, a failed batch) it declines before writing anything, and
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telemetry import _store_writer
+from telemetry import _store_sqlite, store_sqlite
 from telemetry.store import BATCH_WRITER_OFF, SqliteSpanExporter, insert_rows, span_row
 from telemetry.store_schema import INSERT_SPAN, connect_writer, transaction
 from tests.store_data import random_spans
@@ -80,7 +80,7 @@ def _dump(conn: sqlite3.Connection, table: str) -> list[Row]:
 def _ours(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
     """``store.insert_rows`` for any statement."""
     with transaction(conn):
-        if not _store_writer.insert_rows(conn, sql, rows):
+        if not _store_sqlite.insert_rows(conn, sql, rows):
             conn.executemany(sql, rows)
 
 
@@ -117,7 +117,7 @@ def test_any_values_are_stored_as_executemany_stores_them(tmp_path: Path, rows: 
         c_conn.execute("DELETE FROM t")
         py_conn.execute("DELETE FROM t")
         with transaction(c_conn):
-            assert _store_writer.insert_rows(c_conn, GENERIC, rows) is True
+            assert _store_sqlite.insert_rows(c_conn, GENERIC, rows) is True
         _theirs(py_conn, GENERIC, rows)
         assert _dump(c_conn, "t") == _dump(py_conn, "t")
     finally:
@@ -129,13 +129,13 @@ def test_span_rows_are_written_in_c_and_equal_executemany_s(tmp_path: Path) -> N
     rows = [span_row(span) for span in random_spans(300, seed=11)]
     c_conn, py_conn = _store(tmp_path / "c.db"), _store(tmp_path / "py.db")
     with transaction(c_conn):
-        assert _store_writer.insert_rows(c_conn, INSERT_SPAN, rows) is True  # not declined
+        assert _store_sqlite.insert_rows(c_conn, INSERT_SPAN, rows) is True  # not declined
     _theirs(py_conn, INSERT_SPAN, rows)
     assert len(_dump(c_conn, "spans")) == len(rows) > 300
     assert _dump(c_conn, "spans") == _dump(py_conn, "spans")
     # The indexes were written too: a query through one finds the same roots.
     by_author = (
-        "SELECT author, count(*) FROM spans INDEXED BY roots_author "
+        "SELECT author, count(*) FROM spans INDEXED BY roots_start "
         "WHERE is_root = 1 GROUP BY author"
     )
     assert c_conn.execute(by_author).fetchall() == py_conn.execute(by_author).fetchall()
@@ -145,13 +145,13 @@ def test_the_exporter_writes_through_the_c_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers: list[bool] = []
-    real = _store_writer.insert_rows
+    real = _store_sqlite.insert_rows
 
     def spy(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> bool:
         answers.append(real(conn, sql, rows))
         return answers[-1]
 
-    monkeypatch.setattr(_store_writer, "insert_rows", spy)
+    monkeypatch.setattr(store_sqlite, "insert_rows", spy)
     exporter = SqliteSpanExporter(tmp_path / "s.db", max_age=timedelta(days=7), max_bytes=1 << 30)
     spans = random_spans(20, seed=4)
     exporter.export_rows([span_row(span) for span in spans])
@@ -181,7 +181,7 @@ def test_the_gil_is_released_while_a_batch_is_written(tmp_path: Path) -> None:
         thread.start()
         with transaction(conn):
             before = ticks
-            assert _store_writer.insert_rows(conn, GENERIC, rows) is True
+            assert _store_sqlite.insert_rows(conn, GENERIC, rows) is True
             during = ticks - before
     finally:
         stop.set()
@@ -220,7 +220,7 @@ def test_what_c_declines_it_leaves_unwritten_and_executemany_decides(
 ) -> None:
     conn = _generic(tmp_path / "c.db")
     with transaction(conn):
-        assert _store_writer.insert_rows(conn, GENERIC, rows) is False
+        assert _store_sqlite.insert_rows(conn, GENERIC, rows) is False
     assert _dump(conn, "t") == []  # not even the rows before the one it declined
     ours, theirs = _both(tmp_path, GENERIC, rows)
     assert ours == theirs
@@ -243,7 +243,7 @@ def test_a_statement_executemany_would_refuse_or_treat_otherwise_is_declined(
     rows = [("x", 1, 2.5)]
     conn = _generic(tmp_path / "c.db")
     with transaction(conn):
-        assert _store_writer.insert_rows(conn, sql, rows) is False
+        assert _store_sqlite.insert_rows(conn, sql, rows) is False
     ours, theirs = _both(tmp_path, sql, rows)
     assert ours == theirs
 
@@ -252,7 +252,7 @@ def test_a_one_shot_iterator_is_declined_before_it_is_read(tmp_path: Path) -> No
     conn = _generic(tmp_path / "c.db")
     rows: Iterator[Row] = iter([("x", 1, 2.5), ("y", 2, 3.5)])
     with transaction(conn):
-        assert _store_writer.insert_rows(conn, GENERIC, rows) is False  # type: ignore[arg-type]
+        assert _store_sqlite.insert_rows(conn, GENERIC, rows) is False  # type: ignore[arg-type]
         conn.executemany(GENERIC, rows)
     assert [row[0] for row in _dump(conn, "t")] == ["x", "y"]
 
@@ -268,7 +268,7 @@ def test_an_adapter_registered_for_a_type_it_binds_makes_it_decline(
         conn = _generic(tmp_path / "c.db")
         with transaction(conn):
             example = {bool: True, type(None): None}[kind]
-            assert _store_writer.insert_rows(conn, GENERIC, [(example, 1, 2)]) is False
+            assert _store_sqlite.insert_rows(conn, GENERIC, [(example, 1, 2)]) is False
         conn.close()
         ours, theirs = _both(tmp_path, GENERIC, [(example, 1, 2)])
         assert ours == theirs
@@ -287,33 +287,35 @@ def test_an_adapter_for_a_base_type_makes_it_decline(tmp_path: Path, kind: str) 
     script = f"""
 import sqlite3, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-from telemetry import _store_writer
+from telemetry import _store_sqlite, store_sqlite
 from telemetry.store_schema import transaction
 sqlite3.register_adapter({kind}, lambda value: "adapted " + repr(value))
 conn = sqlite3.connect(":memory:", isolation_level=None)
 conn.execute("CREATE TABLE t (a, b, c)")
 with transaction(conn):
-    declined = not _store_writer.insert_rows(conn, {GENERIC!r}, [(7, 0.5, "s")])
+    declined = not _store_sqlite.insert_rows(conn, {GENERIC!r}, [(7, 0.5, "s")])
     conn.executemany({GENERIC!r}, [(7, 0.5, "s")])
-print(declined, conn.execute("SELECT * FROM t").fetchall())
+grouped = store_sqlite.group_durations(conn, "SELECT c, 1, 0 FROM t WHERE a = ?", [7], (50,))
+print(declined, conn.execute("SELECT * FROM t").fetchall(), grouped)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     adapted = {"int": "'adapted 7'", "float": "'adapted 0.5'", "str": "\"adapted 's'\""}[kind]
     assert done.stdout.startswith("True [(") and adapted in done.stdout, done.stdout
+    assert done.stdout.rstrip().endswith(" None"), done.stdout  # the grouping declined too
 
 
 def test_without_a_transaction_it_declines(tmp_path: Path) -> None:
     conn = _generic(tmp_path / "c.db")
-    assert _store_writer.insert_rows(conn, GENERIC, [("x", 1, 2.5)]) is False
+    assert _store_sqlite.insert_rows(conn, GENERIC, [("x", 1, 2.5)]) is False
     assert _dump(conn, "t") == []
 
 
 def test_a_closed_connection_is_declined_and_executemany_says_why(tmp_path: Path) -> None:
     conn = _generic(tmp_path / "c.db")
     conn.close()
-    assert _store_writer.insert_rows(conn, GENERIC, [("a", "b", "c")]) is False
+    assert _store_sqlite.insert_rows(conn, GENERIC, [("a", "b", "c")]) is False
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         conn.executemany(GENERIC, [("a", "b", "c")])
 
@@ -333,7 +335,7 @@ def test_a_failed_batch_is_undone_and_raises_executemany_s_own_error(
     conn = _generic(tmp_path / "c.db")
     with transaction(conn):
         conn.execute("INSERT INTO k VALUES (100, 'before', 'the batch')")
-        assert _store_writer.insert_rows(conn, sql, rows) is False
+        assert _store_sqlite.insert_rows(conn, sql, rows) is False
         assert conn.in_transaction  # the caller's transaction, as it was
         assert [row[0] for row in _dump(conn, "k")] == [100]
     ours, theirs = _both(tmp_path, sql, rows, table)
@@ -368,7 +370,7 @@ def test_a_full_disk_raises_operational_error_and_leaves_nothing(tmp_path: Path)
     executemany does (without its ``sqlite_errorcode``)."""
     rows = [(f"row {i}" * 50, i, i * 0.5) for i in range(2_000)]
     outcomes = []
-    for write in (_store_writer.insert_rows, None):
+    for write in (_store_sqlite.insert_rows, None):
         conn = _generic(tmp_path / f"{write is None}.db")
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages + 2}")

@@ -1,5 +1,5 @@
-"""Span rows written to SQLite in C with the GIL released once per batch
-(telemetry/_store_writer.c), used through ``store.insert_rows``."""
+"""The span store's direct use of SQLite (telemetry/_store_sqlite.c), each call with the GIL
+released once; used through ``telemetry/store_sqlite.py``."""
 
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -13,6 +13,17 @@ def insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ..
     no other thread may use or close it during the call. Raises
     ``sqlite3.OperationalError`` only where SQLite rolled the whole transaction back
     itself (a full disk, an I/O error).
+    """
+
+def group_durations(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], percentiles: tuple[int, ...], /
+) -> list[tuple[str | None, int, int, int, list[int]]] | None:
+    """Run ``sql`` (one read of three columns: group value, duration, is-error) and group it.
+
+    Per group, in the order first seen: its value, the row count, the rows whose
+    third column is true, the longest duration, and the nearest-rank duration at
+    each of ``percentiles`` (at most 8, each 0 to 100). None if declined: the caller
+    reads the rows in Python, which gives the same answer or raises sqlite3's error.
     """
 
 def configure(

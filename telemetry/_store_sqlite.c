@@ -1,5 +1,7 @@
-/* Writes a batch of span rows to SQLite with the GIL released once for the whole batch.
+/* The span store's direct use of SQLite: a batch of rows written, and root spans grouped
+ * for ``chatops stats``, each with the GIL released once.
  *
+ * Writing (``insert_rows``).
  * ``Connection.executemany`` releases and retakes the GIL around every row's step.
  * While the bot's event loop is busy, retaking it waits for the loop to let go (up
  * to the 5 ms switch interval), so under load the store's flush thread spent its
@@ -36,7 +38,11 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 
 #define SQLITE_OK 0
+#define SQLITE_ROW 100
 #define SQLITE_DONE 101
+#define SQLITE_INTEGER 1
+#define SQLITE_TEXT 3
+#define SQLITE_NULL 5
 #define SQLITE_STATIC ((void (*)(void *))0)
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(PYPY_VERSION) && \
@@ -66,6 +72,10 @@ static struct {
     int (*get_autocommit)(sqlite3 *);
     const char *(*errmsg)(sqlite3 *);
     int (*libversion_number)(void);
+    int (*column_type)(sqlite3_stmt *, int);
+    long long (*column_int64)(sqlite3_stmt *, int);
+    const unsigned char *(*column_text)(sqlite3_stmt *, int);
+    int (*column_bytes)(sqlite3_stmt *, int);
 } api;
 
 static int ready = 0;
@@ -249,6 +259,286 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
 #endif
 }
 
+/* ---- Grouping root spans (``group_durations``) ----
+ *
+ * ``chatops stats --by KEY`` needs, per value of KEY, the count, the errors, the
+ * longest duration and nearest-rank percentiles. With an index in (KEY, duration)
+ * order for each KEY, SQLite answers that by OFFSET, but keeping such indexes costs
+ * the bot a random page of each per root span it writes. So the store keeps its root
+ * spans in time order only, and this reads the rows of one query (group, duration,
+ * is_error) with the GIL released, groups them in a hash table and sorts each group's
+ * durations: what a pass in Python does per row (a tuple, a dict lookup, an append),
+ * done in C. Wherever it cannot return exactly what that Python pass would (a value
+ * not TEXT or NULL, a duration not an INTEGER, text that is not UTF-8, a parameter it
+ * cannot bind, a statement that is not one read of three columns, an error from
+ * SQLite) it answers None and the caller runs the Python pass, which answers or
+ * raises its own error. */
+
+typedef struct {
+    size_t key;             /* offset of the value's bytes in the arena */
+    int len;                /* -1: the NULL group */
+    unsigned long long hash;
+    long long count, errors, longest, first; /* first: where its durations start, sorted */
+} Group;
+
+typedef struct {
+    Group *groups; /* in first-seen order, which is the order the Python pass reports */
+    size_t used, cap;
+    size_t *slots; /* open addressing: index + 1 into groups, 0 empty */
+    size_t mask;
+    char *arena;
+    size_t arena_used, arena_cap;
+    int *row_group; /* per row read: its group */
+    long long *row_duration;
+    size_t rows, rows_cap;
+} Scan;
+
+enum { SCAN_DONE = 0, SCAN_DECLINE = 1, SCAN_NOMEM = 2 };
+
+static unsigned long long text_hash(const char *s, int len) {
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+    for (int i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int grow_slots(Scan *scan) {
+    size_t size = scan->mask ? (scan->mask + 1) * 2 : 256;
+    size_t *slots = calloc(size, sizeof *slots);
+    if (slots == NULL) return 0;
+    for (size_t g = 0; g < scan->used; g++) {
+        size_t i = scan->groups[g].hash & (size - 1);
+        while (slots[i]) i = (i + 1) & (size - 1);
+        slots[i] = g + 1;
+    }
+    free(scan->slots);
+    scan->slots = slots;
+    scan->mask = size - 1;
+    return 1;
+}
+
+/* The group of a value (len -1: NULL), added if new; -1 when out of memory. */
+static long long group_of(Scan *scan, const char *text, int len) {
+    unsigned long long h = len < 0 ? 0 : text_hash(text, len);
+    if (scan->mask == 0 && !grow_slots(scan)) return -1;
+    size_t i = h & scan->mask;
+    for (size_t found; (found = scan->slots[i]) != 0; i = (i + 1) & scan->mask) {
+        Group *g = &scan->groups[found - 1];
+        if (g->hash == h && g->len == len &&
+            (len <= 0 || memcmp(scan->arena + g->key, text, (size_t)len) == 0))
+            return (long long)(found - 1);
+    }
+    if (scan->used == scan->cap) {
+        size_t cap = scan->cap ? scan->cap * 2 : 64;
+        Group *groups = realloc(scan->groups, cap * sizeof *groups);
+        if (groups == NULL) return -1;
+        scan->groups = groups;
+        scan->cap = cap;
+    }
+    if (len > 0 && scan->arena_used + (size_t)len > scan->arena_cap) {
+        size_t cap = scan->arena_cap ? scan->arena_cap : 4096;
+        while (cap < scan->arena_used + (size_t)len) cap *= 2;
+        char *arena = realloc(scan->arena, cap);
+        if (arena == NULL) return -1;
+        scan->arena = arena;
+        scan->arena_cap = cap;
+    }
+    Group *g = &scan->groups[scan->used];
+    *g = (Group){.key = scan->arena_used, .len = len, .hash = h};
+    if (len > 0) memcpy(scan->arena + scan->arena_used, text, (size_t)len);
+    scan->arena_used += len > 0 ? (size_t)len : 0;
+    scan->slots[i] = ++scan->used;
+    if (scan->used * 2 > scan->mask && !grow_slots(scan)) return -1;
+    return (long long)(scan->used - 1);
+}
+
+static int add_row(Scan *scan, int group, long long duration) {
+    if (scan->rows == scan->rows_cap) {
+        size_t cap = scan->rows_cap ? scan->rows_cap * 2 : 4096;
+        int *groups = realloc(scan->row_group, cap * sizeof *groups);
+        if (groups == NULL) return 0;
+        scan->row_group = groups;
+        long long *durations = realloc(scan->row_duration, cap * sizeof *durations);
+        if (durations == NULL) return 0;
+        scan->row_duration = durations;
+        scan->rows_cap = cap;
+    }
+    scan->row_group[scan->rows] = group;
+    scan->row_duration[scan->rows++] = duration;
+    return 1;
+}
+
+static int read_rows(sqlite3_stmt *stmt, Scan *scan) {
+    int rc;
+    while ((rc = api.step(stmt)) == SQLITE_ROW) {
+        int type = api.column_type(stmt, 0);
+        long long group;
+        if (type == SQLITE_NULL) {
+            group = group_of(scan, NULL, -1);
+        } else if (type == SQLITE_TEXT) {
+            const char *text = (const char *)api.column_text(stmt, 0);
+            if (text == NULL) return SCAN_NOMEM;
+            group = group_of(scan, text, api.column_bytes(stmt, 0));
+        } else {
+            return SCAN_DECLINE;
+        }
+        if (group < 0) return SCAN_NOMEM;
+        if (group > INT_MAX || api.column_type(stmt, 1) != SQLITE_INTEGER) return SCAN_DECLINE;
+        long long duration = api.column_int64(stmt, 1);
+        type = api.column_type(stmt, 2);
+        if (type != SQLITE_NULL && type != SQLITE_INTEGER) return SCAN_DECLINE;
+        Group *g = &scan->groups[group];
+        if (g->count == 0 || duration > g->longest) g->longest = duration;
+        g->count++;
+        g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
+        if (!add_row(scan, (int)group, duration)) return SCAN_NOMEM;
+    }
+    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_DECLINE;
+}
+
+static int by_duration(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Each group's durations together in one array, each stretch sorted. */
+static long long *sort_groups(Scan *scan) {
+    long long *sorted = malloc((scan->rows ? scan->rows : 1) * sizeof *sorted);
+    if (sorted == NULL) return NULL;
+    long long next = 0;
+    for (size_t g = 0; g < scan->used; g++) {
+        scan->groups[g].first = next;
+        next += scan->groups[g].count;
+    }
+    long long *fill = malloc((scan->used ? scan->used : 1) * sizeof *fill);
+    if (fill == NULL) {
+        free(sorted);
+        return NULL;
+    }
+    for (size_t g = 0; g < scan->used; g++) fill[g] = scan->groups[g].first;
+    for (size_t r = 0; r < scan->rows; r++)
+        sorted[fill[scan->row_group[r]]++] = scan->row_duration[r];
+    free(fill);
+    for (size_t g = 0; g < scan->used; g++)
+        qsort(sorted + scan->groups[g].first, (size_t)scan->groups[g].count, sizeof *sorted,
+              by_duration);
+    return sorted;
+}
+
+static void free_scan(Scan *scan) {
+    free(scan->groups);
+    free(scan->slots);
+    free(scan->arena);
+    free(scan->row_group);
+    free(scan->row_duration);
+}
+
+/* One group's (value, count, errors, longest, [durations at percentiles]). */
+static PyObject *group_row(const Scan *scan, const Group *g, const long long *sorted,
+                           const long *percentiles, Py_ssize_t n) {
+    PyObject *value =
+        g->len < 0 ? Py_NewRef(Py_None)
+                   : PyUnicode_DecodeUTF8(scan->arena + g->key, g->len, NULL);
+    PyObject *ranked = value != NULL ? PyList_New(n) : NULL;
+    for (Py_ssize_t i = 0; ranked != NULL && i < n; i++) {
+        long long rank = (percentiles[i] * g->count + 99) / 100 - 1; /* nearest rank */
+        PyObject *d = PyLong_FromLongLong(sorted[g->first + (rank > 0 ? rank : 0)]);
+        if (d == NULL) Py_CLEAR(ranked);
+        else PyList_SET_ITEM(ranked, i, d);
+    }
+    if (ranked == NULL) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    return Py_BuildValue("(NLLLN)", value, g->count, g->errors, g->longest, ranked);
+}
+
+static PyObject *group_durations(PyObject *module, PyObject *args) {
+    PyObject *conn, *sql, *params_arg, *percentiles_arg;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OUOO:group_durations", &conn, &sql, &params_arg,
+                          &percentiles_arg))
+        return NULL;
+#if KNOWN_LAYOUT
+    if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) || adapted())
+        Py_RETURN_NONE;
+    sqlite3 *db = ((ConnectionHead *)conn)->db;
+    if (db == NULL) Py_RETURN_NONE;
+    /* Values as the Python pass would see them: str, the sqlite3 module's default. */
+    PyObject *factory = PyObject_GetAttrString(conn, "text_factory");
+    if (factory == NULL) return NULL;
+    Py_DECREF(factory);
+    if (factory != (PyObject *)&PyUnicode_Type) Py_RETURN_NONE;
+    Py_ssize_t sql_len;
+    const char *sql_text = PyUnicode_AsUTF8AndSize(sql, &sql_len);
+    if (sql_text == NULL) return NULL;
+    if (sql_len > INT_MAX || (Py_ssize_t)strlen(sql_text) != sql_len) Py_RETURN_NONE;
+    long percentiles[8];
+    Py_ssize_t n = PyTuple_CheckExact(percentiles_arg) ? PyTuple_GET_SIZE(percentiles_arg) : 9;
+    for (Py_ssize_t i = 0; i < n && n <= 8; i++) {
+        PyObject *p = PyTuple_GET_ITEM(percentiles_arg, i);
+        percentiles[i] = PyLong_CheckExact(p) ? PyLong_AsLong(p) : -1;
+        if (percentiles[i] < 0 || percentiles[i] > 100) n = 9;
+    }
+    PyErr_Clear();
+    PyObject *params = PySequence_Tuple(params_arg); /* keeps bound text alive */
+    if (params == NULL) return NULL;
+    Py_ssize_t width = PyTuple_GET_SIZE(params);
+    Value values[64];
+    int ok = n <= 8 && width <= 64;
+    for (Py_ssize_t c = 0; ok && c < width; c++) ok = convert(PyTuple_GET_ITEM(params, c), &values[c]);
+    sqlite3_stmt *stmt = NULL;
+    const char *tail = NULL;
+    if (ok && api.prepare_v2(db, sql_text, (int)sql_len, &stmt, &tail) == SQLITE_OK &&
+        stmt != NULL) {
+        while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
+        ok = (tail == NULL || *tail == '\0') && api.column_count(stmt) == 3 &&
+             api.stmt_readonly(stmt) && api.bind_parameter_count(stmt) == width &&
+             bind(stmt, values, (int)width) == SQLITE_OK;
+    } else {
+        ok = 0;
+    }
+    if (!ok) {
+        if (stmt != NULL) api.finalize(stmt);
+        Py_DECREF(params);
+        Py_RETURN_NONE;
+    }
+    Scan scan = {0};
+    long long *sorted = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = read_rows(stmt, &scan);
+    api.finalize(stmt);
+    if (rc == SCAN_DONE && (sorted = sort_groups(&scan)) == NULL) rc = SCAN_NOMEM;
+    Py_END_ALLOW_THREADS
+    Py_DECREF(params);
+    PyObject *result = NULL;
+    if (rc == SCAN_NOMEM) {
+        PyErr_NoMemory();
+    } else if (rc == SCAN_DECLINE) {
+        result = Py_NewRef(Py_None);
+    } else if ((result = PyList_New((Py_ssize_t)scan.used)) != NULL) {
+        for (size_t g = 0; g < scan.used; g++) {
+            PyObject *row = group_row(&scan, &scan.groups[g], sorted, percentiles, n);
+            if (row == NULL) {
+                Py_CLEAR(result);
+                /* Not UTF-8: the Python pass raises sqlite3's own error for it. */
+                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();
+                    result = Py_NewRef(Py_None);
+                }
+                break;
+            }
+            PyList_SET_ITEM(result, (Py_ssize_t)g, row);
+        }
+    }
+    free(sorted);
+    free_scan(&scan);
+    return result;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject *library, *conn_type, *op_error, *adapter_map, *protocol, *none_fn;
     int version;
@@ -286,6 +576,10 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         {(void **)&api.get_autocommit, "sqlite3_get_autocommit"},
         {(void **)&api.errmsg, "sqlite3_errmsg"},
         {(void **)&api.libversion_number, "sqlite3_libversion_number"},
+        {(void **)&api.column_type, "sqlite3_column_type"},
+        {(void **)&api.column_int64, "sqlite3_column_int64"},
+        {(void **)&api.column_text, "sqlite3_column_text"},
+        {(void **)&api.column_bytes, "sqlite3_column_bytes"},
     };
     for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
         /* _sqlite3's own references resolve in the global scope first (a preloaded SQLite):
@@ -333,6 +627,9 @@ static PyObject *configure(PyObject *module, PyObject *args) {
 static PyMethodDef methods[] = {
     {"insert_rows", insert_rows, METH_VARARGS,
      "insert_rows(conn, sql, rows) -> bool: True if written, False to use executemany."},
+    {"group_durations", group_durations, METH_VARARGS,
+     "group_durations(conn, sql, params, percentiles) -> [(value, count, errors, longest, "
+     "[duration at each percentile])], or None to use a pass in Python."},
     {"configure", configure, METH_VARARGS,
      "configure(library, Connection, OperationalError, adapters, PrepareProtocol, none_adapter, "
      "sqlite_version_number) -> None if usable here, else why not."},
@@ -340,7 +637,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, .m_name = "_store_writer", .m_size = -1, .m_methods = methods,
+    PyModuleDef_HEAD_INIT, .m_name = "_store_sqlite", .m_size = -1, .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__store_writer(void) { return PyModule_Create(&module_def); }
+PyMODINIT_FUNC PyInit__store_sqlite(void) { return PyModule_Create(&module_def); }
