@@ -76,6 +76,7 @@ static struct {
     long long (*column_int64)(sqlite3_stmt *, int);
     const unsigned char *(*column_text)(sqlite3_stmt *, int);
     int (*column_bytes)(sqlite3_stmt *, int);
+    int (*extended_errcode)(sqlite3 *);
 } api;
 
 static int ready = 0;
@@ -269,10 +270,14 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
  * is_error) with the GIL released, groups them in a hash table and sorts each group's
  * durations: what a pass in Python does per row (a tuple, a dict lookup, an append),
  * done in C. Wherever it cannot return exactly what that Python pass would (a value
- * not TEXT or NULL, a duration not an INTEGER, text that is not UTF-8, a parameter it
- * cannot bind, a statement that is not one read of three columns, an error from
- * SQLite) it answers None and the caller runs the Python pass, which answers or
- * raises its own error. */
+ * not TEXT or NULL, a duration not an INTEGER, text that is not UTF-8, parameters it
+ * cannot bind, a statement that is not one read of three columns, a statement SQLite
+ * cannot prepare) it answers None and the caller runs the Python pass, which answers
+ * or raises its own error. An error while reading rows (a lock not given up in time,
+ * an interrupt, an I/O error) is raised as the sqlite3 module raises it
+ * (OperationalError, with ``sqlite_errorcode``; MemoryError), not run again.
+ * ``telemetry/store_sqlite.py`` declines what depends on the connection's Python
+ * settings (a row factory, converters, the thread check) before calling this. */
 
 typedef struct {
     size_t key;             /* offset of the value's bytes in the arena */
@@ -293,7 +298,7 @@ typedef struct {
     size_t rows, rows_cap;
 } Scan;
 
-enum { SCAN_DONE = 0, SCAN_DECLINE = 1, SCAN_NOMEM = 2 };
+enum { SCAN_DONE = 0, SCAN_DECLINE = 1, SCAN_NOMEM = 2, SCAN_ERROR = 3 };
 
 static unsigned long long text_hash(const char *s, int len) {
     unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
@@ -392,7 +397,7 @@ static int read_rows(sqlite3_stmt *stmt, Scan *scan) {
         g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
         if (!add_row(scan, (int)group, duration)) return SCAN_NOMEM;
     }
-    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_DECLINE;
+    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
 }
 
 static int by_duration(const void *a, const void *b) {
@@ -452,6 +457,45 @@ static PyObject *group_row(const Scan *scan, const Group *g, const long long *so
     return Py_BuildValue("(NLLLN)", value, g->count, g->errors, g->longest, ranked);
 }
 
+/* Prepare, check and bind ``sql``, then read its rows; with the GIL released. An error
+ * while stepping is SCAN_ERROR with SQLite's message and code: running the query again in
+ * Python would wait out a lock twice, or run an interrupted query to its end. */
+static int run_query(sqlite3 *db, const char *sql, int len, const Value *values, int width,
+                     Scan *scan, char **error, int *code) {
+    sqlite3_stmt *stmt = NULL;
+    const char *tail = NULL;
+    if (api.prepare_v2(db, sql, len, &stmt, &tail) != SQLITE_OK || stmt == NULL) {
+        if (stmt != NULL) api.finalize(stmt);
+        return SCAN_DECLINE; /* the sqlite3 module prepares it again and says what is wrong */
+    }
+    while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
+    int rc = SCAN_DECLINE;
+    if ((tail == NULL || *tail == '\0') && api.column_count(stmt) == 3 &&
+        api.stmt_readonly(stmt) && api.bind_parameter_count(stmt) == width &&
+        bind(stmt, values, width) == SQLITE_OK)
+        rc = read_rows(stmt, scan);
+    if (rc == SCAN_ERROR) {
+        const char *message = api.errmsg(db);
+        *error = strdup(message ? message : "unknown error");
+        *code = api.extended_errcode(db);
+    }
+    api.finalize(stmt);
+    return rc;
+}
+
+/* The primary result codes the sqlite3 module raises OperationalError for. */
+static const char OPERATIONAL[] = {1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17, 0};
+
+static void raise_operational(const char *message, int code) {
+    PyObject *exc = PyObject_CallFunction(operational_error, "s", message ? message : "error");
+    if (exc == NULL) return;
+    PyObject *number = PyLong_FromLong(code);
+    if (number != NULL && PyObject_SetAttrString(exc, "sqlite_errorcode", number) == 0)
+        PyErr_SetObject(operational_error, exc);
+    Py_XDECREF(number);
+    Py_DECREF(exc);
+}
+
 static PyObject *group_durations(PyObject *module, PyObject *args) {
     PyObject *conn, *sql, *params_arg, *percentiles_arg;
     (void)module;
@@ -480,41 +524,36 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
         if (percentiles[i] < 0 || percentiles[i] > 100) n = 9;
     }
     PyErr_Clear();
+    /* A dict (named parameters) or an iterator: bound by the sqlite3 module only. */
+    if (!PyList_CheckExact(params_arg) && !PyTuple_CheckExact(params_arg)) Py_RETURN_NONE;
     PyObject *params = PySequence_Tuple(params_arg); /* keeps bound text alive */
     if (params == NULL) return NULL;
     Py_ssize_t width = PyTuple_GET_SIZE(params);
     Value values[64];
     int ok = n <= 8 && width <= 64;
     for (Py_ssize_t c = 0; ok && c < width; c++) ok = convert(PyTuple_GET_ITEM(params, c), &values[c]);
-    sqlite3_stmt *stmt = NULL;
-    const char *tail = NULL;
-    if (ok && api.prepare_v2(db, sql_text, (int)sql_len, &stmt, &tail) == SQLITE_OK &&
-        stmt != NULL) {
-        while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
-        ok = (tail == NULL || *tail == '\0') && api.column_count(stmt) == 3 &&
-             api.stmt_readonly(stmt) && api.bind_parameter_count(stmt) == width &&
-             bind(stmt, values, (int)width) == SQLITE_OK;
-    } else {
-        ok = 0;
-    }
     if (!ok) {
-        if (stmt != NULL) api.finalize(stmt);
         Py_DECREF(params);
         Py_RETURN_NONE;
     }
     Scan scan = {0};
     long long *sorted = NULL;
-    int rc;
+    char *error = NULL;
+    int rc, code = 0;
+    /* Preparing may wait for a lock too (loading the schema): the GIL is released for it,
+     * as the sqlite3 module does, so the thread holding that lock can let it go. */
     Py_BEGIN_ALLOW_THREADS
-    rc = read_rows(stmt, &scan);
-    api.finalize(stmt);
+    rc = run_query(db, sql_text, (int)sql_len, values, (int)width, &scan, &error, &code);
     if (rc == SCAN_DONE && (sorted = sort_groups(&scan)) == NULL) rc = SCAN_NOMEM;
     Py_END_ALLOW_THREADS
     Py_DECREF(params);
     PyObject *result = NULL;
-    if (rc == SCAN_NOMEM) {
+    if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7 /* SQLITE_NOMEM */)) {
         PyErr_NoMemory();
-    } else if (rc == SCAN_DECLINE) {
+    } else if (rc == SCAN_ERROR && memchr(OPERATIONAL, code & 0xff, sizeof OPERATIONAL - 1)) {
+        raise_operational(error, code);
+    } else if (rc != SCAN_DONE) { /* a value it does not read, or an error sqlite3 classes
+                                   * otherwise: the Python pass reads the rows, or raises */
         result = Py_NewRef(Py_None);
     } else if ((result = PyList_New((Py_ssize_t)scan.used)) != NULL) {
         for (size_t g = 0; g < scan.used; g++) {
@@ -531,6 +570,7 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
             PyList_SET_ITEM(result, (Py_ssize_t)g, row);
         }
     }
+    free(error);
     free(sorted);
     free_scan(&scan);
     return result;
@@ -580,6 +620,7 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         {(void **)&api.column_int64, "sqlite3_column_int64"},
         {(void **)&api.column_text, "sqlite3_column_text"},
         {(void **)&api.column_bytes, "sqlite3_column_bytes"},
+        {(void **)&api.extended_errcode, "sqlite3_extended_errcode"},
     };
     for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
         /* _sqlite3's own references resolve in the global scope first (a preloaded SQLite):

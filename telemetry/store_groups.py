@@ -185,8 +185,11 @@ def _drop_removed(conn: sqlite3.Connection, table: str) -> None:
 
 def _copy_new(conn: sqlite3.Connection, table: str, names: tuple[str, ...], high_id: int) -> None:
     """Copy the root spans written after ``high_id``."""
-    # A cache an older version made has an index in (value, duration) order: no longer read.
-    conn.execute(f"DROP INDEX IF EXISTS main.{table}_by")
+    # A table an older version made has an index in (value, duration) order, no longer read.
+    # Dropped only when the table is filled anew: an older ``chatops`` reading the same cache
+    # at the same moment still finds it.
+    if conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone() is None:
+        conn.execute(f"DROP INDEX IF EXISTS main.{table}_by")
     conn.execute(
         f"INSERT INTO main.{table} (start_ns, id, is_root, value, duration_ns, outcome) "
         f"SELECT start_ns, id, 1, {json_text(names, literal=False)}, duration_ns, outcome "

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import _sqlite3
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
-from telemetry._store_sqlite import configure, group_durations, insert_rows
+from telemetry import _store_sqlite
+from telemetry._store_sqlite import configure, insert_rows
 
 __all__ = ["UNAVAILABLE", "group_durations", "insert_rows"]
 
@@ -40,3 +43,30 @@ UNAVAILABLE: str | None = configure(
     + sqlite3.sqlite_version_info[1] * 1_000
     + sqlite3.sqlite_version_info[2],
 )
+
+
+_STOCK_CONVERTERS = frozenset({"DATE", "TIMESTAMP"})
+
+# (group value, count, errors, longest duration, durations at the percentiles asked for)
+Grouped = tuple[str | None, int, int, int, list[int]]
+
+
+def group_durations(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], percentiles: tuple[int, ...]
+) -> list[Grouped] | None:
+    """Rows of ``sql`` (group, duration, is-error) grouped in C; None to read them in Python.
+
+    Declined here, before C, wherever the connection's Python settings would change
+    what a Python pass reads: a row factory, a converter registered beyond the
+    module's own two (for DATE and TIMESTAMP, no column of the store), a connection
+    closed or made in another thread (``cursor()`` raises what ``execute`` would).
+    Whether a connection converts at all (``detect_types``) the sqlite3 module does
+    not expose; the store's connections never do.
+    """
+    if conn.row_factory is not None or sqlite3.converters.keys() - _STOCK_CONVERTERS:
+        return None
+    try:
+        conn.cursor().close()
+    except sqlite3.ProgrammingError:
+        return None
+    return _store_sqlite.group_durations(conn, sql, params, percentiles)

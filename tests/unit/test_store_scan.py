@@ -119,6 +119,8 @@ def test_text_that_is_not_utf8_is_declined_and_python_raises_sqlite3_s_error() -
         (SELECT, [FLOOR], (-1,)),
         (SELECT, [FLOOR], tuple(range(9))),  # more than it reads
         (SELECT, [FLOOR], [50]),  # not a tuple
+        ("SELECT g, d, e FROM t WHERE d >= :low", {"low": FLOOR}, PERCENTILES),  # named
+        (SELECT, iter([FLOOR]), PERCENTILES),  # an iterator: sqlite3 refuses it
     ],
 )
 def test_a_query_c_might_run_otherwise_is_declined_and_left_as_it_was(
@@ -134,6 +136,44 @@ def test_a_text_factory_other_than_str_is_declined() -> None:
     conn.text_factory = bytes
     assert store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES) is None
     assert one_pass(conn, SELECT, [FLOOR])[0][0] == b"a"
+
+
+def test_a_row_factory_or_a_converter_is_declined() -> None:
+    conn = _table([("a", 1, 0)])
+    conn.row_factory = sqlite3.Row
+    assert store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES) is None
+    conn.row_factory = None
+    sqlite3.register_converter("TEXT", bytes.upper)
+    try:
+        assert store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES) is None
+    finally:
+        del sqlite3.converters["TEXT"]
+    assert store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES) is not None
+
+
+def test_a_connection_of_another_thread_is_declined_and_python_raises() -> None:
+    conn = sqlite3.connect(":memory:")  # the thread check on, as sqlite3 makes it by default
+    conn.execute("CREATE TABLE t (g, d, e)")
+    found: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: found.append(store_sqlite.group_durations(conn, SELECT, [FLOOR], (50,)))
+    )
+    thread.start()
+    thread.join()
+    assert found == [None]
+
+
+def test_an_error_while_reading_is_raised_as_sqlite3_raises_it_not_run_again() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE spans (g, duration_ns, outcome)")
+    conn.executemany("INSERT INTO spans VALUES (?, ?, 'ok')", [(f"g{i}", i) for i in range(20_000)])
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    conn.set_progress_handler(lambda: 1, 1000)  # interrupts the statement
+    with pytest.raises(sqlite3.OperationalError, match="interrupted") as raised:
+        query._grouped(conn, "g", [], "spans", "duration_ns >= ?", [FLOOR])
+    assert raised.value.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT
+    assert len(statements) == 1  # not read again in Python
 
 
 def test_a_closed_connection_is_declined() -> None:
