@@ -8,7 +8,7 @@ Percentiles are nearest-rank (the smallest duration with at least p% of the
 durations at or below it). One pass over the window's root spans gathers each
 group's durations, in C (``telemetry/store_sqlite.py``): the store's root spans are
 indexed in start order only (``roots_start``), which the bot appends to cheaply, and a
-million spans are read, grouped and sorted in about 0.3 s. A group read from the
+million spans are read, grouped and sorted in 0.35-0.5 s. A group read from the
 attribute JSON is read from its table in the group cache beside the store once it
 has been asked for (``telemetry/store_groups.py``).
 """

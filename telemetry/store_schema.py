@@ -25,10 +25,10 @@ and its index, and ``roots_bucket`` in place of ``roots_time``; 3 replaces the f
 in order, so a percentile was one ``OFFSET``, but each root span's entries landed on
 five random pages, and writing them was most of what the store cost the bot (docs/
 development.md). A writer migrates an older store in place when it opens it (adding a
-generated column is instant; each new index reads the root spans once, about 1 s
-for a million). A reader never migrates: ``read_layout`` tells the queries which
-columns and indexes exist, so ``chatops stats`` answers the same from an old store,
-only slower.
+generated column is instant; each new index reads the root spans once: over a
+million root spans version 1 to 2 took 3.5 s, version 2 to 3 6.1 s). A reader never
+migrates: ``read_layout`` tells the queries which columns and indexes exist, so
+``chatops stats`` answers the same from an old store, only slower.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ SCHEMA_VERSION = 3
 
 # Milliseconds SQLite waits on a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
+# What a writer opening the store waits for another one's migration: longer than the 6.1 s
+# a million root spans took from version 2 to 3 (``chatops marker`` at deploy time, while
+# the new bot migrates).
+MIGRATION_WAIT_MS = 120_000
 
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
@@ -116,8 +120,8 @@ def json_path(key: str) -> str:
 # makes every root span's entry in it a little longer; a generated column is for an
 # attribute people group *all* root spans by (any other is read from the JSON, and
 # cached beside the store once asked for: ``telemetry/store_groups.py``). To add one,
-# list it here, add it to ``ROOT_COLUMNS`` and add a migration step that rebuilds
-# ``roots_start``.
+# list it here and in ``ROOT_COLUMNS``, with a migration step that drops ``roots_start``
+# and creates it again.
 COLUMNS = (
     Column("command", (schema.COMMAND,), generated=False, short="command"),
     Column("author", (schema.AUTHOR_ID,), generated=False, short="author"),
@@ -147,12 +151,16 @@ def attribute_names(key: str) -> tuple[str, ...]:
 
 
 # What ``roots_start`` holds of each root span, so a query grouping or filtering on any of
-# them never reads the table: ``service`` tells CI spans from the bot's own.
+# them never reads the table: ``service`` tells CI spans from the bot's own. Written out,
+# not derived from ``COLUMNS``: a store's index is what the version that built it listed.
 ROOT_COLUMNS = (
     "start_ns",
     "duration_ns",
     "outcome",
-    *(column.name for column in COLUMNS if column.name != "outcome"),
+    "command",
+    "author",
+    "guild",
+    "guild_name",
     "service",
 )
 ROOTS_START = "roots_start"
@@ -290,20 +298,23 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     """Open (creating or migrating if needed) the store for writing, in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+        path, timeout=MIGRATION_WAIT_MS / 1000, check_same_thread=False, isolation_level=None
     )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    # auto_vacuum must be chosen before the first table exists; it lets the file shrink
-    # after size-based retention instead of only refilling its free pages.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # Truncate the WAL back to this size after checkpoints so it cannot outgrow retention.
-    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-    conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
     try:
+        # Opening waits out another writer's migration (setting auto_vacuum takes the
+        # write lock too); from then on, the usual wait.
+        conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+        # auto_vacuum must be chosen before the first table exists; it lets the file shrink
+        # after size-based retention instead of only refilling its free pages.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Truncate the WAL back to this size after checkpoints so it cannot outgrow retention.
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         migrate(conn)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     except BaseException:
         conn.close()
         raise
@@ -313,10 +324,11 @@ def connect_writer(path: Path) -> sqlite3.Connection:
 def migrate(conn: sqlite3.Connection) -> int:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``.
 
-    One transaction: a second writer opening the store at the same time waits,
-    then finds it current. A store from a newer version is left as it is (its
-    extra columns are generated, so this version's inserts still fit). Returns the
-    version found, ``SCHEMA_VERSION`` or more when there was nothing to do.
+    One transaction: a second writer opening the store at the same time waits (up
+    to ``MIGRATION_WAIT_MS``, ``connect_writer``), then finds it current. A store
+    from a newer version is left as it is (its extra columns are generated, so
+    this version's inserts still fit). Returns the version found,
+    ``SCHEMA_VERSION`` or more when there was nothing to do.
     """
     if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
         return SCHEMA_VERSION  # current: no write lock needed

@@ -102,7 +102,7 @@ def stats_command(
                 else:
                     console().print(heatmap_text(result))
                 return
-            # A table shows the busiest groups only: only theirs cost percentiles.
+            # A table shows the busiest groups only (every group is computed, the rest cut).
             limit = None if fmt == "json" or not top else top
             shown, groups = busiest(store, window=window, by=by, where=where, top=limit)
     except QueryError as exc:

@@ -159,10 +159,6 @@ def in_process(path: Path, now_ns: int) -> None:
             lambda: query.stats(store, window=window, by="author"),
         )
         timed(
-            "  the table's 50 busiest of them",
-            lambda: query.busiest(store, window=window, by="author", top=50),
-        )
-        timed(
             "stats --since 7d --where app.outcome=error",
             lambda: query.stats(store, window=window, where=[query.Where("app.outcome", "error")]),
         )

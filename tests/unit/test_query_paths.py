@@ -190,9 +190,9 @@ def test_http_keys_read_the_stable_name_and_the_current_one(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("by", "where"),
     [
-        ("author", []),  # an index: percentiles read for the top groups only
-        (schema.CHANNEL_ID, []),  # the group cache, the same way
-        ("command", [f"{schema.GUILD_ID}=901"]),  # one pass: all computed, then cut
+        ("author", []),  # roots_start, the C pass
+        (schema.CHANNEL_ID, []),  # the group cache
+        ("command", [f"{schema.GUILD_ID}=901"]),  # roots_start, a filter it holds
     ],
 )
 @pytest.mark.parametrize("top", [1, 5, 29, 1000])

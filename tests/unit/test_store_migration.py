@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,31 @@ def test_a_store_from_a_newer_version_is_left_alone(tmp_path: Path) -> None:
     conn = connect_writer(path)
     insert_rows(conn, [span_row(span) for span in random_spans(5, seed=3)])
     assert read_layout(conn).version == SCHEMA_VERSION + 1
+
+
+def test_a_writer_opening_the_store_waits_out_another_s_migration(
+    version_2_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``chatops marker`` at deploy time while the new bot migrates a big store (6 s for
+    a million root spans): it waits for the migration, longer than the usual lock wait."""
+    from telemetry import store_schema
+
+    monkeypatch.setattr(store_schema, "BUSY_TIMEOUT_MS", 1)  # the usual wait, made tiny
+    holder = sqlite3.connect(version_2_store, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as a migration in progress holds the store
+    opened: list[object] = []
+
+    def open_writer() -> None:
+        try:
+            opened.append(read_layout(connect_writer(version_2_store)).version)
+        except sqlite3.Error as exc:
+            opened.append(exc)
+
+    thread = threading.Thread(target=open_writer)
+    thread.start()
+    # Held well past the usual wait: the lock is not given up before the writer asks.
+    thread.join(timeout=0.3)
+    holder.execute("COMMIT")
+    holder.close()
+    thread.join()
+    assert opened == [SCHEMA_VERSION]
