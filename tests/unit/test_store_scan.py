@@ -9,9 +9,7 @@ could differ, so that the Python pass answers or raises sqlite3's own error.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from hypothesis import strategies as st
 from telemetry import query, store_sqlite
 from telemetry.query import PERCENTILES, Window, one_pass, stats
 from telemetry.store_read import SpanStore
+from tests.helpers.gil import ticks_during
 from tests.store_data import write
 
 pytestmark = pytest.mark.skipif(
@@ -201,28 +200,10 @@ def test_the_gil_is_released_while_rows_are_grouped() -> None:
     """Another thread runs during the scan: ``chatops stats`` in the bot's own process
     (``!trace``) reads the store off the event loop, which keeps running."""
     conn = _table([(f"g{i % 500}", i, i % 2) for i in range(200_000)])
-    ticks = 0
-    stop = threading.Event()
-
-    def other() -> None:  # gives the GIL up after every tick, never by force
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0)
-
-    interval = sys.getswitchinterval()
-    thread = threading.Thread(target=other)
-    try:
-        sys.setswitchinterval(100.0)  # no forced switch: only a released GIL lets it run
-        thread.start()
-        before = ticks
-        assert store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES) is not None
-        during = ticks - before
-    finally:
-        stop.set()
-        if thread.is_alive():
-            thread.join()
-        sys.setswitchinterval(interval)
+    found, during = ticks_during(
+        lambda: store_sqlite.group_durations(conn, SELECT, [FLOOR], PERCENTILES)
+    )
+    assert found is not None
     assert during > 0
 
 

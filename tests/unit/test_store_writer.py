@@ -13,8 +13,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from hypothesis import strategies as st
 from telemetry import _store_sqlite, store_sqlite
 from telemetry.store import BATCH_WRITER_OFF, SqliteSpanExporter, insert_rows, span_row
 from telemetry.store_schema import INSERT_SPAN, connect_writer, transaction
+from tests.helpers.gil import ticks_during
 from tests.store_data import random_spans
 
 # Without the writer (another Python: ``chatops doctor`` warns) every batch goes to
@@ -165,30 +164,12 @@ def test_the_gil_is_released_while_a_batch_is_written(tmp_path: Path) -> None:
     the overhead benchmark's to show: docs/development.md, "The store's memory")."""
     conn = _generic(tmp_path / "c.db")
     rows = [(f"row {i}", i, i * 0.5) for i in range(50_000)]
-    ticks = 0
-    stop = threading.Event()
-
-    def other() -> None:  # gives the GIL up after every tick, never by force
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0)
-
-    interval = sys.getswitchinterval()
-    thread = threading.Thread(target=other)
     try:
-        sys.setswitchinterval(100.0)  # no forced switch: only a released GIL lets it run
-        thread.start()
         with transaction(conn):
-            before = ticks
-            assert _store_sqlite.insert_rows(conn, GENERIC, rows) is True
-            during = ticks - before
+            written, during = ticks_during(lambda: _store_sqlite.insert_rows(conn, GENERIC, rows))
     finally:
-        stop.set()
-        if thread.is_alive():
-            thread.join()
-        sys.setswitchinterval(interval)
         conn.close()
+    assert written is True
     assert during > 0
 
 
