@@ -270,11 +270,9 @@ def busiest(
         with closing(cached.conn):
             found = _grouped(cached.conn, "value", [], cached.table, condition, params)
     else:
-        # The window's root spans in start order: ``roots_start`` where the store has it
-        # (a store of version 3 or later), whichever index SQLite picks in an older one.
-        indexed = ROOTS_START in store.layout.indexes
-        source = f"spans INDEXED BY {ROOTS_START}" if indexed else "spans"
-        found = _grouped(store.conn, group, group_params, source, condition, params)
+        found = _grouped(
+            store.conn, group, group_params, _roots_source(store, group, reads), condition, params
+        )
     rows = [
         StatsRow(
             group=value,
@@ -290,6 +288,22 @@ def busiest(
     ]
     rows.sort(key=lambda row: (-row.count, row.group or ""))
     return (rows if top is None else rows[:top]), len(rows)
+
+
+def _roots_source(store: SpanStore, group: str, reads: set[str]) -> str:
+    """Where the window's root spans are read from: an index that holds what is asked.
+
+    ``roots_start`` in a store of version 3 or later. A version-2 store (a reader
+    never migrates) has an index per column instead, which covers a question on
+    that column (SQLite's own choice read the table for each row: 7 s over a million
+    root spans); anything else is left to SQLite.
+    """
+    if ROOTS_START in store.layout.indexes:
+        return f"spans INDEXED BY {ROOTS_START}"
+    older = f"roots_{group}"
+    if older in store.layout.indexes and reads <= {"is_root", "start_ns", "duration_ns", "outcome"}:
+        return f"spans INDEXED BY {older}"
+    return "spans"
 
 
 # (group value, count, errors, max duration, durations at PERCENTILES)
