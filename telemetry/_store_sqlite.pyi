@@ -24,6 +24,9 @@ def group_durations(
     third column is true, the longest duration, and the nearest-rank duration at
     each of ``percentiles`` (at most 8, each 0 to 100). None if declined: the caller
     reads the rows in Python, which gives the same answer or raises sqlite3's error.
+    An error while reading rows raises ``sqlite3.OperationalError`` (with
+    ``sqlite_errorcode``) or ``MemoryError``, as the sqlite3 module would. The caller
+    must own ``conn``: no other thread may close it during the call.
     """
 
 def configure(
