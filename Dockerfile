@@ -30,7 +30,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 
-# A C compiler for the span codec and the store's batch writer (telemetry/*.c, built
+# A C compiler for the span codec and the store's SQLite access (telemetry/*.c, built
 # by hatch_build.py):
 # Debian's, from the release the pinned base image is built on. It stays in this
 # stage; the final image copies only the venv. Not pinned by version: libc6-dev must

@@ -3,9 +3,8 @@
 The trace pipeline's span encoder and the span store's SQLite access (its batch writer and
 the grouping behind ``chatops stats``) are C (docs/development.md, "How the design reached
 it"); each is one file with no dependency but Python's headers (the store's finds SQLite in
-the running process), so they are
-compiled here with the C compiler Python was built with, instead of through a
-second build system. A missing compiler fails the install in one line: without
+the running process), so they are compiled here with the C compiler Python was built with,
+instead of through a second build system. A missing compiler fails the install in one line: without
 them the bot cannot export spans at the speed its benchmark promises.
 """
 

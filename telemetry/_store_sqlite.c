@@ -181,19 +181,21 @@ yes:
     return 1;
 }
 
-/* Prepared only if it is one statement that writes, returns no rows and takes ``width``
- * values. */
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, Py_ssize_t len, int width) {
+/* Prepared only if it is one statement returning ``columns`` columns, read-only or not as
+ * asked, that takes ``width`` values; NULL otherwise (the sqlite3 module then prepares it
+ * and says what is wrong, or does what is unusual). */
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql, Py_ssize_t len, int columns,
+                             int readonly, int width) {
     sqlite3_stmt *stmt = NULL;
     const char *tail = NULL;
-    if ((Py_ssize_t)strlen(sql) != len) return NULL; /* a NUL: executemany refuses it */
+    if ((Py_ssize_t)strlen(sql) != len) return NULL; /* a NUL: the sqlite3 module refuses it */
     if (api.prepare_v2(db, sql, (int)len, &stmt, &tail) != SQLITE_OK || stmt == NULL) {
         if (stmt != NULL) api.finalize(stmt);
         return NULL;
     }
     while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
-    if ((tail != NULL && *tail != '\0') || api.column_count(stmt) != 0 ||
-        api.stmt_readonly(stmt) || api.bind_parameter_count(stmt) != width) {
+    if ((tail != NULL && *tail != '\0') || api.column_count(stmt) != columns ||
+        !api.stmt_readonly(stmt) != !readonly || api.bind_parameter_count(stmt) != width) {
         api.finalize(stmt);
         return NULL;
     }
@@ -232,7 +234,8 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
         for (Py_ssize_t c = 0; ok && c < width; c++)
             ok = convert(PyTuple_GET_ITEM(row, c), &values[r * width + c]);
     }
-    sqlite3_stmt *stmt = ok ? prepare(db, sql_text, sql_len, (int)width) : NULL;
+    /* One statement that writes and returns no rows. */
+    sqlite3_stmt *stmt = ok ? prepare(db, sql_text, sql_len, 0, 0, (int)width) : NULL;
     if (stmt == NULL) { /* executemany says what is wrong, or does what is unusual */
         PyMem_Free(values);
         Py_DECREF(rows);
@@ -460,20 +463,12 @@ static PyObject *group_row(const Scan *scan, const Group *g, const long long *so
 /* Prepare, check and bind ``sql``, then read its rows; with the GIL released. An error
  * while stepping is SCAN_ERROR with SQLite's message and code: running the query again in
  * Python would wait out a lock twice, or run an interrupted query to its end. */
-static int run_query(sqlite3 *db, const char *sql, int len, const Value *values, int width,
-                     Scan *scan, char **error, int *code) {
-    sqlite3_stmt *stmt = NULL;
-    const char *tail = NULL;
-    if (api.prepare_v2(db, sql, len, &stmt, &tail) != SQLITE_OK || stmt == NULL) {
-        if (stmt != NULL) api.finalize(stmt);
-        return SCAN_DECLINE; /* the sqlite3 module prepares it again and says what is wrong */
-    }
-    while (tail != NULL && *tail != '\0' && strchr(" \t\r\n;", *tail) != NULL) tail++;
-    int rc = SCAN_DECLINE;
-    if ((tail == NULL || *tail == '\0') && api.column_count(stmt) == 3 &&
-        api.stmt_readonly(stmt) && api.bind_parameter_count(stmt) == width &&
-        bind(stmt, values, width) == SQLITE_OK)
-        rc = read_rows(stmt, scan);
+static int run_query(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *values,
+                     int width, Scan *scan, char **error, int *code) {
+    /* One read of (group, duration, is-error). */
+    sqlite3_stmt *stmt = prepare(db, sql, len, 3, 1, width);
+    if (stmt == NULL) return SCAN_DECLINE;
+    int rc = bind(stmt, values, width) == SQLITE_OK ? read_rows(stmt, scan) : SCAN_DECLINE;
     if (rc == SCAN_ERROR) {
         const char *message = api.errmsg(db);
         *error = strdup(message ? message : "unknown error");
@@ -515,7 +510,7 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
     Py_ssize_t sql_len;
     const char *sql_text = PyUnicode_AsUTF8AndSize(sql, &sql_len);
     if (sql_text == NULL) return NULL;
-    if (sql_len > INT_MAX || (Py_ssize_t)strlen(sql_text) != sql_len) Py_RETURN_NONE;
+    if (sql_len > INT_MAX) Py_RETURN_NONE;
     long percentiles[8];
     Py_ssize_t n = PyTuple_CheckExact(percentiles_arg) ? PyTuple_GET_SIZE(percentiles_arg) : 9;
     for (Py_ssize_t i = 0; i < n && n <= 8; i++) {
@@ -543,7 +538,7 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
     /* Preparing may wait for a lock too (loading the schema): the GIL is released for it,
      * as the sqlite3 module does, so the thread holding that lock can let it go. */
     Py_BEGIN_ALLOW_THREADS
-    rc = run_query(db, sql_text, (int)sql_len, values, (int)width, &scan, &error, &code);
+    rc = run_query(db, sql_text, sql_len, values, (int)width, &scan, &error, &code);
     if (rc == SCAN_DONE && (sorted = sort_groups(&scan)) == NULL) rc = SCAN_NOMEM;
     Py_END_ALLOW_THREADS
     Py_DECREF(params);

@@ -259,7 +259,7 @@ def busiest(
     condition, params, reads = _filters(store, window, where)
     if (
         group_params
-        and reads <= {"is_root", "start_ns", "duration_ns", "outcome"}
+        and reads <= _IN_EVERY_ROOT_TABLE
         and (
             # A key read from the JSON, filters the group cache holds: the key's table there.
             # Cached on first use only for a question about every root span: a filtered one
@@ -290,6 +290,10 @@ def busiest(
     return (rows if top is None else rows[:top]), len(rows)
 
 
+# What a group cache table and a version-2 column index hold besides the group itself.
+_IN_EVERY_ROOT_TABLE = {"is_root", "start_ns", "duration_ns", "outcome"}
+
+
 def _roots_source(store: SpanStore, group: str, reads: set[str]) -> str:
     """Where the window's root spans are read from: an index that holds what is asked.
 
@@ -301,7 +305,7 @@ def _roots_source(store: SpanStore, group: str, reads: set[str]) -> str:
     if ROOTS_START in store.layout.indexes:
         return f"spans INDEXED BY {ROOTS_START}"
     older = f"roots_{group}"
-    if older in store.layout.indexes and reads <= {"is_root", "start_ns", "duration_ns", "outcome"}:
+    if older in store.layout.indexes and reads <= _IN_EVERY_ROOT_TABLE:
         return f"spans INDEXED BY {older}"
     return "spans"
 

@@ -229,11 +229,6 @@ _span_codec.configure_store(
 span_row: Callable[[ReadableSpan], SpanRow] = _span_codec.store_row
 
 
-# Where the C writer cannot work at all, why (every batch then goes to executemany, and
-# the store costs what docs/development.md measured before the batch writer).
-BATCH_WRITER_OFF = store_sqlite.UNAVAILABLE
-
-
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
     """Write rows in one transaction: one fsync per batch, and readers see all or nothing.
 
@@ -451,8 +446,10 @@ class SqliteSpanExporter(SpanExporter):  # type: ignore[misc]
         self._removed = 0  # by the retention pass under way
         self._closed = False
         self._failing = False
-        if BATCH_WRITER_OFF is not None:
-            log.info("span store %s: rows go through executemany (%s)", path, BATCH_WRITER_OFF)
+        if store_sqlite.UNAVAILABLE is not None:  # costs what development.md measured before C
+            log.info(
+                "span store %s: rows go through executemany (%s)", path, store_sqlite.UNAVAILABLE
+            )
 
     row = staticmethod(span_row)
 

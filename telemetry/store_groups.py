@@ -186,8 +186,8 @@ def _drop_removed(conn: sqlite3.Connection, table: str) -> None:
 def _copy_new(conn: sqlite3.Connection, table: str, names: tuple[str, ...], high_id: int) -> None:
     """Copy the root spans written after ``high_id``."""
     # A table an older version made has an index in (value, duration) order, no longer read.
-    # Dropped only when the table is filled anew (a replaced store, a key evicted and asked
-    # again), so an older ``chatops`` sharing the cache keeps finding it in every other case.
+    # Dropped only when the table is filled anew (its store replaced), so an older
+    # ``chatops`` sharing the cache keeps finding it otherwise.
     if conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone() is None:
         conn.execute(f"DROP INDEX IF EXISTS main.{table}_by")
     conn.execute(

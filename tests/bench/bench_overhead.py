@@ -582,9 +582,9 @@ async def main() -> None:
     scale_guilds, scale_messages = 2500, 200
     always = ("plain discord.py", "plain discord.py, again")
     names = [n for n in VARIANTS if not args.only or n in args.only or n in always]
-    from telemetry.store import BATCH_WRITER_OFF  # the store's rows: in C, or why not
+    from telemetry.store_sqlite import UNAVAILABLE  # the store's rows: in C, or why not
 
-    writer = "C batch writer" if BATCH_WRITER_OFF is None else f"executemany ({BATCH_WRITER_OFF})"
+    writer = "C batch writer" if UNAVAILABLE is None else f"executemany ({UNAVAILABLE})"
     print(
         f"stream {STREAM}; {rounds} round(s) of {c1} messages at concurrency 1 and {cN} at "
         f"{USERS}; "

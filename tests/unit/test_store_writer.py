@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry import _store_sqlite, store_sqlite
-from telemetry.store import BATCH_WRITER_OFF, SqliteSpanExporter, insert_rows, span_row
+from telemetry.store import SqliteSpanExporter, insert_rows, span_row
 from telemetry.store_schema import INSERT_SPAN, connect_writer, transaction
 from tests.helpers.gil import ticks_during
 from tests.store_data import random_spans
@@ -31,7 +31,7 @@ from tests.store_data import random_spans
 # Without the writer (another Python: ``chatops doctor`` warns) every batch goes to
 # executemany, and there is nothing here to compare.
 pytestmark = pytest.mark.skipif(
-    BATCH_WRITER_OFF is not None, reason=f"no batch writer here: {BATCH_WRITER_OFF}"
+    store_sqlite.UNAVAILABLE is not None, reason=f"no batch writer here: {store_sqlite.UNAVAILABLE}"
 )
 
 GENERIC = "INSERT INTO t VALUES (?, ?, ?)"
