@@ -22,7 +22,9 @@ request's body; those are the two pieces here:
   ``request_timeout_s`` of its head, or it gets a 408 and its connection closes.
 
 What the limits did is logged by ``bot/http_log.py``, in at most one line per
-interval however hard they are hit.
+interval however hard they are hit; so is asyncio pausing a port's accepts when
+the process is out of descriptors (``AcceptFailures``), which it would log as a
+traceback a second.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from bot.http_log import LimitReport
 
 log = logging.getLogger(__name__)
 
+# What asyncio's event loop says when accept() fails for want of descriptors or memory.
+ACCEPT_FAILED = "socket.accept() out of system resource"
 REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -54,8 +58,10 @@ class HttpLimits:
     head_timeout_s: float = 5.0
     # The body received and the answer ready within this of the head.
     request_timeout_s: float = 10.0
-    # Not yet accepted connections wait in the kernel, costing no descriptor.
-    backlog: int = 128
+    # Connections the kernel holds until the bot accepts them. asyncio also accepts
+    # up to this many at once, each a descriptor before the guard can shed one, so
+    # it is small: a port holds at most about max_connections + 3 x backlog.
+    backlog: int = 16
     # At most one log line per interval about what the limits did.
     log_interval_s: float = 60.0
 
@@ -225,11 +231,46 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
             self.guard.protocols(server), self._host, self._port, backlog=self._backlog
         )
-        self.guard.report.port = self._server.sockets[0].getsockname()[1]
+        (self.listener,) = self._server.sockets
+        self.guard.report.port = self.listener.getsockname()[1]
+        self._accept_failures = AcceptFailures(loop, self.listener.fileno(), self.guard.report)
 
     async def stop(self) -> None:
+        self._accept_failures.remove()
         self.guard.report.close()
         await super().stop()
+
+
+class AcceptFailures:
+    """The loop's exception handler, but a port's failed accepts go to its ``LimitReport``.
+
+    Out of descriptors, asyncio stops accepting on the port for a second and
+    logs a traceback each time; the guard keeps the ports themselves within
+    bounds, so this is the rest of the process using them up, and one counted
+    line a minute says so. Anything else goes to the handler there was before.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, report: LimitReport) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._report = report
+        self._previous = loop.get_exception_handler()
+        loop.set_exception_handler(self._handle)
+
+    def remove(self) -> None:
+        if self._loop.get_exception_handler() == self._handle:
+            self._loop.set_exception_handler(self._previous)
+
+    def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        sock = context.get("socket")
+        ours = sock is not None and sock.fileno() == self._fd
+        if ours and context.get("message") == ACCEPT_FAILED:
+            self._report.count("accepts paused for 1 s: the process is out of file descriptors")
+        elif self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -14,10 +15,11 @@ import pytest
 from aiohttp import web
 
 from bot.health import health_app, start_health_server
-from bot.http_limits import ConnectionGuard, GuardedSite, HttpLimits
+from bot.http_limits import ACCEPT_FAILED, ConnectionGuard, GuardedSite, HttpLimits
 from bot.sandbox import FakeDiscord
 from tests.helpers.chatops_process import TOKEN, child_env, closed_port, start
 from tests.helpers.raw_http import RawConnection, slow_client, status_of, until_status
+from tests.helpers.sandbox_chat import until
 
 # Far more than the bound on open connections, and more than the child may open
 # files: on a server without limits, these alone leave it no file descriptor.
@@ -67,6 +69,58 @@ async def test_hundreds_of_slow_clients_leave_healthz_and_discord_answering(
     assert 1 <= len(limit_lines) <= 2, log
 
 
+def accept_queue(port: int) -> int:
+    """How many connections the kernel holds for the listener on ``port``, not yet accepted."""
+    with open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # LISTEN
+                return int(fields[4].split(":")[1], 16)  # rx_queue: the accept queue
+    raise LookupError(port)
+
+
+async def test_a_burst_while_the_bot_is_paused_costs_it_no_traceback_and_no_descriptors(
+    fake: FakeDiscord,
+) -> None:
+    """The bot paused (a busy moment, a stop) while clients queue in the kernel: asyncio
+    accepts the whole queue at once, before the guard sees one, so it must stay small."""
+    port = closed_port()
+    env = child_env(DISCORD_TOKEN=TOKEN, DISCORD_API_BASE=fake.api_base, HEALTH_PORT=str(port))
+    process = await start(env, max_open_files=CHILD_MAX_OPEN_FILES)
+    limits = HttpLimits()
+    slow: list[RawConnection] = []
+    burst: list[asyncio.Task[RawConnection]] = []
+    try:
+        await fake.wait_ready(timeout=20)
+        await until_status(port, "/readyz", 200)
+        slow += [await slow_client(port, "idle") for _ in range(limits.max_connections)]
+        process.send_signal(signal.SIGSTOP)
+        burst = [asyncio.create_task(slow_client(port, "idle")) for _ in range(120)]
+        queued = min(len(burst), limits.backlog + 1)  # the kernel's queue, full
+        await until(lambda: accept_queue(port) >= queued, within=10)
+        process.send_signal(signal.SIGCONT)
+        healthz = await status_of(port, "/healthz")
+        answer = await fake.say("!ping", timeout=10)
+        open_files = len(os.listdir(f"/proc/{process.pid}/fd"))
+    finally:
+        process.send_signal(signal.SIGCONT)
+        for task in burst:
+            task.cancel()
+        for done in await asyncio.gather(*burst, return_exceptions=True):
+            if isinstance(done, RawConnection):
+                done.close()
+        for connection in slow:
+            connection.close()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    log = stderr.decode()
+    assert healthz == 200
+    assert answer is not None and answer["content"].startswith("Pong!")
+    assert open_files <= limits.max_connections + 32, open_files
+    assert process.returncode == 0, log
+    assert "Traceback" not in log and "out of file descriptors" not in log, log
+
+
 async def test_webhook_port_serves_the_webhook_and_the_health_port_only_health(
     fake: FakeDiscord,
 ) -> None:
@@ -109,6 +163,39 @@ async def serving(
         yield runner.addresses[0][1], site.guard
     finally:
         await runner.cleanup()
+
+
+async def test_accepts_paused_for_want_of_descriptors_are_counted_not_logged_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What asyncio reports when accept() fails with EMFILE, as it reports it."""
+    caplog.set_level(logging.WARNING)
+    loop = asyncio.get_running_loop()
+    runner = await start_health_server(health_app(lambda: True), 0)
+    (site,) = runner.sites
+    assert isinstance(site, GuardedSite)
+    port = runner.addresses[0][1]
+    try:
+        for _ in range(3):
+            loop.call_exception_handler(
+                {
+                    "message": ACCEPT_FAILED,
+                    "exception": OSError(errno.EMFILE, "Too many open files"),
+                    "socket": site.listener,
+                }
+            )
+        loop.call_exception_handler({"message": "something else"})
+    finally:
+        await runner.cleanup()
+    messages = [record.getMessage() for record in caplog.records]
+    paused = "accepts paused for 1 s: the process is out of file descriptors"
+    assert messages == [
+        f"HTTP port {port}: 1 {paused}",
+        "something else",
+        f"HTTP port {port}: 2 {paused}",
+    ]
+    assert not [record for record in caplog.records if record.exc_info]
+    assert loop.get_exception_handler() is None  # the port's handler left with it
 
 
 async def read_body(request: web.Request) -> web.Response:
