@@ -222,6 +222,7 @@ class GuardedSite(web.BaseSite):
         self._host = host
         self._port = port
         self.guard = guard
+        self._accept_failures: AcceptFailures | None = None  # set once listening
 
     @property
     def name(self) -> str:
@@ -240,7 +241,8 @@ class GuardedSite(web.BaseSite):
         self._accept_failures = AcceptFailures(loop, self.listener.fileno(), self.guard.report)
 
     async def stop(self) -> None:
-        self._accept_failures.remove()
+        if self._accept_failures is not None:
+            self._accept_failures.remove()
         self.guard.report.close()
         await super().stop()
 
