@@ -11,21 +11,20 @@
  * another core, and hands the GIL back once per batch.
  *
  * It uses the connection Python's sqlite3 module opened, inside the transaction
- * the caller began (within a savepoint of its own, so a failed batch leaves that
- * transaction as it was), through the same SQLite library (looked up through the
+ * the caller began, through the same SQLite library (looked up through the
  * ``_sqlite3`` extension, so two SQLite copies never share one file); the
  * connection's handle is the first field of the module's connection object, as
  * in CPython 3.11 to 3.13. Wherever it cannot be sure to write what executemany
  * would (another Python, a value of a type not below or one with an adapter
  * registered, anything but one statement that writes and returns no rows, no
- * transaction open, a closed connection, a failed batch) it answers False and the
- * caller runs executemany on the same rows, which writes them or raises its own
- * error. Two things executemany does are not done here: the check that the
- * connection is used from the thread that made it, and an executemany override of
- * a Connection subclass; the caller must own the connection (no other thread may
- * use or close it meanwhile). And where SQLite itself rolled the caller's whole
- * transaction back (a full disk, an I/O error), there is nothing left to hand
- * over: it raises sqlite3.OperationalError with SQLite's message.
+ * transaction open, a closed connection) it declines before writing, and where a
+ * row fails it stops there: either way it answers False, and the caller rolls its
+ * transaction back (it may hold the rows before the failed one) and runs
+ * executemany on the same rows in a new one, which writes them or raises its own
+ * error (``telemetry/store.py``, ``write_rows``). Two things executemany does are
+ * not done here: the check that the connection is used from the thread that made
+ * it, and an executemany override of a Connection subclass; the caller must own
+ * the connection (no other thread may use or close it meanwhile).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -68,7 +67,6 @@ static struct {
     int (*step)(sqlite3_stmt *);
     int (*reset)(sqlite3_stmt *);
     int (*finalize)(sqlite3_stmt *);
-    int (*exec)(sqlite3 *, const char *, void *, void *, char **);
     int (*get_autocommit)(sqlite3 *);
     const char *(*errmsg)(sqlite3 *);
     int (*libversion_number)(void);
@@ -144,11 +142,11 @@ static int bind(sqlite3_stmt *stmt, const Value *row, int width) {
     return SQLITE_OK;
 }
 
-/* Write every row with the GIL released, inside a savepoint: on an error the batch's rows
- * are undone and the caller's transaction is left as it was. */
-static int write_all(sqlite3 *db, sqlite3_stmt *stmt, const Value *values, Py_ssize_t rows,
-                     int width, char **error) {
-    int rc = api.exec(db, "SAVEPOINT store_writer", NULL, NULL, NULL);
+/* Write every row with the GIL released; stop at the first that fails. No savepoint: one
+ * costs a copy of every page the batch changes (SQLite's sub-journal, in a temporary
+ * file), about a fifth of the write; the caller rolls back instead. */
+static int write_all(sqlite3_stmt *stmt, const Value *values, Py_ssize_t rows, int width) {
+    int rc = SQLITE_OK;
     for (Py_ssize_t r = 0; rc == SQLITE_OK && r < rows; r++) {
         rc = bind(stmt, values + r * width, width);
         if (rc == SQLITE_OK) {
@@ -157,12 +155,6 @@ static int write_all(sqlite3 *db, sqlite3_stmt *stmt, const Value *values, Py_ss
         }
         api.reset(stmt);
     }
-    if (rc != SQLITE_OK) {
-        const char *message = api.errmsg(db);
-        *error = strdup(message ? message : "unknown error");
-        api.exec(db, "ROLLBACK TO store_writer", NULL, NULL, NULL);
-    }
-    api.exec(db, "RELEASE store_writer", NULL, NULL, NULL);
     return rc;
 }
 
@@ -241,23 +233,16 @@ static PyObject *insert_rows(PyObject *module, PyObject *args) {
         Py_DECREF(rows);
         Py_RETURN_FALSE;
     }
-    char *error = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = write_all(db, stmt, values, count, (int)width, &error);
+    rc = write_all(stmt, values, count, (int)width);
     api.finalize(stmt);
     Py_END_ALLOW_THREADS
     PyMem_Free(values);
     Py_DECREF(rows);
-    if (rc == SQLITE_OK) Py_RETURN_TRUE;
-    if (!api.get_autocommit(db)) { /* undone to the savepoint: executemany raises its own error */
-        free(error);
-        Py_RETURN_FALSE;
-    }
-    /* SQLite rolled the whole transaction back itself (a full disk, an I/O error). */
-    PyErr_SetString(operational_error, error ? error : "out of memory");
-    free(error);
-    return NULL;
+    /* A failed row: the rows before it stay in the transaction, which the caller rolls
+     * back before executemany raises its own error (or, the failure passed, writes). */
+    return PyBool_FromLong(rc == SQLITE_OK);
 #else
     Py_RETURN_FALSE;
 #endif
@@ -607,7 +592,6 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         {(void **)&api.step, "sqlite3_step"},
         {(void **)&api.reset, "sqlite3_reset"},
         {(void **)&api.finalize, "sqlite3_finalize"},
-        {(void **)&api.exec, "sqlite3_exec"},
         {(void **)&api.get_autocommit, "sqlite3_get_autocommit"},
         {(void **)&api.errmsg, "sqlite3_errmsg"},
         {(void **)&api.libversion_number, "sqlite3_libversion_number"},

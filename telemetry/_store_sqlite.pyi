@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 def insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]], /) -> bool:
-    """True if written; False if declined: the caller runs ``executemany`` on the same rows.
+    """True if written. False if declined before writing, or if a row failed: the rows
+    before it stay in the transaction, so the caller rolls it back and runs
+    ``executemany`` on the same rows in a new one (``store.write_rows``).
 
     Declined without a transaction open (``BEGIN`` first), and for anything
     ``executemany`` might write or refuse otherwise. The caller must own ``conn``:
-    no other thread may use or close it during the call. Raises
-    ``sqlite3.OperationalError`` only where SQLite rolled the whole transaction back
-    itself (a full disk, an I/O error).
+    no other thread may use or close it during the call.
     """
 
 def group_durations(

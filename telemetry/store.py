@@ -230,12 +230,7 @@ span_row: Callable[[ReadableSpan], SpanRow] = _span_codec.store_row
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
-    """Write rows in one transaction: one fsync per batch, and readers see all or nothing.
-
-    In C with the GIL released once (telemetry/_store_sqlite.c): ``executemany`` hands
-    the GIL back to the busy event loop for every row. Where the C writer declines, the
-    same rows go through ``executemany``.
-    """
+    """Write span rows in one transaction: one fsync per batch, and readers see all or nothing."""
     # In trace-id order (stable: a trace's spans keep theirs), ``spans_trace``'s random
     # keys fill its pages one after another instead of scattering the batch over all of
     # them: 12 % less CPU a row, most of it SQLite reading back pages it had spilled.
@@ -243,9 +238,23 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
         ordered = sorted(rows, key=_TRACE_ID)
     except TypeError:  # a trace id that is not a str: SQLite says what is wrong with it
         ordered = list(rows)
+    write_rows(conn, INSERT_SPAN, ordered)
+
+
+def write_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``executemany(sql, rows)`` in one transaction, in C with the GIL released once.
+
+    ``executemany`` hands the GIL back to the busy event loop for every row
+    (telemetry/_store_sqlite.c). Where the C writer declines, or a row fails
+    part-way, the transaction starts again without what it wrote and the same rows
+    go through ``executemany``, which writes them or raises its own error.
+    """
     with transaction(conn):
-        if not store_sqlite.insert_rows(conn, INSERT_SPAN, ordered):
-            conn.executemany(INSERT_SPAN, ordered)
+        if not store_sqlite.insert_rows(conn, sql, rows):
+            if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows)
 
 
 def store_bytes(conn: sqlite3.Connection) -> int:

@@ -6,8 +6,9 @@ rows (``insert_rows``, for the bot's flush thread) and grouping root spans with
 their durations for ``chatops stats`` (``group_durations``). Both go through the
 SQLite library and the connection the sqlite3 module opened, and both decline
 (False, None) wherever they could differ from the module, so the caller does it
-the Python way. ``UNAVAILABLE`` says why neither can work in this process at all;
-``chatops doctor`` shows it.
+the Python way (``insert_rows`` answers False for a failed row too, after the rows
+before it: ``store.write_rows`` rolls those back first). ``UNAVAILABLE`` says why
+neither can work in this process at all; ``chatops doctor`` shows it.
 """
 
 from __future__ import annotations
