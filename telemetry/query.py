@@ -32,7 +32,9 @@ from telemetry.store_read import Marker, SpanStore, read_markers
 from telemetry.store_schema import (
     COLUMNS,
     COLUMNS_BY_NAME,
+    PREFIX_DIGITS,
     ROOTS_START,
+    TRACE_CHUNKS,
     attribute_names,
     bucket_floor_ms,
     json_path,
@@ -431,11 +433,13 @@ def _cells_by_bucket(
 def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
     """A full trace id from a full one or an unambiguous prefix (at least 8 hex digits)."""
     wanted = trace_id.strip().lower()
-    if len(wanted) < 8 or len(wanted) > 32 or not _HEX.match(wanted):
+    if len(wanted) < PREFIX_DIGITS or len(wanted) > 32 or not _HEX.match(wanted):
         raise QueryError(f"{trace_id!r} is not a trace id (32 hex digits, or a prefix of 8+)")
+    narrowed, params = _rows_of_trace(store, wanted)
     found = store.conn.execute(
-        "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
-        (wanted, wanted + "g"),
+        f"SELECT DISTINCT trace_id FROM spans WHERE {narrowed} AND trace_id >= ? AND trace_id < ? "
+        "LIMIT 2",
+        [*params, wanted, wanted + "g"],
     ).fetchall()
     if not found:
         raise NoSuchTrace(f"no trace {trace_id} in {store.path}")
@@ -444,9 +448,47 @@ def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
     return str(found[0][0])
 
 
+def _rows_of_trace(store: SpanStore, wanted: str) -> tuple[str, list[int]]:
+    """Which rows of ``spans`` a trace id beginning with ``wanted`` can be in, as SQL.
+
+    A store of version 4 has no index of trace ids: each write records its rows' id
+    range and the first digits of their trace ids (``trace_chunks``), so these are
+    the ranges whose digits hold ``wanted``'s, and any rows no range covers (written
+    by an older chatops). An older store has the index, and needs no narrowing.
+    """
+    if TRACE_CHUNKS not in store.layout.tables:
+        return "1", []
+    low, high = store.conn.execute("SELECT min(id), max(id) FROM spans").fetchone()
+    if low is None:
+        return "0", []
+    chunks = store.conn.execute(
+        f"SELECT first_id, last_id, instr(prefixes, ?) FROM {TRACE_CHUNKS} ORDER BY last_id",
+        (wanted[:PREFIX_DIGITS],),
+    ).fetchall()
+    ranges: list[tuple[int, int]] = []
+    covered = low - 1  # every id up to here is in a chunk seen
+    for first, last, holds in chunks:
+        if first > covered + 1:
+            ranges.append((covered + 1, first - 1))
+        if holds:
+            ranges.append((first, last))
+        covered = max(covered, last)
+    if high > covered:
+        ranges.append((covered + 1, high))
+    if not ranges:
+        return "0", []
+    return (
+        "(" + " OR ".join(["id BETWEEN ? AND ?"] * len(ranges)) + ")",
+        [bound for pair in ranges for bound in pair],
+    )
+
+
 def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
     """When the trace's first stored span started (for a link's time window)."""
-    row = store.conn.execute("SELECT min(start_ns) FROM spans WHERE trace_id = ?", (full_id,))
+    narrowed, params = _rows_of_trace(store, full_id)
+    row = store.conn.execute(
+        f"SELECT min(start_ns) FROM spans WHERE {narrowed} AND trace_id = ?", [*params, full_id]
+    )
     value = row.fetchone()[0]
     return int(value) if value is not None else None
 
@@ -454,10 +496,11 @@ def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
 def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:
     """One trace's spans depth-first, children by start time; orphans (parent not stored) at top."""
     full_id = resolve_trace_id(store, trace_id)
+    narrowed, params = _rows_of_trace(store, full_id)
     spans = store.conn.execute(
         "SELECT span_id, parent_id, name, start_ns, duration_ns, status, attributes, events "
-        "FROM spans WHERE trace_id = ? ORDER BY start_ns, id",
-        (full_id,),
+        f"FROM spans WHERE {narrowed} AND trace_id = ? ORDER BY start_ns, id",
+        [*params, full_id],
     ).fetchall()
     ids = {row[0] for row in spans}
     children: dict[str | None, list[tuple[Any, ...]]] = {}

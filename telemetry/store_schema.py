@@ -53,7 +53,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from telemetry import schema
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Milliseconds SQLite waits on a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -164,7 +164,18 @@ ROOT_COLUMNS = (
     "service",
 )
 ROOTS_START = "roots_start"
+TRACE_CHUNKS = "trace_chunks"
+# Hex digits of a trace id ``trace_chunks`` keeps: the shortest prefix ``chatops trace`` takes.
+PREFIX_DIGITS = 8
 
+
+# One row per write: the id range of its rows and the first ``PREFIX_DIGITS`` hex digits of
+# each trace id among them, comma-separated: where ``chatops trace`` looks (version 4).
+_TRACE_CHUNKS_TABLE = f"""CREATE TABLE IF NOT EXISTS {TRACE_CHUNKS} (
+    last_id   INTEGER PRIMARY KEY,
+    first_id  INTEGER NOT NULL,
+    prefixes  TEXT    NOT NULL
+)"""
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS spans (
@@ -188,6 +199,7 @@ _TABLES = [
     attributes  TEXT    NOT NULL,
     events      TEXT
 )""",
+    _TRACE_CHUNKS_TABLE,
     """CREATE TABLE IF NOT EXISTS markers (
     id        INTEGER PRIMARY KEY,
     time_ns   INTEGER NOT NULL,
@@ -211,8 +223,8 @@ def _add_generated(conn: sqlite3.Connection) -> None:
             )
 
 
+# Version 1 to 3 also had ``spans_trace`` on (trace_id), which version 4 drops.
 _INDEXES_V1 = [
-    "CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id)",
     "CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns)",
     "CREATE INDEX IF NOT EXISTS markers_time ON markers (time_ns)",
 ]
@@ -246,8 +258,32 @@ def _to_version_3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _to_version_4(conn: sqlite3.Connection) -> None:
+    # The rows stored without a chunk, in chunks of consecutive ids as writes record theirs:
+    # all of them, or those an older bot wrote since an earlier migration (readers would
+    # find those anyway, by reading every row no chunk covers, only slower).
+    conn.execute(_TRACE_CHUNKS_TABLE)
+    conn.execute(
+        f"INSERT OR IGNORE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes) "
+        f"SELECT max(id), min(id), group_concat(DISTINCT substr(trace_id, 1, {PREFIX_DIGITS})) "
+        f"FROM spans WHERE id > (SELECT coalesce(max(last_id), 0) FROM {TRACE_CHUNKS}) "
+        "GROUP BY id / 512"
+    )
+    conn.execute("DROP INDEX IF EXISTS spans_trace")
+
+
 # Steps that bring a store of version N (the key) to version N + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_version_2, 2: _to_version_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _to_version_2,
+    2: _to_version_3,
+    3: _to_version_4,
+}
+
+# Replacing: a chunk left from before the store was emptied (ids start again at 1) can
+# hold the same last id.
+INSERT_CHUNK = (
+    f"INSERT OR REPLACE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes) VALUES (?, ?, ?)"
+)
 
 INSERT_SPAN = """
 INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, duration_ns, dur_bucket,
@@ -258,23 +294,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 @dataclass(frozen=True)
 class Layout:
-    """What a store file has: its schema version, the columns of ``spans``, its indexes."""
+    """What a store file has: its schema version, the columns of ``spans``, its indexes
+    and tables."""
 
     version: int
     columns: frozenset[str]
     indexes: frozenset[str]
+    tables: frozenset[str]
 
 
 def read_layout(conn: sqlite3.Connection) -> Layout:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     # table_xinfo, not table_info: generated columns are listed only there.
     columns = frozenset(row[1] for row in conn.execute("PRAGMA table_xinfo(spans)"))
-    indexes = frozenset(
-        row[0]
-        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
-        if row[0] is not None
-    )
-    return Layout(version, columns, indexes)
+    named = conn.execute("SELECT type, name FROM sqlite_master WHERE name IS NOT NULL").fetchall()
+    indexes = frozenset(name for kind, name in named if kind == "index")
+    tables = frozenset(name for kind, name in named if kind == "table")
+    return Layout(version, columns, indexes, tables)
 
 
 def duration_bucket(duration_ns: int) -> int:

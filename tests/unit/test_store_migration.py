@@ -10,9 +10,15 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from telemetry import schema
-from telemetry.query import Where, Window, heatmap, slowest, stats
-from telemetry.store import SpanStore, insert_rows, span_row
-from telemetry.store_schema import SCHEMA_VERSION, connect_writer, read_layout
+from telemetry.query import Where, Window, heatmap, slowest, stats, waterfall
+from telemetry.store import SpanStore, insert_rows, span_row, write_rows
+from telemetry.store_schema import (
+    INSERT_SPAN,
+    SCHEMA_VERSION,
+    connect_writer,
+    read_layout,
+    transaction,
+)
 from tests.store_data import HOUR, NOW, expected_stats, random_spans, roots_in
 
 WINDOW = Window(NOW - 24 * HOUR, NOW)
@@ -74,6 +80,12 @@ def open_as_version_1(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def write_as_older_version(conn: sqlite3.Connection, spans: list[ReadableSpan]) -> None:
+    """The rows alone: before version 4 a write recorded no ``trace_chunks`` row."""
+    with transaction(conn):
+        write_rows(conn, INSERT_SPAN, [span_row(span) for span in spans])
+
+
 @pytest.fixture(scope="module")
 def spans() -> list[ReadableSpan]:
     return random_spans(800, seed=1)
@@ -83,7 +95,7 @@ def spans() -> list[ReadableSpan]:
 def old_store(tmp_path: Path, spans: list[ReadableSpan]) -> Path:
     path = tmp_path / "spans.db"
     conn = open_as_version_1(path)
-    insert_rows(conn, [span_row(span) for span in spans])
+    write_as_older_version(conn, spans)
     conn.close()
     return path
 
@@ -98,6 +110,14 @@ def assert_answers_like_brute_force(store: SpanStore, spans: list[ReadableSpan])
     assert heatmap(store, window=WINDOW, columns=10).total == len(roots_in(spans, WINDOW))
     slowest_first = max((s.end_time or 0) - (s.start_time or 0) for s in roots_in(spans, WINDOW))
     assert slowest(store, window=WINDOW, limit=1)[0].duration_ms == slowest_first / 1e6
+    for span in spans[:: len(spans) // 7]:  # a trace found by its id, with all its spans
+        trace_id = format(span.context.trace_id, "032x")
+        wanted = {
+            format(s.context.span_id, "016x")
+            for s in spans
+            if s.context.trace_id == span.context.trace_id
+        }
+        assert {row.span_id for row in waterfall(store, trace_id[:12])} == wanted
 
 
 def test_an_old_store_answers_the_same_without_being_migrated(
@@ -116,7 +136,8 @@ def test_a_writer_migrates_an_old_store_in_place(
 ) -> None:
     conn = connect_writer(old_store)
     layout = read_layout(conn)
-    assert layout.version == SCHEMA_VERSION == 3
+    assert layout.version == SCHEMA_VERSION == 4
+    assert "spans_trace" not in layout.indexes and "trace_chunks" in layout.tables
     assert "guild_name" in layout.columns
     assert {"roots_start", "roots_bucket"} <= layout.indexes
     assert not DURATION_ORDERED & layout.indexes
@@ -141,10 +162,13 @@ DURATION_ORDERED = {f"roots_{c}" for c in ("command", "author", "guild", "outcom
 
 @pytest.fixture
 def version_2_store(tmp_path: Path, spans: list[ReadableSpan]) -> Path:
-    """A store as version 2 left it: its five duration-ordered indexes, no roots_start."""
+    """A store as version 2 left it: its five duration-ordered indexes, no roots_start, an
+    index of trace ids and no trace_chunks."""
     path = tmp_path / "v2.db"
     conn = connect_writer(path)
-    insert_rows(conn, [span_row(span) for span in spans])
+    conn.execute("DROP TABLE trace_chunks")
+    conn.execute("CREATE INDEX spans_trace ON spans (trace_id)")
+    write_as_older_version(conn, spans)
     conn.execute("DROP INDEX roots_start")
     for column in ("command", "author", "guild", "guild_name"):
         conn.execute(

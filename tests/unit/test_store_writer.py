@@ -79,6 +79,11 @@ def _dump(conn: sqlite3.Connection, table: str) -> list[Row]:
     return conn.execute(f"SELECT {typed} FROM {table} ORDER BY rowid").fetchall()
 
 
+def _ours(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
+    with transaction(conn):
+        write_rows(conn, sql, rows)
+
+
 def _theirs(conn: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
     with transaction(conn):
         conn.executemany(sql, rows)
@@ -96,7 +101,7 @@ def _outcome(conn: sqlite3.Connection, write: Any, sql: str, rows: Any, table: s
 def _both(tmp_path: Path, sql: str, rows: Any, table: str = "t") -> tuple[object, object]:
     ours, theirs = _generic(tmp_path / "ours.db"), _generic(tmp_path / "theirs.db")
     try:
-        mine = _outcome(ours, write_rows, sql, rows, table)
+        mine = _outcome(ours, _ours, sql, rows, table)
         return mine, _outcome(theirs, _theirs, sql, rows, table)
     finally:
         ours.close()
@@ -373,7 +378,7 @@ def test_a_full_disk_raises_operational_error_and_leaves_nothing(tmp_path: Path)
     rows, meets the full disk again and raises its own error."""
     rows = [(f"row {i}" * 50, i, i * 0.5) for i in range(2_000)]
     outcomes = []
-    for write in (write_rows, _theirs):
+    for write in (_ours, _theirs):
         conn = _generic(tmp_path / f"{write.__name__}.db")
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages + 2}")

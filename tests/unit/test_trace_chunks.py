@@ -1,0 +1,141 @@
+"""A trace found by its id in a store with no index of trace ids (schema version 4).
+
+Each write records its rows' id range and their trace ids' first digits
+(``trace_chunks``); ``chatops trace`` reads the ranges that hold the digits asked
+for, and every row no range covers. Each test writes spans the exporter's way and
+asks for traces by id or prefix, as a user would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
+from telemetry.query import AmbiguousTrace, NoSuchTrace, trace_start_ns, waterfall
+from telemetry.store import SpanStore, apply_retention, insert_rows, span_row, write_rows
+from telemetry.store_schema import INSERT_SPAN, connect_writer, read_layout, transaction
+from tests.store_data import NOW, random_spans
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = connect_writer(tmp_path / "spans.db")
+    yield conn
+    conn.close()
+
+
+def hex_id(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return format(span.context.trace_id, "032x")
+
+
+def span_ids(store: SpanStore, trace_id: str) -> set[str]:
+    return {row.span_id for row in waterfall(store, trace_id)}
+
+
+def expected(spans: list[ReadableSpan], trace_id: str) -> set[str]:
+    return {format(s.context.span_id, "016x") for s in spans if s.context and hex_id(s) == trace_id}
+
+
+def test_a_new_store_keeps_no_index_of_trace_ids(writer: sqlite3.Connection) -> None:
+    layout = read_layout(writer)
+    assert "spans_trace" not in layout.indexes
+    assert "trace_chunks" in layout.tables
+
+
+def test_every_trace_is_found_whole_by_its_id_or_a_prefix(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    spans = random_spans(300, seed=11)
+    for start in range(0, len(spans), 64):  # several writes, several chunks
+        insert_rows(writer, [span_row(s) for s in spans[start : start + 64]])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for trace_id in {hex_id(s) for s in spans}:
+            assert span_ids(store, trace_id) == expected(spans, trace_id)
+            assert span_ids(store, trace_id[:8]) == expected(spans, trace_id)
+            starts = [s.start_time for s in spans if hex_id(s) == trace_id]
+            assert trace_start_ns(store, trace_id) == min(x for x in starts if x is not None)
+
+
+def test_a_span_written_after_its_trace_is_found_with_it(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """A late child ends after its trace was exported: a later write, another chunk."""
+    spans = random_spans(40, seed=12)
+    late = [s for s in spans if s.parent is not None][:5]
+    early = [s for s in spans if s not in late]
+    insert_rows(writer, [span_row(s) for s in early])
+    insert_rows(writer, [span_row(s) for s in random_spans(100, seed=13)])  # between them
+    for span in late:
+        insert_rows(writer, [span_row(span)])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for span in late:
+            assert span_ids(store, hex_id(span)) == expected(spans, hex_id(span))
+
+
+def test_rows_an_older_chatops_wrote_without_a_chunk_are_found_too(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """An older bot writing to this store records no chunk; its rows are read in full."""
+    ours, older, after = random_spans(30, seed=14), random_spans(30, seed=15), random_spans(30, 16)
+    insert_rows(writer, [span_row(s) for s in ours])
+    with transaction(writer):
+        write_rows(writer, INSERT_SPAN, [span_row(s) for s in older])  # a gap between chunks
+    insert_rows(writer, [span_row(s) for s in after])
+    everything = [*ours, *older, *after]
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for trace_id in {hex_id(s) for s in everything}:
+            assert span_ids(store, trace_id) == expected(everything, trace_id)
+
+
+def test_rows_after_the_last_chunk_are_found(writer: sqlite3.Connection, tmp_path: Path) -> None:
+    spans = random_spans(20, seed=17)
+    insert_rows(writer, [span_row(s) for s in spans[:10]])
+    with transaction(writer):
+        write_rows(writer, INSERT_SPAN, [span_row(s) for s in spans[10:]])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for span in spans[10:]:
+            assert span_ids(store, hex_id(span)) == expected(spans, hex_id(span))
+
+
+def test_a_prefix_of_two_traces_is_ambiguous_across_chunks(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    template = span_row(random_spans(1, seed=18)[0])
+    first = ("abcdef01" + "0" * 24, "1" * 16, None, *template[3:])
+    second = ("abcdef01" + "f" * 24, "2" * 16, None, *template[3:])
+    insert_rows(writer, [first])
+    insert_rows(writer, [span_row(s) for s in random_spans(50, seed=19)])
+    insert_rows(writer, [second])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        with pytest.raises(AmbiguousTrace):
+            waterfall(store, "abcdef01")
+        assert span_ids(store, "abcdef010") == {"1" * 16}
+        assert span_ids(store, "abcdef01f") == {"2" * 16}
+        with pytest.raises(NoSuchTrace):
+            waterfall(store, "abcdef02")
+
+
+def test_retention_drops_the_chunks_of_deleted_spans_and_new_ones_are_found(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    old = random_spans(50, seed=20, hours=2)
+    insert_rows(writer, [span_row(s) for s in old])
+    chunks = writer.execute("SELECT count(*) FROM trace_chunks").fetchone()[0]
+    assert chunks == 1
+    # Everything is older than a minute after NOW + 1 day: the store empties, ids restart.
+    apply_retention(writer, max_age=timedelta(minutes=1), max_bytes=1 << 30, now_ns=NOW + 10**14)
+    assert writer.execute("SELECT count(*) FROM spans").fetchone()[0] == 0
+    assert writer.execute("SELECT count(*) FROM trace_chunks").fetchone()[0] == 0
+    new = random_spans(50, seed=21)
+    insert_rows(writer, [span_row(s) for s in new])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for trace_id in {hex_id(s) for s in new}:
+            assert span_ids(store, trace_id) == expected(new, trace_id)
+        with pytest.raises(NoSuchTrace):
+            waterfall(store, hex_id(old[0]))
