@@ -238,40 +238,51 @@ class GuardedSite(web.BaseSite):
         )
         (self.listener,) = self._server.sockets
         self.guard.report.port = self.listener.getsockname()[1]
-        self._accept_failures = AcceptFailures(loop, self.listener.fileno(), self.guard.report)
+        self._fd = self.listener.fileno()
+        self._accept_failures = AcceptFailures.add(loop, self._fd, self.guard.report)
 
     async def stop(self) -> None:
         if self._accept_failures is not None:
-            self._accept_failures.remove()
+            self._accept_failures.remove(self._fd)
         self.guard.report.close()
         await super().stop()
 
 
 class AcceptFailures:
-    """The loop's exception handler, but a port's failed accepts go to its ``LimitReport``.
+    """The loop's exception handler while ports are open: a port's failed accepts go to
+    its ``LimitReport``.
 
     Out of descriptors, asyncio stops accepting on the port for a second and
     logs a traceback each time; the guard keeps the ports themselves within
     bounds, so this is the rest of the process using them up, and one counted
     line a minute says so. Anything else goes to the handler there was before.
+    One per loop, shared by its ports, so they may close in any order.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, report: LimitReport) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._fd = fd
-        self._report = report
         self._previous = loop.get_exception_handler()
+        self._ports: dict[int, LimitReport] = {}  # listening socket's fd -> its report
         loop.set_exception_handler(self._handle)
 
-    def remove(self) -> None:
-        if self._loop.get_exception_handler() == self._handle:
+    @classmethod
+    def add(cls, loop: asyncio.AbstractEventLoop, fd: int, report: LimitReport) -> AcceptFailures:
+        """The loop's instance (made and installed if need be), now reporting for ``fd``."""
+        current = getattr(loop.get_exception_handler(), "__self__", None)
+        handler = current if isinstance(current, cls) else cls(loop)
+        handler._ports[fd] = report
+        return handler
+
+    def remove(self, fd: int) -> None:
+        self._ports.pop(fd, None)
+        if not self._ports and self._loop.get_exception_handler() == self._handle:
             self._loop.set_exception_handler(self._previous)
 
     def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         sock = context.get("socket")
-        ours = sock is not None and sock.fileno() == self._fd
-        if ours and context.get("message") == ACCEPT_FAILED:
-            self._report.count("accepts paused for 1 s: the process is out of file descriptors")
+        report = self._ports.get(sock.fileno()) if sock is not None else None
+        if report is not None and context.get("message") == ACCEPT_FAILED:
+            report.count("accepts paused for 1 s: the process is out of file descriptors")
         elif self._previous is not None:
             self._previous(loop, context)
         else:

@@ -251,12 +251,30 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[SpanRow]) -> None:
         write_rows(conn, INSERT_SPAN, ordered)
         # Ids are given in order to the rows of one transaction: the last one's, back.
         last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        first = last - len(ordered) + 1
+        _cut_chunks_at(conn, first)
         prefixes = ",".join(dict.fromkeys(str(row[0])[:PREFIX_DIGITS] for row in ordered))
-        conn.execute(INSERT_CHUNK, (last, last - len(ordered) + 1, prefixes))
+        conn.execute(INSERT_CHUNK, (last, first, prefixes))
+
+
+def _cut_chunks_at(conn: sqlite3.Connection, first: int) -> None:
+    """End every chunk before ``first``, the first id of rows just written.
+
+    SQLite gives a new row the highest id + 1, so once retention has deleted the
+    newest rows (it deletes by start time) their ids are given again, inside a chunk
+    that describes the rows deleted, which would hide the new rows from ``chatops
+    trace``. No row had an id from ``first`` on: what a chunk says of those is stale.
+    """
+    if conn.execute(f"SELECT 1 FROM {TRACE_CHUNKS} WHERE last_id >= ?", (first,)).fetchone():
+        conn.execute(f"DELETE FROM {TRACE_CHUNKS} WHERE first_id >= ?", (first,))
+        conn.execute(
+            f"UPDATE OR REPLACE {TRACE_CHUNKS} SET last_id = ? WHERE last_id >= ?",
+            (first - 1, first),
+        )
 
 
 def write_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``executemany(sql, rows)`` as the first statement of the open transaction, in C.
+    """``executemany(sql, rows)`` as the first write of the open transaction, in C.
 
     ``executemany`` hands the GIL back to the busy event loop for every row
     (telemetry/_store_sqlite.c); the C writer, once a batch. Where it declines, or a
@@ -278,9 +296,10 @@ def store_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
-# The chunks no span is left in; all of them once the store is empty (ids start again at 1).
+# The chunks no span is left in (retention deletes by start, not by id): one seek a chunk.
 _TRIM_CHUNKS = (
-    f"DELETE FROM {TRACE_CHUNKS} WHERE last_id < coalesce((SELECT min(id) FROM spans), {2**63 - 1})"
+    f"DELETE FROM {TRACE_CHUNKS} "
+    "WHERE NOT EXISTS (SELECT 1 FROM spans WHERE id BETWEEN first_id AND last_id)"
 )
 
 
@@ -345,6 +364,11 @@ class Retention:
                     removed += deleted
                     if deleted < asked:
                         break  # nothing older left, or the store is empty
+            if removed:
+                if not self._fits(deadline):
+                    return RetentionStep(removed, done=False)
+                with transaction(conn), self._stoppable(conn):
+                    conn.execute(_TRIM_CHUNKS)
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
                     return RetentionStep(removed, done=False)
@@ -405,7 +429,6 @@ class Retention:
                             [*params, rows],
                         ).rowcount
                     )
-                    conn.execute(_TRIM_CHUNKS)
                 committing = self.clock()
         except sqlite3.OperationalError:
             self.rows = max(self.min_rows, self.rows // 4)  # out of time: smaller next time

@@ -18,17 +18,26 @@ need be. HTTP spans carry the stable semantic-convention names
 written before they did holds the old ones (``http.method``, ...), so a query for
 either name reads both and an old store keeps answering (``attribute_names``).
 
+A trace is found by its id without an index of trace ids: a span's entry in one
+landed on a random page (trace ids are random), and writing those pages was half
+of what the store cost per span. Instead each write appends one row to
+``trace_chunks``: the id range of its rows and the first ``PREFIX_DIGITS`` hex digits
+of each trace id among them; ``chatops trace`` reads the ranges that hold the digits
+asked for, and any rows no chunk covers (``telemetry/query.py``).
+
 Schema versions (``PRAGMA user_version``): 1 had the copied columns and an index per
-column in (column, duration) order, and ``roots_time``; 2 adds the generated column
-and its index, and ``roots_bucket`` in place of ``roots_time``; 3 replaces the five
-(column, duration) indexes with ``roots_start``. Those kept each group's durations
-in order, so a percentile was one ``OFFSET``, but each root span's entries landed on
-five random pages, and writing them was most of what the store cost the bot (docs/
-development.md). A writer migrates an older store in place when it opens it (adding a
-generated column is instant; each new index reads the root spans once: over a
-million root spans version 1 to 2 took 3.5 s, version 2 to 3 6.1 s). A reader never
-migrates: ``read_layout`` tells the queries which columns and indexes exist, so
-``chatops stats`` answers the same from an old store, only slower.
+column in (column, duration) order, ``roots_time`` and ``spans_trace`` (trace id); 2
+adds the generated column and its index, and ``roots_bucket`` in place of
+``roots_time``; 3 replaces the five (column, duration) indexes with ``roots_start``.
+Those kept each group's durations in order, so a percentile was one ``OFFSET``, but
+each root span's entries landed on five random pages, and writing them was most of
+what the store cost the bot (docs/development.md); 4 replaces ``spans_trace`` with
+``trace_chunks``. A writer migrates an older store in place when it opens it
+(adding a generated column is instant; each new index reads the root spans once:
+over a million root spans version 1 to 2 took 3.5 s, version 2 to 3 6.1 s, version 3
+to 4 1.7 s). A reader never migrates: ``read_layout`` tells the queries which
+columns, indexes and tables exist, so ``chatops stats`` and ``chatops trace`` answer
+the same from an old store, only slower.
 """
 
 from __future__ import annotations
@@ -260,8 +269,8 @@ def _to_version_3(conn: sqlite3.Connection) -> None:
 
 def _to_version_4(conn: sqlite3.Connection) -> None:
     # The rows stored without a chunk, in chunks of consecutive ids as writes record theirs:
-    # all of them, or those an older bot wrote since an earlier migration (readers would
-    # find those anyway, by reading every row no chunk covers, only slower).
+    # all of them, or those an older bot wrote past the last chunk since an earlier
+    # migration (a reader reads every row no chunk covers in full, only slower).
     conn.execute(_TRACE_CHUNKS_TABLE)
     conn.execute(
         f"INSERT OR IGNORE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes) "
@@ -279,8 +288,8 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: _to_version_4,
 }
 
-# Replacing: a chunk left from before the store was emptied (ids start again at 1) can
-# hold the same last id.
+# Replacing, should a chunk hold the same last id: a row no chunk covers is still found
+# (``query._id_ranges`` reads it), a chunk covering rows it does not describe would hide them.
 INSERT_CHUNK = (
     f"INSERT OR REPLACE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes) VALUES (?, ?, ?)"
 )

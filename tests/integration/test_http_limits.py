@@ -168,34 +168,44 @@ async def serving(
 async def test_accepts_paused_for_want_of_descriptors_are_counted_not_logged_each_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """What asyncio reports when accept() fails with EMFILE, as it reports it."""
+    """What asyncio reports when accept() fails with EMFILE, as it reports it, on the
+    health and the webhook port; they close in the order they opened, as ``chatops run``
+    closes them, and leave the loop's handler as it was."""
     caplog.set_level(logging.WARNING)
     loop = asyncio.get_running_loop()
-    runner = await start_health_server(health_app(lambda: True), 0)
-    (site,) = runner.sites
-    assert isinstance(site, GuardedSite)
-    port = runner.addresses[0][1]
+    runners = [await start_health_server(health_app(lambda: True), 0) for _ in range(2)]
+    sites = [site for runner in runners for site in runner.sites]
+    assert all(isinstance(site, GuardedSite) for site in sites)
+    ports = [runner.addresses[0][1] for runner in runners]
+
+    def failed_accept(site: object) -> None:
+        assert isinstance(site, GuardedSite)
+        loop.call_exception_handler(
+            {
+                "message": ACCEPT_FAILED,
+                "exception": OSError(errno.EMFILE, "Too many open files"),
+                "socket": site.listener,
+            }
+        )
+
     try:
         for _ in range(3):
-            loop.call_exception_handler(
-                {
-                    "message": ACCEPT_FAILED,
-                    "exception": OSError(errno.EMFILE, "Too many open files"),
-                    "socket": site.listener,
-                }
-            )
+            failed_accept(sites[0])
+        failed_accept(sites[1])
         loop.call_exception_handler({"message": "something else"})
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
     messages = [record.getMessage() for record in caplog.records]
     paused = "accepts paused for 1 s: the process is out of file descriptors"
     assert messages == [
-        f"HTTP port {port}: 1 {paused}",
+        f"HTTP port {ports[0]}: 1 {paused}",
+        f"HTTP port {ports[1]}: 1 {paused}",
         "something else",
-        f"HTTP port {port}: 2 {paused}",
+        f"HTTP port {ports[0]}: 2 {paused}",
     ]
     assert not [record for record in caplog.records if record.exc_info]
-    assert loop.get_exception_handler() is None  # the port's handler left with it
+    assert loop.get_exception_handler() is None  # the ports' handler left with them
 
 
 async def read_body(request: web.Request) -> web.Response:

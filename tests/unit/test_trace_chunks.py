@@ -121,17 +121,15 @@ def test_a_prefix_of_two_traces_is_ambiguous_across_chunks(
             waterfall(store, "abcdef02")
 
 
-def test_retention_drops_the_chunks_of_deleted_spans_and_new_ones_are_found(
+def test_an_emptied_store_starts_its_ids_again_and_finds_new_traces(
     writer: sqlite3.Connection, tmp_path: Path
 ) -> None:
+    """Retention empties the store: SQLite gives ids from 1 again, under no old chunk."""
     old = random_spans(50, seed=20, hours=2)
     insert_rows(writer, [span_row(s) for s in old])
-    chunks = writer.execute("SELECT count(*) FROM trace_chunks").fetchone()[0]
-    assert chunks == 1
-    # Everything is older than a minute after NOW + 1 day: the store empties, ids restart.
     apply_retention(writer, max_age=timedelta(minutes=1), max_bytes=1 << 30, now_ns=NOW + 10**14)
-    assert writer.execute("SELECT count(*) FROM spans").fetchone()[0] == 0
-    assert writer.execute("SELECT count(*) FROM trace_chunks").fetchone()[0] == 0
+    assert writer.execute("SELECT count(*) FROM spans").fetchone() == (0,)
+    assert writer.execute("SELECT count(*) FROM trace_chunks").fetchone() == (0,)
     new = random_spans(50, seed=21)
     insert_rows(writer, [span_row(s) for s in new])
     with SpanStore.open(tmp_path / "spans.db") as store:
@@ -139,3 +137,73 @@ def test_retention_drops_the_chunks_of_deleted_spans_and_new_ones_are_found(
             assert span_ids(store, trace_id) == expected(new, trace_id)
         with pytest.raises(NoSuchTrace):
             waterfall(store, hex_id(old[0]))
+
+
+def test_a_trace_in_an_early_write_whose_later_rows_were_deleted_is_found(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """Retention deletes by start time: a write's newest rows can go before its oldest,
+    and the next write takes their ids again."""
+    template = span_row(random_spans(1, seed=22)[0])
+
+    def row(trace: str, span: int, start_ns: int) -> tuple[object, ...]:
+        return (trace.ljust(32, "0"), f"{span:016x}", None, *template[3:5], start_ns, *template[6:])
+
+    hour = 3600 * 10**9
+    insert_rows(
+        writer,
+        [row("aaaaaaaa", 1, NOW)] + [row("bbbbbbbb", n, NOW - 9 * hour) for n in range(2, 7)],
+    )
+    apply_retention(writer, max_age=timedelta(hours=1), max_bytes=1 << 40, now_ns=NOW - 4 * hour)
+    insert_rows(writer, [row("cccccccc", n, NOW) for n in range(7, 12)])
+    apply_retention(writer, max_age=timedelta(hours=1), max_bytes=1 << 40, now_ns=NOW)
+    insert_rows(writer, [row("dddddddd", n, NOW) for n in range(12, 17)])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        assert span_ids(store, "aaaaaaaa") == {f"{1:016x}"}
+        assert span_ids(store, "cccccccc") == {f"{n:016x}" for n in range(7, 12)}
+        with pytest.raises(NoSuchTrace):
+            waterfall(store, "bbbbbbbb")
+    # the chunk no span is left in is gone; the others stay
+    chunks = writer.execute("SELECT prefixes FROM trace_chunks ORDER BY last_id").fetchall()
+    assert chunks == [("aaaaaaaa,bbbbbbbb",), ("cccccccc",), ("dddddddd",)]
+
+
+def test_ids_given_twice_never_hide_a_trace(writer: sqlite3.Connection, tmp_path: Path) -> None:
+    """Three writes whose newest rows retention deletes in between: the trace written
+    second sits at an id the first write's chunk once described."""
+    template = span_row(random_spans(1, seed=24)[0])
+
+    def row(trace: str, span: int, start_ns: int) -> tuple[object, ...]:
+        return (trace.ljust(32, "0"), f"{span:016x}", None, *template[3:5], start_ns, *template[6:])
+
+    hour = 3600 * 10**9
+
+    def retain(now_ns: int) -> None:  # what started over an hour before ``now_ns`` goes
+        apply_retention(writer, max_age=timedelta(hours=1), max_bytes=1 << 40, now_ns=now_ns)
+
+    old = [row("dddddddd", n, NOW - 9 * hour) for n in range(2, 7)]
+    insert_rows(writer, [row("dddddddd", 1, NOW), *old])  # ids 1-6
+    retain(NOW - 4 * hour)  # 2-6 go
+    later = [row("bbbbbbbb", n, NOW - 3 * hour) for n in range(8, 13)]
+    insert_rows(writer, [row("aaaaaaaa", 7, NOW), *later])  # ids 2-7 again
+    retain(NOW)  # 3-7 go
+    insert_rows(writer, [row("cccccccc", n, NOW) for n in range(13, 18)])  # ids 3-7 again
+    assert writer.execute("SELECT id FROM spans WHERE span_id = ?", (f"{7:016x}",)).fetchone()
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        assert span_ids(store, "aaaaaaaa") == {f"{7:016x}"}
+        assert span_ids(store, "dddddddd") == {f"{1:016x}"}
+        assert span_ids(store, "cccccccc") == {f"{n:016x}" for n in range(13, 18)}
+
+
+def test_a_thousand_ranges_to_read_still_answer(writer: sqlite3.Connection, tmp_path: Path) -> None:
+    """A bot and an older chatops writing in turn: a range per chunk-less write to read."""
+    spans = random_spans(1_000, seed=23)
+    rows = [span_row(s) for s in spans]
+    for n in range(0, len(rows), 2):
+        insert_rows(writer, [rows[n]])
+        with transaction(writer):
+            write_rows(writer, INSERT_SPAN, [rows[n + 1]])
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        for span in spans[:: len(spans) // 10]:
+            assert span_ids(store, hex_id(span)) == expected(spans, hex_id(span))
+            assert trace_start_ns(store, hex_id(span)) is not None
