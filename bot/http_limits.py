@@ -244,6 +244,7 @@ class GuardedSite(web.BaseSite):
     async def stop(self) -> None:
         if self._accept_failures is not None:
             self._accept_failures.remove(self._fd)
+            self._accept_failures = None
         self.guard.report.close()
         await super().stop()
 

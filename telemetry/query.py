@@ -472,14 +472,7 @@ def _id_ranges(store: SpanStore, wanted: str) -> list[tuple[int, int]] | None:
     if low is None:
         return []
     digits = wanted[:PREFIX_DIGITS]
-    ranges: list[tuple[int, int]] = []
-
-    def add(first: int, last: int) -> None:
-        if ranges and ranges[-1][1] + 1 >= first:  # adjacent: one range
-            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
-        else:
-            ranges.append((first, last))
-
+    wanted_ranges: list[tuple[int, int]] = []
     covered = low - 1  # every id up to here is in a chunk seen
     # Searched here, not with SQLite's instr(): 9 MB of digits for a million traces
     # took 0.15 s in SQL.
@@ -488,12 +481,19 @@ def _id_ranges(store: SpanStore, wanted: str) -> list[tuple[int, int]] | None:
     )
     for first, last, prefixes in chunks:
         if first > covered + 1:
-            add(covered + 1, first - 1)
+            wanted_ranges.append((covered + 1, first - 1))
         if digits in prefixes:
-            add(first, last)
+            wanted_ranges.append((first, last))
         covered = max(covered, last)
     if high > covered:
-        add(covered + 1, high)
+        wanted_ranges.append((covered + 1, high))
+    # Merged in id order (writes keep chunks apart; should two overlap, nothing is lost).
+    ranges: list[tuple[int, int]] = []
+    for first, last in sorted(wanted_ranges):
+        if ranges and ranges[-1][1] + 1 >= first:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+        else:
+            ranges.append((first, last))
     return ranges
 
 

@@ -296,11 +296,18 @@ def store_bytes(conn: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
-# The chunks no span is left in (retention deletes by start, not by id): one seek a chunk.
-_TRIM_CHUNKS = (
+# The chunks no span is left in, in time bounded by the spans deleted, not the store's size:
+# those wholly below the oldest id left, then the oldest ``_TRIM_CHECKED`` of the rest
+# looked into one by one (retention deletes by start, not id: a span that outlives its
+# neighbours keeps the ids after it; each pass moves past the empty chunks found).
+_TRIM_CHECKED = 512
+_TRIM_CHUNKS = [
     f"DELETE FROM {TRACE_CHUNKS} "
-    "WHERE NOT EXISTS (SELECT 1 FROM spans WHERE id BETWEEN first_id AND last_id)"
-)
+    f"WHERE last_id < coalesce((SELECT min(id) FROM spans), {2**63 - 1})",
+    f"DELETE FROM {TRACE_CHUNKS} WHERE last_id IN "
+    f"(SELECT last_id FROM {TRACE_CHUNKS} ORDER BY last_id LIMIT {_TRIM_CHECKED}) "
+    "AND NOT EXISTS (SELECT 1 FROM spans WHERE id BETWEEN first_id AND last_id)",
+]
 
 
 class _OutOfTime(Exception):
@@ -364,11 +371,11 @@ class Retention:
                     removed += deleted
                     if deleted < asked:
                         break  # nothing older left, or the store is empty
-            if removed:
-                if not self._fits(deadline):
-                    return RetentionStep(removed, done=False)
-                with transaction(conn), self._stoppable(conn):
-                    conn.execute(_TRIM_CHUNKS)
+            if not self._fits(deadline):
+                return RetentionStep(removed, done=False)
+            with transaction(conn), self._stoppable(conn):
+                for statement in _TRIM_CHUNKS:
+                    conn.execute(statement)
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
                     return RetentionStep(removed, done=False)

@@ -207,3 +207,43 @@ def test_a_thousand_ranges_to_read_still_answer(writer: sqlite3.Connection, tmp_
         for span in spans[:: len(spans) // 10]:
             assert span_ids(store, hex_id(span)) == expected(spans, hex_id(span))
             assert trace_start_ns(store, hex_id(span)) is not None
+
+
+def test_a_span_that_outlives_its_neighbours_does_not_keep_their_chunks(
+    writer: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """Retention deletes by start time: the lowest id may stay while the writes after it
+    go. Their chunks go too, a bounded number a pass, whatever the store's size."""
+    template = span_row(random_spans(1, seed=25)[0])
+
+    def row(trace: str, start_ns: int) -> tuple[object, ...]:
+        return (trace.ljust(32, "0"), "1" * 16, None, *template[3:5], start_ns, *template[6:])
+
+    hour = 3600 * 10**9
+    insert_rows(writer, [row("aaaaaaaa", NOW + hour)])  # id 1, started last: stays
+    for n in range(1_200):
+        insert_rows(writer, [row(f"{n:08x}", NOW - 9 * hour)])
+    passes = 0
+    while writer.execute("SELECT count(*) FROM trace_chunks").fetchone()[0] > 1:
+        apply_retention(writer, max_age=timedelta(hours=1), max_bytes=1 << 40, now_ns=NOW)
+        passes += 1
+        assert passes <= 4
+    assert writer.execute("SELECT count(*) FROM spans").fetchone() == (1,)
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        assert span_ids(store, "aaaaaaaa") == {"1" * 16}
+
+
+def test_overlapping_chunks_hide_nothing(writer: sqlite3.Connection, tmp_path: Path) -> None:
+    """Writes keep chunks apart; were two to overlap (a store damaged some other way),
+    every row one of them says holds the digits is still read."""
+    spans = random_spans(20, seed=26)
+    insert_rows(writer, [span_row(s) for s in spans])
+    (target,) = writer.execute("SELECT trace_id FROM spans WHERE id = 5").fetchone()
+    with transaction(writer):
+        writer.execute("DELETE FROM trace_chunks")
+        writer.executemany(
+            "INSERT INTO trace_chunks (last_id, first_id, prefixes) VALUES (?, ?, ?)",
+            [(9, 1, "ffffffff"), (30, 10, target[:8]), (40, 1, f"eeeeeeee,{target[:8]}")],
+        )
+    with SpanStore.open(tmp_path / "spans.db") as store:
+        assert span_ids(store, target) == expected(spans, target)
