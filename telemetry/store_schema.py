@@ -35,7 +35,7 @@ what the store cost the bot (docs/development.md); 4 replaces ``spans_trace`` wi
 ``trace_chunks``. A writer migrates an older store in place when it opens it
 (adding a generated column is instant; each new index reads the root spans once:
 over a million root spans version 1 to 2 took 3.5 s, version 2 to 3 6.1 s, version 3
-to 4 1.7 s). A reader never migrates: ``read_layout`` tells the queries which
+to 4 1.7-3.5 s). A reader never migrates: ``read_layout`` tells the queries which
 columns, indexes and tables exist, so ``chatops stats`` and ``chatops trace`` answer
 the same from an old store, only slower.
 """
