@@ -79,7 +79,8 @@ static struct {
 
 static int ready = 0;
 static PyObject *connection_type = NULL, *operational_error = NULL;
-/* sqlite3.adapters, the keys of the types bound here, and the None adapter store.py registers */
+/* sqlite3.adapters, the keys of the types bound here, and the None adapter store_sqlite.py
+ * registers */
 static PyObject *adapters = NULL, *base_keys = NULL, *none_key = NULL, *none_adapter = NULL;
 
 enum { V_NULL, V_INT, V_FLOAT, V_TEXT };

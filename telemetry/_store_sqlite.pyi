@@ -41,6 +41,6 @@ def configure(
 ) -> str | None:
     """Find the SQLite library the ``_sqlite3`` extension at ``library`` uses.
 
-    None when the writer can be used in this process; otherwise why not (every
-    ``insert_rows`` then declines).
+    None when the C access can be used in this process; otherwise why not (every
+    ``insert_rows`` then declines, and every ``group_durations``).
     """

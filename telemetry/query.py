@@ -156,6 +156,15 @@ class Heatmap:
 
 
 @dataclass(frozen=True)
+class Trace:
+    """One trace found in the store: its full id, when its first span started, its rows."""
+
+    trace_id: str
+    start_ns: int
+    rows: list[WaterfallRow]
+
+
+@dataclass(frozen=True)
 class WaterfallRow:
     """One span of a trace, placed by depth and by offset from the trace's first start."""
 
@@ -430,11 +439,6 @@ def _cells_by_bucket(
     return counts
 
 
-def resolve_trace_id(store: SpanStore, trace_id: str) -> str:
-    """A full trace id from a full one or an unambiguous prefix (at least 8 hex digits)."""
-    return _resolved(store, trace_id)[0]
-
-
 def _resolved(store: SpanStore, trace_id: str) -> tuple[str, list[tuple[int, int]] | None]:
     """The full trace id, and the id ranges its rows can be in (``_id_ranges``)."""
     wanted = trace_id.strip().lower()
@@ -505,20 +509,14 @@ def _each_range(ranges: list[tuple[int, int]] | None) -> list[tuple[str, list[in
     return [("id BETWEEN ? AND ?", [first, last]) for first, last in ranges]
 
 
-def trace_start_ns(store: SpanStore, full_id: str) -> int | None:
-    """When the trace's first stored span started (for a link's time window)."""
-    starts = [
-        store.conn.execute(
-            f"SELECT min(start_ns) FROM spans WHERE {where} AND trace_id = ?", [*params, full_id]
-        ).fetchone()[0]
-        for where, params in _each_range(_id_ranges(store, full_id))
-    ]
-    found = [int(start) for start in starts if start is not None]
-    return min(found) if found else None
-
-
 def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:
     """One trace's spans depth-first, children by start time; orphans (parent not stored) at top."""
+    return find_trace(store, trace_id).rows
+
+
+def find_trace(store: SpanStore, trace_id: str) -> Trace:
+    """A trace by its full id or an unambiguous prefix (8+ hex digits): ``waterfall``'s rows,
+    with the full id and the first start (a link's time window), in one lookup."""
     full_id, ranges = _resolved(store, trace_id)
     spans = sorted(
         (
@@ -560,7 +558,7 @@ def waterfall(store: SpanStore, trace_id: str) -> list[WaterfallRow]:
             visit(span_id, depth + 1)
 
     visit(None, 0)
-    return rows
+    return Trace(full_id, origin, rows)
 
 
 def slowest(

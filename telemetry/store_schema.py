@@ -346,9 +346,8 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         path, timeout=MIGRATION_WAIT_MS / 1000, check_same_thread=False, isolation_level=None
     )
     try:
-        # Opening waits out another writer's migration (setting auto_vacuum takes the
-        # write lock too); from then on, the usual wait.
-        conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+        # Opening waits out another writer's migration (``timeout`` above; setting
+        # auto_vacuum takes the write lock too); from then on, the usual wait.
         # auto_vacuum must be chosen before the first table exists; it lets the file shrink
         # after size-based retention instead of only refilling its free pages.
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")

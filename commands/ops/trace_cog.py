@@ -10,7 +10,6 @@ a worker thread (SQLite blocks), each lookup on its own connection.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,9 @@ from telemetry.query import (
     AmbiguousTrace,
     NoSuchTrace,
     QueryError,
+    Trace,
     WaterfallRow,
-    resolve_trace_id,
-    trace_start_ns,
-    waterfall,
+    find_trace,
 )
 from telemetry.schema import Outcome
 from telemetry.spans import current_trace
@@ -46,17 +44,9 @@ OUTCOME_COLOURS = {
 }
 
 
-@dataclass(frozen=True)
-class Found:
-    trace_id: str
-    start_ns: int | None
-    rows: list[WaterfallRow]
-
-
-def _read(path: Path, prefix: str) -> Found:
+def _read(path: Path, prefix: str) -> Trace:
     with SpanStore.open(path) as store:
-        full = resolve_trace_id(store, prefix)
-        return Found(full, trace_start_ns(store, full), waterfall(store, full))
+        return find_trace(store, prefix)
 
 
 def _quote(text: Any) -> str:
@@ -76,7 +66,7 @@ def _error_of(row: WaterfallRow) -> str | None:
     return None
 
 
-def summary_embed(found: Found, link: str | None) -> discord.Embed:
+def summary_embed(found: Trace, link: str | None) -> discord.Embed:
     """Root outcome, slowest spans, errors; the title links to Honeycomb when configured."""
     roots = [row for row in found.rows if row.depth == 0]
     root = roots[0]
@@ -165,6 +155,6 @@ class Traces(commands.Cog):
             message_trace.span.set_attribute(schema.TRACE_LOOKUP, found.trace_id)
         link = None
         if self.links is not None:
-            start_s = found.start_ns / 1e9 if found.start_ns is not None else None
+            start_s = found.start_ns / 1e9
             link = self.links.trace_url(found.trace_id, self.dataset, start_s=start_s)
         await reply(ctx, embed=summary_embed(found, link))

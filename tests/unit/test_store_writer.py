@@ -394,7 +394,7 @@ def test_a_full_disk_raises_operational_error_and_leaves_nothing(tmp_path: Path)
 
 
 def test_a_batch_is_written_by_trace_and_each_trace_keeps_its_order(tmp_path: Path) -> None:
-    """Rows go in trace-id order (the trace index fills page by page); a trace's spans
+    """Rows go in trace-id order (a trace's spans are neighbours); a trace's spans
     that started at the same nanosecond still come back in the order they ended."""
     conn = _store(tmp_path / "s.db")
     template = span_row(random_spans(1, seed=9)[0])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
-from telemetry.query import AmbiguousTrace, NoSuchTrace, trace_start_ns, waterfall
+from telemetry.query import AmbiguousTrace, NoSuchTrace, find_trace, waterfall
 from telemetry.store import SpanStore, apply_retention, insert_rows, span_row, write_rows
 from telemetry.store_schema import INSERT_SPAN, connect_writer, read_layout, transaction
 from tests.store_data import NOW, random_spans
@@ -59,7 +59,7 @@ def test_every_trace_is_found_whole_by_its_id_or_a_prefix(
             assert span_ids(store, trace_id) == expected(spans, trace_id)
             assert span_ids(store, trace_id[:8]) == expected(spans, trace_id)
             starts = [s.start_time for s in spans if hex_id(s) == trace_id]
-            assert trace_start_ns(store, trace_id) == min(x for x in starts if x is not None)
+            assert find_trace(store, trace_id).start_ns == min(x for x in starts if x is not None)
 
 
 def test_a_span_written_after_its_trace_is_found_with_it(
@@ -206,7 +206,7 @@ def test_a_thousand_ranges_to_read_still_answer(writer: sqlite3.Connection, tmp_
     with SpanStore.open(tmp_path / "spans.db") as store:
         for span in spans[:: len(spans) // 10]:
             assert span_ids(store, hex_id(span)) == expected(spans, hex_id(span))
-            assert trace_start_ns(store, hex_id(span)) is not None
+            assert find_trace(store, hex_id(span)).start_ns is not None
 
 
 def test_a_span_that_outlives_its_neighbours_does_not_keep_their_chunks(
