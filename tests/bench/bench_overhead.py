@@ -13,8 +13,17 @@ gateway is READY and the GUILD_CREATEs are in), a warm-up, then the stream at
 concurrency 1 (one user, each message after the previous reply) and 32 (32
 users doing the same at once). Latency runs from the fake dispatching
 MESSAGE_CREATE to the fake receiving the reply's POST; CPU is the bot process's
-user+system time over both measured phases (all its threads, so the span export
+user+system time over each measured phase (all its threads, so the span export
 thread counts) divided by the messages.
+
+All variants of a round run at once, each with its own fake Discord, and each
+phase's stream goes to them in turns (``--slices``, 8 per bot, the order rotating):
+a slower minute of this shared machine then falls on every variant alike, instead
+of on whichever ran in it. Run one after another, the same code's ratio moved by up
+to 0.3x between runs; in turns, the plain bot against itself stays within a few
+hundredths (docs/development.md). A bot's CPU time is read around the whole phase,
+its idle time between turns included (its timer's wake-ups, the flush of what its
+last turn left waiting) and ``SETTLE_S`` after, so every flush is charged.
 
 ``--instructions`` runs each bot under valgrind's callgrind and also counts the
 instructions it executes in each measured phase (user space, every thread): a
@@ -57,6 +66,10 @@ START_TIMEOUT_S = 30.0
 WARMUP_MIN_S = 1.5
 CALLGRIND_SLOWDOWN = 30  # about how much slower a bot runs under callgrind
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A phase's stream is sent to the bots in turns, this many per bot (``measure``).
+SLICES = 8
+# After a phase, before reading CPU time: longer than the 1 s flush interval.
+SETTLE_S = 1.5
 
 # name: (child variant, needs an OTLP receiver, SQLite store, extra environment)
 VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
@@ -291,31 +304,20 @@ async def otlp_receiver(enabled: bool) -> Any:
         await proc.wait()
 
 
-async def run_phase(
-    fake: BenchFake,
-    users: list[tuple[JSON, int]],
-    pid: int,
-    per_user: int,
-    offset: int,
-    counter: Callgrind | None = None,
-) -> Phase:
+async def run_slice(
+    fake: BenchFake, users: list[tuple[JSON, int]], per_user: int, offset: int, phase: Phase
+) -> None:
     """Each user sends ``per_user`` messages, each after the previous reply, all at once."""
-    phase = Phase(messages=per_user * len(users))
 
     async def user(index: int, author: tuple[JSON, int]) -> None:
         for n in range(per_user):
             content = STREAM[(offset + index + n * len(users)) % len(STREAM)]
             phase.latencies_ms.append(await fake.timed(content, author) * 1000)
 
-    if counter:
-        await counter.start(pid)
-    cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+    wall0 = time.perf_counter()
     await asyncio.gather(*(user(i, a) for i, a in enumerate(users)))
-    phase.seconds = time.perf_counter() - wall0
-    phase.cpu_s = cpu_seconds(pid) - cpu0
-    if counter:
-        phase.instructions = await counter.stop(pid)
-    return phase
+    phase.seconds += time.perf_counter() - wall0
+    phase.messages += per_user * len(users)
 
 
 @contextlib.asynccontextmanager
@@ -339,36 +341,50 @@ async def sampled(pid: int, out: Path | None) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def called(pid: int, out: Path | None) -> Any:
-    """The bot cProfiles its event-loop thread meanwhile (pstats to ``out``), if ``out`` is set."""
-    if out is None:
+async def called(pid: int, written: Path | None, out: Path) -> Any:
+    """The bot cProfiles its event-loop thread meanwhile, if it was started to write its
+    pstats to ``written`` (``BENCH_CALLS_OUT``); they are moved to ``out``."""
+    if written is None:
         yield
         return
     with contextlib.suppress(FileNotFoundError):
-        os.remove(out)
+        os.remove(written)
     os.kill(pid, signal.SIGUSR1)
     try:
         yield
     finally:
         os.kill(pid, signal.SIGUSR2)
         for _ in range(600):
-            if await asyncio.to_thread(os.path.exists, out):
+            if await asyncio.to_thread(os.path.exists, written):
+                os.replace(written, out)
                 break
             await asyncio.sleep(0.05)
 
 
-async def run_variant(
+@dataclass
+class Running:
+    """One variant's bot, started, ready and warmed up, with its own fake Discord."""
+
+    result: Result
+    fake: BenchFake
+    users: list[tuple[JSON, int]]
+    pid: int
+    profile: Path | None = None  # py-spy output
+    calls: Path | None = None  # cProfile output (a phase's name is added)
+
+
+@contextlib.asynccontextmanager
+async def started(
     name: str,
     *,
     guilds: int,
     warmup: int,
-    c1: int,
-    cN: int,
     workdir: Path,
     profile: Path | None = None,
     counter: Callgrind | None = None,
     calls: Path | None = None,
-) -> Result:
+) -> Any:
+    """Yields the variant's ``Running`` bot; on leaving, stops it and fills in the rest."""
     kind, otlp, store, extra = VARIANTS[name]
     result = Result(name)
     # Each user talks in a guild of their own: discord.py queues the replies to one
@@ -395,7 +411,7 @@ async def run_variant(
             env.setdefault("OTEL_BSP_SCHEDULE_DELAY", str(delay * CALLGRIND_SLOWDOWN))
             # and the tail sampler's "slow" too, or every message would be kept as slow
             env.setdefault("TAIL_SAMPLE_SLOW_MS", str(1000 * CALLGRIND_SLOWDOWN))
-        started = time.perf_counter()
+        started_at = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdout=asyncio.subprocess.PIPE,
@@ -408,25 +424,21 @@ async def run_variant(
         async def ready_line() -> float:
             while line := await stdout.readline():
                 if line.strip() == b"ready":
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started_at
             raise RuntimeError(f"{name}: the bot exited before on_ready")
 
         on_ready = asyncio.create_task(ready_line())
         try:
             # Held by the fake until the session is ready, so this is start to first reply.
             await fake.timed("!about", users[0], timeout=START_TIMEOUT_S)
-            result.first_reply_s = time.perf_counter() - started
+            result.first_reply_s = time.perf_counter() - started_at
             result.on_ready_s = await asyncio.wait_for(on_ready, START_TIMEOUT_S)
             # Warm up for longer than the pipeline's 1 s flush interval, so one-time
             # costs (the exporter's first connection) are not charged to the stream.
             warm_until = time.perf_counter() + WARMUP_MIN_S
             while warmup and time.perf_counter() < warm_until:
-                await run_phase(fake, users[:1], proc.pid, warmup, 0)
-            async with sampled(proc.pid, profile):
-                async with called(proc.pid, calls and calls.with_suffix(".c1.pstats")):
-                    result.c1 = await run_phase(fake, users[:1], proc.pid, c1, 0, counter)
-                async with called(proc.pid, calls and calls.with_suffix(".cN.pstats")):
-                    result.cN = await run_phase(fake, users, proc.pid, cN // USERS, 0, counter)
+                await run_slice(fake, users[:1], warmup, 0, Phase())
+            yield Running(result, fake, users, proc.pid, profile, calls)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             on_ready.cancel()
@@ -448,7 +460,97 @@ async def run_variant(
     missing = result.c1.missing + result.cN.missing
     if missing:
         result.notes.append(f"{missing} message(s) got no reply within {REPLY_TIMEOUT_S:.0f} s")
-    return result
+
+
+async def measure(
+    bots: list[Running],
+    phase: str,
+    *,
+    users: int,
+    per_user: int,
+    slices: int,
+    counter: Callgrind | None = None,
+) -> None:
+    """One phase (``c1`` or ``cN``) of every bot, their streams interleaved in ``slices``.
+
+    Every bot is running throughout; each slice sends the next part of the stream
+    to each bot in turn (the order rotating), so a minute in which the machine is
+    slower falls on all of them alike. A bot's CPU time is read once around the
+    whole phase, its idle time between its slices included (a timer's wake-ups,
+    and the flush of spans its last slice left waiting), plus ``SETTLE_S`` at the
+    end, so the last flush is charged too.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        for bot in bots:
+            if bot.profile is not None:
+                await stack.enter_async_context(
+                    sampled(bot.pid, bot.profile.with_name(f"{bot.profile.name}.{phase}.txt"))
+                )
+            if bot.calls is not None:
+                out = bot.calls.with_name(f"{bot.calls.name}.{phase}.pstats")
+                await stack.enter_async_context(called(bot.pid, bot.calls, out))
+        if counter:
+            for bot in bots:
+                await counter.start(bot.pid)
+        cpu0 = [cpu_seconds(bot.pid) for bot in bots]
+        sizes = [per_user // slices + (1 if n < per_user % slices else 0) for n in range(slices)]
+        offset = 0
+        for n, size in enumerate(sizes):
+            turn = n % len(bots)
+            for bot in bots[turn:] + bots[:turn]:
+                await run_slice(
+                    bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase)
+                )
+            offset += size * users
+        if not counter:
+            await asyncio.sleep(SETTLE_S)
+        for bot, before in zip(bots, cpu0, strict=True):
+            getattr(bot.result, phase).cpu_s = cpu_seconds(bot.pid) - before
+        if counter:
+            for bot in bots:
+                getattr(bot.result, phase).instructions = await counter.stop(bot.pid)
+
+
+async def run_round(
+    names: list[str],
+    *,
+    guilds: int,
+    warmup: int,
+    c1: int,
+    cN: int,
+    slices: int,
+    workdir: Path,
+    profile: Path | None = None,
+    counter: Callgrind | None = None,
+    calls: Path | None = None,
+    label: str = "",
+) -> list[Result]:
+    """Every variant of ``names`` started, then measured side by side."""
+    async with contextlib.AsyncExitStack() as stack:
+        bots: list[Running] = []
+        for name in names:
+            slug = name.replace(" ", "").replace(",", "-") + label
+            print(f"  {name}: starting ...", flush=True)
+            bots.append(
+                await stack.enter_async_context(
+                    started(
+                        name,
+                        guilds=guilds,
+                        warmup=warmup,
+                        workdir=workdir,
+                        profile=profile / slug if profile else None,
+                        counter=counter,
+                        calls=calls / slug if calls else None,
+                    )
+                )
+            )
+        print("  measuring ...", flush=True)
+        await measure(bots, "c1", users=1, per_user=c1, slices=slices, counter=counter)
+        if cN:
+            await measure(
+                bots, "cN", users=USERS, per_user=cN // USERS, slices=slices, counter=counter
+            )
+    return [bot.result for bot in bots]
 
 
 # -- printing -------------------------------------------------------------------
@@ -572,6 +674,12 @@ async def main() -> None:
     parser.add_argument("--no-scale", action="store_true", help="skip the 2,500-guild READY")
     parser.add_argument("--rounds", type=int, help="rounds over all variants (3, quick: 1)")
     parser.add_argument(
+        "--slices",
+        type=int,
+        default=SLICES,
+        help=f"each phase's stream split into this many turns per bot ({SLICES})",
+    )
+    parser.add_argument(
         "--instructions",
         action="store_true",
         help="run each bot under callgrind and count its instructions per message",
@@ -593,40 +701,39 @@ async def main() -> None:
     )
     by_name: dict[str, list[Result]] = {name: [] for name in names}
     scale: list[Result] = []
+    for directory in (args.calls, args.profile):
+        if directory:
+            directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        # Variants interleaved round by round, so a noisy minute on the machine is
-        # spread over all of them rather than landing on one.
+        # All variants of a round run at once and are measured side by side (``measure``);
+        # each round starts them afresh, so start-up and peak RSS are counted per round.
         for round_no in range(rounds):
-            for name in names:
-                print(f"  round {round_no + 1}: {name} ...", flush=True)
-                out = calls = None
-                slug = name.replace(" ", "").replace(",", "-")
-                if args.calls:
-                    args.calls.mkdir(parents=True, exist_ok=True)
-                    calls = args.calls / f"{slug}-{round_no + 1}.pstats"
-                if args.profile:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    slug = name.replace(" ", "").replace(",", "-")
-                    out = args.profile / f"{slug}-{round_no + 1}.txt"
-                by_name[name].append(
-                    await run_variant(
-                        name,
-                        guilds=1,
-                        warmup=warmup,
-                        c1=c1,
-                        cN=cN,
-                        workdir=Path(tmp),
-                        profile=out,
-                        counter=Callgrind(Path(tmp)) if args.instructions else None,
-                        calls=calls,
-                    )
-                )
+            print(f"round {round_no + 1}:", flush=True)
+            found = await run_round(
+                names,
+                guilds=1,
+                warmup=warmup,
+                c1=c1,
+                cN=cN,
+                slices=args.slices,
+                workdir=Path(tmp),
+                profile=args.profile,
+                counter=Callgrind(Path(tmp)) if args.instructions else None,
+                calls=args.calls,
+                label=f"-{round_no + 1}",
+            )
+            for result in found:
+                by_name[result.name].append(result)
         for name in [] if args.no_scale else SCALE_VARIANTS:
-            print(f"  {name}, {scale_guilds:,} guilds ...", flush=True)
-            scale.append(
-                await run_variant(
-                    name, guilds=scale_guilds, warmup=0, c1=scale_messages, cN=0, workdir=Path(tmp)
-                )
+            print(f"{name}, {scale_guilds:,} guilds:", flush=True)
+            scale += await run_round(
+                [name],
+                guilds=scale_guilds,
+                warmup=0,
+                c1=scale_messages,
+                cN=0,
+                slices=1,
+                workdir=Path(tmp),
             )
     results = [pooled(name, rs) for name, rs in by_name.items()]
     print()

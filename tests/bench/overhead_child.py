@@ -172,14 +172,18 @@ def _profile_on_signals(loop: asyncio.AbstractEventLoop) -> None:
         return
     import cProfile
 
-    profiler = cProfile.Profile()
+    profilers = [cProfile.Profile()]
+
+    def start() -> None:
+        profilers[0] = cProfile.Profile()  # each phase counted on its own
+        profilers[0].enable()
 
     def stop() -> None:
-        profiler.disable()
-        profiler.dump_stats(out + ".tmp")
+        profilers[0].disable()
+        profilers[0].dump_stats(out + ".tmp")
         os.replace(out + ".tmp", out)
 
-    loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+    loop.add_signal_handler(signal.SIGUSR1, start)
     loop.add_signal_handler(signal.SIGUSR2, stop)
 
 
