@@ -21,9 +21,10 @@ phase's stream goes to them in turns (``--slices``, 8 per bot, the order rotatin
 a slower minute of this shared machine then falls on every variant alike, instead
 of on whichever ran in it. Run one after another, the same code's ratio moved by up
 to 0.3x between runs; in turns, the plain bot against itself stays within a few
-hundredths (docs/development.md). A bot's CPU time is read around the whole phase,
-its idle time between turns included (its timer's wake-ups, the flush of what its
-last turn left waiting) and ``SETTLE_S`` after, so every flush is charged.
+hundredths (docs/development.md). After each turn the bot is told to flush what it
+holds (SIGHUP, ``overhead_child.py``), and the next turn waits for it: no bot's
+flush runs during another's turn, and every span is charged to its own bot. A bot's
+CPU time is read around the whole phase, its idle time between turns included.
 
 ``--instructions`` runs each bot under valgrind's callgrind and also counts the
 instructions it executes in each measured phase (user space, every thread): a
@@ -68,8 +69,6 @@ CALLGRIND_SLOWDOWN = 30  # about how much slower a bot runs under callgrind
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A phase's stream is sent to the bots in turns, this many per bot (``measure``).
 SLICES = 8
-# After a phase, before reading CPU time: longer than the 1 s flush interval.
-SETTLE_S = 1.5
 
 # name: (child variant, needs an OTLP receiver, SQLite store, extra environment)
 VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
@@ -369,8 +368,15 @@ class Running:
     fake: BenchFake
     users: list[tuple[JSON, int]]
     pid: int
+    lines: asyncio.Queue[bytes]  # what the bot prints after ``ready``
     profile: Path | None = None  # py-spy output
     calls: Path | None = None  # cProfile output (a phase's name is added)
+
+    async def flush(self) -> None:
+        """Have the bot flush the spans it holds now (``overhead_child.py``, SIGHUP)."""
+        os.kill(self.pid, signal.SIGHUP)
+        while (await asyncio.wait_for(self.lines.get(), START_TIMEOUT_S)).strip() != b"flushed":
+            pass
 
 
 @contextlib.asynccontextmanager
@@ -421,27 +427,33 @@ async def started(
         assert proc.stdout is not None
         stdout = proc.stdout
 
-        async def ready_line() -> float:
-            while line := await stdout.readline():
-                if line.strip() == b"ready":
-                    return time.perf_counter() - started_at
-            raise RuntimeError(f"{name}: the bot exited before on_ready")
+        lines: asyncio.Queue[bytes] = asyncio.Queue()
+        ready = asyncio.get_running_loop().create_future()
 
-        on_ready = asyncio.create_task(ready_line())
+        async def read_lines() -> None:
+            while line := await stdout.readline():
+                if line.strip() == b"ready" and not ready.done():
+                    ready.set_result(time.perf_counter() - started_at)
+                else:
+                    lines.put_nowait(line)
+            if not ready.done():
+                ready.set_exception(RuntimeError(f"{name}: the bot exited before on_ready"))
+
+        reader = asyncio.create_task(read_lines())
         try:
             # Held by the fake until the session is ready, so this is start to first reply.
             await fake.timed("!about", users[0], timeout=START_TIMEOUT_S)
             result.first_reply_s = time.perf_counter() - started_at
-            result.on_ready_s = await asyncio.wait_for(on_ready, START_TIMEOUT_S)
+            result.on_ready_s = await asyncio.wait_for(ready, START_TIMEOUT_S)
             # Warm up for longer than the pipeline's 1 s flush interval, so one-time
             # costs (the exporter's first connection) are not charged to the stream.
             warm_until = time.perf_counter() + WARMUP_MIN_S
             while warmup and time.perf_counter() < warm_until:
                 await run_slice(fake, users[:1], warmup, 0, Phase())
-            yield Running(result, fake, users, proc.pid, profile, calls)
+            yield Running(result, fake, users, proc.pid, lines, profile, calls)
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
-            on_ready.cancel()
+            reader.cancel()
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
             try:
@@ -475,10 +487,9 @@ async def measure(
 
     Every bot is running throughout; each slice sends the next part of the stream
     to each bot in turn (the order rotating), so a minute in which the machine is
-    slower falls on all of them alike. A bot's CPU time is read once around the
-    whole phase, its idle time between its slices included (a timer's wake-ups,
-    and the flush of spans its last slice left waiting), plus ``SETTLE_S`` at the
-    end, so the last flush is charged too.
+    slower falls on all of them alike. Each turn ends with the bot's flush. A bot's
+    CPU time is read once around the whole phase, its idle time between turns
+    included (its timer's wake-ups).
     """
     async with contextlib.AsyncExitStack() as stack:
         for bot in bots:
@@ -501,9 +512,8 @@ async def measure(
                 await run_slice(
                     bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase)
                 )
+                await bot.flush()
             offset += size * users
-        if not counter:
-            await asyncio.sleep(SETTLE_S)
         for bot, before in zip(bots, cpu0, strict=True):
             getattr(bot.result, phase).cpu_s = cpu_seconds(bot.pid) - before
         if counter:

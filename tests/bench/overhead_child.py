@@ -144,6 +144,7 @@ async def run_bot(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     _profile_on_signals(loop)
+    _flush_on_signal(loop, provider)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(bot.start(TOKEN))
     stopper = asyncio.create_task(stop.wait())
@@ -157,6 +158,18 @@ async def run_bot(args: argparse.Namespace) -> None:
         from telemetry.setup import shutdown
 
         _report(f"flushed {shutdown(provider)}")
+
+
+def _flush_on_signal(loop: asyncio.AbstractEventLoop, provider: Any) -> None:
+    """SIGHUP: flush the spans waiting, then print ``flushed`` (after each turn of the
+    benchmark, so no flush of this bot runs during another bot's turn)."""
+
+    def flush() -> None:
+        if provider is not None:
+            provider.force_flush()
+        _report("flushed")
+
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, flush))
 
 
 def _profile_on_signals(loop: asyncio.AbstractEventLoop) -> None:
