@@ -73,13 +73,15 @@ MIGRATION_WAIT_MS = 120_000
 
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
-# The writer's page cache, KiB (SQLite's default is 2,000). At 512 KiB the store's peak
-# RSS in the overhead benchmark measured +24.6 to +25.0 MB against +25.4 and +25.6 at
-# 1 MiB (rounds not interleaved; OTLP moved 0.2 MB across the same runs), and inserting
-# costs the same CPU (52 µs a span at both into a store growing to 51,000 spans; 256
-# KiB cost 10 % more); in a store of 300,000 spans most pages a span's index entries
-# land on are in no cache of any size that fits here (docs/telemetry.md).
-WRITER_CACHE_KIB = 512
+# The writer's page cache, KiB (SQLite's default is 2,000): it holds the pages one
+# batch dirties. 256 KiB: in the overhead benchmark (in turns, 3 rounds) the store's
+# peak RSS measured +24.5 MB over the plain bot against +24.7 at 512 KiB, for the
+# same CPU (1.16x against 1.20x); 128 KiB saved nothing more and cost more CPU at 32
+# users (1.29x). Inserting costs about 10 % more than at 512 KiB into a full store
+# (51-52 against 46 µs a root span into a copy of the 1,000,000-root store; the same
+# within noise into a new one), where most index pages a batch touches are in no
+# cache of a size that fits here (docs/telemetry.md).
+WRITER_CACHE_KIB = 256
 
 # SQLite's default: a commit that leaves more WAL pages than this checkpoints them.
 WAL_AUTOCHECKPOINT_PAGES = 1000
