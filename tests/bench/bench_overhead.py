@@ -16,18 +16,23 @@ MESSAGE_CREATE to the fake receiving the reply's POST; CPU is the bot process's
 user+system time over each measured phase (all its threads, so the span export
 thread counts) divided by the messages.
 
-All variants of a round run at once, each with its own fake Discord, and each
-phase's stream goes to them in turns (``--slices``, 8 per bot, the order rotating):
-a slower minute of this shared machine then falls on every variant alike, instead
-of on whichever ran in it. Run one after another, the same code's ratio moved by up
-to 0.3x between runs; in turns, the plain bot against itself stays within a few
-hundredths (docs/development.md). After each turn the bot is told to flush what it
-holds (SIGHUP, ``overhead_child.py``), and the next turn waits for it: no bot's
-flush runs during another's turn, and every span is charged to its own bot. A bot's
-CPU time is read around the whole phase, its idle time between turns included.
+The variants of a round are started one after another, each warmed up and its
+warm-up's spans flushed, and then measured together: each phase's stream goes to
+them in turns (``--slices``, 8 per bot and phase; each turn's order drawn at
+random, seeded by the round), so a slower minute of this shared machine falls on
+every variant alike instead of on whichever ran in it. Run one after another, the
+same code's ratio moved by up to 0.3x between runs (docs/development.md). Spans
+are flushed as the bot flushes them (a full batch, or its 1 s timer, which may
+fire in another bot's turn); at the end of a phase each bot is told to flush what
+it holds (SIGHUP, ``overhead_child.py``) before its CPU time, read around the whole
+phase (idle time between turns included), is taken. Each user's first reply of a
+turn, after the bot sat idle, is kept out of the latency percentiles. Ratios are
+comparable between runs of the same variants: the idle time between a bot's turns
+grows with their number.
 
 ``--instructions`` runs each bot under valgrind's callgrind and also counts the
-instructions it executes in each measured phase (user space, every thread): a
+instructions it executes over each measured phase (user space, every thread, idle
+time between turns included): a
 count that does not move with whatever else the machine is doing, unlike CPU
 time. It leaves out the kernel's share (system calls), and the bot runs 20-50x
 slower meanwhile: the flush interval is stretched by ``CALLGRIND_SLOWDOWN`` (unless
@@ -42,6 +47,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -90,6 +96,7 @@ VARIANTS: dict[str, tuple[str, bool, bool, dict[str, str]]] = {
             "OTEL_BSP_SCHEDULE_DELAY": "3600000",
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000000",
             "OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
+            "BENCH_NEVER_FLUSH": "1",  # nor when the benchmark asks (``Running.flush``)
         },
     ),
     "chatops, OTLP, always_off": ("chatops", True, False, {"OTEL_TRACES_SAMPLER": "always_off"}),
@@ -137,10 +144,14 @@ class Phase:
     cpu_s: float = 0.0
     instructions: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # Each user's first reply of a turn, after the bot sat idle while the others had
+    # theirs: kept out of the percentiles, which would otherwise depend on how many
+    # turns and variants a run has (1 % of the stream at one user, 8 turns).
+    first_ms: list[float] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
-        return sum(1 for x in self.latencies_ms if x == float("inf"))
+        return sum(1 for x in self.latencies_ms + self.first_ms if x == float("inf"))
 
     @property
     def cpu_ms_per_message(self) -> float:
@@ -193,6 +204,7 @@ def pooled(name: str, rounds: list[Result]) -> Result:
             cpu_s=sum(p.cpu_s for p in phases),
             instructions=sum(p.instructions for p in phases),
             latencies_ms=[x for p in phases for x in p.latencies_ms],
+            first_ms=[x for p in phases for x in p.first_ms],
         )
 
     return Result(
@@ -311,7 +323,8 @@ async def run_slice(
     async def user(index: int, author: tuple[JSON, int]) -> None:
         for n in range(per_user):
             content = STREAM[(offset + index + n * len(users)) % len(STREAM)]
-            phase.latencies_ms.append(await fake.timed(content, author) * 1000)
+            latency_ms = await fake.timed(content, author) * 1000
+            (phase.latencies_ms if n else phase.first_ms).append(latency_ms)
 
     wall0 = time.perf_counter()
     await asyncio.gather(*(user(i, a) for i, a in enumerate(users)))
@@ -369,6 +382,7 @@ class Running:
     users: list[tuple[JSON, int]]
     pid: int
     lines: asyncio.Queue[bytes]  # what the bot prints after ``ready``
+    gone: asyncio.Event  # its output ended: the process exited
     profile: Path | None = None  # py-spy output
     calls: Path | None = None  # cProfile output (a phase's name is added)
 
@@ -428,6 +442,7 @@ async def started(
         stdout = proc.stdout
 
         lines: asyncio.Queue[bytes] = asyncio.Queue()
+        gone = asyncio.Event()
         ready = asyncio.get_running_loop().create_future()
 
         async def read_lines() -> None:
@@ -436,6 +451,7 @@ async def started(
                     ready.set_result(time.perf_counter() - started_at)
                 else:
                     lines.put_nowait(line)
+            gone.set()
             if not ready.done():
                 ready.set_exception(RuntimeError(f"{name}: the bot exited before on_ready"))
 
@@ -450,7 +466,9 @@ async def started(
             warm_until = time.perf_counter() + WARMUP_MIN_S
             while warmup and time.perf_counter() < warm_until:
                 await run_slice(fake, users[:1], warmup, 0, Phase())
-            yield Running(result, fake, users, proc.pid, lines, profile, calls)
+            bot = Running(result, fake, users, proc.pid, lines, gone, profile, calls)
+            await bot.flush()  # the warm-up's spans are not the stream's
+            yield bot
             result.peak_rss_mb = peak_rss_mb(proc.pid)
         finally:
             reader.cancel()
@@ -481,6 +499,7 @@ async def measure(
     users: int,
     per_user: int,
     slices: int,
+    order: random.Random,
     counter: Callgrind | None = None,
 ) -> None:
     """One phase (``c1`` or ``cN``) of every bot, their streams interleaved in ``slices``.
@@ -506,14 +525,16 @@ async def measure(
         cpu0 = [cpu_seconds(bot.pid) for bot in bots]
         sizes = [per_user // slices + (1 if n < per_user % slices else 0) for n in range(slices)]
         offset = 0
-        for n, size in enumerate(sizes):
-            turn = n % len(bots)
-            for bot in bots[turn:] + bots[:turn]:
+        for size in sizes:
+            for bot in order.sample(bots, len(bots)):
+                if bot.gone.is_set():
+                    raise RuntimeError(f"{bot.result.name}: the bot exited while measured")
                 await run_slice(
                     bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase)
                 )
-                await bot.flush()
             offset += size * users
+        for bot in bots:  # what the last turns left waiting is the phase's too
+            await bot.flush()
         for bot, before in zip(bots, cpu0, strict=True):
             getattr(bot.result, phase).cpu_s = cpu_seconds(bot.pid) - before
         if counter:
@@ -555,10 +576,17 @@ async def run_round(
                 )
             )
         print("  measuring ...", flush=True)
-        await measure(bots, "c1", users=1, per_user=c1, slices=slices, counter=counter)
+        order = random.Random(f"{label}{names}")  # the same turns for the same run
+        await measure(bots, "c1", users=1, per_user=c1, slices=slices, order=order, counter=counter)
         if cN:
             await measure(
-                bots, "cN", users=USERS, per_user=cN // USERS, slices=slices, counter=counter
+                bots,
+                "cN",
+                users=USERS,
+                per_user=cN // USERS,
+                slices=slices,
+                order=order,
+                counter=counter,
             )
     return [bot.result for bot in bots]
 
@@ -695,6 +723,8 @@ async def main() -> None:
         help="run each bot under callgrind and count its instructions per message",
     )
     args = parser.parse_args()
+    if args.slices < 1:
+        parser.error("--slices must be at least 1")
     warmup, c1, cN = (50, 300, 800) if args.quick else (100, 800, 2400)
     rounds = args.rounds or (1 if args.quick else 3)
     scale_guilds, scale_messages = 2500, 200

@@ -161,11 +161,15 @@ async def run_bot(args: argparse.Namespace) -> None:
 
 
 def _flush_on_signal(loop: asyncio.AbstractEventLoop, provider: Any) -> None:
-    """SIGHUP: flush the spans waiting, then print ``flushed`` (after each turn of the
-    benchmark, so no flush of this bot runs during another bot's turn)."""
+    """SIGHUP: flush the spans waiting, then print ``flushed`` (after the warm-up and at
+    the end of each measured phase, so each is charged its own spans). A variant that
+    must never flush (``BENCH_NEVER_FLUSH``) only prints."""
+    import os
+
+    never = bool(os.environ.get("BENCH_NEVER_FLUSH"))
 
     def flush() -> None:
-        if provider is not None:
+        if provider is not None and not never:
             provider.force_flush()
         _report("flushed")
 
