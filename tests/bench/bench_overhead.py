@@ -19,7 +19,7 @@ thread counts) divided by the messages.
 The variants of a round are started one after another, each warmed up and its
 warm-up's spans flushed, and then measured together: each phase's stream goes to
 them in turns (``--slices``, 8 per bot and phase; each turn's order drawn at
-random, seeded by the round), so a slower minute of this shared machine falls on
+random, seeded by the round and the variants), so a slower minute of this shared machine falls on
 every variant alike instead of on whichever ran in it. Run one after another, the
 same code's ratio moved by up to 0.3x between runs (docs/development.md). Spans
 are flushed as the bot flushes them (a full batch, or its 1 s timer, which may
@@ -55,9 +55,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -66,6 +67,7 @@ from bot.sandbox import FakeDiscord  # noqa: E402
 from bot.sandbox.state import JSON  # noqa: E402
 
 CHILD = Path(__file__).with_name("overhead_child.py")
+T = TypeVar("T")
 STREAM = ["!ping", "!about", "!roll 2d6", "!roll d20"]
 USERS = 32
 REPLY_TIMEOUT_S = 10.0
@@ -146,7 +148,8 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     # Each user's first reply of a turn, after the bot sat idle while the others had
     # theirs: kept out of the percentiles, which would otherwise depend on how many
-    # turns and variants a run has (1 % of the stream at one user, 8 turns).
+    # turns and variants a run has (8 of 800 replies at one user, enough to set the
+    # p99; 256 of 2,400 at 32 users).
     first_ms: list[float] = field(default_factory=list)
 
     @property
@@ -272,7 +275,11 @@ class Callgrind:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:  # it exited
+        return float("nan")
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -280,7 +287,10 @@ def peak_rss_mb(pid: int) -> float:
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     """This environment without anything that configures the bot or OpenTelemetry."""
-    prefixes = ("OTEL_", "HONEYCOMB_", "DISCORD_", "SPAN_STORE", "FLAGS_", "COMMANDS_FILE")
+    prefixes = (
+        *("OTEL_", "HONEYCOMB_", "DISCORD_", "SPAN_STORE", "FLAGS_", "COMMANDS_FILE"),
+        "BENCH_",  # the benchmark's own switches, set per variant only
+    )
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(prefixes)}
     env["PYTHONPATH"] = str(REPO)
     return env | extra
@@ -365,7 +375,8 @@ async def called(pid: int, written: Path | None, out: Path) -> Any:
     try:
         yield
     finally:
-        os.kill(pid, signal.SIGUSR2)
+        with contextlib.suppress(ProcessLookupError):  # it exited: the run says so
+            os.kill(pid, signal.SIGUSR2)
         for _ in range(600):
             if await asyncio.to_thread(os.path.exists, written):
                 os.replace(written, out)
@@ -388,9 +399,30 @@ class Running:
 
     async def flush(self) -> None:
         """Have the bot flush the spans it holds now (``overhead_child.py``, SIGHUP)."""
+        self.check()
         os.kill(self.pid, signal.SIGHUP)
-        while (await asyncio.wait_for(self.lines.get(), START_TIMEOUT_S)).strip() != b"flushed":
+        while (await self.unless_gone(self.lines.get())).strip() != b"flushed":
             pass
+
+    def check(self) -> None:
+        if self.gone.is_set():
+            raise RuntimeError(f"{self.result.name}: the bot exited while measured")
+
+    async def unless_gone(self, work: Coroutine[Any, Any, T]) -> T:
+        """``work``'s result; a clear error as soon as the bot exits instead."""
+        task = asyncio.ensure_future(work)
+        exited = asyncio.ensure_future(self.gone.wait())
+        try:
+            await asyncio.wait(
+                {task, exited}, timeout=START_TIMEOUT_S * 10, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            exited.cancel()
+        if not task.done():
+            task.cancel()
+            self.check()
+            raise TimeoutError(f"{self.result.name}: no answer from the bot")
+        return task.result()
 
 
 @contextlib.asynccontextmanager
@@ -505,10 +537,10 @@ async def measure(
     """One phase (``c1`` or ``cN``) of every bot, their streams interleaved in ``slices``.
 
     Every bot is running throughout; each slice sends the next part of the stream
-    to each bot in turn (the order rotating), so a minute in which the machine is
-    slower falls on all of them alike. Each turn ends with the bot's flush. A bot's
-    CPU time is read once around the whole phase, its idle time between turns
-    included (its timer's wake-ups).
+    to each bot in turn, in an order drawn from ``order`` for each slice, so a
+    minute in which the machine is slower falls on all of them alike. At the end
+    of the phase each bot is told to flush (``Running.flush``); then its CPU time,
+    read around the whole phase (idle time between turns included), is taken.
     """
     async with contextlib.AsyncExitStack() as stack:
         for bot in bots:
@@ -527,10 +559,9 @@ async def measure(
         offset = 0
         for size in sizes:
             for bot in order.sample(bots, len(bots)):
-                if bot.gone.is_set():
-                    raise RuntimeError(f"{bot.result.name}: the bot exited while measured")
-                await run_slice(
-                    bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase)
+                bot.check()
+                await bot.unless_gone(
+                    run_slice(bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase))
                 )
             offset += size * users
         for bot in bots:  # what the last turns left waiting is the phase's too
@@ -723,9 +754,9 @@ async def main() -> None:
         help="run each bot under callgrind and count its instructions per message",
     )
     args = parser.parse_args()
-    if args.slices < 1:
-        parser.error("--slices must be at least 1")
     warmup, c1, cN = (50, 300, 800) if args.quick else (100, 800, 2400)
+    if not 1 <= args.slices <= cN // USERS // 2:
+        parser.error(f"--slices must be from 1 to {cN // USERS // 2} (two messages a user a turn)")
     rounds = args.rounds or (1 if args.quick else 3)
     scale_guilds, scale_messages = 2500, 200
     always = ("plain discord.py", "plain discord.py, again")
