@@ -74,13 +74,13 @@ MIGRATION_WAIT_MS = 120_000
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 # The writer's page cache, KiB (SQLite's default is 2,000): it holds the pages one
-# batch dirties. 256 KiB: in the overhead benchmark (in turns, 3 rounds) the store's
-# peak RSS measured +24.5 MB over the plain bot against +24.7 at 512 KiB, for the
-# same CPU (1.16x against 1.20x); 128 KiB saved nothing more and cost more CPU at 32
-# users (1.29x). Inserting costs about 10 % more than at 512 KiB into a full store
-# (51-52 against 46 µs a root span into a copy of the 1,000,000-root store; the same
-# within noise into a new one), where most index pages a batch touches are in no
-# cache of a size that fits here (docs/telemetry.md).
+# batch dirties. 256 KiB: in the overhead benchmark (one 3-round run in turns, store
+# variants side by side) the store's peak RSS measured +24.5 MB over the plain bot
+# against +24.7 at 512 KiB, its CPU 1.16x against 1.20x (within that run's noise);
+# 128 KiB saved nothing more and measured 1.29x at 32 users. Into a full store it
+# costs about 10 % more a root span than 512 KiB (51-52 against 46 µs into a copy of
+# the 1,000,000-root store), where most index pages a batch touches are in no cache
+# of a size that fits here (docs/telemetry.md).
 WRITER_CACHE_KIB = 256
 
 # SQLite's default: a commit that leaves more WAL pages than this checkpoints them.
