@@ -559,7 +559,6 @@ async def measure(
         offset = 0
         for size in sizes:
             for bot in order.sample(bots, len(bots)):
-                bot.check()
                 await bot.unless_gone(
                     run_slice(bot.fake, bot.users[:users], size, offset, getattr(bot.result, phase))
                 )
