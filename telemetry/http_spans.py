@@ -13,7 +13,10 @@ recorded as an event too). ``OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`` (read by
 ``Settings``) adds the old names (``http.method``, ``http.url``,
 ``http.status_code``) for queries not yet moved. Each attempt is its own span
 (discord.py's retry after a 429 is two), a child of whatever span is current when
-the request starts.
+the request starts, except a reply's: the first request under an open
+``discord.send`` span is recorded on that span (one span per reply, not two), and
+when it is retried each earlier attempt is moved to a child of its own
+(``_on_send``).
 
 Trace context is injected through the global propagator, which sends it only
 where ``telemetry.propagation.propagate_trace`` allows (never to Discord).
@@ -25,7 +28,8 @@ import asyncio
 import logging
 import re
 import sys
-from typing import Any, Literal
+import time
+from typing import Any, Literal, cast
 
 import aiohttp
 from aiohttp import ClientRequest, ClientResponse
@@ -53,8 +57,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import redact_url as redact_credentials
 
 from telemetry.ratelimit_headers import record_bucket
-from telemetry.spans import error_type
-from telemetry.tracer import attach_span, detach, module_tracer
+from telemetry.spans import Attempt, Sending, error_type, sending
+from telemetry.tracer import (
+    UNSET_STATUS,
+    LeanSpan,
+    attach_span,
+    current_span,
+    detach,
+    module_tracer,
+)
 
 # ``OTEL_SEMCONV_STABILITY_OPT_IN``: ``http`` (stable names only; the default here) or
 # ``http/dup`` (stable and old names on every span).
@@ -168,6 +179,8 @@ def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
     A middleware is one coroutine around each attempt (each redirect hop and each
     retry discord.py makes is its own); a ``TraceConfig`` cost several per request
     (a signal per phase, each with its own parameters object and copy of the URL).
+    Under an open ``discord.send`` span the attempt is recorded on that span
+    (``_on_send``) instead of a span of its own.
     """
     dup = mode == "dup"
     start_span = tracer.start_span
@@ -175,32 +188,116 @@ def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
 
     async def http_span(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         name, attributes = _request_attributes(request.method, request.url, mode)
+        send = sending()
+        if send is not None and _takes(send, attributes):
+            return await _on_send(send, name, attributes, request, handler, dup)
         span = start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         token = attach_span(span)
         try:
             inject(request.headers)
             response = await handler(request)
         except BaseException as exception:
-            failure = _as_the_caller_sees_it(request, exception)
-            span.set_attribute(ERROR_TYPE, error_type(failure))
-            span.set_status(Status(StatusCode.ERROR, type(failure).__qualname__))
-            span.record_exception(failure)
+            _failed(span, request, exception)
             raise
         else:
-            status = response.status
-            span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
-            if dup:
-                span.set_attribute(HTTP_STATUS_CODE, status)
-            if status >= 400 or status < 100:
-                span.set_attribute(ERROR_TYPE, str(status))
-                span.set_status(Status(StatusCode.ERROR))
-            record_bucket(span, response.headers, status)
+            _answered(span, response, dup)
             return response
         finally:
             detach(token)
             span.end()
 
     return http_span
+
+
+def _answered(span: Any, response: ClientResponse, dup: bool) -> None:
+    status = response.status
+    span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+    if dup:
+        span.set_attribute(HTTP_STATUS_CODE, status)
+    if status >= 400 or status < 100:
+        span.set_attribute(ERROR_TYPE, str(status))
+        span.set_status(Status(StatusCode.ERROR))
+    record_bucket(span, response.headers, status)
+
+
+def _failed(span: Any, request: ClientRequest, exception: BaseException) -> BaseException:
+    failure = _as_the_caller_sees_it(request, exception)
+    span.set_attribute(ERROR_TYPE, error_type(failure))
+    span.set_status(Status(StatusCode.ERROR, type(failure).__qualname__))
+    span.record_exception(failure)
+    return failure
+
+
+def _takes(send: Sending, attributes: dict[str, Any]) -> bool:
+    """Whether this attempt is recorded on the open ``discord.send`` span itself: its
+    first request, or a retry of that request, made while the send span is current."""
+    span = send.span
+    if type(span) is not LeanSpan or current_span() is not span or not span.is_recording():
+        return False
+    attempt = send.attempt
+    return attempt is None or (
+        attempt.method == attributes[HTTP_REQUEST_METHOD] and attempt.url == attributes[URL_FULL]
+    )
+
+
+async def _on_send(
+    send: Sending,
+    name: str,
+    attributes: dict[str, Any],
+    request: ClientRequest,
+    handler: ClientHandlerType,
+    dup: bool,
+) -> ClientResponse:
+    """The attempt as the send span: kind CLIENT, its HTTP attributes, status and events.
+
+    A retry moves the attempt before it to a child span first (``_set_apart``), so
+    the send span ends up as the request's last attempt and every attempt is seen.
+    """
+    span = cast(LeanSpan, send.span)
+    if send.attempt is not None:
+        _set_apart(span, send.attempt)
+    attempt = send.attempt = Attempt(
+        name,
+        attributes[HTTP_REQUEST_METHOD],
+        attributes[URL_FULL],
+        time.time_ns(),
+        len(cast(dict[str, Any], span._attributes)),
+        len(span._events),
+    )
+    span._kind = SpanKind.CLIENT
+    span.set_attributes(attributes)
+    try:
+        propagate.inject(request.headers)
+        response = await handler(request)
+    except BaseException as exception:
+        attempt.failure = _failed(span, request, exception)
+        raise
+    else:
+        _answered(span, response, dup)
+        return response
+    finally:
+        attempt.end_ns = time.time_ns()
+
+
+def _set_apart(span: LeanSpan, attempt: Attempt) -> None:
+    """Move ``attempt`` off the send span into a CLIENT child span of its own, as it was."""
+    held = cast(dict[str, Any], span._attributes)  # a lean span's own dict
+    keys = list(held)[attempt.first_key :]
+    child = tracer.start_span(
+        attempt.name,
+        kind=SpanKind.CLIENT,
+        attributes={key: held[key] for key in keys},
+        start_time=attempt.start_ns,
+    )
+    for key in keys:
+        del held[key]
+    events = span._events
+    if isinstance(child, LeanSpan):
+        child._events.extend(events[attempt.first_event :])
+        child._status = span._status
+    del events[attempt.first_event :]
+    span._status = UNSET_STATUS
+    child.end(attempt.end_ns)
 
 
 _installed = False

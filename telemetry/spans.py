@@ -147,9 +147,81 @@ def root_span(
     return _RootSpan(scope, fields)
 
 
+@dataclass(slots=True)
+class Attempt:
+    """The HTTP attempt a ``discord.send`` span currently stands for (``telemetry.http_spans``).
+
+    ``first_key`` and ``first_event`` are where the attempt's attributes and events
+    begin in the span's own (insertion-ordered) containers, so a retry can move
+    them to a span of their own.
+    """
+
+    name: str
+    method: str
+    url: str
+    start_ns: int
+    first_key: int
+    first_event: int
+    end_ns: int = 0
+    failure: BaseException | None = None
+
+
+@dataclass(slots=True)
+class Sending:
+    """An open ``discord.send`` span and the attempt it has taken on, if any."""
+
+    span: Span
+    attempt: Attempt | None = None
+
+
+_sending: ContextVar[Sending | None] = ContextVar("chatops_sending", default=None)
+
+
+def sending() -> Sending | None:
+    """The ``discord.send`` span open in the running task, if any."""
+    return _sending.get()
+
+
+class _SendSpan:
+    """``send_span``'s context manager: the span current, and offered to its first request."""
+
+    __slots__ = ("_scope", "_sending", "_token")
+
+    def __init__(self) -> None:
+        # Exceptions are recorded in __exit__: the attempt it stands for may have already.
+        self._scope = tracer.start_as_current_span(schema.SEND_SPAN, record_exception=False)
+
+    def __enter__(self) -> Span:
+        span = self._scope.__enter__()
+        self._sending = Sending(span)
+        self._token = _sending.set(self._sending)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _sending.reset(self._token)
+        attempt = self._sending.attempt
+        # The attempt recorded its exception; the same one escaping is not recorded twice.
+        failure = attempt.failure if attempt is not None else None
+        recorded = failure is not None and type(failure) is type(exc)
+        if isinstance(exc, Exception) and not recorded:
+            self._sending.span.record_exception(exc, escaped=True)
+        self._scope.__exit__(exc_type, exc, tb)
+
+
 def send_span() -> AbstractContextManager[Span]:
-    """The ``discord.send`` span around a reply; its HTTP POST becomes a child."""
-    return tracer.start_as_current_span(schema.SEND_SPAN)  # type: ignore[no-any-return]
+    """The ``discord.send`` span around a reply.
+
+    It is also the reply's HTTP request to Discord: ``telemetry.http_spans`` records
+    the request's attempt on it (kind CLIENT) instead of starting a child, so a
+    reply costs one span, not two. A retry's earlier attempts, and any other
+    request the send makes, become its children.
+    """
+    return _SendSpan()
 
 
 def record_response(span: Span, text: str) -> None:

@@ -70,7 +70,7 @@ _SIMPLE_TYPE_SET = frozenset(_SIMPLE_TYPES)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 EMPTY_TRACE_STATE = TraceState()
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)
 _new_tuple = tuple.__new__
 
 
@@ -87,6 +87,11 @@ _CONTEXT_VAR = _runtime_context_var()
 def current_context() -> Context:
     """``context.get_current()`` without the API's two calls per lookup."""
     return _CONTEXT_VAR.get() if _CONTEXT_VAR is not None else context_api.get_current()
+
+
+def current_span() -> object:
+    """The current span (None when there is none), as ``trace.get_current_span`` finds it."""
+    return current_context().get(_SPAN_KEY)
 
 
 def attach_span(span: trace_api.Span) -> Token[Context]:
@@ -219,7 +224,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._links = links
         self._start_time = start_time
         self._end_time: int | None = None
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._resource = resource
         self._instrumentation_scope = scope
         self._instrumentation_info = None

@@ -1,17 +1,17 @@
 """Every reply the bot sends goes through ``reply``: one ``discord.send`` span each.
 
-The span records the text sent (truncated), and its HTTP POST to Discord is a
-child from the aiohttp instrumentation, so Discord's rate limiting shows up in
-the trace. Mentions never ping: the bot's default is ``AllowedMentions.none()``
-and each send passes it again. Users choose much of what the bot repeats (an
-argument quoted in an error, an HTTP-backed command's answer), so no text sent
-here forms a masked link (``inert_links``), and a message without an embed of
-its own is sent with embeds suppressed: a URL in it shows as itself, unfurled
-into no preview.
+The span records the text sent (truncated), and is also the HTTP request to
+Discord (``telemetry/http_spans.py``: a retry's earlier attempts become its
+children), so Discord's rate limiting shows up in the trace. Mentions never
+ping: the bot's default is ``AllowedMentions.none()`` and each send passes it
+again. Users choose much of what the bot repeats (an argument quoted in an
+error, an HTTP-backed command's answer), so no text sent here forms a masked
+link (``inert_links``), and a message without an embed of its own is sent with
+embeds suppressed: a URL in it shows as itself, unfurled into no preview.
 
 For an interaction (a slash command, a button) the first answer is the
-interaction callback and later ones are follow-ups, so that POST is the child
-instead. A message that carries a view is remembered with the trace that sent
+interaction callback and later ones are follow-ups, so the send span is that
+POST instead. A message that carries a view is remembered with the trace that sent
 it (``commands.toolkit.views``), so a click on it can link back.
 """
 

@@ -32,6 +32,7 @@ class ReceivedSpan:
     start_ns: int = 0
     end_ns: int = 0
     scope: str = ""  # the instrumentation scope's name: who made the span
+    kind: int = 0  # the protobuf enum: 3 is SPAN_KIND_CLIENT
 
 
 @dataclass
@@ -112,6 +113,7 @@ class OtlpReceiver:
                             start_ns=span.start_time_unix_nano,
                             end_ns=span.end_time_unix_nano,
                             scope=scope_spans.scope.name,
+                            kind=span.kind,
                         )
                     )
         return web.Response(

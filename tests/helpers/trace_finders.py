@@ -6,6 +6,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from telemetry import schema
 
@@ -68,3 +70,15 @@ def only_child(spans: InMemorySpanExporter, parent: ReadableSpan, name: str) -> 
 
 def trace_id(span: ReadableSpan) -> str:
     return f"{span.context.trace_id:032x}"
+
+
+def attempts(spans: InMemorySpanExporter, send: ReadableSpan) -> list[ReadableSpan]:
+    """The HTTP attempts of a ``discord.send``, in order: the retried ones (its CLIENT
+    children of the same request), then the send span itself, which is the last."""
+    method, url = send.attributes[HTTP_REQUEST_METHOD], send.attributes[URL_FULL]
+    earlier = [
+        s
+        for s in children(spans, send)
+        if s.attributes.get(HTTP_REQUEST_METHOD) == method and s.attributes.get(URL_FULL) == url
+    ]
+    return [*earlier, send]

@@ -6,18 +6,19 @@ from typing import Any
 
 from discord.ext import commands
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
     HTTP_RESPONSE_STATUS_CODE,
 )
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from commands.toolkit.replies import reply
 from telemetry import schema
 from tests.helpers.sandbox_chat import ask, settled
-from tests.helpers.trace_finders import children, root_of
+from tests.helpers.trace_finders import attempts, children, root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
 
@@ -44,12 +45,19 @@ async def test_ping_answers_and_leaves_one_trace_with_the_schema(
 
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
     assert send.attributes[schema.RESPONSE] == answer["content"]
-    (post,) = children(spans, send)
-    assert post.attributes[HTTP_REQUEST_METHOD] == "POST"
-    assert post.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
-    # Trace fields reach every descendant through the processor.
-    assert post.attributes[schema.COMMAND] == "ping"
-    assert post.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
+    # The send span is also its POST: one CLIENT span, no child for the one attempt.
+    assert send.kind is SpanKind.CLIENT
+    assert send.attributes[HTTP_REQUEST_METHOD] == "POST"
+    assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
+    assert children(spans, send) == []
+    # Trace fields reach every descendant through the processor (the typing POST too).
+    (typing_post,) = [
+        s for s in children(spans, root) if s.kind is SpanKind.CLIENT and s is not send
+    ]
+    assert typing_post.attributes[HTTP_REQUEST_METHOD] == "POST"
+    for span in (send, typing_post):
+        assert span.attributes[schema.COMMAND] == "ping"
+        assert span.attributes[schema.AUTHOR_ID] == str(fake.user["id"])
 
 
 async def test_help_lists_the_commands(bot: ChatOpsBot, fake: FakeDiscord) -> None:
@@ -174,8 +182,17 @@ async def test_rate_limited_reply_still_arrives_and_the_retry_shows_in_the_trace
     assert answer["content"].startswith("chatops-bot")
     root = root_of(spans, message)
     (send,) = [s for s in children(spans, root) if s.name == schema.SEND_SPAN]
-    statuses = [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in children(spans, send)]
-    assert statuses == [429, 200]
+    tried = attempts(spans, send)
+    assert [s.attributes[HTTP_RESPONSE_STATUS_CODE] for s in tried] == [429, 200]
+    # The 429 is a span of its own, an error; the send (the attempt that got through) is not.
+    first = tried[0]
+    assert first.name == "POST" and first.kind is SpanKind.CLIENT
+    assert first.status.status_code is StatusCode.ERROR
+    assert first.attributes[ERROR_TYPE] == "429"
+    assert first.attributes[schema.COMMAND] == "about"
+    assert first.start_time >= send.start_time and first.end_time <= send.end_time
+    assert send.status.status_code is StatusCode.UNSET
+    assert ERROR_TYPE not in send.attributes
 
 
 async def test_dropped_gateway_resumes_and_the_bot_still_answers(

@@ -8,28 +8,30 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+from opentelemetry.trace import StatusCode
 
 from bot.client import ChatOpsBot
 from bot.sandbox import FakeDiscord
 from telemetry import schema
 from tests.helpers.sandbox_chat import ask, handled, settled_root
-from tests.helpers.trace_finders import root_of
+from tests.helpers.trace_finders import attempts, root_of
 
 MESSAGES_ROUTE = r"/channels/\d+/messages"
 
 
-def send_posts(spans: InMemorySpanExporter, message: dict[str, Any]) -> list[ReadableSpan]:
-    """The HTTP POSTs under the send span of ``message``'s trace."""
-    finished = spans.get_finished_spans()
+def send_of(spans: InMemorySpanExporter, message: dict[str, Any]) -> ReadableSpan:
+    """The (first) ``discord.send`` span of ``message``'s trace."""
     root = root_of(spans, message)
-    (send,) = [
+    return next(
         s
-        for s in finished
+        for s in spans.get_finished_spans()
         if s.name == schema.SEND_SPAN and s.context.trace_id == root.context.trace_id
-    ]
-    return [
-        s for s in finished if s.parent is not None and s.parent.span_id == send.context.span_id
-    ]
+    )
+
+
+def send_posts(spans: InMemorySpanExporter, message: dict[str, Any]) -> list[ReadableSpan]:
+    """The HTTP attempts of the send span of ``message``'s trace, the send span last."""
+    return attempts(spans, send_of(spans, message))
 
 
 @pytest.mark.parametrize("is_global", [False, True])
@@ -64,6 +66,13 @@ async def test_an_outage_fails_that_reply_without_crashing_the_bot(
     assert [m for m in fake.bot_messages if m.get("message_reference")] == []
     assert root.attributes[schema.OUTCOME] == "error"
     assert root.attributes[schema.ERROR_TYPE] == "DiscordServerError"
+    # The failed send is its POST: the 503, and discord.py's exception, recorded once.
+    send = send_of(spans, message)
+    assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 503
+    assert send.status.status_code is StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in send.events] == [
+        "discord.errors.DiscordServerError"
+    ]
     # The outage is over: the bot is still there and answers.
     assert await fake.say("!about", timeout=5) is not None
 

@@ -1,4 +1,5 @@
-"""The HTTP span's name and start attributes, as the stable HTTP client conventions define them."""
+"""HTTP spans: name and attributes as the stable HTTP client conventions define them, and
+the attempts of a ``discord.send``."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_METHOD, HTTP_URL
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
 )
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
+from opentelemetry.trace import SpanKind, StatusCode
 from yarl import URL
 
+from telemetry import schema
 from telemetry.http_spans import _request_attributes
+from telemetry.spans import send_span
 from telemetry.tracer import LeanTracerProvider
 
 TOKEN = "aW50ZXJhY3Rpb246MTIzOnNlY3JldA"
@@ -96,3 +102,130 @@ def test_leaving_a_span_twice_is_logged_not_raised(caplog: pytest.LogCaptureFixt
     # current there (as with the API), and must not leak into later tests.
     contextvars.copy_context().run(twice)
     assert "Failed to detach context" in caplog.text
+
+
+class Flaky:
+    """A local HTTP server: the first ``drops`` connections are closed unanswered, then
+    every request gets ``statuses`` in turn (the last one repeats)."""
+
+    def __init__(self, drops: int = 0, statuses: tuple[int, ...] = (200,)) -> None:
+        self.drops = drops
+        self.statuses = list(statuses)
+        self.url = ""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the client closed the connection
+                return
+            if self.drops:
+                self.drops -= 1
+                writer.close()
+                return
+            status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+
+    async def __aenter__(self) -> Flaky:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = (
+            f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/channels/1/messages"
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+
+
+def _send_children(spans: InMemorySpanExporter, send: ReadableSpan) -> list[ReadableSpan]:
+    found = [
+        s
+        for s in spans.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == send.context.span_id
+    ]
+    return sorted(found, key=lambda s: s.start_time or 0)
+
+
+def _only_send(spans: InMemorySpanExporter) -> ReadableSpan:
+    (send,) = [s for s in spans.get_finished_spans() if s.name == schema.SEND_SPAN]
+    return send
+
+
+async def test_a_send_is_its_one_request(spans: InMemorySpanExporter) -> None:
+    """One span for a reply and its POST: kind CLIENT, the HTTP attributes, no child."""
+    async with Flaky() as server, aiohttp.ClientSession() as session:
+        with send_span() as span:
+            span.set_attribute(schema.RESPONSE, "hi")
+            async with session.post(server.url) as response:
+                assert response.status == 200
+    send = _only_send(spans)
+    assert send.kind is SpanKind.CLIENT
+    assert send.attributes[HTTP_REQUEST_METHOD] == "POST"
+    assert send.attributes[URL_FULL] == server.url
+    assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
+    assert send.attributes[schema.RESPONSE] == "hi"
+    assert send.status.status_code is StatusCode.UNSET
+    assert _send_children(spans, send) == []
+
+
+async def test_a_retried_request_leaves_each_earlier_attempt_as_it_was(
+    spans: InMemorySpanExporter,
+) -> None:
+    """A dropped connection, then a 503, then a 200 (as discord.py retries): the send span is
+    the attempt that got through; the two before it are CLIENT children with their
+    errors, times inside the send's, and the send carries none of their failure."""
+    async with Flaky(drops=1, statuses=(503, 200)) as server, aiohttp.ClientSession() as session:
+        with send_span():
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await session.post(server.url)
+            for expected in (503, 200):
+                async with session.post(server.url) as response:
+                    assert response.status == expected
+    send = _only_send(spans)
+    dropped, unavailable = _send_children(spans, send)
+    assert [dropped.name, unavailable.name] == ["POST", "POST"]
+    assert dropped.kind is unavailable.kind is SpanKind.CLIENT
+    assert dropped.attributes[ERROR_TYPE] == "aiohttp.client_exceptions.ServerDisconnectedError"
+    assert HTTP_RESPONSE_STATUS_CODE not in dropped.attributes
+    assert [e.name for e in dropped.events] == ["exception"]
+    assert dropped.status.status_code is StatusCode.ERROR
+    assert unavailable.attributes[HTTP_RESPONSE_STATUS_CODE] == 503
+    assert unavailable.attributes[ERROR_TYPE] == "503"
+    assert not unavailable.events
+    for attempt in (dropped, unavailable):
+        assert attempt.attributes[URL_FULL] == server.url
+        assert send.start_time <= attempt.start_time <= attempt.end_time <= send.end_time
+    assert dropped.end_time <= unavailable.start_time
+    assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
+    assert ERROR_TYPE not in send.attributes
+    assert not send.events
+    assert send.status.status_code is StatusCode.UNSET
+
+
+async def test_another_request_in_a_send_is_a_child_of_it(spans: InMemorySpanExporter) -> None:
+    """Only the first request (and its retries) is the send span; any other is a child."""
+    async with Flaky() as server, aiohttp.ClientSession() as session:
+        with send_span():
+            async with session.post(server.url):
+                pass
+            async with session.get(server.url + "/1"):
+                pass
+    send = _only_send(spans)
+    (other,) = _send_children(spans, send)
+    assert send.attributes[HTTP_REQUEST_METHOD] == "POST"
+    assert (other.name, other.attributes[URL_FULL]) == ("GET", server.url + "/1")
+
+
+async def test_a_failure_escaping_the_send_is_recorded_on_it_once(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with Flaky(drops=1) as server, aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ServerDisconnectedError), send_span():
+            await session.post(server.url)
+    send = _only_send(spans)
+    assert [e.attributes["exception.type"] for e in send.events if e.attributes] == [
+        "aiohttp.client_exceptions.ServerDisconnectedError"
+    ]
+    assert send.status.status_code is StatusCode.ERROR
+    assert _send_children(spans, send) == []
