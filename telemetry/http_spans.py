@@ -56,6 +56,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import redact_url as redact_credentials
 
+from telemetry import schema
 from telemetry.ratelimit_headers import record_bucket
 from telemetry.spans import Attempt, Sending, error_type, sending
 from telemetry.tracer import (
@@ -209,34 +210,40 @@ def middleware(mode: HttpSemconv = "stable") -> ClientMiddlewareType:
     return http_span
 
 
-def _answered(span: Any, response: ClientResponse, dup: bool) -> None:
+def _answered(span: Any, response: ClientResponse, dup: bool) -> bool:
+    """Record the answer on ``span``; True if it is a failure (a 4xx/5xx)."""
     status = response.status
     span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
     if dup:
         span.set_attribute(HTTP_STATUS_CODE, status)
+    record_bucket(span, response.headers, status)
     if status >= 400 or status < 100:
         span.set_attribute(ERROR_TYPE, str(status))
         span.set_status(Status(StatusCode.ERROR))
-    record_bucket(span, response.headers, status)
+        return True
+    return False
 
 
-def _failed(span: Any, request: ClientRequest, exception: BaseException) -> BaseException:
+def _failed(span: Any, request: ClientRequest, exception: BaseException) -> None:
     failure = _as_the_caller_sees_it(request, exception)
     span.set_attribute(ERROR_TYPE, error_type(failure))
     span.set_status(Status(StatusCode.ERROR, type(failure).__qualname__))
     span.record_exception(failure)
-    return failure
 
 
 def _takes(send: Sending, attributes: dict[str, Any]) -> bool:
-    """Whether this attempt is recorded on the open ``discord.send`` span itself: its
-    first request, or a retry of that request, made while the send span is current."""
+    """Whether this attempt is recorded on the open ``discord.send`` span itself: the
+    send's first request, or a retry of it (the same method and URL after an attempt
+    that failed and ended), made while the send span is current."""
     span = send.span
     if type(span) is not LeanSpan or current_span() is not span or not span.is_recording():
         return False
     attempt = send.attempt
     return attempt is None or (
-        attempt.method == attributes[HTTP_REQUEST_METHOD] and attempt.url == attributes[URL_FULL]
+        attempt.failed
+        and attempt.end_ns != 0
+        and attempt.method == attributes[HTTP_REQUEST_METHOD]
+        and attempt.url == attributes[URL_FULL]
     )
 
 
@@ -248,20 +255,22 @@ async def _on_send(
     handler: ClientHandlerType,
     dup: bool,
 ) -> ClientResponse:
-    """The attempt as the send span: kind CLIENT, its HTTP attributes, status and events.
+    """The attempt as the send span: kind CLIENT, its HTTP attributes, status and events,
+    and its own duration (``app.http.attempt_ms``: the send's spans its waits too).
 
     A retry moves the attempt before it to a child span first (``_set_apart``), so
     the send span ends up as the request's last attempt and every attempt is seen.
     """
     span = cast(LeanSpan, send.span)
+    held = cast(dict[str, Any], span._attributes)  # a lean span's own dict
     if send.attempt is not None:
-        _set_apart(span, send.attempt)
+        _set_apart(span, held, send.attempt)
     attempt = send.attempt = Attempt(
         name,
         attributes[HTTP_REQUEST_METHOD],
         attributes[URL_FULL],
         time.time_ns(),
-        len(cast(dict[str, Any], span._attributes)),
+        held.copy(),
         len(span._events),
     )
     span._kind = SpanKind.CLIENT
@@ -270,27 +279,29 @@ async def _on_send(
         propagate.inject(request.headers)
         response = await handler(request)
     except BaseException as exception:
-        attempt.failure = _failed(span, request, exception)
+        attempt.raised = exception
+        attempt.failed = True
+        _failed(span, request, exception)
         raise
     else:
-        _answered(span, response, dup)
+        attempt.failed = _answered(span, response, dup)
         return response
     finally:
-        attempt.end_ns = time.time_ns()
+        attempt.end_ns = end = time.time_ns()
+        span.set_attribute(schema.HTTP_ATTEMPT_MS, round((end - attempt.start_ns) / 1e6, 3))
 
 
-def _set_apart(span: LeanSpan, attempt: Attempt) -> None:
-    """Move ``attempt`` off the send span into a CLIENT child span of its own, as it was."""
-    held = cast(dict[str, Any], span._attributes)  # a lean span's own dict
-    keys = list(held)[attempt.first_key :]
+def _set_apart(span: LeanSpan, held: dict[str, Any], attempt: Attempt) -> None:
+    """Move ``attempt`` off the send span into a CLIENT child span of its own, as it was:
+    what it recorded (attributes it set or changed, events, status), at its own times."""
+    before = attempt.before
+    recorded = {key: value for key, value in held.items() if before.get(key, _NONE) is not value}
+    recorded.pop(schema.HTTP_ATTEMPT_MS, None)  # a span of its own has its own duration
     child = tracer.start_span(
-        attempt.name,
-        kind=SpanKind.CLIENT,
-        attributes={key: held[key] for key in keys},
-        start_time=attempt.start_ns,
+        attempt.name, kind=SpanKind.CLIENT, attributes=recorded, start_time=attempt.start_ns
     )
-    for key in keys:
-        del held[key]
+    held.clear()
+    held.update(before)
     events = span._events
     if isinstance(child, LeanSpan):
         child._events.extend(events[attempt.first_event :])
@@ -298,6 +309,9 @@ def _set_apart(span: LeanSpan, attempt: Attempt) -> None:
     del events[attempt.first_event :]
     span._status = UNSET_STATUS
     child.end(attempt.end_ns)
+
+
+_NONE = object()
 
 
 _installed = False

@@ -58,6 +58,9 @@ RATELIMIT_SCOPE = "discord.ratelimit.scope"
 RATELIMIT_GLOBAL = "discord.ratelimit.global"
 RATELIMIT_REMAINING = "discord.ratelimit.remaining"
 RATELIMIT_LIMIT = "discord.ratelimit.limit"
+# On a discord.send span, which is also its request: that request's own duration (the
+# span's covers the whole send, rate-limit waits and earlier attempts included).
+HTTP_ATTEMPT_MS = "app.http.attempt_ms"
 # The gateway over time (bot/gateway_health.py), on each discord.gateway.health span.
 GATEWAY_LATENCY_MS = "discord.gateway.latency_ms"
 GATEWAY_DISCONNECTS = "discord.gateway.disconnects"

@@ -151,19 +151,20 @@ def root_span(
 class Attempt:
     """The HTTP attempt a ``discord.send`` span currently stands for (``telemetry.http_spans``).
 
-    ``first_key`` and ``first_event`` are where the attempt's attributes and events
-    begin in the span's own (insertion-ordered) containers, so a retry can move
-    them to a span of their own.
+    ``before`` is the span's attributes as they were when the attempt began, and
+    ``first_event`` where its events begin, so a retry can move exactly what the
+    attempt recorded to a span of its own.
     """
 
     name: str
     method: str
     url: str
     start_ns: int
-    first_key: int
+    before: dict[str, AttributeValue]
     first_event: int
-    end_ns: int = 0
-    failure: BaseException | None = None
+    end_ns: int = 0  # 0 while under way
+    failed: bool = False  # an exception, or a 4xx/5xx answer: what a client retries
+    raised: BaseException | None = None  # as the handler raised it
 
 
 @dataclass(slots=True)
@@ -205,9 +206,14 @@ class _SendSpan:
     ) -> None:
         _sending.reset(self._token)
         attempt = self._sending.attempt
-        # The attempt recorded its exception; the same one escaping is not recorded twice.
-        failure = attempt.failure if attempt is not None else None
-        recorded = failure is not None and type(failure) is type(exc)
+        raised = attempt.raised if attempt is not None else None
+        if attempt is not None:
+            attempt.raised = None  # its traceback holds the attempt's frame: no cycle
+        # The attempt recorded its exception already: the same one escaping (aiohttp's
+        # timeout is raised from it) is not recorded twice.
+        recorded = (
+            raised is not None and exc is not None and (exc is raised or exc.__cause__ is raised)
+        )
         if isinstance(exc, Exception) and not recorded:
             self._sending.span.record_exception(exc, escaped=True)
         self._scope.__exit__(exc_type, exc, tb)

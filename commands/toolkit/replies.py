@@ -128,11 +128,17 @@ async def respond(
     """
     text = outgoing(content) if content else None
     kwargs = _message_kwargs(text, embed, file, view)
-    with send_span() as span:
-        record_response(span, describe(text, embed))
-        async with answering(interaction) as state:
-            response = interaction.response
-            if not response.is_done():
+    async with answering(interaction) as state:
+        response = interaction.response
+        first = not response.is_done()
+        if not first:
+            answered = state.answered if state is not None else True
+            if ephemeral and not answered and _deferred_publicly(interaction):
+                # Before the send span opens: the send is the follow-up, not this DELETE.
+                await interaction.delete_original_response()
+        with send_span() as span:
+            record_response(span, describe(text, embed))
+            if first:
                 callback = await response.send_message(ephemeral=ephemeral, **kwargs)
                 resource = callback.resource
                 if isinstance(resource, discord.InteractionMessage):
@@ -140,9 +146,6 @@ async def respond(
                 else:
                     message = await interaction.original_response()
             else:
-                answered = state.answered if state is not None else True
-                if ephemeral and not answered and _deferred_publicly(interaction):
-                    await interaction.delete_original_response()
                 message = await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
     if view is not None:
         remember_origin(message.id)

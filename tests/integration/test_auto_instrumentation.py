@@ -146,10 +146,14 @@ async def test_opentelemetry_instrument_exports_the_same_tree_once_and_no_token(
     assert len(http_spans(instrumented)) == len(http_spans(plain))
 
     # The callback POST: the same attributes as the bot's own (stable names, fields from
-    # the root; the bot's send span has the response too), the token out of its URL.
+    # the root; the bot's send span has the response and its request's own duration too),
+    # the token out of its URL.
     (post,) = [s for s in trace_of(instrumented, "command roll") if s.name == "POST"]
     (own,) = [s for s in trace_of(plain, "command roll") if s.name == "discord.send"]
-    assert own.attributes.keys() - post.attributes.keys() == {schema.RESPONSE}
+    assert own.attributes.keys() - post.attributes.keys() == {
+        schema.RESPONSE,
+        schema.HTTP_ATTEMPT_MS,
+    }
     assert post.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     assert "/interactions/" in post.attributes[URL_FULL]
     assert "/{token}/callback" in post.attributes[URL_FULL]

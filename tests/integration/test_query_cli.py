@@ -205,14 +205,20 @@ def test_honeycomb_apply_creates_then_updates_the_board(
     assert "created board" in out
     assert len(honeycomb.boards) == 1 and len(honeycomb.boards[0]["panels"]) == 6
     assert {a["name"] for a in honeycomb.annotations} >= {"P95 duration by command"}
-    assert honeycomb.derived_columns[0]["alias"] == "app.is_error"
+    aliases = {c["alias"] for c in honeycomb.derived_columns}
+    assert aliases >= {"app.is_error", "app.http.duration_ms"}
     specs = [c.body for c in honeycomb.calls("POST", "/1/queries/chatops-test")]
     assert {"op": "HEATMAP", "column": "duration_ms"} in [s["calculations"][0] for s in specs]
+    # HTTP attempts are timed by their own duration (a send span's spans its waits too).
+    assert {"op": "P95", "column": "app.http.duration_ms"} in [
+        c for s in specs for c in s["calculations"]
+    ]
 
     code, out, _ = run("honeycomb", "apply", "--dir", str(INFRA))
     assert code == 0 and "updated board" in out
     assert len(honeycomb.boards) == 1 and len(honeycomb.annotations) == 6
-    assert len(honeycomb.derived_columns) == 2  # app.is_error, and the SLO's SLI
+    # app.is_error, app.http.duration_ms, and the SLO's SLI: updated, not created again
+    assert len(honeycomb.derived_columns) == 3
     assert all(c.headers["X-Honeycomb-Team"] == KEY for c in honeycomb.requests)
 
 

@@ -55,6 +55,8 @@ async def test_a_pre_emptive_bucket_wait_is_a_span_under_the_send(
     assert send.attributes[schema.RATELIMIT_REMAINING] == 0
     assert send.attributes[schema.RATELIMIT_LIMIT] == 5
     assert send.start_time <= wait.start_time and wait.end_time <= send.end_time
+    # The request itself was quick: its own duration is on the send span.
+    assert send.attributes[schema.HTTP_ATTEMPT_MS] < 300
     assert (wait.end_time - wait.start_time) / 1e9 >= 0.35
     assert wait.attributes[schema.RATELIMIT_RETRY_AFTER] == 0.4
     assert wait.attributes[schema.RATELIMIT_SCOPE] == "bucket"

@@ -168,6 +168,12 @@ async def test_a_failing_api_after_the_deferral_answers_privately(
     assert "cat-fact API answered 503" in answer["content"]
     assert interaction.original_deleted  # the public "thinking…" message is gone
     assert root.attributes[schema.OUTCOME] == "error"
+    # The error reply's send span is its follow-up POST; the DELETE before it is its own.
+    sends = children(spans, root, schema.SEND_SPAN)
+    assert [s.attributes[HTTP_REQUEST_METHOD] for s in sends][-1] == "POST"
+    assert "/webhooks/" in str(sends[-1].attributes[URL_FULL])
+    (delete,) = [s for s in children(spans, root) if s.name == "DELETE"]
+    assert str(delete.attributes[URL_FULL]).endswith("/messages/@original")
 
 
 async def test_flag_denied_command_is_refused_privately(

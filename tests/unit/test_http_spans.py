@@ -166,13 +166,15 @@ async def test_a_send_is_its_one_request(spans: InMemorySpanExporter) -> None:
     assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     assert send.attributes[schema.RESPONSE] == "hi"
     assert send.status.status_code is StatusCode.UNSET
+    assert 0 < send.attributes[schema.HTTP_ATTEMPT_MS] <= (send.end_time - send.start_time) / 1e6
     assert _send_children(spans, send) == []
 
 
 async def test_a_retried_request_leaves_each_earlier_attempt_as_it_was(
     spans: InMemorySpanExporter,
 ) -> None:
-    """A dropped connection, then a 503, then a 200 (as discord.py retries): the send span is
+    """A dropped connection, then a 503, then a 200, each retried by the caller (as discord.py
+    retries a 429 or a 500, and aiohttp a dropped kept-alive connection): the send span is
     the attempt that got through; the two before it are CLIENT children with their
     errors, times inside the send's, and the send carries none of their failure."""
     async with Flaky(drops=1, statuses=(503, 200)) as server, aiohttp.ClientSession() as session:
@@ -195,6 +197,7 @@ async def test_a_retried_request_leaves_each_earlier_attempt_as_it_was(
     assert not unavailable.events
     for attempt in (dropped, unavailable):
         assert attempt.attributes[URL_FULL] == server.url
+        assert schema.HTTP_ATTEMPT_MS not in attempt.attributes  # its own times say it
         assert send.start_time <= attempt.start_time <= attempt.end_time <= send.end_time
     assert dropped.end_time <= unavailable.start_time
     assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
@@ -215,6 +218,23 @@ async def test_another_request_in_a_send_is_a_child_of_it(spans: InMemorySpanExp
     (other,) = _send_children(spans, send)
     assert send.attributes[HTTP_REQUEST_METHOD] == "POST"
     assert (other.name, other.attributes[URL_FULL]) == ("GET", server.url + "/1")
+
+
+async def test_the_same_request_again_after_a_success_is_no_retry(
+    spans: InMemorySpanExporter,
+) -> None:
+    """Only a failed attempt is retried: a second identical request after a 200 (or one
+    still under way) is a child of its own, and the send keeps its 200."""
+    async with Flaky(statuses=(200, 404)) as server, aiohttp.ClientSession() as session:
+        with send_span():
+            for expected in (200, 404):
+                async with session.post(server.url) as response:
+                    assert response.status == expected
+    send = _only_send(spans)
+    (again,) = _send_children(spans, send)
+    assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
+    assert send.status.status_code is StatusCode.UNSET
+    assert again.attributes[HTTP_RESPONSE_STATUS_CODE] == 404
 
 
 async def test_a_failure_escaping_the_send_is_recorded_on_it_once(
