@@ -236,7 +236,7 @@ def _takes(send: Sending, attributes: dict[str, Any]) -> bool:
     send's first request, or a retry of it (the same method and URL after an attempt
     that failed and ended), made while the send span is current."""
     span = send.span
-    if type(span) is not LeanSpan or current_span() is not span or not span.is_recording():
+    if type(span) is not LeanSpan or current_span() is not span:
         return False
     attempt = send.attempt
     return attempt is None or (

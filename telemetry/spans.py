@@ -167,35 +167,20 @@ class Attempt:
     raised: BaseException | None = None  # as the handler raised it
 
 
-@dataclass(slots=True)
 class Sending:
-    """An open ``discord.send`` span and the attempt it has taken on, if any."""
+    """An open ``discord.send`` span, the attempt it has taken on (if any), and the
+    context manager that keeps it current and offered to its first request."""
 
-    span: Span
-    attempt: Attempt | None = None
-
-
-_sending: ContextVar[Sending | None] = ContextVar("chatops_sending", default=None)
-
-
-def sending() -> Sending | None:
-    """The ``discord.send`` span open in the running task, if any."""
-    return _sending.get()
-
-
-class _SendSpan:
-    """``send_span``'s context manager: the span current, and offered to its first request."""
-
-    __slots__ = ("_scope", "_sending", "_token")
+    __slots__ = ("_scope", "_token", "attempt", "span")
 
     def __init__(self) -> None:
         # Exceptions are recorded in __exit__: the attempt it stands for may have already.
         self._scope = tracer.start_as_current_span(schema.SEND_SPAN, record_exception=False)
+        self.attempt: Attempt | None = None
 
     def __enter__(self) -> Span:
-        span = self._scope.__enter__()
-        self._sending = Sending(span)
-        self._token = _sending.set(self._sending)
+        self.span = span = self._scope.__enter__()
+        self._token = _sending.set(self)
         return span
 
     def __exit__(
@@ -205,18 +190,23 @@ class _SendSpan:
         tb: TracebackType | None,
     ) -> None:
         _sending.reset(self._token)
-        attempt = self._sending.attempt
-        raised = attempt.raised if attempt is not None else None
+        recorded = False
+        attempt = self.attempt
         if attempt is not None:
-            attempt.raised = None  # its traceback holds the attempt's frame: no cycle
-        # The attempt recorded its exception already: the same one escaping (aiohttp's
-        # timeout is raised from it) is not recorded twice.
-        recorded = (
-            raised is not None and exc is not None and (exc is raised or exc.__cause__ is raised)
-        )
+            raised, attempt.raised = attempt.raised, None  # its traceback holds a frame
+            # The attempt recorded its exception already: the same one escaping (aiohttp's
+            # timeout is raised from it) is not recorded twice.
+            recorded = raised is not None and (
+                exc is raised or getattr(exc, "__cause__", None) is raised
+            )
         if isinstance(exc, Exception) and not recorded:
-            self._sending.span.record_exception(exc, escaped=True)
+            self.span.record_exception(exc, escaped=True)
         self._scope.__exit__(exc_type, exc, tb)
+
+
+_sending: ContextVar[Sending | None] = ContextVar("chatops_sending", default=None)
+# The ``discord.send`` span open in the running task, if any (a C call: once per request).
+sending = _sending.get
 
 
 def send_span() -> AbstractContextManager[Span]:
@@ -227,7 +217,7 @@ def send_span() -> AbstractContextManager[Span]:
     reply costs one span, not two. A retry's earlier attempts, and any other
     request the send makes, become its children.
     """
-    return _SendSpan()
+    return Sending()
 
 
 def record_response(span: Span, text: str) -> None:
