@@ -1,12 +1,12 @@
 """Discord rate-limit waits as spans: why a ``discord.send`` took 1.5 s with one fast POST.
 
-discord.py paces REST calls itself. A 429 shows in the trace (two POSTs, the first
-one an error), but its *pre-emptive* waits do not: when an answer says the bucket
-is empty (``X-RateLimit-Remaining: 0``), the request's ``Ratelimit`` sleeps
-``X-RateLimit-Reset-After`` seconds before it lets the next request of the bucket
-go, and a request arriving at an empty bucket waits for it; during a global limit
-every request waits before it starts. None of this is an HTTP request, so no span
-recorded it.
+discord.py paces REST calls itself. A 429 shows in the trace (a ``discord.send``
+with the 429 attempt as a POST under it), but its *pre-emptive* waits do not: when
+an answer says the bucket is empty (``X-RateLimit-Remaining: 0``), the request's
+``Ratelimit`` sleeps ``X-RateLimit-Reset-After`` seconds before it lets the next
+request of the bucket go, and a request arriving at an empty bucket waits for it;
+during a global limit every request waits before it starts. None of this is an HTTP
+request, so no span recorded it.
 
 Here each such wait is a ``discord.ratelimit.wait`` span, a child of whatever is
 current (``discord.send``, the command's root), with the bucket, ``retry_after``,

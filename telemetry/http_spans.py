@@ -236,7 +236,8 @@ def _takes(send: Sending, attributes: dict[str, Any]) -> bool:
     send's first request, or a retry of it (the same method and URL after an attempt
     that failed and ended), made while the send span is current."""
     span = send.span
-    if type(span) is not LeanSpan or current_span() is not span:
+    # Ended: a task started inside the send (and so still seeing it current) asks later.
+    if type(span) is not LeanSpan or current_span() is not span or span._end_time is not None:
         return False
     attempt = send.attempt
     return attempt is None or (

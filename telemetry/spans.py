@@ -9,6 +9,7 @@ baggage, which would be sent to external APIs.
 
 from __future__ import annotations
 
+from asyncio import CancelledError
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -194,10 +195,13 @@ class Sending:
         attempt = self.attempt
         if attempt is not None:
             raised, attempt.raised = attempt.raised, None  # its traceback holds a frame
-            # The attempt recorded its exception already: the same one escaping (aiohttp's
-            # timeout is raised from it) is not recorded twice.
+            # The attempt recorded its exception already: the same one escaping is not
+            # recorded twice, nor the timeout aiohttp raises from its cancellation.
             recorded = raised is not None and (
-                exc is raised or getattr(exc, "__cause__", None) is raised
+                exc is raised
+                or (
+                    isinstance(raised, CancelledError) and getattr(exc, "__cause__", None) is raised
+                )
             )
         if isinstance(exc, Exception) and not recorded:
             self.span.record_exception(exc, escaped=True)

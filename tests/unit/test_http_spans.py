@@ -174,7 +174,7 @@ async def test_a_retried_request_leaves_each_earlier_attempt_as_it_was(
     spans: InMemorySpanExporter,
 ) -> None:
     """A dropped connection, then a 503, then a 200, each retried by the caller (as discord.py
-    retries a 429 or a 500, and aiohttp a dropped kept-alive connection): the send span is
+    retries a connection reset, a 429 or a 500): the send span is
     the attempt that got through; the two before it are CLIENT children with their
     errors, times inside the send's, and the send carries none of their failure."""
     async with Flaky(drops=1, statuses=(503, 200)) as server, aiohttp.ClientSession() as session:
@@ -235,6 +235,30 @@ async def test_the_same_request_again_after_a_success_is_no_retry(
     assert send.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
     assert send.status.status_code is StatusCode.UNSET
     assert again.attributes[HTTP_RESPONSE_STATUS_CODE] == 404
+
+
+async def test_a_request_made_after_the_send_ended_is_a_span_of_its_own(
+    spans: InMemorySpanExporter,
+) -> None:
+    """A task started inside a send still sees it current once it has ended (tasks copy
+    the context); what it asks for then is recorded on a span of its own."""
+    async with Flaky() as server, aiohttp.ClientSession() as session:
+        go = asyncio.Event()
+
+        async def later() -> int:
+            await go.wait()
+            async with session.get(server.url) as response:
+                return response.status
+
+        with send_span():
+            task = asyncio.create_task(later())
+        go.set()
+        assert await task == 200
+    send = _only_send(spans)
+    assert send.kind is SpanKind.INTERNAL
+    assert HTTP_REQUEST_METHOD not in send.attributes
+    (late,) = _send_children(spans, send)
+    assert late.name == "GET" and late.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
 
 
 async def test_a_failure_escaping_the_send_is_recorded_on_it_once(
