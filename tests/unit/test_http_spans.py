@@ -61,25 +61,30 @@ def test_dup_adds_the_old_names_with_the_same_redacted_url() -> None:
     assert TOKEN not in repr(attributes)
 
 
+class Unanswered(AbstractResolver):
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[Any]:
+        await asyncio.sleep(30)
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
+def _timing_out_session() -> aiohttp.ClientSession:
+    """A session whose requests never connect and time out after 0.2 s (the test process
+    installed tracing: every session has the span middleware)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=Unanswered()),
+        timeout=aiohttp.ClientTimeout(total=0.2),
+    )
+
+
 async def test_a_request_that_outlives_the_sessions_timeout_is_recorded_as_a_timeout(
     spans: InMemorySpanExporter,
 ) -> None:
     """aiohttp cancels a request whose total timeout runs out and hands its caller a
     ``TimeoutError``; the span must say the same, not ``CancelledError``."""
-
-    class Unanswered(AbstractResolver):
-        async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[Any]:
-            await asyncio.sleep(30)
-            return []
-
-        async def close(self) -> None:
-            return None
-
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=Unanswered()),
-        timeout=aiohttp.ClientTimeout(total=0.2),
-    )  # the test process installed tracing: every session has the span middleware
-    async with session:
+    async with _timing_out_session() as session:
         with pytest.raises(TimeoutError):
             await session.get("http://never.test/x")
     (span,) = [s for s in spans.get_finished_spans() if s.name == "GET"]
@@ -259,6 +264,20 @@ async def test_a_request_made_after_the_send_ended_is_a_span_of_its_own(
     assert HTTP_REQUEST_METHOD not in send.attributes
     (late,) = _send_children(spans, send)
     assert late.name == "GET" and late.attributes[HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+async def test_a_send_that_times_out_records_the_timeout_once(
+    spans: InMemorySpanExporter,
+) -> None:
+    """aiohttp raises its ``TimeoutError`` from the cancellation the attempt saw: the send
+    span records the timeout once, not the attempt's and the escaping one."""
+    async with _timing_out_session() as session:
+        with pytest.raises(TimeoutError), send_span():
+            await session.post("http://never.test/x")
+    send = _only_send(spans)
+    assert send.attributes[ERROR_TYPE] == "TimeoutError"
+    assert [e.attributes["exception.type"] for e in send.events if e.attributes] == ["TimeoutError"]
+    assert send.status.status_code is StatusCode.ERROR
 
 
 async def test_a_failure_escaping_the_send_is_recorded_on_it_once(
