@@ -41,6 +41,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define SQLITE_DONE 101
 #define SQLITE_INTEGER 1
 #define SQLITE_TEXT 3
+#define SQLITE_BLOB 4
 #define SQLITE_NULL 5
 #define SQLITE_STATIC ((void (*)(void *))0)
 
@@ -75,6 +76,7 @@ static struct {
     const unsigned char *(*column_text)(sqlite3_stmt *, int);
     int (*column_bytes)(sqlite3_stmt *, int);
     int (*extended_errcode)(sqlite3 *);
+    const void *(*column_blob)(sqlite3_stmt *, int);
 } api;
 
 static int ready = 0;
@@ -446,24 +448,6 @@ static PyObject *group_row(const Scan *scan, const Group *g, const long long *so
     return Py_BuildValue("(NLLLN)", value, g->count, g->errors, g->longest, ranked);
 }
 
-/* Prepare, check and bind ``sql``, then read its rows; with the GIL released. An error
- * while stepping is SCAN_ERROR with SQLite's message and code: running the query again in
- * Python would wait out a lock twice, or run an interrupted query to its end. */
-static int run_query(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *values,
-                     int width, Scan *scan, char **error, int *code) {
-    /* One read of (group, duration, is-error). */
-    sqlite3_stmt *stmt = prepare(db, sql, len, 3, 1, width);
-    if (stmt == NULL) return SCAN_DECLINE;
-    int rc = bind(stmt, values, width) == SQLITE_OK ? read_rows(stmt, scan) : SCAN_DECLINE;
-    if (rc == SCAN_ERROR) {
-        const char *message = api.errmsg(db);
-        *error = strdup(message ? message : "unknown error");
-        *code = api.extended_errcode(db);
-    }
-    api.finalize(stmt);
-    return rc;
-}
-
 /* The primary result codes the sqlite3 module raises OperationalError for. */
 static const char OPERATIONAL[] = {1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17, 0};
 
@@ -477,12 +461,511 @@ static void raise_operational(const char *message, int code) {
     Py_DECREF(exc);
 }
 
-static PyObject *group_durations(PyObject *module, PyObject *args) {
-    PyObject *conn, *sql, *params_arg, *percentiles_arg;
+/* ---- Root values (``root_values``, ``group_durations_by_id``) ----
+ *
+ * ``chatops stats --by KEY`` for an attribute with no column of its own used to read
+ * every root span's attribute JSON (about 350 bytes each, 0.8 s of ``json_extract``
+ * alone over a million). So each write also stores, per attribute key of its root
+ * spans, one blob of (offset of the row in the write, value) entries: the key's values
+ * as ``CAST(json_extract(attributes, '$."KEY"') AS TEXT)`` gives them, NULL left out.
+ * ``root_values`` makes those blobs from the rows' JSON (which the store's own encoders
+ * wrote: ASCII, ``", "`` and ``": "``, flat); ``group_durations_by_id`` maps each id to
+ * its value from them, then groups the root spans of a query by it.
+ *
+ * A value is converted here only where the conversion is plain: a string without
+ * escapes, or with escapes other than a lone surrogate or NUL; an integer of at most 18
+ * digits; true, false, null. Anything else (a float, an array, a bigger integer) is
+ * handed to SQLite's own ``json_extract`` on the writer's connection, so the blob holds
+ * exactly what the JSON answers. A document of any other shape (a key with an escape, a
+ * repeated key, text not ASCII) makes ``root_values`` answer None: the write then
+ * records no values and readers read those rows' JSON. */
+
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} Bytes;
+
+static int bytes_put(Bytes *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *data = realloc(b->data, cap);
+        if (data == NULL) return 0;
+        b->data = data;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 1;
+}
+
+static int bytes_varint(Bytes *b, unsigned long long v) {
+    unsigned char out[10];
+    size_t n = 0;
+    do {
+        out[n] = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v) out[n] |= 0x80;
+        n++;
+    } while (v);
+    return bytes_put(b, out, n);
+}
+
+/* The next varint of [*p, end); 0 when it runs past the end. */
+static int read_varint(const unsigned char **p, const unsigned char *end, unsigned long long *v) {
+    unsigned long long r = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char c = *(*p)++;
+        r |= (unsigned long long)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = r;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    long long last_offset; /* a key twice in one document: declined */
+    Bytes out;
+} KeyColumn;
+
+typedef struct {
+    KeyColumn *cols;
+    size_t used, cap;
+    sqlite3 *db;
+    sqlite3_stmt *convert; /* SELECT CAST(json_extract(?1, '$') AS TEXT), made when needed */
+    Bytes scratch;
+} Builder;
+
+enum { RV_DONE = 0, RV_DECLINE = 1, RV_NOMEM = 2 };
+
+static KeyColumn *column_for(Builder *b, const char *key, size_t len, size_t hint) {
+    if (hint < b->used && b->cols[hint].key_len == len && memcmp(b->cols[hint].key, key, len) == 0)
+        return &b->cols[hint];
+    for (size_t i = 0; i < b->used; i++)
+        if (b->cols[i].key_len == len && memcmp(b->cols[i].key, key, len) == 0) return &b->cols[i];
+    if (b->used == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        KeyColumn *cols = realloc(b->cols, cap * sizeof *cols);
+        if (cols == NULL) return NULL;
+        b->cols = cols;
+        b->cap = cap;
+    }
+    KeyColumn *c = &b->cols[b->used++];
+    *c = (KeyColumn){.key = key, .key_len = len, .last_offset = -1};
+    return c;
+}
+
+static int hex4(const char *s, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The UTF-8 of a JSON string's contents (between the quotes) into b->scratch; 0 where a
+ * lone surrogate, a NUL or a malformed escape leaves it to SQLite. */
+static int unescape(Builder *b, const char *s, size_t n) {
+    b->scratch.len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && s[run] != '\\') run++;
+        if (!bytes_put(&b->scratch, s + i, run - i)) return -1;
+        if (run == n) break;
+        i = run + 1;
+        if (i >= n) return 0;
+        char e = s[i++], c;
+        switch (e) {
+        case '"': c = '"'; break;
+        case '\\': c = '\\'; break;
+        case '/': c = '/'; break;
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case 'n': c = '\n'; break;
+        case 'r': c = '\r'; break;
+        case 't': c = '\t'; break;
+        case 'u': {
+            unsigned u, low;
+            if (i + 4 > n || !hex4(s + i, &u)) return 0;
+            i += 4;
+            if (u == 0 || (u >= 0xDC00 && u <= 0xDFFF)) return 0;
+            if (u >= 0xD800 && u <= 0xDBFF) {
+                if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || !hex4(s + i + 2, &low) ||
+                    low < 0xDC00 || low > 0xDFFF)
+                    return 0;
+                i += 6;
+                u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+            }
+            unsigned char utf8[4];
+            size_t len;
+            if (u < 0x80) {
+                utf8[0] = (unsigned char)u;
+                len = 1;
+            } else if (u < 0x800) {
+                utf8[0] = (unsigned char)(0xC0 | (u >> 6));
+                utf8[1] = (unsigned char)(0x80 | (u & 0x3F));
+                len = 2;
+            } else if (u < 0x10000) {
+                utf8[0] = (unsigned char)(0xE0 | (u >> 12));
+                utf8[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+                utf8[2] = (unsigned char)(0x80 | (u & 0x3F));
+                len = 3;
+            } else {
+                utf8[0] = (unsigned char)(0xF0 | (u >> 18));
+                utf8[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F));
+                utf8[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+                utf8[3] = (unsigned char)(0x80 | (u & 0x3F));
+                len = 4;
+            }
+            if (!bytes_put(&b->scratch, utf8, len)) return -1;
+            continue;
+        }
+        default: return 0;
+        }
+        if (!bytes_put(&b->scratch, &c, 1)) return -1;
+    }
+    return 1;
+}
+
+/* SQLite's text for one JSON value, into b->scratch; *null when it is NULL (or SQLite
+ * cannot read it: the JSON path then fails on the whole document anyway). */
+static int sqlite_text(Builder *b, const char *v, size_t n, int *null) {
+    if (b->convert == NULL) {
+        static const char sql[] = "SELECT CAST(json_extract(?1, '$') AS TEXT)";
+        if (api.prepare_v2(b->db, sql, (int)sizeof sql - 1, &b->convert, NULL) != SQLITE_OK)
+            return RV_DECLINE;
+    }
+    int rc = RV_DONE;
+    *null = 1;
+    b->scratch.len = 0;
+    if (api.bind_text(b->convert, 1, v, (int)n, SQLITE_STATIC) == SQLITE_OK &&
+        api.step(b->convert) == SQLITE_ROW && api.column_type(b->convert, 0) != SQLITE_NULL) {
+        const unsigned char *text = api.column_text(b->convert, 0);
+        if (text == NULL) rc = RV_NOMEM;
+        else if (!bytes_put(&b->scratch, text, (size_t)api.column_bytes(b->convert, 0)))
+            rc = RV_NOMEM;
+        else *null = 0;
+    }
+    api.reset(b->convert);
+    return rc;
+}
+
+/* One value's entry in its key's blob: (offset, length, bytes); nothing for NULL. */
+static int put_value(Builder *b, KeyColumn *col, unsigned long long offset, const char *v,
+                     size_t n) {
+    const char *text = NULL;
+    size_t len = 0;
+    int null = 0, rc;
+    if (n >= 2 && v[0] == '"') {
+        if (memchr(v + 1, '\\', n - 2) == NULL) {
+            text = v + 1;
+            len = n - 2;
+        } else if ((rc = unescape(b, v + 1, n - 2)) < 0) {
+            return RV_NOMEM;
+        } else if (rc == 0 && (rc = sqlite_text(b, v, n, &null)) != RV_DONE) {
+            return rc;
+        } else {
+            text = (const char *)b->scratch.data;
+            len = b->scratch.len;
+        }
+    } else if (n == 4 && memcmp(v, "true", 4) == 0) {
+        text = "1";
+        len = 1;
+    } else if (n == 5 && memcmp(v, "false", 5) == 0) {
+        text = "0";
+        len = 1;
+    } else if (n == 4 && memcmp(v, "null", 4) == 0) {
+        null = 1;
+    } else {
+        size_t i = v[0] == '-', digits = 0;
+        while (i + digits < n && v[i + digits] >= '0' && v[i + digits] <= '9') digits++;
+        if (i + digits == n && digits >= 1 && digits <= 18 && (v[i] != '0' || digits == 1) &&
+            !(i == 1 && v[1] == '0')) {
+            text = v;
+            len = n;
+        } else if ((rc = sqlite_text(b, v, n, &null)) != RV_DONE) {
+            return rc;
+        } else {
+            text = (const char *)b->scratch.data;
+            len = b->scratch.len;
+        }
+    }
+    if (null) return RV_DONE;
+    if (!bytes_varint(&col->out, offset) || !bytes_varint(&col->out, len) ||
+        !bytes_put(&col->out, text, len))
+        return RV_NOMEM;
+    return RV_DONE;
+}
+
+static size_t skip_space(const char *s, size_t i, size_t n) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* The end of the JSON string starting at s[i] (a quote), past its closing quote; 0 if none. */
+static size_t string_end(const char *s, size_t i, size_t n) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return 0;
+}
+
+/* The end of the value starting at s[i]: a string, a nested array or object, or a scalar. */
+static size_t value_end(const char *s, size_t i, size_t n) {
+    if (i >= n) return 0;
+    if (s[i] == '"') return string_end(s, i, n);
+    if (s[i] == '[' || s[i] == '{') {
+        int depth = 0;
+        while (i < n) {
+            char c = s[i];
+            if (c == '"') {
+                if ((i = string_end(s, i, n)) == 0) return 0;
+                continue;
+            }
+            if (c == '[' || c == '{') depth++;
+            else if ((c == ']' || c == '}') && --depth == 0) return i + 1;
+            i++;
+        }
+        return 0;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ' ' && s[i] != ']') i++;
+    return i;
+}
+
+/* Every key of one flat JSON object into its column, at ``offset``. */
+static int scan_document(Builder *b, const char *s, size_t n, unsigned long long offset) {
+    size_t i = skip_space(s, 0, n), k = 0;
+    if (i >= n || s[i] != '{') return RV_DECLINE;
+    i = skip_space(s, i + 1, n);
+    if (i < n && s[i] == '}') return skip_space(s, i + 1, n) == n ? RV_DONE : RV_DECLINE;
+    for (;; k++) {
+        if (i >= n || s[i] != '"') return RV_DECLINE;
+        size_t key_end = string_end(s, i, n);
+        if (key_end == 0 || memchr(s + i + 1, '\\', key_end - i - 2) != NULL) return RV_DECLINE;
+        KeyColumn *col = column_for(b, s + i + 1, key_end - i - 2, k);
+        if (col == NULL) return RV_NOMEM;
+        if (col->last_offset == (long long)offset) return RV_DECLINE; /* the key twice */
+        col->last_offset = (long long)offset;
+        i = skip_space(s, key_end, n);
+        if (i >= n || s[i] != ':') return RV_DECLINE;
+        i = skip_space(s, i + 1, n);
+        size_t end = value_end(s, i, n);
+        if (end == 0 || end <= i) return RV_DECLINE;
+        int rc = put_value(b, col, offset, s + i, end - i);
+        if (rc != RV_DONE) return rc;
+        i = skip_space(s, end, n);
+        if (i < n && s[i] == ',') {
+            i = skip_space(s, i + 1, n);
+            continue;
+        }
+        if (i < n && s[i] == '}') return skip_space(s, i + 1, n) == n ? RV_DONE : RV_DECLINE;
+        return RV_DECLINE;
+    }
+}
+
+static void free_builder(Builder *b) {
+    for (size_t i = 0; i < b->used; i++) free(b->cols[i].out.data);
+    free(b->cols);
+    free(b->scratch.data);
+    if (b->convert != NULL) api.finalize(b->convert);
+}
+
+static PyObject *root_values(PyObject *module, PyObject *args) {
+    PyObject *conn, *items_arg;
     (void)module;
-    if (!PyArg_ParseTuple(args, "OUOO:group_durations", &conn, &sql, &params_arg,
-                          &percentiles_arg))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OO:root_values", &conn, &items_arg)) return NULL;
+#if KNOWN_LAYOUT
+    if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) ||
+        !(PyList_CheckExact(items_arg) || PyTuple_CheckExact(items_arg)))
+        Py_RETURN_NONE;
+    sqlite3 *db = ((ConnectionHead *)conn)->db;
+    if (db == NULL) Py_RETURN_NONE;
+    PyObject *items = PySequence_Tuple(items_arg); /* holds every document while we read */
+    if (items == NULL) return NULL;
+    Builder b = {.db = db};
+    int rc = RV_DONE;
+    for (Py_ssize_t r = 0; rc == RV_DONE && r < PyTuple_GET_SIZE(items); r++) {
+        PyObject *item = PyTuple_GET_ITEM(items, r);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+            rc = RV_DECLINE;
+            break;
+        }
+        PyObject *offset = PyTuple_GET_ITEM(item, 0), *doc = PyTuple_GET_ITEM(item, 1);
+        long long off = PyLong_CheckExact(offset) ? PyLong_AsLongLong(offset) : -1;
+        if (off < 0 || !PyUnicode_CheckExact(doc) || !PyUnicode_IS_ASCII(doc)) {
+            PyErr_Clear();
+            rc = RV_DECLINE;
+            break;
+        }
+        rc = scan_document(&b, (const char *)PyUnicode_DATA(doc),
+                           (size_t)PyUnicode_GET_LENGTH(doc), (unsigned long long)off);
+    }
+    PyObject *result = NULL;
+    if (rc == RV_NOMEM) {
+        PyErr_NoMemory();
+    } else if (rc != RV_DONE) {
+        result = Py_NewRef(Py_None);
+    } else if ((result = PyList_New(0)) != NULL) {
+        for (size_t i = 0; i < b.used; i++) {
+            KeyColumn *c = &b.cols[i];
+            if (c->out.len == 0) continue; /* only NULLs: the same as no entry */
+            PyObject *pair = Py_BuildValue("(s#y#)", c->key, (Py_ssize_t)c->key_len,
+                                           (const char *)c->out.data, (Py_ssize_t)c->out.len);
+            if (pair == NULL || PyList_Append(result, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_CLEAR(result);
+                break;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    free_builder(&b);
+    Py_DECREF(items);
+    return result;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+/* Ids to groups: one slot per id from ``low`` to ``high`` (a store's ids are dense: SQLite
+ * gives each row the next, retention deletes the oldest), holding group + 1 (0: none).
+ * Rows are read in about id order, so the slots are touched about in order too. */
+typedef struct {
+    long long low, high;
+    int *slots;
+} IdMap;
+
+/* The most ids a map takes (512 MiB of slots); a wider store is left to the Python pass. */
+#define MAX_MAP_IDS (1LL << 27)
+
+static int id_put(IdMap *m, long long id, int group) {
+    if (id >= m->low && id <= m->high) m->slots[id - m->low] = group + 1;
+    return 1;
+}
+
+/* The group of ``id``; -1 when it has no value. */
+static int id_get(const IdMap *m, long long id) {
+    return id >= m->low && id <= m->high ? m->slots[id - m->low] - 1 : -1;
+}
+
+/* The values query's rows into ``map``: (first_id, last_id, BLOB of entries) for a write,
+ * or (id, id, TEXT or NULL) for one span read from its JSON, which replaces what a blob
+ * said of it (those rows come last). */
+static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
+    int rc;
+    while ((rc = api.step(stmt)) == SQLITE_ROW) {
+        if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
+            return SCAN_DECLINE;
+        long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
+        int type = api.column_type(stmt, 2);
+        long long group;
+        if (type == SQLITE_BLOB) {
+            const unsigned char *p = api.column_blob(stmt, 2);
+            const unsigned char *end = p + api.column_bytes(stmt, 2);
+            while (p < end) {
+                unsigned long long offset, len;
+                if (!read_varint(&p, end, &offset) || !read_varint(&p, end, &len) ||
+                    len > (unsigned long long)(end - p) || len > INT_MAX)
+                    return SCAN_DECLINE;
+                const char *text = (const char *)p;
+                p += len;
+                if (offset > (unsigned long long)(last - first)) continue; /* cut short since */
+                if ((group = group_of(scan, text, (int)len)) < 0) return SCAN_NOMEM;
+                if (group > INT_MAX) return SCAN_DECLINE;
+                if (!id_put(map, first + (long long)offset, (int)group)) return SCAN_NOMEM;
+            }
+            continue;
+        }
+        if (type == SQLITE_NULL) {
+            group = group_of(scan, NULL, -1);
+        } else if (type == SQLITE_TEXT) {
+            const char *text = (const char *)api.column_text(stmt, 2);
+            if (text == NULL) return SCAN_NOMEM;
+            group = group_of(scan, text, api.column_bytes(stmt, 2));
+        } else {
+            return SCAN_DECLINE;
+        }
+        if (group < 0) return SCAN_NOMEM;
+        if (group > INT_MAX) return SCAN_DECLINE;
+        if (!id_put(map, first, (int)group)) return SCAN_NOMEM;
+    }
+    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
+}
+
+/* The root spans' rows (id, duration, is-error), each in the group its id maps to. */
+static int read_roots(sqlite3_stmt *stmt, Scan *scan, const IdMap *map) {
+    int rc;
+    long long none = -1;
+    while ((rc = api.step(stmt)) == SQLITE_ROW) {
+        if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
+            return SCAN_DECLINE;
+        long long group = id_get(map, api.column_int64(stmt, 0));
+        if (group < 0) {
+            if (none < 0 && (none = group_of(scan, NULL, -1)) < 0) return SCAN_NOMEM;
+            group = none;
+        }
+        long long duration = api.column_int64(stmt, 1);
+        int type = api.column_type(stmt, 2);
+        if (type != SQLITE_NULL && type != SQLITE_INTEGER) return SCAN_DECLINE;
+        Group *g = &scan->groups[group];
+        if (g->count == 0 || duration > g->longest) g->longest = duration;
+        g->count++;
+        g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
+        if (!add_row(scan, (int)group, duration)) return SCAN_NOMEM;
+    }
+    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
+}
+
+/* A statement's parameters as C values; NULL (no error) where only the sqlite3 module can
+ * bind them (named parameters, an iterator, a value of another type, more than 64). */
+static PyObject *bound(PyObject *params_arg, Value *values, Py_ssize_t *width) {
+    if (!PyList_CheckExact(params_arg) && !PyTuple_CheckExact(params_arg)) return NULL;
+    PyObject *params = PySequence_Tuple(params_arg); /* keeps bound text alive */
+    if (params == NULL) return NULL;
+    *width = PyTuple_GET_SIZE(params);
+    int ok = *width <= 64;
+    for (Py_ssize_t c = 0; ok && c < *width; c++) ok = convert(PyTuple_GET_ITEM(params, c), &values[c]);
+    if (!ok) Py_CLEAR(params);
+    return params;
+}
+
+/* Prepare, bind and step one read of three columns into ``scan`` (and ``map``); with the
+ * GIL released. An error while stepping is SCAN_ERROR with SQLite's message and code:
+ * running the query again in Python would wait out a lock twice, or run an interrupted
+ * query to its end. */
+static int run_read(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *values, int width,
+                    Scan *scan, IdMap *map, int reading_values, char **error, int *code) {
+    sqlite3_stmt *stmt = prepare(db, sql, len, 3, 1, width);
+    if (stmt == NULL) return SCAN_DECLINE;
+    int rc = SCAN_DECLINE;
+    if (bind(stmt, values, width) == SQLITE_OK)
+        rc = map == NULL        ? read_rows(stmt, scan)
+             : reading_values ? read_values(stmt, scan, map)
+                              : read_roots(stmt, scan, map);
+    if (rc == SCAN_ERROR) {
+        const char *message = api.errmsg(db);
+        *error = strdup(message ? message : "unknown error");
+        *code = api.extended_errcode(db);
+    }
+    api.finalize(stmt);
+    return rc;
+}
+
+/* ``group_durations`` (``values_sql`` NULL) and ``group_durations_by_id``. */
+static PyObject *grouping(PyObject *conn, PyObject *values_sql, PyObject *values_params,
+                          long long low, long long high, PyObject *sql, PyObject *params_arg,
+                          PyObject *percentiles_arg) {
 #if KNOWN_LAYOUT
     if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) || adapted())
         Py_RETURN_NONE;
@@ -493,10 +976,13 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
     if (factory == NULL) return NULL;
     Py_DECREF(factory);
     if (factory != (PyObject *)&PyUnicode_Type) Py_RETURN_NONE;
-    Py_ssize_t sql_len;
+    Py_ssize_t sql_len, values_len = 0;
     const char *sql_text = PyUnicode_AsUTF8AndSize(sql, &sql_len);
     if (sql_text == NULL) return NULL;
-    if (sql_len > INT_MAX) Py_RETURN_NONE;
+    const char *values_text = NULL;
+    if (values_sql != NULL && (values_text = PyUnicode_AsUTF8AndSize(values_sql, &values_len)) == NULL)
+        return NULL;
+    if (sql_len > INT_MAX || values_len > INT_MAX) Py_RETURN_NONE;
     long percentiles[8];
     Py_ssize_t n = PyTuple_CheckExact(percentiles_arg) ? PyTuple_GET_SIZE(percentiles_arg) : 9;
     for (Py_ssize_t i = 0; i < n && n <= 8; i++) {
@@ -505,29 +991,43 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
         if (percentiles[i] < 0 || percentiles[i] > 100) n = 9;
     }
     PyErr_Clear();
-    /* A dict (named parameters) or an iterator: bound by the sqlite3 module only. */
-    if (!PyList_CheckExact(params_arg) && !PyTuple_CheckExact(params_arg)) Py_RETURN_NONE;
-    PyObject *params = PySequence_Tuple(params_arg); /* keeps bound text alive */
-    if (params == NULL) return NULL;
-    Py_ssize_t width = PyTuple_GET_SIZE(params);
-    Value values[64];
-    int ok = n <= 8 && width <= 64;
-    for (Py_ssize_t c = 0; ok && c < width; c++) ok = convert(PyTuple_GET_ITEM(params, c), &values[c]);
-    if (!ok) {
-        Py_DECREF(params);
+    if (n > 8) Py_RETURN_NONE;
+    Value values[64], value_values[64];
+    Py_ssize_t width = 0, value_width = 0;
+    PyObject *params = bound(params_arg, values, &width);
+    PyObject *vparams = values_sql == NULL ? NULL : bound(values_params, value_values, &value_width);
+    if (PyErr_Occurred() || params == NULL || (values_sql != NULL && vparams == NULL)) {
+        Py_XDECREF(params);
+        Py_XDECREF(vparams);
+        if (PyErr_Occurred()) return NULL;
         Py_RETURN_NONE;
     }
     Scan scan = {0};
+    IdMap map = {low, high, NULL};
+    if (values_sql != NULL && high >= low) {
+        if (high - low >= MAX_MAP_IDS || (map.slots = calloc((size_t)(high - low + 1), sizeof(int))) == NULL) {
+            Py_DECREF(params);
+            Py_XDECREF(vparams);
+            Py_RETURN_NONE;
+        }
+    }
     long long *sorted = NULL;
     char *error = NULL;
-    int rc, code = 0;
+    int rc = SCAN_DONE, code = 0;
     /* Preparing may wait for a lock too (loading the schema): the GIL is released for it,
      * as the sqlite3 module does, so the thread holding that lock can let it go. */
     Py_BEGIN_ALLOW_THREADS
-    rc = run_query(db, sql_text, sql_len, values, (int)width, &scan, &error, &code);
+    if (values_text != NULL)
+        rc = run_read(db, values_text, values_len, value_values, (int)value_width, &scan, &map, 1,
+                      &error, &code);
+    if (rc == SCAN_DONE)
+        rc = run_read(db, sql_text, sql_len, values, (int)width, &scan,
+                      values_text != NULL ? &map : NULL, 0, &error, &code);
     if (rc == SCAN_DONE && (sorted = sort_groups(&scan)) == NULL) rc = SCAN_NOMEM;
     Py_END_ALLOW_THREADS
     Py_DECREF(params);
+    Py_XDECREF(vparams);
+    free(map.slots);
     PyObject *result = NULL;
     if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7 /* SQLITE_NOMEM */)) {
         PyErr_NoMemory();
@@ -536,10 +1036,12 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
     } else if (rc != SCAN_DONE) { /* a value it does not read, or an error sqlite3 classes
                                    * otherwise: the Python pass reads the rows, or raises */
         result = Py_NewRef(Py_None);
-    } else if ((result = PyList_New((Py_ssize_t)scan.used)) != NULL) {
+    } else if ((result = PyList_New(0)) != NULL) {
         for (size_t g = 0; g < scan.used; g++) {
+            if (scan.groups[g].count == 0) continue; /* a value of no root span asked about */
             PyObject *row = group_row(&scan, &scan.groups[g], sorted, percentiles, n);
-            if (row == NULL) {
+            if (row == NULL || PyList_Append(result, row) < 0) {
+                Py_XDECREF(row);
                 Py_CLEAR(result);
                 /* Not UTF-8: the Python pass raises sqlite3's own error for it. */
                 if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
@@ -548,7 +1050,7 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
                 }
                 break;
             }
-            PyList_SET_ITEM(result, (Py_ssize_t)g, row);
+            Py_DECREF(row);
         }
     }
     free(error);
@@ -558,6 +1060,24 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
 #else
     Py_RETURN_NONE;
 #endif
+}
+
+static PyObject *group_durations(PyObject *module, PyObject *args) {
+    PyObject *conn, *sql, *params, *percentiles;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OUOO:group_durations", &conn, &sql, &params, &percentiles))
+        return NULL;
+    return grouping(conn, NULL, NULL, 0, -1, sql, params, percentiles);
+}
+
+static PyObject *group_durations_by_id(PyObject *module, PyObject *args) {
+    PyObject *conn, *values_sql, *values_params, *sql, *params, *percentiles;
+    long long low, high;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OUOLLUOO:group_durations_by_id", &conn, &values_sql,
+                          &values_params, &low, &high, &sql, &params, &percentiles))
+        return NULL;
+    return grouping(conn, values_sql, values_params, low, high, sql, params, percentiles);
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
@@ -601,6 +1121,7 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         {(void **)&api.column_text, "sqlite3_column_text"},
         {(void **)&api.column_bytes, "sqlite3_column_bytes"},
         {(void **)&api.extended_errcode, "sqlite3_extended_errcode"},
+        {(void **)&api.column_blob, "sqlite3_column_blob"},
     };
     for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
         /* _sqlite3's own references resolve in the global scope first (a preloaded SQLite):
@@ -651,6 +1172,13 @@ static PyMethodDef methods[] = {
     {"group_durations", group_durations, METH_VARARGS,
      "group_durations(conn, sql, params, percentiles) -> [(value, count, errors, longest, "
      "[duration at each percentile])], or None to use a pass in Python."},
+    {"group_durations_by_id", group_durations_by_id, METH_VARARGS,
+     "group_durations_by_id(conn, values_sql, values_params, low, high, sql, params, "
+     "percentiles) -> as group_durations, each id of sql's first column in the group "
+     "values_sql gives it."},
+    {"root_values", root_values, METH_VARARGS,
+     "root_values(conn, [(offset, attributes_json)]) -> [(key, blob)], or None where the "
+     "documents are not the store's own flat JSON."},
     {"configure", configure, METH_VARARGS,
      "configure(library, Connection, OperationalError, adapters, PrepareProtocol, none_adapter, "
      "sqlite_version_number) -> None if usable here, else why not."},

@@ -29,6 +29,35 @@ def group_durations(
     must own ``conn``: no other thread may close it during the call.
     """
 
+def group_durations_by_id(
+    conn: sqlite3.Connection,
+    values_sql: str,
+    values_params: Sequence[Any],
+    low: int,
+    high: int,
+    sql: str,
+    params: Sequence[Any],
+    percentiles: tuple[int, ...],
+    /,
+) -> list[tuple[str | None, int, int, int, list[int]]] | None:
+    """``group_durations`` where ``sql``'s first column is a span id, grouped by its value.
+
+    ``values_sql`` is read first: rows of (first id, last id, ``root_values`` blob) give
+    the values of a write's spans (entries past the last id are left out), rows of
+    (id, id, text or NULL) one span's value, replacing what a blob said. Only ids from
+    ``low`` to ``high`` are kept (one slot each: declined past 2**27 of them). An id with
+    no value is in the NULL group; a value no row of ``sql`` has is not reported.
+    """
+
+def root_values(
+    conn: sqlite3.Connection, roots: Sequence[tuple[int, str]], /
+) -> list[tuple[str, bytes]] | None:
+    """Per attribute key of ``roots`` (offset, attribute JSON), one blob of (offset, value)
+    entries, each value as ``CAST(json_extract(json, '$."key"') AS TEXT)`` gives it (NULLs
+    left out; floats, arrays and the like converted by SQLite on ``conn``). None where a
+    document is not a flat JSON object with plain keys, in ASCII, or C cannot be used.
+    """
+
 def configure(
     library: str | None,
     connection_type: type[sqlite3.Connection],

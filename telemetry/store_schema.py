@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +60,9 @@ from opentelemetry.semconv.attributes.http_attributes import (
 )
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
-from telemetry import schema
+from telemetry import schema, store_sqlite
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Milliseconds SQLite waits on a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -176,6 +176,8 @@ ROOT_COLUMNS = (
 )
 ROOTS_START = "roots_start"
 TRACE_CHUNKS = "trace_chunks"
+ROOT_VALUES = "root_values"
+ROOT_KEYS = "root_keys"
 # Hex digits of a trace id ``trace_chunks`` keeps: the shortest prefix ``chatops trace`` takes.
 PREFIX_DIGITS = 8
 
@@ -185,8 +187,23 @@ PREFIX_DIGITS = 8
 _TRACE_CHUNKS_TABLE = f"""CREATE TABLE IF NOT EXISTS {TRACE_CHUNKS} (
     last_id   INTEGER PRIMARY KEY,
     first_id  INTEGER NOT NULL,
-    prefixes  TEXT    NOT NULL
+    prefixes  TEXT    NOT NULL,
+    root_values INTEGER             -- 1: root_values holds its root spans' values (version 5)
 )"""
+
+# Per write and attribute key of its root spans, the key's values (version 5): one blob of
+# (offset of the row in the write, value as text) entries, made in C from the rows' JSON
+# (``store_sqlite.root_values``). Keyed by key first, so one key's values are one stretch of
+# the table; ``root_keys`` lists the keys, so a write's values can be removed key by key.
+_ROOT_VALUES_TABLES = [
+    f"""CREATE TABLE IF NOT EXISTS {ROOT_VALUES} (
+    key       TEXT    NOT NULL,
+    first_id  INTEGER NOT NULL,     -- the write's chunk: trace_chunks.first_id
+    vals      BLOB    NOT NULL,
+    PRIMARY KEY (key, first_id)
+) WITHOUT ROWID""",
+    f"CREATE TABLE IF NOT EXISTS {ROOT_KEYS} (key TEXT PRIMARY KEY) WITHOUT ROWID",
+]
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS spans (
@@ -283,18 +300,74 @@ def _to_version_4(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS spans_trace")
 
 
+def _to_version_5(conn: sqlite3.Connection) -> None:
+    # Every chunk's root spans' values, read from their JSON once: a store written before
+    # answers `stats --by KEY` as fast as one written since.
+    for statement in _ROOT_VALUES_TABLES:
+        conn.execute(statement)
+    columns = {row[1] for row in conn.execute(f"PRAGMA table_info({TRACE_CHUNKS})")}
+    if ROOT_VALUES not in columns:
+        conn.execute(f"ALTER TABLE {TRACE_CHUNKS} ADD COLUMN {ROOT_VALUES} INTEGER")
+    chunks = conn.execute(
+        f"SELECT first_id, last_id FROM {TRACE_CHUNKS} WHERE {ROOT_VALUES} IS NULL"
+    ).fetchall()
+    for first, last in chunks:
+        roots = conn.execute(
+            "SELECT id - ?, attributes FROM spans WHERE id BETWEEN ? AND ? AND is_root = 1",
+            (first, first, last),
+        ).fetchall()
+        described = write_root_values(conn, first, roots)
+        conn.execute(
+            f"UPDATE {TRACE_CHUNKS} SET {ROOT_VALUES} = ? WHERE last_id = ?", (described, last)
+        )
+
+
 # Steps that bring a store of version N (the key) to version N + 1.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _to_version_2,
     2: _to_version_3,
     3: _to_version_4,
+    4: _to_version_5,
 }
 
 # Replacing, should a chunk hold the same last id: a row no chunk covers is still found
 # (``query._id_ranges`` reads it), a chunk covering rows it does not describe would hide them.
 INSERT_CHUNK = (
-    f"INSERT OR REPLACE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes) VALUES (?, ?, ?)"
+    f"INSERT OR REPLACE INTO {TRACE_CHUNKS} (last_id, first_id, prefixes, {ROOT_VALUES}) "
+    "VALUES (?, ?, ?, ?)"
 )
+
+# Values from ids given again (after retention deleted the newest rows, or an older bot
+# cut its chunks without knowing of them): nothing from ``first_id`` on is theirs.
+_DELETE_VALUES_FROM = (
+    f"DELETE FROM {ROOT_VALUES} WHERE key IN (SELECT key FROM {ROOT_KEYS}) AND first_id >= ?"
+)
+
+
+def write_root_values(
+    conn: sqlite3.Connection, first_id: int, roots: Sequence[tuple[int, str]]
+) -> int:
+    """Store the values of a write's root spans, given as (id - first_id, attribute JSON).
+
+    Returns what its chunk records in ``root_values``: 1 when the values are stored
+    (or there were none), 0 when the JSON was not the store's own or the C access is
+    not available here: readers then read those rows' JSON.
+    """
+    conn.execute(_DELETE_VALUES_FROM, (first_id,))
+    if not roots:
+        return 1
+    columns = store_sqlite.root_values(conn, roots)
+    if columns is None:
+        return 0
+    conn.executemany(
+        f"INSERT OR IGNORE INTO {ROOT_KEYS} (key) VALUES (?)", [(key,) for key, _ in columns]
+    )
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {ROOT_VALUES} (key, first_id, vals) VALUES (?, ?, ?)",
+        [(key, first_id, blob) for key, blob in columns],
+    )
+    return 1
+
 
 INSERT_SPAN = """
 INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, duration_ns, dur_bucket,
@@ -384,7 +457,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'"
         ).fetchone()
         if not exists:
-            for statement in _TABLES:
+            for statement in [*_TABLES, *_ROOT_VALUES_TABLES]:
                 conn.execute(statement)
             _add_generated(conn)
             for statement in [*_INDEXES_V1, *_INDEXES_V2, *_INDEXES_V3]:

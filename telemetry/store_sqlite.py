@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from telemetry import _store_sqlite
-from telemetry._store_sqlite import configure, insert_rows
+from telemetry._store_sqlite import configure, insert_rows, root_values
 
-__all__ = ["UNAVAILABLE", "group_durations", "insert_rows"]
+__all__ = ["UNAVAILABLE", "group_durations", "group_durations_by_id", "insert_rows", "root_values"]
 
 # sqlite3 binds str, int and float as they are, but sends every None through its adaptation
 # protocol (two failed attribute lookups, ~2,000 instructions); a row has about five. An
@@ -64,10 +64,40 @@ def group_durations(
     Whether a connection converts at all (``detect_types``) the sqlite3 module does
     not expose; the store's connections never do.
     """
-    if conn.row_factory is not None or sqlite3.converters.keys() - _STOCK_CONVERTERS:
+    if not _plain(conn):
         return None
+    return _store_sqlite.group_durations(conn, sql, params, percentiles)
+
+
+def group_durations_by_id(
+    conn: sqlite3.Connection,
+    values_sql: str,
+    values_params: Sequence[Any],
+    ids: tuple[int, int],
+    sql: str,
+    params: Sequence[Any],
+    percentiles: tuple[int, ...],
+) -> list[Grouped] | None:
+    """``group_durations`` where the first column of ``sql`` is a span's id, grouped by its value.
+
+    The values come from ``values_sql``: rows of (first id, last id, blob of
+    ``root_values``) for a write, or (id, id, text or NULL) for one span, read after
+    the blobs and replacing what they said of it; ``ids`` is the (lowest, highest) id
+    of the store. An id with no value is in the NULL group. Declined as
+    ``group_durations`` is.
+    """
+    if not _plain(conn):
+        return None
+    return _store_sqlite.group_durations_by_id(
+        conn, values_sql, values_params, *ids, sql, params, percentiles
+    )
+
+
+def _plain(conn: sqlite3.Connection) -> bool:
+    if conn.row_factory is not None or sqlite3.converters.keys() - _STOCK_CONVERTERS:
+        return False
     try:
         conn.cursor().close()
     except sqlite3.ProgrammingError:
-        return None
-    return _store_sqlite.group_durations(conn, sql, params, percentiles)
+        return False
+    return True

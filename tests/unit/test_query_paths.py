@@ -191,7 +191,7 @@ def test_http_keys_read_the_stable_name_and_the_current_one(tmp_path: Path) -> N
     ("by", "where"),
     [
         ("author", []),  # roots_start, the C pass
-        (schema.CHANNEL_ID, []),  # the group cache
+        (schema.CHANNEL_ID, []),  # root_values
         ("command", [f"{schema.GUILD_ID}=901"]),  # roots_start, a filter it holds
     ],
 )

@@ -1,4 +1,4 @@
-"""Stores of schema versions 1 and 2: queryable as they are, migrated in place by a writer."""
+"""Stores of older schema versions: queryable as they are, migrated in place by a writer."""
 
 from __future__ import annotations
 
@@ -136,8 +136,12 @@ def test_a_writer_migrates_an_old_store_in_place(
 ) -> None:
     conn = connect_writer(old_store)
     layout = read_layout(conn)
-    assert layout.version == SCHEMA_VERSION == 4
+    assert layout.version == SCHEMA_VERSION == 5
     assert "spans_trace" not in layout.indexes and "trace_chunks" in layout.tables
+    # Every root span's values stored by key, read from its JSON once.
+    assert {"root_values", "root_keys"} <= layout.tables
+    assert conn.execute("SELECT count(*) FROM trace_chunks WHERE root_values = 1").fetchone()[0]
+    assert not conn.execute("SELECT 1 FROM trace_chunks WHERE root_values IS NOT 1").fetchone()
     assert "guild_name" in layout.columns
     assert {"roots_start", "roots_bucket"} <= layout.indexes
     assert not DURATION_ORDERED & layout.indexes
@@ -167,6 +171,8 @@ def version_2_store(tmp_path: Path, spans: list[ReadableSpan]) -> Path:
     path = tmp_path / "v2.db"
     conn = connect_writer(path)
     conn.execute("DROP TABLE trace_chunks")
+    conn.execute("DROP TABLE root_values")
+    conn.execute("DROP TABLE root_keys")
     conn.execute("CREATE INDEX spans_trace ON spans (trace_id)")
     write_as_older_version(conn, spans)
     conn.execute("DROP INDEX roots_start")
