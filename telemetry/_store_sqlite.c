@@ -529,6 +529,7 @@ typedef struct {
     const char *key;
     size_t key_len;
     long long last_offset; /* a key twice in one document: declined */
+    int skip;              /* a key with a column of its own: no values kept */
     Bytes out;
 } KeyColumn;
 
@@ -538,6 +539,7 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *convert; /* SELECT CAST(json_extract(?1, '$') AS TEXT), made when needed */
     Bytes scratch;
+    PyObject *skip; /* a frozenset of keys */
 } Builder;
 
 enum { RV_DONE = 0, RV_DECLINE = 1, RV_NOMEM = 2 };
@@ -554,8 +556,15 @@ static KeyColumn *column_for(Builder *b, const char *key, size_t len, size_t hin
         b->cols = cols;
         b->cap = cap;
     }
+    PyObject *name = PyUnicode_DecodeASCII(key, (Py_ssize_t)len, NULL);
+    int skip = name == NULL ? -1 : PySet_Contains(b->skip, name);
+    Py_XDECREF(name);
+    if (skip < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
     KeyColumn *c = &b->cols[b->used++];
-    *c = (KeyColumn){.key = key, .key_len = len, .last_offset = -1};
+    *c = (KeyColumn){.key = key, .key_len = len, .last_offset = -1, .skip = skip};
     return c;
 }
 
@@ -762,7 +771,7 @@ static int scan_document(Builder *b, const char *s, size_t n, unsigned long long
         i = skip_space(s, i + 1, n);
         size_t end = value_end(s, i, n);
         if (end == 0 || end <= i) return RV_DECLINE;
-        int rc = put_value(b, col, offset, s + i, end - i);
+        int rc = col->skip ? RV_DONE : put_value(b, col, offset, s + i, end - i);
         if (rc != RV_DONE) return rc;
         i = skip_space(s, end, n);
         if (i < n && s[i] == ',') {
@@ -782,9 +791,10 @@ static void free_builder(Builder *b) {
 }
 
 static PyObject *root_values(PyObject *module, PyObject *args) {
-    PyObject *conn, *items_arg;
+    PyObject *conn, *items_arg, *skip;
     (void)module;
-    if (!PyArg_ParseTuple(args, "OO:root_values", &conn, &items_arg)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOO!:root_values", &conn, &items_arg, &PyFrozenSet_Type, &skip))
+        return NULL;
 #if KNOWN_LAYOUT
     if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) ||
         !(PyList_CheckExact(items_arg) || PyTuple_CheckExact(items_arg)))
@@ -793,7 +803,7 @@ static PyObject *root_values(PyObject *module, PyObject *args) {
     if (db == NULL) Py_RETURN_NONE;
     PyObject *items = PySequence_Tuple(items_arg); /* holds every document while we read */
     if (items == NULL) return NULL;
-    Builder b = {.db = db};
+    Builder b = {.db = db, .skip = skip};
     int rc = RV_DONE;
     for (Py_ssize_t r = 0; rc == RV_DONE && r < PyTuple_GET_SIZE(items); r++) {
         PyObject *item = PyTuple_GET_ITEM(items, r);
@@ -819,7 +829,7 @@ static PyObject *root_values(PyObject *module, PyObject *args) {
     } else if ((result = PyList_New(0)) != NULL) {
         for (size_t i = 0; i < b.used; i++) {
             KeyColumn *c = &b.cols[i];
-            if (c->out.len == 0) continue; /* only NULLs: the same as no entry */
+            if (c->out.len == 0) continue; /* skipped, or only NULLs: the same as no entry */
             PyObject *pair = Py_BuildValue("(s#y#)", c->key, (Py_ssize_t)c->key_len,
                                            (const char *)c->out.data, (Py_ssize_t)c->out.len);
             if (pair == NULL || PyList_Append(result, pair) < 0) {
@@ -1177,8 +1187,8 @@ static PyMethodDef methods[] = {
      "percentiles) -> as group_durations, each id of sql's first column in the group "
      "values_sql gives it."},
     {"root_values", root_values, METH_VARARGS,
-     "root_values(conn, [(offset, attributes_json)]) -> [(key, blob)], or None where the "
-     "documents are not the store's own flat JSON."},
+     "root_values(conn, [(offset, attributes_json)], skip) -> [(key, blob)] for each key not "
+     "in skip, or None where the documents are not the store's own flat JSON."},
     {"configure", configure, METH_VARARGS,
      "configure(library, Connection, OperationalError, adapters, PrepareProtocol, none_adapter, "
      "sqlite_version_number) -> None if usable here, else why not."},

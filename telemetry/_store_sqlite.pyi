@@ -50,12 +50,13 @@ def group_durations_by_id(
     """
 
 def root_values(
-    conn: sqlite3.Connection, roots: Sequence[tuple[int, str]], /
+    conn: sqlite3.Connection, roots: Sequence[tuple[int, str]], skip: frozenset[str], /
 ) -> list[tuple[str, bytes]] | None:
-    """Per attribute key of ``roots`` (offset, attribute JSON), one blob of (offset, value)
-    entries, each value as ``CAST(json_extract(json, '$."key"') AS TEXT)`` gives it (NULLs
-    left out; floats, arrays and the like converted by SQLite on ``conn``). None where a
-    document is not a flat JSON object with plain keys, in ASCII, or C cannot be used.
+    """Per attribute key of ``roots`` (offset, attribute JSON) not in ``skip``, one blob of
+    (offset, value) entries, each value as ``CAST(json_extract(json, '$."key"') AS TEXT)``
+    gives it (NULLs left out; floats, arrays and the like converted by SQLite on ``conn``).
+    None where a document is not a flat JSON object with plain keys, in ASCII, or C
+    cannot be used.
     """
 
 def configure(

@@ -141,6 +141,8 @@ COLUMNS = (
     Column("guild_name", (schema.GUILD_NAME,), generated=True),
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
+# Attributes a query reads from their column: ``root_values`` keeps none of them.
+_WITH_COLUMNS = frozenset(name for column in COLUMNS for name in column.attributes)
 
 # The old HTTP attribute names (recorded before the switch, and beside the stable ones
 # with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) and the stable names that replace them.
@@ -356,7 +358,7 @@ def write_root_values(
     conn.execute(_DELETE_VALUES_FROM, (first_id,))
     if not roots:
         return 1
-    columns = store_sqlite.root_values(conn, roots)
+    columns = store_sqlite.root_values(conn, roots, _WITH_COLUMNS)
     if columns is None:
         return 0
     conn.executemany(

@@ -8,9 +8,8 @@ It prints numbers and asserts nothing.
    ``ReadableSpan`` objects and written through ``span_row`` and ``insert_rows``,
    the exporter's own path. 8 commands, 5,000 authors, 20 guilds, 200 channels,
    spread evenly over 7 days.
-2. In-process query times (``telemetry.query`` only, no start-up). ``--by`` an
-   attribute with no column runs twice, after removing the group cache beside
-   the store: the first question builds the key's table there, the second reads it.
+2. In-process query times (``telemetry.query`` only, no start-up), and the bytes the
+   store keeps per root span for ``--by`` an attribute with no column (``root_values``).
 3. Whole-CLI wall times: each verb as its own ``python -m bot ...`` process with
    ``SPAN_STORE`` pointing at the store, rounds interleaved (one warm-up round not
    counted); median, min and max wall time, and the median CPU time (user + sys) of
@@ -24,6 +23,7 @@ It prints numbers and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import resource
@@ -47,7 +47,6 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode  # noq
 
 from telemetry import query, schema  # noqa: E402
 from telemetry.store import SpanRow, SpanStore, insert_rows, span_row  # noqa: E402
-from telemetry.store_groups import cache_path  # noqa: E402
 from telemetry.store_schema import connect_writer  # noqa: E402
 
 COMMANDS = ["ping", "catfact", "mtg", "aci restart", "aci status", "help", "roll", "ci status"]
@@ -166,16 +165,21 @@ def in_process(path: Path, now_ns: int) -> None:
             f"stats --since 7d --by {schema.GUILD_NAME}",
             lambda: query.stats(store, window=window, by=schema.GUILD_NAME),
         )
-        # No column: the first question builds the key's table in the group cache.
-        for leftover in ("", "-wal", "-shm"):
-            Path(f"{cache_path(path)}{leftover}").unlink(missing_ok=True)
-        for label in ("first, builds the group cache", "cached"):
+        # No column: each root span's value from its write's root_values.
+        for key in (schema.COMMAND_ARGS, schema.CHANNEL_ID, schema.RESPONSE):
             timed(
-                f"stats --since 7d --by {schema.COMMAND_ARGS} ({label})",
-                lambda: query.stats(store, window=window, by=schema.COMMAND_ARGS),
+                f"stats --since 7d --by {key} (no column)",
+                functools.partial(query.stats, store, window=window, by=key),
             )
-        size = cache_path(path).stat().st_size / 1024 / 1024 if cache_path(path).exists() else 0
-        print(f"  (group cache {cache_path(path)}: {size:.0f} MiB)")
+        if "root_values" in store.layout.tables:
+            roots, json_bytes = store.conn.execute(
+                "SELECT count(*), sum(length(attributes)) FROM spans WHERE is_root = 1"
+            ).fetchone()
+            (value_bytes,) = store.conn.execute("SELECT sum(length(vals)) FROM root_values")
+            print(
+                f"  (root_values: {value_bytes[0] / roots:.0f} bytes a root span, "
+                f"its JSON {json_bytes / roots:.0f})"
+            )
         timed("stats --since 7d --heatmap", lambda: query.heatmap(store, window=window))
         timed("traces --slowest 10 --since 7d", lambda: query.slowest(store, window=window))
 
@@ -191,6 +195,7 @@ def cli_verbs(trace_id: str) -> list[list[str]]:
         ["stats", "--since", "7d", "--by", "author"],
         ["stats", "--since", "7d", "--by", schema.GUILD_NAME],
         ["stats", "--since", "7d", "--by", schema.COMMAND_ARGS],
+        ["stats", "--since", "7d", "--by", schema.RESPONSE],
         ["trace", trace_id],
         ["traces", "--slowest", "10", "--since", "7d"],
     ]

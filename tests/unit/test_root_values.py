@@ -134,6 +134,9 @@ def test_the_values_are_a_small_part_of_what_the_json_holds(
         "(SELECT sum(length(vals)) FROM root_values)"
     ).fetchone()
     assert value_bytes < json_bytes / 3
+    # An attribute with a column of its own is read from it: no values kept twice.
+    keys = {key for (key,) in writer.execute("SELECT DISTINCT key FROM root_values")}
+    assert schema.CHANNEL_ID in keys and not {schema.COMMAND, schema.AUTHOR_ID} & keys
 
 
 def test_rows_an_older_bot_wrote_are_read_from_their_json(
