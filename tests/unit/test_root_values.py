@@ -212,6 +212,23 @@ def test_ids_given_again_after_the_newest_rows_were_deleted(
             assert stats(store, window=WINDOW, by=key) == expected_stats(everything, WINDOW, key)
 
 
+def test_a_write_cut_short_by_ids_given_again_keeps_only_its_own_values(
+    writer: sqlite3.Connection, path: Path
+) -> None:
+    """One write's newest rows deleted while its older rows stay: the next write takes
+    their ids, and its chunk is cut back; what it said of the ids past the cut is stale."""
+    kept = [root(i, {"k": "kept"}) for i in range(30)]
+    stale = [root(100 + i, {"k": "stale", "s": "1"}, start=NOW - 60 * HOUR) for i in range(30)]
+    insert_rows(writer, [span_row(span) for span in [*kept, *stale]])  # stale: the last ids
+    apply_retention(writer, max_age=timedelta(hours=48), max_bytes=10**9, now_ns=NOW)
+    fresh = [root(200 + i, {"k": "fresh"}) for i in range(10)]
+    insert_rows(writer, [span_row(span) for span in fresh])
+    everything = [*kept, *fresh]
+    with SpanStore.open(path) as store:
+        for key in ("k", "s"):
+            assert stats(store, window=WINDOW, by=key) == expected_stats(everything, WINDOW, key)
+
+
 def test_old_and_new_http_names_group_together(writer: sqlite3.Connection, path: Path) -> None:
     """The stable name wins where a span has both, as the JSON's coalesce does."""
     spans = [
