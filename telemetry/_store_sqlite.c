@@ -37,6 +37,7 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 
 #define SQLITE_OK 0
+#define SQLITE_ERROR 1
 #define SQLITE_ROW 100
 #define SQLITE_DONE 101
 #define SQLITE_INTEGER 1
@@ -646,24 +647,30 @@ static int unescape(Builder *b, const char *s, size_t n) {
     return 1;
 }
 
-/* SQLite's text for one JSON value, into b->scratch; *null when it is NULL (or SQLite
- * cannot read it: the JSON path then fails on the whole document anyway). */
+/* SQLite's text for one JSON value, into b->scratch; *null when it is NULL, or when SQLite
+ * finds it malformed (the JSON path then fails on the whole document anyway). Any other
+ * failure (an interrupt, no memory) declines: the write keeps no values. */
 static int sqlite_text(Builder *b, const char *v, size_t n, int *null) {
     if (b->convert == NULL) {
         static const char sql[] = "SELECT CAST(json_extract(?1, '$') AS TEXT)";
         if (api.prepare_v2(b->db, sql, (int)sizeof sql - 1, &b->convert, NULL) != SQLITE_OK)
             return RV_DECLINE;
     }
-    int rc = RV_DONE;
+    int rc = RV_DONE, step;
     *null = 1;
     b->scratch.len = 0;
-    if (api.bind_text(b->convert, 1, v, (int)n, SQLITE_STATIC) == SQLITE_OK &&
-        api.step(b->convert) == SQLITE_ROW && api.column_type(b->convert, 0) != SQLITE_NULL) {
-        const unsigned char *text = api.column_text(b->convert, 0);
-        if (text == NULL) rc = RV_NOMEM;
-        else if (!bytes_put(&b->scratch, text, (size_t)api.column_bytes(b->convert, 0)))
-            rc = RV_NOMEM;
-        else *null = 0;
+    if (api.bind_text(b->convert, 1, v, (int)n, SQLITE_STATIC) != SQLITE_OK) {
+        rc = RV_DECLINE;
+    } else if ((step = api.step(b->convert)) == SQLITE_ROW) {
+        if (api.column_type(b->convert, 0) != SQLITE_NULL) {
+            const unsigned char *text = api.column_text(b->convert, 0);
+            if (text == NULL) rc = RV_NOMEM;
+            else if (!bytes_put(&b->scratch, text, (size_t)api.column_bytes(b->convert, 0)))
+                rc = RV_NOMEM;
+            else *null = 0;
+        }
+    } else if ((step & 0xff) != SQLITE_ERROR) {
+        rc = RV_DECLINE;
     }
     api.reset(b->convert);
     return rc;

@@ -20,7 +20,8 @@ import re
 import sqlite3
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -287,16 +288,13 @@ def busiest(
         )
         for value, count, errors, longest, ranked in found
     ]
-    rows.sort(key=lambda row: (-row.count, row.group or ""))
+    # Busiest first; ties by value, no value first (None and "" tie otherwise).
+    rows.sort(key=lambda row: (-row.count, row.group is not None, row.group or ""))
     return (rows if top is None else rows[:top]), len(rows)
 
 
 # What a version-2 column index holds besides the group itself.
 _IN_EVERY_ROOT_TABLE = {"is_root", "start_ns", "duration_ns", "outcome"}
-
-# Uncovered id ranges (rows an older bot wrote) read from the JSON beside the stored values;
-# past this many, the whole question reads the JSON instead.
-_MAX_UNDESCRIBED_RANGES = 64
 
 
 def _grouped_by_values(
@@ -311,14 +309,10 @@ def _grouped_by_values(
     None where the C access declines: the caller reads the JSON.
     """
     conn = store.conn
-    conn.execute("BEGIN")
-    try:
+    with _read_snapshot(conn):
         low, high = conn.execute(_ID_RANGE).fetchone()
         if low is None:
             return []
-        undescribed = _undescribed_ranges(conn, low, high)
-        if undescribed is None:
-            return None
         # The first name present wins: its values are read last, replacing the others'.
         parts = [
             f"SELECT c.first_id, c.last_id, v.vals FROM {TRACE_CHUNKS} c "
@@ -327,10 +321,16 @@ def _grouped_by_values(
             for _ in names
         ]
         values_params: list[object] = list(reversed(names))
-        text = json_text(names, literal=False)
-        for first, last in undescribed:
-            parts.append(f"SELECT id, id, {text} FROM spans WHERE id BETWEEN ? AND ? AND is_root")
-            values_params += [*(json_path(name) for name in names), first, last]
+        undescribed = _undescribed_ranges(conn, low, high)
+        if undescribed:
+            # Each range of ids an older bot wrote (a JSON array of [first, last]), read by id.
+            parts.append(
+                f"SELECT s.id, s.id, {json_text(names, literal=False)} FROM json_each(?) r "
+                "CROSS JOIN spans s ON s.id BETWEEN json_extract(r.value, '$[0]') "
+                "AND json_extract(r.value, '$[1]') "
+                "WHERE s.is_root = 1"
+            )
+            values_params += [*(json_path(name) for name in names), json.dumps(undescribed)]
         return store_sqlite.group_durations_by_id(
             conn,
             " UNION ALL ".join(parts),
@@ -341,8 +341,21 @@ def _grouped_by_values(
             [schema.Outcome.ERROR.value, *params],
             PERCENTILES,
         )
-    finally:
-        conn.execute("COMMIT")
+
+
+@contextmanager
+def _read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction for several statements (the bot may write between them)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 # Each its own subquery: SQLite reads the first or last entry of the table for each, where
@@ -350,10 +363,8 @@ def _grouped_by_values(
 _ID_RANGE = "SELECT (SELECT min(id) FROM spans), (SELECT max(id) FROM spans)"
 
 
-def _undescribed_ranges(
-    conn: sqlite3.Connection, low: int, high: int
-) -> list[tuple[int, int]] | None:
-    """The id ranges of ``spans`` whose root spans' values no write stored (None: too many)."""
+def _undescribed_ranges(conn: sqlite3.Connection, low: int, high: int) -> list[tuple[int, int]]:
+    """The id ranges of ``spans`` whose root spans' values no write stored."""
     ranges: list[tuple[int, int]] = []
     covered = low - 1  # every id up to here is in a described chunk, or before the first span
     chunks = conn.execute(
@@ -365,7 +376,7 @@ def _undescribed_ranges(
         covered = max(covered, last)
     if high > covered:
         ranges.append((covered + 1, high))
-    return ranges if len(ranges) <= _MAX_UNDESCRIBED_RANGES else None
+    return ranges
 
 
 def _roots_source(store: SpanStore, group: str, reads: set[str]) -> str:

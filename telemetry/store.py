@@ -308,17 +308,24 @@ def store_bytes(conn: sqlite3.Connection) -> int:
 # looked into one by one (retention deletes by start, not id: a span that outlives its
 # neighbours keeps the ids after it; each pass moves past the empty chunks found).
 _TRIM_CHECKED = 512
-# Then the root values of writes before the oldest chunk left, key by key (the values of a
-# chunk removed from the middle stay until then: readers take a blob only with its chunk).
 _TRIM_CHUNKS = [
     f"DELETE FROM {TRACE_CHUNKS} "
     f"WHERE last_id < coalesce((SELECT min(id) FROM spans), {2**63 - 1})",
     f"DELETE FROM {TRACE_CHUNKS} WHERE last_id IN "
     f"(SELECT last_id FROM {TRACE_CHUNKS} ORDER BY last_id LIMIT {_TRIM_CHECKED}) "
     "AND NOT EXISTS (SELECT 1 FROM spans WHERE id BETWEEN first_id AND last_id)",
-    f"DELETE FROM {ROOT_VALUES} WHERE key IN (SELECT key FROM {ROOT_KEYS}) AND first_id < "
-    f"coalesce((SELECT first_id FROM {TRACE_CHUNKS} ORDER BY last_id LIMIT 1), {2**63 - 1})",
 ]
+
+# Then the root values of writes before the oldest chunk left (the values of a chunk removed
+# from the middle stay until then: readers take a blob only with its chunk), key by key and
+# ``_VALUES_PER_STEP`` writes at a time: after a large trim, a few MB per key.
+_VALUES_PER_STEP = 32
+_OLDEST_CHUNK = f"SELECT first_id FROM {TRACE_CHUNKS} ORDER BY last_id LIMIT 1"
+_TRIM_VALUES = (
+    f"DELETE FROM {ROOT_VALUES} WHERE key = ?1 AND first_id < ?2 AND first_id <= coalesce("
+    f"(SELECT first_id FROM {ROOT_VALUES} WHERE key = ?1 AND first_id < ?2 "
+    f"ORDER BY first_id LIMIT 1 OFFSET {_VALUES_PER_STEP - 1}), ?2)"
+)
 
 
 class _OutOfTime(Exception):
@@ -387,6 +394,8 @@ class Retention:
             with transaction(conn), self._stoppable(conn):
                 for statement in _TRIM_CHUNKS:
                     conn.execute(statement)
+            if not self._trim_values(conn, deadline):
+                return RetentionStep(removed, done=False)
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
                     return RetentionStep(removed, done=False)
@@ -420,6 +429,19 @@ class Retention:
             yield
         finally:
             conn.set_progress_handler(None, 0)
+
+    def _trim_values(self, conn: sqlite3.Connection, deadline: float | None) -> bool:
+        """Delete the root values of writes before the oldest chunk left; False: out of time."""
+        oldest = conn.execute(_OLDEST_CHUNK).fetchone()
+        below = 2**63 - 1 if oldest is None else int(oldest[0])
+        for (key,) in conn.execute(f"SELECT key FROM {ROOT_KEYS}").fetchall():
+            deleted = _VALUES_PER_STEP
+            while deleted == _VALUES_PER_STEP:
+                if not self._fits(deadline):
+                    return False
+                with transaction(conn), self._stoppable(conn):
+                    deleted = conn.execute(_TRIM_VALUES, (key, below)).rowcount
+        return True
 
     def _fits(self, deadline: float | None) -> bool:
         return deadline is None or self.clock() + self._target <= deadline

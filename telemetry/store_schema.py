@@ -129,8 +129,8 @@ def json_path(key: str) -> str:
 
 # Every attribute with a column, copied ones first. Each is held in ``roots_start``, which
 # makes every root span's entry in it a little longer; a generated column is for an
-# attribute people group *all* root spans by (any other is read from the JSON, and
-# cached beside the store once asked for: ``telemetry/store_groups.py``). To add one,
+# attribute people group *all* root spans by (any other is grouped by from ``root_values``,
+# the values each write keeps by key, and filtered on from the JSON). To add one,
 # list it here and in ``ROOT_COLUMNS``, with a migration step that drops ``roots_start``
 # and creates it again.
 COLUMNS = (
@@ -318,7 +318,7 @@ def _to_version_5(conn: sqlite3.Connection) -> None:
             "SELECT id - ?, attributes FROM spans WHERE id BETWEEN ? AND ? AND is_root = 1",
             (first, first, last),
         ).fetchall()
-        described = write_root_values(conn, first, roots)
+        described = write_root_values(conn, first, roots, last_id=last)
         conn.execute(
             f"UPDATE {TRACE_CHUNKS} SET {ROOT_VALUES} = ? WHERE last_id = ?", (described, last)
         )
@@ -339,23 +339,32 @@ INSERT_CHUNK = (
     "VALUES (?, ?, ?, ?)"
 )
 
-# Values from ids given again (after retention deleted the newest rows, or an older bot
-# cut its chunks without knowing of them): nothing from ``first_id`` on is theirs.
-_DELETE_VALUES_FROM = (
-    f"DELETE FROM {ROOT_VALUES} WHERE key IN (SELECT key FROM {ROOT_KEYS}) AND first_id >= ?"
+# Values stored for ids from the first to the last given: left over from rows that had those
+# ids before (retention deleted the newest rows, or an older bot cut its chunks without
+# knowing of the values), so none of them is a value of the rows written now.
+_DELETE_VALUES_BETWEEN = (
+    f"DELETE FROM {ROOT_VALUES} WHERE key IN (SELECT key FROM {ROOT_KEYS}) "
+    "AND first_id BETWEEN ? AND ?"
 )
 
 
 def write_root_values(
-    conn: sqlite3.Connection, first_id: int, roots: Sequence[tuple[int, str]]
+    conn: sqlite3.Connection,
+    first_id: int,
+    roots: Sequence[tuple[int, str]],
+    *,
+    last_id: int = 2**63 - 1,
 ) -> int:
     """Store the values of a write's root spans, given as (id - first_id, attribute JSON).
 
-    Returns what its chunk records in ``root_values``: 1 when the values are stored
-    (or there were none), 0 when the JSON was not the store's own or the C access is
-    not available here: readers then read those rows' JSON.
+    Values stored before for writes starting from ``first_id`` to ``last_id`` go
+    first: a new write at the top of the store (the default) owns every id from its
+    first on; the migration describes one chunk among others. Returns what the chunk
+    records in ``root_values``: 1 when the values are stored (or there were none), 0
+    when the JSON was not the store's own or the C access is not available here:
+    readers then read those rows' JSON.
     """
-    conn.execute(_DELETE_VALUES_FROM, (first_id,))
+    conn.execute(_DELETE_VALUES_BETWEEN, (first_id, last_id))
     if not roots:
         return 1
     columns = store_sqlite.root_values(conn, roots, _WITH_COLUMNS)

@@ -154,5 +154,6 @@ def expected_stats(
                 max_ms=ordered[-1] / 1e6,
             )
         )
-    rows.sort(key=lambda row: (-row.count, row.group or ""))
+    # Busiest first; ties by value, no value first (None and "" tie otherwise).
+    rows.sort(key=lambda row: (-row.count, row.group is not None, row.group or ""))
     return rows

@@ -102,19 +102,29 @@ def test_stats_table_shows_the_busiest_groups_and_says_how_many_are_left_out(
     assert code == 0 and len(json.loads(out)) == 2  # JSON always has every group
 
 
-def test_stats_by_an_attribute_with_no_column_keeps_a_cache_beside_the_store(
+def test_stats_by_an_attribute_with_no_column_reads_the_values_each_write_kept(
     filled: str, env: Path
 ) -> None:
-    cache = Path(f"{env}-groups")
-    first = run("stats", "--since", "1h", "--by", "app.command", "--format", "json")
-    assert first[0] == 0 and not cache.exists()  # a column: nothing to cache
     code, out, _ = run("stats", "--since", "1h", "--by", "discord.shard.id", "--format", "json")
-    assert code == 0 and cache.is_file()
-    assert [(r["group"], r["count"]) for r in json.loads(out)] == [(None, 21)]
-    with store_tracer(env) as tracer:  # the bot writes on; the cache follows
-        root(tracer, "ping", start_ns=time.time_ns() - 10**9, duration_ms=3)
+    assert code == 0 and [(r["group"], r["count"]) for r in json.loads(out)] == [(None, 21)]
+    with store_tracer(env) as tracer:  # the bot writes on
+        now = time.time_ns()
+        span = tracer.start_span(
+            "command ping",
+            start_time=now - 10**9,
+            attributes={"app.command": "ping", "app.outcome": "ok", "discord.shard.id": 3},
+        )
+        span.end(end_time=now - 10**9 + 3_000_000)
     code, out, _ = run("stats", "--since", "1h", "--by", "discord.shard.id", "--format", "json")
-    assert code == 0 and [(r["group"], r["count"]) for r in json.loads(out)] == [(None, 22)]
+    assert code == 0 and [(r["group"], r["count"]) for r in json.loads(out)] == [
+        (None, 21),
+        ("3", 1),
+    ]
+    with SpanStore.open(env) as store:  # kept by key as the spans were written
+        assert store.conn.execute(
+            "SELECT count(*) FROM root_values WHERE key = 'discord.shard.id'"
+        ).fetchone() == (1,)
+    assert not Path(f"{env}-groups").exists()  # no cache beside the store
 
 
 def test_heatmap_shows_a_recorded_marker(filled: str) -> None:

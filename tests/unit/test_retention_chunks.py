@@ -11,9 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.store import Retention, SqliteSpanExporter, store_bytes
+from telemetry import schema
+from telemetry.query import Window, stats
+from telemetry.store import (
+    Retention,
+    SpanStore,
+    SqliteSpanExporter,
+    insert_rows,
+    span_row,
+    store_bytes,
+)
 from telemetry.store_schema import connect_writer
-from tests.store_data import HOUR, NOW, random_spans, write
+from tests.store_data import HOUR, NOW, expected_stats, random_spans, write
 
 KEEP_ALL = timedelta(days=366)
 
@@ -87,6 +96,41 @@ def test_with_a_clock_that_counts_work_no_call_overruns_its_budget(full_store: P
             break
         assert calls < 10_000
     assert calls > 3 and store_bytes(conn) <= retention.max_bytes
+
+
+def test_the_values_of_trimmed_writes_go_too_each_call_within_its_budget(tmp_path: Path) -> None:
+    """``root_values`` holds a blob per write and key; a large trim leaves thousands of them
+    to delete, a few at a time, in calls that keep to their budget (the clock counts work)."""
+    path = tmp_path / "spans.db"
+    conn = connect_writer(path)
+    made = random_spans(3000, seed=7, hours=24)
+    pairs = sorted(zip(made[::2], made[1::2], strict=True), key=lambda p: p[0].start_time or 0)
+    spans = [span for pair in pairs for span in pair]  # written as they end, as the bot does
+    for start in range(0, len(spans), 20):  # 300 writes
+        insert_rows(conn, [span_row(span) for span in spans[start : start + 20]])
+    blobs = conn.execute("SELECT count(*) FROM root_values").fetchone()[0]
+    looks = itertools.count()
+    retention = Retention(
+        timedelta(hours=2), 10**12, chunk_s=0.005, clock=lambda: next(looks) / 10_000
+    )
+    calls = 0
+    while True:
+        began = next(looks)
+        step = retention.run(conn, budget_s=0.05, now_ns=NOW)
+        assert next(looks) - began - 1 <= 505
+        calls += 1
+        if step.done:
+            break
+        assert calls < 10_000
+    oldest = conn.execute("SELECT first_id FROM trace_chunks ORDER BY last_id LIMIT 1").fetchone()
+    left = conn.execute("SELECT count(*) FROM root_values").fetchone()[0]
+    assert left < blobs // 5
+    assert not conn.execute("SELECT 1 FROM root_values WHERE first_id < ?", (oldest[0],)).fetchone()
+    kept = [s for s in spans if (s.start_time or 0) >= NOW - 2 * HOUR]
+    with SpanStore.open(path) as store:
+        window = Window(NOW - 3 * HOUR, NOW)
+        got = stats(store, window=window, by=schema.CHANNEL_ID)
+    assert got == expected_stats(kept, window, schema.CHANNEL_ID)
 
 
 def test_age_limit_in_chunks_drops_exactly_the_spans_too_old(full_store: Path) -> None:

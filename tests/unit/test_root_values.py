@@ -147,19 +147,66 @@ def test_rows_an_older_bot_wrote_are_read_from_their_json(
     v4 = [root(100 + i, {"k": f"v4 {i % 3}"}) for i in range(30)]
     v3 = [root(200 + i, {"k": f"v3 {i % 2}"}) for i in range(20)]
     insert_rows(writer, [span_row(span) for span in new[:20]])
-    with transaction(writer):
-        write_rows(writer, INSERT_SPAN, [span_row(span) for span in v4])
-        last = writer.execute("SELECT max(id) FROM spans").fetchone()[0]
-        writer.execute(
-            "INSERT INTO trace_chunks (last_id, first_id, prefixes) VALUES (?, ?, '')",
-            (last, last - len(v4) + 1),
-        )
+    older_write(writer, v4)
     with transaction(writer):
         write_rows(writer, INSERT_SPAN, [span_row(span) for span in v3])
     insert_rows(writer, [span_row(span) for span in new[20:]])
     everything = [*new, *v4, *v3]
     with SpanStore.open(path) as store:
         assert stats(store, window=WINDOW, by="k") == expected_stats(everything, WINDOW, "k")
+
+
+def older_write(writer: sqlite3.Connection, spans: list[ReadableSpan]) -> None:
+    """What a version-4 bot writes: the rows and a chunk with no word on values."""
+    with transaction(writer):
+        write_rows(writer, INSERT_SPAN, [span_row(span) for span in spans])
+        last = writer.execute("SELECT max(id) FROM spans").fetchone()[0]
+        writer.execute(
+            "INSERT INTO trace_chunks (last_id, first_id, prefixes) VALUES (?, ?, '')",
+            (last, last - len(spans) + 1),
+        )
+
+
+def test_many_stretches_an_older_bot_wrote_are_each_read_by_id(
+    writer: sqlite3.Connection, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot rolled back and forth: a hundred stretches of rows with no values, between
+    stretches with; still one pass (the JSON of every root span is never read)."""
+    everything = []
+    for n in range(100):
+        new = [root(1000 * n + i, {"k": f"new {i % 3}"}) for i in range(4)]
+        old = [root(1000 * n + 500 + i, {"k": f"old {i % 2}"}) for i in range(3)]
+        insert_rows(writer, [span_row(span) for span in new])
+        older_write(writer, old)
+        everything += [*new, *old]
+
+    def no_json_pass(*args: object) -> None:
+        raise AssertionError("read every root span's JSON")
+
+    with SpanStore.open(path) as store:
+        monkeypatch.setattr(query, "_grouped", no_json_pass)
+        assert stats(store, window=WINDOW, by="k") == expected_stats(everything, WINDOW, "k")
+
+
+def test_migrating_again_keeps_the_values_of_later_writes(
+    writer: sqlite3.Connection, path: Path
+) -> None:
+    """A version-1 bot sets the store's version back; the next writer migrates again and
+    describes the chunk an older bot left in the middle, and only that chunk."""
+    spans = [root(i, {"k": "a"}) for i in range(10)]
+    older = [root(100 + i, {"k": "v4"}) for i in range(10)]
+    later = [root(200 + i, {"k": "b"}) for i in range(10)]
+    insert_rows(writer, [span_row(span) for span in spans])
+    older_write(writer, older)
+    insert_rows(writer, [span_row(span) for span in later])
+    writer.execute("PRAGMA user_version = 1")
+    connect_writer(path).close()  # every step from version 1 again
+    everything = [*spans, *older, *later]
+    with SpanStore.open(path) as store:
+        assert stats(store, window=WINDOW, by="k") == expected_stats(everything, WINDOW, "k")
+        assert store.conn.execute(
+            "SELECT count(*) FROM trace_chunks WHERE root_values = 1"
+        ).fetchone() == (3,)
 
 
 def test_json_the_c_side_does_not_read_is_read_as_json(
