@@ -389,12 +389,11 @@ class Retention:
                     removed += deleted
                     if deleted < asked:
                         break  # nothing older left, or the store is empty
-            if not self._fits(deadline):
-                return RetentionStep(removed, done=False)
-            with transaction(conn), self._stoppable(conn):
-                for statement in _TRIM_CHUNKS:
-                    conn.execute(statement)
-            if not self._trim_values(conn, deadline):
+                    # The chunks and values of the spans deleted go before the size is
+                    # measured again: left, they would be counted, and spans taken for them.
+                    if older_than is None and not self._trim_described(conn, deadline):
+                        return RetentionStep(removed, done=False)
+            if not self._trim_described(conn, deadline):
                 return RetentionStep(removed, done=False)
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
@@ -429,6 +428,15 @@ class Retention:
             yield
         finally:
             conn.set_progress_handler(None, 0)
+
+    def _trim_described(self, conn: sqlite3.Connection, deadline: float | None) -> bool:
+        """Delete the chunks no span is left in, then their values; False: out of time."""
+        if not self._fits(deadline):
+            return False
+        with transaction(conn), self._stoppable(conn):
+            for statement in _TRIM_CHUNKS:
+                conn.execute(statement)
+        return self._trim_values(conn, deadline)
 
     def _trim_values(self, conn: sqlite3.Connection, deadline: float | None) -> bool:
         """Delete the root values of writes before the oldest chunk left; False: out of time."""

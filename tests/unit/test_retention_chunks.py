@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 from telemetry import schema
 from telemetry.query import Window, stats
@@ -131,6 +133,32 @@ def test_the_values_of_trimmed_writes_go_too_each_call_within_its_budget(tmp_pat
         window = Window(NOW - 3 * HOUR, NOW)
         got = stats(store, window=window, by=schema.CHANNEL_ID)
     assert got == expected_stats(kept, window, schema.CHANNEL_ID)
+
+
+def test_the_size_limit_counts_the_values_of_spans_deleted_as_gone(tmp_path: Path) -> None:
+    """Values are a share of a store's bytes (here most of it): those of the spans a chunk
+    deleted go before the size is measured again, so no more spans go than needed."""
+    conn = connect_writer(tmp_path / "spans.db")
+    spans = [
+        ReadableSpan(
+            name="command ping",
+            context=SpanContext(i + 1, i + 1, False),
+            attributes={"app.outcome": "ok", "app.response": f"{i} " + "x" * 600},
+            start_time=NOW - 24 * HOUR + i * 10**9,
+            end_time=NOW - 24 * HOUR + i * 10**9 + 10**6,
+        )
+        for i in range(2000)
+    ]
+    for start in range(0, len(spans), 10):  # 200 writes
+        insert_rows(conn, [span_row(span) for span in spans[start : start + 10]])
+    limit = store_bytes(conn) * 3 // 10
+    retention = Retention(KEEP_ALL, limit)
+    calls = 1
+    while not retention.run(conn, budget_s=0.05, now_ns=NOW).done:
+        calls += 1
+        assert calls < 10_000
+    assert store_bytes(conn) <= limit
+    assert count(conn) >= len(spans) // 5  # about 3 in 10 fit
 
 
 def test_age_limit_in_chunks_drops_exactly_the_spans_too_old(full_store: Path) -> None:
