@@ -317,14 +317,23 @@ _TRIM_CHUNKS = [
 ]
 
 # Then the root values of writes before the oldest chunk left (the values of a chunk removed
-# from the middle stay until then: readers take a blob only with its chunk), key by key and
-# ``_VALUES_PER_STEP`` writes at a time: after a large trim, a few MB per key.
-_VALUES_PER_STEP = 32
+# from the middle stay until then: readers take a blob only with its chunk), key by key, at
+# most ``Retention.values_step`` writes a statement; only keys with something to delete; and
+# a key with no values left is forgotten.
+_VALUES_STEP_MAX = 32
 _OLDEST_CHUNK = f"SELECT first_id FROM {TRACE_CHUNKS} ORDER BY last_id LIMIT 1"
+_KEYS_TO_TRIM = (
+    f"SELECT key FROM {ROOT_KEYS} k WHERE EXISTS "
+    f"(SELECT 1 FROM {ROOT_VALUES} v WHERE v.key = k.key AND v.first_id < ?)"
+)
 _TRIM_VALUES = (
     f"DELETE FROM {ROOT_VALUES} WHERE key = ?1 AND first_id < ?2 AND first_id <= coalesce("
     f"(SELECT first_id FROM {ROOT_VALUES} WHERE key = ?1 AND first_id < ?2 "
-    f"ORDER BY first_id LIMIT 1 OFFSET {_VALUES_PER_STEP - 1}), ?2)"
+    "ORDER BY first_id LIMIT 1 OFFSET ?3), ?2)"
+)
+_FORGET_KEYS = (
+    f"DELETE FROM {ROOT_KEYS} WHERE NOT EXISTS "
+    f"(SELECT 1 FROM {ROOT_VALUES} v WHERE v.key = {ROOT_KEYS}.key)"
 )
 
 
@@ -350,6 +359,9 @@ class Retention:
     max_bytes: int
     chunk_s: float = 0.01
     rows: int = 256  # current chunk size, adapted after every chunk
+    # Writes whose values one statement deletes: a quarter after running out of time, then
+    # doubling back up to _VALUES_STEP_MAX.
+    values_step: int = 32
     clock: Callable[[], float] = time.monotonic
     min_rows: int = 16
     max_rows: int = 20_000
@@ -379,7 +391,9 @@ class Retention:
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM markers WHERE time_ns < ?", (cutoff,))
-            # By age first; then, while live data exceeds the limit, the oldest spans.
+            # By age first; then, while live data exceeds the limit, the oldest spans. The
+            # chunks and values of the spans deleted go before the size is measured (again):
+            # left, they would be counted, and more spans taken for them.
             for older_than in (cutoff, None):
                 while older_than is not None or store_bytes(conn) > self.max_bytes:
                     if not self._fits(deadline):
@@ -389,12 +403,10 @@ class Retention:
                     removed += deleted
                     if deleted < asked:
                         break  # nothing older left, or the store is empty
-                    # The chunks and values of the spans deleted go before the size is
-                    # measured again: left, they would be counted, and spans taken for them.
                     if older_than is None and not self._trim_described(conn, deadline):
                         return RetentionStep(removed, done=False)
-            if not self._trim_described(conn, deadline):
-                return RetentionStep(removed, done=False)
+                if not self._trim_described(conn, deadline):
+                    return RetentionStep(removed, done=False)
             while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
                 if not self._fits(deadline):
                     return RetentionStep(removed, done=False)
@@ -442,13 +454,27 @@ class Retention:
         """Delete the root values of writes before the oldest chunk left; False: out of time."""
         oldest = conn.execute(_OLDEST_CHUNK).fetchone()
         below = 2**63 - 1 if oldest is None else int(oldest[0])
-        for (key,) in conn.execute(f"SELECT key FROM {ROOT_KEYS}").fetchall():
-            deleted = _VALUES_PER_STEP
-            while deleted == _VALUES_PER_STEP:
+        for (key,) in conn.execute(_KEYS_TO_TRIM, (below,)).fetchall():
+            deleted = step = self.values_step
+            while deleted == step:
                 if not self._fits(deadline):
                     return False
-                with transaction(conn), self._stoppable(conn):
-                    deleted = conn.execute(_TRIM_VALUES, (key, below)).rowcount
+                step = self.values_step
+                try:
+                    with transaction(conn):
+                        with self._stoppable(conn):
+                            deleted = conn.execute(_TRIM_VALUES, (key, below, step - 1)).rowcount
+                        committing = self.clock()
+                except sqlite3.OperationalError:
+                    self.values_step = max(1, step // 4)  # out of time: fewer next time
+                    raise
+                self._commit_s = max(self.clock() - committing, self._commit_s * 0.9)
+                if deleted == step:
+                    self.values_step = min(_VALUES_STEP_MAX, step * 2)
+        if not self._fits(deadline):
+            return False
+        with transaction(conn), self._stoppable(conn):
+            conn.execute(_FORGET_KEYS)
         return True
 
     def _fits(self, deadline: float | None) -> bool:

@@ -139,16 +139,7 @@ def test_the_size_limit_counts_the_values_of_spans_deleted_as_gone(tmp_path: Pat
     """Values are a share of a store's bytes (here most of it): those of the spans a chunk
     deleted go before the size is measured again, so no more spans go than needed."""
     conn = connect_writer(tmp_path / "spans.db")
-    spans = [
-        ReadableSpan(
-            name="command ping",
-            context=SpanContext(i + 1, i + 1, False),
-            attributes={"app.outcome": "ok", "app.response": f"{i} " + "x" * 600},
-            start_time=NOW - 24 * HOUR + i * 10**9,
-            end_time=NOW - 24 * HOUR + i * 10**9 + 10**6,
-        )
-        for i in range(2000)
-    ]
+    spans = big_roots(2000)
     for start in range(0, len(spans), 10):  # 200 writes
         insert_rows(conn, [span_row(span) for span in spans[start : start + 10]])
     limit = store_bytes(conn) * 3 // 10
@@ -159,6 +150,68 @@ def test_the_size_limit_counts_the_values_of_spans_deleted_as_gone(tmp_path: Pat
         assert calls < 10_000
     assert store_bytes(conn) <= limit
     assert count(conn) >= len(spans) // 5  # about 3 in 10 fit
+
+
+def big_roots(count: int) -> list[ReadableSpan]:
+    """Root spans a second apart over the last day, each with 600 bytes of response."""
+    return [
+        ReadableSpan(
+            name="command ping",
+            context=SpanContext(i + 1, i + 1, False),
+            attributes={"app.outcome": "ok", "app.response": f"{i} " + "x" * 600},
+            start_time=NOW - 24 * HOUR + i * 10**9 * 40,
+            end_time=NOW - 24 * HOUR + i * 10**9 * 40 + 10**6,
+        )
+        for i in range(count)
+    ]
+
+
+def test_spans_deleted_by_age_are_not_counted_against_the_size_limit(tmp_path: Path) -> None:
+    """The age limit leaves a store just under the size limit: no span more goes."""
+    spans = big_roots(2000)
+    stores = [connect_writer(tmp_path / f"{name}.db") for name in ("age", "both")]
+    for conn in stores:
+        for start in range(0, len(spans), 10):
+            insert_rows(conn, [span_row(span) for span in spans[start : start + 10]])
+    age, both = stores
+    assert Retention(timedelta(hours=12), 10**12).run(age, now_ns=NOW).done
+    left = count(age)
+    assert 0 < left < len(spans)
+    # 5 % above what the age limit alone leaves.
+    assert Retention(timedelta(hours=12), store_bytes(age) * 21 // 20).run(both, now_ns=NOW).done
+    assert count(both) == left
+
+
+def test_a_store_with_thousands_of_attribute_keys_finishes_its_retention(tmp_path: Path) -> None:
+    """Keys are looked at only when they have values to delete, and forgotten once none is
+    left: a call with nothing to do stays cheap however many keys were ever seen."""
+    conn = connect_writer(tmp_path / "spans.db")
+    spans = [
+        ReadableSpan(
+            name="command ping",
+            context=SpanContext(i + 1, i + 1, False),
+            attributes={"app.outcome": "ok", f"key.{i}": "x"},
+            start_time=NOW - 48 * HOUR + i * 10**6,
+            end_time=NOW - 48 * HOUR + i * 10**6 + 10**6,
+        )
+        for i in range(3000)
+    ]
+    for start in range(0, len(spans), 100):
+        insert_rows(conn, [span_row(span) for span in spans[start : start + 100]])
+    looks = itertools.count()
+    retention = Retention(
+        timedelta(hours=24), 10**12, chunk_s=0.005, clock=lambda: next(looks) / 10_000
+    )
+    calls = 1
+    while not retention.run(conn, budget_s=0.05, now_ns=NOW).done:
+        calls += 1
+        assert calls < 1_000
+    assert count(conn) == 0
+    assert conn.execute("SELECT count(*) FROM root_values").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM root_keys").fetchone() == (0,)
+    began = next(looks)
+    assert retention.run(conn, budget_s=0.05, now_ns=NOW).done  # nothing to do: done at once
+    assert next(looks) - began < 50
 
 
 def test_age_limit_in_chunks_drops_exactly_the_spans_too_old(full_store: Path) -> None:
