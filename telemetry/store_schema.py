@@ -443,12 +443,20 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
-        migrate(conn)
+        if migrate(conn) < 5:
+            _remove_group_cache(path)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _remove_group_cache(path: Path) -> None:
+    """Delete the group cache earlier versions kept beside the store (``SPAN_STORE-groups``):
+    version 5 groups by any attribute without it, and nothing reads it any more."""
+    for suffix in ("-groups", "-groups-wal", "-groups-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

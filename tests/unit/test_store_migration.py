@@ -134,7 +134,10 @@ def test_an_old_store_answers_the_same_without_being_migrated(
 def test_a_writer_migrates_an_old_store_in_place(
     old_store: Path, spans: list[ReadableSpan]
 ) -> None:
+    cache = Path(f"{old_store}-groups")  # what earlier versions kept beside the store
+    cache.write_bytes(b"SQLite format 3\x00")
     conn = connect_writer(old_store)
+    assert not cache.exists()
     layout = read_layout(conn)
     assert layout.version == SCHEMA_VERSION == 5
     assert "spans_trace" not in layout.indexes and "trace_chunks" in layout.tables
