@@ -920,15 +920,44 @@ static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
     return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
 }
 
-/* The root spans' rows (id, duration, is-error), each in the group its id maps to. */
-static int read_roots(sqlite3_stmt *stmt, Scan *scan, const IdMap *map) {
+/* Whether ``id`` is set in ``filter``, a bitmap from ``low`` on (NULL: every id is). */
+static int id_kept(const unsigned char *filter, long long low, long long high, long long id) {
+    if (filter == NULL) return 1;
+    if (id < low || id > high) return 0;
+    long long bit = id - low;
+    return (filter[bit >> 3] >> (bit & 7)) & 1;
+}
+
+/* The root spans' rows (id, duration, is-error[, group]) whose id ``filter`` keeps, each in
+ * the group of its fourth column (text, NULL, or an integer as its decimal text) if
+ * ``group_column``, else the group its id maps to. */
+static int read_roots(sqlite3_stmt *stmt, Scan *scan, const IdMap *map,
+                      const unsigned char *filter, int group_column) {
     int rc;
     long long none = -1;
     while ((rc = api.step(stmt)) == SQLITE_ROW) {
         if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
             return SCAN_DECLINE;
-        long long group = id_get(map, api.column_int64(stmt, 0));
-        if (group < 0) {
+        long long id = api.column_int64(stmt, 0), group;
+        if (!id_kept(filter, map->low, map->high, id)) continue;
+        if (group_column) {
+            int type = api.column_type(stmt, 3);
+            if (type == SQLITE_NULL) {
+                group = group_of(scan, NULL, -1);
+            } else if (type == SQLITE_TEXT) {
+                const char *text = (const char *)api.column_text(stmt, 3);
+                if (text == NULL) return SCAN_NOMEM;
+                group = group_of(scan, text, api.column_bytes(stmt, 3));
+            } else if (type == SQLITE_INTEGER) { /* reported as its decimal text */
+                char digits[24];
+                int n = snprintf(digits, sizeof digits, "%lld", api.column_int64(stmt, 3));
+                group = group_of(scan, digits, n);
+            } else {
+                return SCAN_DECLINE;
+            }
+            if (group < 0) return SCAN_NOMEM;
+            if (group > INT_MAX) return SCAN_DECLINE;
+        } else if ((group = id_get(map, id)) < 0) {
             if (none < 0 && (none = group_of(scan, NULL, -1)) < 0) return SCAN_NOMEM;
             group = none;
         }
@@ -957,19 +986,21 @@ static PyObject *bound(PyObject *params_arg, Value *values, Py_ssize_t *width) {
     return params;
 }
 
-/* Prepare, bind and step one read of three columns into ``scan`` (and ``map``); with the
- * GIL released. An error while stepping is SCAN_ERROR with SQLite's message and code:
- * running the query again in Python would wait out a lock twice, or run an interrupted
- * query to its end. */
+enum { READ_ROWS, READ_VALUES, READ_ROOTS, READ_ROOTS_GROUPED };
+
+/* Prepare, bind and step one read into ``scan`` (and ``map``); with the GIL released. An
+ * error while stepping is SCAN_ERROR with SQLite's message and code: running the query
+ * again in Python would wait out a lock twice, or run an interrupted query to its end. */
 static int run_read(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *values, int width,
-                    Scan *scan, IdMap *map, int reading_values, char **error, int *code) {
-    sqlite3_stmt *stmt = prepare(db, sql, len, 3, 1, width);
+                    Scan *scan, IdMap *map, const unsigned char *filter, int what, char **error,
+                    int *code) {
+    sqlite3_stmt *stmt = prepare(db, sql, len, what == READ_ROOTS_GROUPED ? 4 : 3, 1, width);
     if (stmt == NULL) return SCAN_DECLINE;
     int rc = SCAN_DECLINE;
     if (bind(stmt, values, width) == SQLITE_OK)
-        rc = map == NULL        ? read_rows(stmt, scan)
-             : reading_values ? read_values(stmt, scan, map)
-                              : read_roots(stmt, scan, map);
+        rc = what == READ_ROWS     ? read_rows(stmt, scan)
+             : what == READ_VALUES ? read_values(stmt, scan, map)
+                                   : read_roots(stmt, scan, map, filter, what == READ_ROOTS_GROUPED);
     if (rc == SCAN_ERROR) {
         const char *message = api.errmsg(db);
         *error = strdup(message ? message : "unknown error");
@@ -979,9 +1010,11 @@ static int run_read(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *v
     return rc;
 }
 
-/* ``group_durations`` (``values_sql`` NULL) and ``group_durations_by_id``. */
-static PyObject *grouping(PyObject *conn, PyObject *values_sql, PyObject *values_params,
-                          long long low, long long high, PyObject *sql, PyObject *params_arg,
+/* ``group_durations`` (``by_id`` 0) and ``group_durations_by_id``: its ``values_sql`` NULL
+ * (None) when the roots' fourth column is their group; ``filter`` NULL or a bitmap. */
+static PyObject *grouping(PyObject *conn, int by_id, PyObject *values_sql,
+                          PyObject *values_params, long long low, long long high,
+                          PyObject *filter_arg, PyObject *sql, PyObject *params_arg,
                           PyObject *percentiles_arg) {
 #if KNOWN_LAYOUT
     if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) || adapted())
@@ -999,6 +1032,13 @@ static PyObject *grouping(PyObject *conn, PyObject *values_sql, PyObject *values
     const char *values_text = NULL;
     if (values_sql != NULL && (values_text = PyUnicode_AsUTF8AndSize(values_sql, &values_len)) == NULL)
         return NULL;
+    const unsigned char *filter = NULL;
+    if (filter_arg != NULL) {
+        if (!PyBytes_CheckExact(filter_arg) || high < low ||
+            PyBytes_GET_SIZE(filter_arg) < (high - low + 1 + 7) / 8)
+            Py_RETURN_NONE;
+        filter = (const unsigned char *)PyBytes_AS_STRING(filter_arg); /* held by the caller */
+    }
     if (sql_len > INT_MAX || values_len > INT_MAX) Py_RETURN_NONE;
     long percentiles[8];
     Py_ssize_t n = PyTuple_CheckExact(percentiles_arg) ? PyTuple_GET_SIZE(percentiles_arg) : 9;
@@ -1021,7 +1061,7 @@ static PyObject *grouping(PyObject *conn, PyObject *values_sql, PyObject *values
     }
     Scan scan = {0};
     IdMap map = {low, high, NULL};
-    if (values_sql != NULL && high >= low) {
+    if (values_text != NULL && high >= low) {
         if (high - low >= MAX_MAP_IDS || (map.slots = calloc((size_t)(high - low + 1), sizeof(int))) == NULL) {
             Py_DECREF(params);
             Py_XDECREF(vparams);
@@ -1035,11 +1075,14 @@ static PyObject *grouping(PyObject *conn, PyObject *values_sql, PyObject *values
      * as the sqlite3 module does, so the thread holding that lock can let it go. */
     Py_BEGIN_ALLOW_THREADS
     if (values_text != NULL)
-        rc = run_read(db, values_text, values_len, value_values, (int)value_width, &scan, &map, 1,
-                      &error, &code);
+        rc = run_read(db, values_text, values_len, value_values, (int)value_width, &scan, &map,
+                      NULL, READ_VALUES, &error, &code);
     if (rc == SCAN_DONE)
-        rc = run_read(db, sql_text, sql_len, values, (int)width, &scan,
-                      values_text != NULL ? &map : NULL, 0, &error, &code);
+        rc = run_read(db, sql_text, sql_len, values, (int)width, &scan, &map, filter,
+                      !by_id               ? READ_ROWS
+                      : values_text != NULL ? READ_ROOTS
+                                            : READ_ROOTS_GROUPED,
+                      &error, &code);
     if (rc == SCAN_DONE && (sorted = sort_groups(&scan)) == NULL) rc = SCAN_NOMEM;
     Py_END_ALLOW_THREADS
     Py_DECREF(params);
@@ -1084,17 +1127,129 @@ static PyObject *group_durations(PyObject *module, PyObject *args) {
     (void)module;
     if (!PyArg_ParseTuple(args, "OUOO:group_durations", &conn, &sql, &params, &percentiles))
         return NULL;
-    return grouping(conn, NULL, NULL, 0, -1, sql, params, percentiles);
+    return grouping(conn, 0, NULL, NULL, 0, -1, NULL, sql, params, percentiles);
 }
 
 static PyObject *group_durations_by_id(PyObject *module, PyObject *args) {
-    PyObject *conn, *values_sql, *values_params, *sql, *params, *percentiles;
+    PyObject *conn, *values_sql, *values_params, *sql, *params, *percentiles, *filter;
     long long low, high;
     (void)module;
-    if (!PyArg_ParseTuple(args, "OUOLLUOO:group_durations_by_id", &conn, &values_sql,
-                          &values_params, &low, &high, &sql, &params, &percentiles))
+    if (!PyArg_ParseTuple(args, "OOOLLUOOO:group_durations_by_id", &conn, &values_sql,
+                          &values_params, &low, &high, &sql, &params, &percentiles, &filter))
         return NULL;
-    return grouping(conn, values_sql, values_params, low, high, sql, params, percentiles);
+    if (values_sql != Py_None && !PyUnicode_Check(values_sql)) {
+        PyErr_SetString(PyExc_TypeError, "values_sql must be str or None");
+        return NULL;
+    }
+    return grouping(conn, 1, values_sql == Py_None ? NULL : values_sql, values_params, low, high,
+                    filter == Py_None ? NULL : filter, sql, params, percentiles);
+}
+
+/* ``ids_with_value``: the bitmap (one bit per id from ``low`` to ``high``) of the ids whose
+ * value, read as ``group_durations_by_id`` reads ``values_sql``, is ``wanted``. */
+static int mark_values(sqlite3_stmt *stmt, unsigned char *bits, long long low, long long high,
+                       const char *wanted, Py_ssize_t wanted_len) {
+    int rc;
+    while ((rc = api.step(stmt)) == SQLITE_ROW) {
+        if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
+            return SCAN_DECLINE;
+        long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
+        int type = api.column_type(stmt, 2);
+        if (type == SQLITE_BLOB) {
+            const unsigned char *p = api.column_blob(stmt, 2);
+            const unsigned char *end = p + api.column_bytes(stmt, 2);
+            while (p < end) {
+                unsigned long long offset, len;
+                if (!read_varint(&p, end, &offset) || !read_varint(&p, end, &len) ||
+                    len > (unsigned long long)(end - p))
+                    return SCAN_DECLINE;
+                const unsigned char *text = p;
+                p += len;
+                long long id = first + (long long)offset;
+                if (offset > (unsigned long long)(last - first) || id < low || id > high) continue;
+                int match = (Py_ssize_t)len == wanted_len && memcmp(text, wanted, len) == 0;
+                long long bit = id - low;
+                if (match) bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));
+                else bits[bit >> 3] &= (unsigned char)~(1 << (bit & 7));
+            }
+            continue;
+        }
+        if (type != SQLITE_NULL && type != SQLITE_TEXT) return SCAN_DECLINE;
+        if (first < low || first > high) continue;
+        int match = 0;
+        if (type == SQLITE_TEXT) {
+            const char *text = (const char *)api.column_text(stmt, 2);
+            if (text == NULL) return SCAN_NOMEM;
+            match = api.column_bytes(stmt, 2) == wanted_len && memcmp(text, wanted, wanted_len) == 0;
+        }
+        long long bit = first - low;
+        if (match) bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));
+        else bits[bit >> 3] &= (unsigned char)~(1 << (bit & 7));
+    }
+    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
+}
+
+static PyObject *ids_with_value(PyObject *module, PyObject *args) {
+    PyObject *conn, *values_sql, *values_params, *wanted_arg;
+    long long low, high;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OUOLLU:ids_with_value", &conn, &values_sql, &values_params, &low,
+                          &high, &wanted_arg))
+        return NULL;
+#if KNOWN_LAYOUT
+    if (!ready || !PyObject_TypeCheck(conn, (PyTypeObject *)connection_type) || adapted() ||
+        high < low || high - low >= MAX_MAP_IDS)
+        Py_RETURN_NONE;
+    sqlite3 *db = ((ConnectionHead *)conn)->db;
+    if (db == NULL) Py_RETURN_NONE;
+    Py_ssize_t sql_len, wanted_len;
+    const char *sql_text = PyUnicode_AsUTF8AndSize(values_sql, &sql_len);
+    const char *wanted = sql_text ? PyUnicode_AsUTF8AndSize(wanted_arg, &wanted_len) : NULL;
+    if (wanted == NULL) return NULL;
+    if (sql_len > INT_MAX) Py_RETURN_NONE;
+    Value values[64];
+    Py_ssize_t width = 0;
+    PyObject *params = bound(values_params, values, &width);
+    if (params == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((high - low + 1 + 7) / 8));
+    if (result == NULL) {
+        Py_DECREF(params);
+        return NULL;
+    }
+    unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(result);
+    memset(bits, 0, (size_t)PyBytes_GET_SIZE(result));
+    char *error = NULL;
+    int rc = SCAN_DECLINE, code = 0;
+    Py_BEGIN_ALLOW_THREADS
+    sqlite3_stmt *stmt = prepare(db, sql_text, sql_len, 3, 1, (int)width);
+    if (stmt != NULL) {
+        if (bind(stmt, values, (int)width) == SQLITE_OK)
+            rc = mark_values(stmt, bits, low, high, wanted, wanted_len);
+        if (rc == SCAN_ERROR) {
+            const char *message = api.errmsg(db);
+            error = strdup(message ? message : "unknown error");
+            code = api.extended_errcode(db);
+        }
+        api.finalize(stmt);
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(params);
+    if (rc != SCAN_DONE) Py_CLEAR(result);
+    if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7)) {
+        PyErr_NoMemory();
+    } else if (rc == SCAN_ERROR && memchr(OPERATIONAL, code & 0xff, sizeof OPERATIONAL - 1)) {
+        raise_operational(error, code);
+    } else if (rc != SCAN_DONE) {
+        result = Py_NewRef(Py_None);
+    }
+    free(error);
+    return result;
+#else
+    Py_RETURN_NONE;
+#endif
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
@@ -1191,8 +1346,11 @@ static PyMethodDef methods[] = {
      "[duration at each percentile])], or None to use a pass in Python."},
     {"group_durations_by_id", group_durations_by_id, METH_VARARGS,
      "group_durations_by_id(conn, values_sql, values_params, low, high, sql, params, "
-     "percentiles) -> as group_durations, each id of sql's first column in the group "
-     "values_sql gives it."},
+     "percentiles, id_filter) -> as group_durations, each id of sql's first column in the "
+     "group values_sql gives it (None: sql's fourth column), if id_filter keeps it."},
+    {"ids_with_value", ids_with_value, METH_VARARGS,
+     "ids_with_value(conn, values_sql, values_params, low, high, wanted) -> bitmap of the ids "
+     "whose value is wanted, or None to read the JSON."},
     {"root_values", root_values, METH_VARARGS,
      "root_values(conn, [(offset, attributes_json)], skip) -> [(key, blob)] for each key not "
      "in skip, or None where the documents are not the store's own flat JSON."},

@@ -31,23 +31,41 @@ def group_durations(
 
 def group_durations_by_id(
     conn: sqlite3.Connection,
-    values_sql: str,
+    values_sql: str | None,
     values_params: Sequence[Any],
     low: int,
     high: int,
     sql: str,
     params: Sequence[Any],
     percentiles: tuple[int, ...],
+    id_filter: bytes | None,
     /,
 ) -> list[tuple[str | None, int, int, int, list[int]]] | None:
-    """``group_durations`` where ``sql``'s first column is a span id, grouped by its value.
+    """``group_durations`` where ``sql``'s first column is a span id.
 
-    ``values_sql`` is read first: rows of (first id, last id, ``root_values`` blob) give
-    the values of a write's spans (entries past the last id are left out), rows of
-    (id, id, text or NULL) one span's value, replacing what a blob said. Only ids from
-    ``low`` to ``high`` are kept (one slot each: declined past 2**27 of them). An id with
-    no value is in the NULL group; a value no row of ``sql`` has is not reported.
+    With ``values_sql``, each row is in the group of its id's value: ``values_sql`` is
+    read first, rows of (first id, last id, ``root_values`` blob) giving the values of a
+    write's spans (entries past the last id left out), rows of (id, id, text or NULL)
+    one span's value, replacing what a blob said; an id with no value is in the NULL
+    group. Without (None), ``sql`` has a fourth column, the group (an integer reported as
+    its decimal text). Only ids from ``low``
+    to ``high`` are kept (one slot each: declined past 2**27 of them), and of those, with
+    ``id_filter``, only the ids whose bit is set. A value no row of ``sql`` has is not
+    reported.
     """
+
+def ids_with_value(
+    conn: sqlite3.Connection,
+    values_sql: str,
+    values_params: Sequence[Any],
+    low: int,
+    high: int,
+    wanted: str,
+    /,
+) -> bytes | None:
+    """One bit per id from ``low`` to ``high`` (bit ``id - low`` of the bytes, least
+    significant first): set where the id's value, read from ``values_sql`` as
+    ``group_durations_by_id`` reads it, is ``wanted``. None if declined."""
 
 def root_values(
     conn: sqlite3.Connection, roots: Sequence[tuple[int, str]], skip: frozenset[str], /

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from telemetry import schema, store_sqlite
 from telemetry.store_read import Marker, SpanStore, read_markers
@@ -266,12 +266,12 @@ def busiest(
 ) -> tuple[list[StatsRow], int]:
     """The rows of ``stats`` for the ``top`` busiest groups (all when None), and the group count."""
     group, group_params = _expr(store, by)
-    condition, params, reads = _filters(store, window, where)
     found = None
-    if group_params and "attributes" not in reads and ROOT_VALUES in store.layout.tables:
-        # A key read from the JSON, filters in roots_start: its values as each write stored them.
-        found = _grouped_by_values(store, _json_names(by), condition, params)
+    if ROOT_VALUES in store.layout.tables:
+        # Keys read from the JSON, to group or filter by: their values as each write kept them.
+        found = _grouped_by_values(store, window, by, where)
     if found is None:
+        condition, params, reads = _filters(store, window, where)
         found = _grouped(
             store.conn, group, group_params, _roots_source(store, group, reads), condition, params
         )
@@ -298,49 +298,99 @@ _IN_EVERY_ROOT_TABLE = {"is_root", "start_ns", "duration_ns", "outcome"}
 
 
 def _grouped_by_values(
-    store: SpanStore, names: tuple[str, ...], condition: str, params: list[object]
+    store: SpanStore, window: Window, by: str, where: Sequence[Where]
 ) -> list[_Found] | None:
-    """``_grouped`` for a key with no column, its values read from ``root_values``.
+    """``_grouped`` where a key to group or filter by has no column: from ``root_values``.
 
-    Each write stored its root spans' values by key (``store_schema.write_root_values``),
-    so this reads the key's blobs, about 10 MB for a million root spans, instead of
-    every span's 350 bytes of JSON; rows no write described (an older bot's) are read
-    from their JSON. Both reads, and the root spans', share one read transaction.
-    None where the C access declines: the caller reads the JSON.
+    Each write kept its root spans' values by key (``store_schema.write_root_values``),
+    so a key's values are its blobs, about 8 MB for a million root spans, not every
+    span's 350 bytes of JSON; rows no write described (an older bot's) are read from
+    their JSON. A filter on such a key is a bitmap of the ids with the value
+    (``ids_with_value``); the window's root spans are read from ``roots_start`` as for
+    a column, all in one read transaction. None when no key needs it, or where the C
+    access declines: the caller reads the JSON.
     """
+    group, group_params = _expr(store, by)
+    in_json = [condition for condition in where if _expr(store, condition.key)[1]]
+    if not group_params and not in_json:
+        return None
+    condition, params, reads = _filters(store, window, [c for c in where if c not in in_json])
+    if "attributes" in reads:
+        return None
     conn = store.conn
     with _read_snapshot(conn):
         low, high = conn.execute(_ID_RANGE).fetchone()
         if low is None:
             return []
-        # The first name present wins: its values are read last, replacing the others'.
-        parts = [
-            f"SELECT c.first_id, c.last_id, v.vals FROM {TRACE_CHUNKS} c "
-            f"CROSS JOIN {ROOT_VALUES} v ON v.key = ? AND v.first_id = c.first_id "
-            f"WHERE c.{ROOT_VALUES} = 1"
-            for _ in names
-        ]
-        values_params: list[object] = list(reversed(names))
         undescribed = _undescribed_ranges(conn, low, high)
-        if undescribed:
-            # Each range of ids an older bot wrote (a JSON array of [first, last]), read by id.
-            parts.append(
-                f"SELECT s.id, s.id, {json_text(names, literal=False)} FROM json_each(?) r "
-                "CROSS JOIN spans s ON s.id BETWEEN json_extract(r.value, '$[0]') "
-                "AND json_extract(r.value, '$[1]') "
-                "WHERE s.is_root = 1"
+        ids = (low, high)
+        id_filter = _ids_kept(conn, in_json, undescribed, ids)
+        if id_filter is False:
+            return None
+        source = f"spans INDEXED BY {ROOTS_START}"
+        if group_params:
+            return store_sqlite.group_durations_by_id(
+                conn,
+                _values_query(_json_names(by), undescribed),
+                ids,
+                f"SELECT id, duration_ns, outcome = ? FROM {source} WHERE {condition}",
+                [schema.Outcome.ERROR.value, *params],
+                PERCENTILES,
+                id_filter,
             )
-            values_params += [*(json_path(name) for name in names), json.dumps(undescribed)]
         return store_sqlite.group_durations_by_id(
             conn,
-            " UNION ALL ".join(parts),
-            values_params,
-            (low, high),
-            f"SELECT id, duration_ns, outcome = ? FROM spans INDEXED BY {ROOTS_START} "
-            f"WHERE {condition}",
+            None,
+            ids,
+            f"SELECT id, duration_ns, outcome = ?, {group} FROM {source} WHERE {condition}",
             [schema.Outcome.ERROR.value, *params],
             PERCENTILES,
+            id_filter,
         )
+
+
+def _ids_kept(
+    conn: sqlite3.Connection,
+    where: Sequence[Where],
+    undescribed: list[tuple[int, int]],
+    ids: tuple[int, int],
+) -> bytes | Literal[False] | None:
+    """The bitmap of the ids every filter in ``where`` (keys with no column) keeps: None
+    with no filter, False where the C access declines."""
+    kept: int | None = None
+    for wanted in where:
+        bits = store_sqlite.ids_with_value(
+            conn, _values_query(_json_names(wanted.key), undescribed), ids, wanted.value
+        )
+        if bits is None:
+            return False
+        # Every filter holds: the bitmaps and-ed, as one integer.
+        found = int.from_bytes(bits, "little")
+        kept = found if kept is None else kept & found
+    return None if kept is None else kept.to_bytes((ids[1] - ids[0] + 8) // 8, "little")
+
+
+def _values_query(
+    names: tuple[str, ...], undescribed: list[tuple[int, int]]
+) -> tuple[str, list[object]]:
+    """What ``group_durations_by_id`` and ``ids_with_value`` read a key's values from."""
+    # The first name present wins: its values are read last, replacing the others'.
+    parts = [
+        f"SELECT c.first_id, c.last_id, v.vals FROM {TRACE_CHUNKS} c "
+        f"CROSS JOIN {ROOT_VALUES} v ON v.key = ? AND v.first_id = c.first_id "
+        f"WHERE c.{ROOT_VALUES} = 1"
+        for _ in names
+    ]
+    params: list[object] = list(reversed(names))
+    if undescribed:
+        # Each range of ids an older bot wrote (a JSON array of [first, last]), read by id.
+        parts.append(
+            f"SELECT s.id, s.id, {json_text(names, literal=False)} FROM json_each(?) r "
+            "CROSS JOIN spans s ON s.id BETWEEN json_extract(r.value, '$[0]') "
+            "AND json_extract(r.value, '$[1]') WHERE s.is_root = 1"
+        )
+        params += [*(json_path(name) for name in names), json.dumps(undescribed)]
+    return " UNION ALL ".join(parts), params
 
 
 @contextmanager
@@ -447,7 +497,12 @@ def heatmap(
     """Root-span durations over time, bucketed for a terminal heatmap, with the window's markers."""
     column_ns = max(1, -(-(window.end_ns - window.start_ns) // columns))
     condition, params, reads = _filters(store, window, where)
-    if _BUCKET_INDEX in store.layout.indexes and reads <= _BUCKET_COLUMNS:
+    by_values = None
+    if "attributes" in reads and ROOT_VALUES in store.layout.tables:
+        by_values = _cells_by_values(store, window, column_ns, columns, where)
+    if by_values is not None:
+        counts = by_values
+    elif _BUCKET_INDEX in store.layout.indexes and reads <= _BUCKET_COLUMNS:
         counts = _cells_by_bucket(store, window, column_ns, columns, condition, params)
     else:
         # The window includes its end; a span starting exactly then joins the last column.
@@ -471,6 +526,45 @@ def heatmap(
 
 _BUCKET_INDEX = "roots_bucket"
 _BUCKET_COLUMNS = {"is_root", "start_ns", "dur_bucket", "duration_ns", "outcome"}
+
+
+def _cells_by_values(
+    store: SpanStore, window: Window, column_ns: int, columns: int, where: Sequence[Where]
+) -> dict[tuple[int, int], int] | None:
+    """The heatmap's cells where a filter's key has no column: its values kept by key
+    (``_ids_kept``), each cell a group of one pass over ``roots_bucket``. None where the
+    C access declines."""
+    in_json = [condition for condition in where if _expr(store, condition.key)[1]]
+    condition, params, reads = _filters(store, window, [c for c in where if c not in in_json])
+    source = (
+        f"spans INDEXED BY {_BUCKET_INDEX}"
+        if _BUCKET_INDEX in store.layout.indexes and reads <= _BUCKET_COLUMNS
+        else "spans"
+    )
+    conn = store.conn
+    with _read_snapshot(conn):
+        low, high = conn.execute(_ID_RANGE).fetchone()
+        if low is None:
+            return {}
+        ids = (low, high)
+        id_filter = _ids_kept(conn, in_json, _undescribed_ranges(conn, low, high), ids)
+        if id_filter is False:
+            return None
+        # The window includes its end; a span starting exactly then joins the last column.
+        found = store_sqlite.group_durations_by_id(
+            conn,
+            None,
+            ids,
+            # A cell as one integer, column * 1000 + bucket (buckets stay under 130).
+            f"SELECT id, duration_ns, 0, min(?, (start_ns - ?) / ?) * 1000 + dur_bucket "
+            f"FROM {source} WHERE {condition}",
+            [columns - 1, window.start_ns, column_ns, *params],
+            PERCENTILES,
+            id_filter,
+        )
+    if found is None:
+        return None
+    return {divmod(int(str(cell)), 1000): count for cell, count, *_ in found}
 
 
 def _bucket_range(store: SpanStore) -> range:

@@ -21,7 +21,14 @@ from typing import Any
 from telemetry import _store_sqlite
 from telemetry._store_sqlite import configure, insert_rows, root_values
 
-__all__ = ["UNAVAILABLE", "group_durations", "group_durations_by_id", "insert_rows", "root_values"]
+__all__ = [
+    "UNAVAILABLE",
+    "group_durations",
+    "group_durations_by_id",
+    "ids_with_value",
+    "insert_rows",
+    "root_values",
+]
 
 # sqlite3 binds str, int and float as they are, but sends every None through its adaptation
 # protocol (two failed attribute lookups, ~2,000 instructions); a row has about five. An
@@ -71,26 +78,40 @@ def group_durations(
 
 def group_durations_by_id(
     conn: sqlite3.Connection,
-    values_sql: str,
-    values_params: Sequence[Any],
+    values: tuple[str, Sequence[Any]] | None,
     ids: tuple[int, int],
     sql: str,
     params: Sequence[Any],
     percentiles: tuple[int, ...],
+    id_filter: bytes | None = None,
 ) -> list[Grouped] | None:
-    """``group_durations`` where the first column of ``sql`` is a span's id, grouped by its value.
+    """``group_durations`` where the first column of ``sql`` is a span's id.
 
-    The values come from ``values_sql``: rows of (first id, last id, blob of
-    ``root_values``) for a write, or (id, id, text or NULL) for one span, read after
-    the blobs and replacing what they said of it; ``ids`` is the (lowest, highest) id
-    of the store. An id with no value is in the NULL group. Declined as
-    ``group_durations`` is.
+    With ``values`` (a query and its parameters), the rows are grouped by each id's
+    value: rows of (first id, last id, blob of ``root_values``) for a write, or (id, id,
+    text or NULL) for one span, read after the blobs and replacing what they said of
+    it; an id with no value is in the NULL group. With None, by ``sql``'s fourth column.
+    ``ids`` is the (lowest, highest) id of the store; ``id_filter`` (``ids_with_value``)
+    keeps the ids whose bit is set. Declined as ``group_durations`` is.
     """
     if not _plain(conn):
         return None
+    values_sql, values_params = values if values is not None else (None, [])
     return _store_sqlite.group_durations_by_id(
-        conn, values_sql, values_params, *ids, sql, params, percentiles
+        conn, values_sql, values_params, *ids, sql, params, percentiles, id_filter
     )
+
+
+def ids_with_value(
+    conn: sqlite3.Connection,
+    values: tuple[str, Sequence[Any]],
+    ids: tuple[int, int],
+    wanted: str,
+) -> bytes | None:
+    """The ids whose value is ``wanted``, a bit each from ``ids[0]``; None: read the JSON."""
+    if not _plain(conn):
+        return None
+    return _store_sqlite.ids_with_value(conn, *values, *ids, wanted)
 
 
 def _plain(conn: sqlite3.Connection) -> bool:

@@ -171,6 +171,15 @@ def in_process(path: Path, now_ns: int) -> None:
                 f"stats --since 7d --by {key} (no column)",
                 functools.partial(query.stats, store, window=window, by=key),
             )
+        timed(
+            f"stats --since 7d --where {schema.COMMAND_ARGS}=2d6 (no column)",
+            functools.partial(
+                query.stats,
+                store,
+                window=window,
+                where=[query.Where(schema.COMMAND_ARGS, "2d6")],
+            ),
+        )
         if "root_values" in store.layout.tables:
             roots, json_bytes = store.conn.execute(
                 "SELECT count(*), sum(length(attributes)) FROM spans WHERE is_root = 1"
@@ -196,6 +205,7 @@ def cli_verbs(trace_id: str) -> list[list[str]]:
         ["stats", "--since", "7d", "--by", schema.GUILD_NAME],
         ["stats", "--since", "7d", "--by", schema.COMMAND_ARGS],
         ["stats", "--since", "7d", "--by", schema.RESPONSE],
+        ["stats", "--since", "7d", "--where", f"{schema.COMMAND_ARGS}=2d6"],
         ["trace", trace_id],
         ["traces", "--slowest", "10", "--since", "7d"],
     ]

@@ -21,7 +21,7 @@ from telemetry import query, schema
 from telemetry.query import StatsRow, Where, Window, stats
 from telemetry.store import SpanStore, apply_retention, insert_rows, span_row, write_rows
 from telemetry.store_schema import INSERT_SPAN, connect_writer, transaction
-from tests.store_data import HOUR, NOW, RESOURCE, expected_stats, random_spans
+from tests.store_data import HOUR, NOW, RESOURCE, expected_stats, random_spans, roots_in
 
 WINDOW = Window(NOW - 72 * HOUR, NOW)
 
@@ -291,13 +291,58 @@ def test_old_and_new_http_names_group_together(writer: sqlite3.Connection, path:
             assert rows == from_json(store, key)
 
 
-def test_a_filter_read_from_the_json_still_answers(writer: sqlite3.Connection, path: Path) -> None:
-    spans = random_spans(200, seed=33)
-    insert_rows(writer, [span_row(span) for span in spans])
-    where = [Where.parse(f"{schema.COMMAND_ARGS}=2d6")]
+@pytest.mark.parametrize(
+    ("by", "where"),
+    [
+        (schema.CHANNEL_ID, [f"{schema.COMMAND_ARGS}=2d6"]),  # group and filter from values
+        ("command", [f"{schema.COMMAND_ARGS}=2d6"]),  # a column, filtered by values
+        ("author", [f"{schema.CHANNEL_ID}=31", f"{schema.COMMAND_ARGS}=x"]),  # two filters
+        (schema.ERROR_TYPE, [f"{schema.SHARD_ID}=1", "app.outcome=error"]),  # and a column's
+        ("command", [f"{schema.COMMAND_ARGS}=no such value"]),
+    ],
+)
+def test_a_filter_on_an_attribute_with_no_column_reads_the_values(
+    writer: sqlite3.Connection,
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    by: str,
+    where: list[str],
+) -> None:
+    spans = random_spans(400, seed=33)
+    for start in range(0, len(spans), 100):
+        insert_rows(writer, [span_row(span) for span in spans[start : start + 100]])
+    older_write(writer, random_spans(40, seed=35))  # and rows an older bot wrote
+    spans += random_spans(40, seed=35)
+    conditions = [Where.parse(text) for text in where]
+
+    def no_json_pass(*args: object) -> None:
+        raise AssertionError("read every root span's JSON")
+
     with SpanStore.open(path) as store:
-        got = stats(store, window=WINDOW, by=schema.CHANNEL_ID, where=where)
-    assert got == expected_stats(spans, WINDOW, schema.CHANNEL_ID, where)
+        monkeypatch.setattr(query, "_grouped", no_json_pass)
+        got = stats(store, window=WINDOW, by=by, where=conditions)
+    assert got == expected_stats(spans, WINDOW, by, conditions)
+
+
+@pytest.mark.parametrize(
+    "where", [[f"{schema.COMMAND_ARGS}=2d6"], [f"{schema.CHANNEL_ID}=31", "app.outcome=error"]]
+)
+def test_a_heatmap_filtered_on_an_attribute_with_no_column_reads_the_values(
+    writer: sqlite3.Connection, path: Path, where: list[str]
+) -> None:
+    spans = random_spans(400, seed=36)
+    for start in range(0, len(spans), 100):
+        insert_rows(writer, [span_row(span) for span in spans[start : start + 100]])
+    conditions = [Where.parse(text) for text in where]
+    with SpanStore.open(path) as store:
+        got = query.heatmap(store, window=WINDOW, where=conditions, columns=12)
+        layout = store.layout
+        store.layout = type(layout)(
+            layout.version, layout.columns, layout.indexes, layout.tables - {"root_values"}
+        )
+        from_the_json = query.heatmap(store, window=WINDOW, where=conditions, columns=12)
+    assert got.counts == from_the_json.counts and got.buckets == from_the_json.buckets
+    assert got.total == len(roots_in(spans, WINDOW, conditions)) > 0
 
 
 def test_without_the_c_access_the_json_gives_the_answer(
