@@ -885,6 +885,7 @@ static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
         if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
             return SCAN_DECLINE;
         long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
+        if (last < first) return SCAN_DECLINE; /* not what the store writes */
         int type = api.column_type(stmt, 2);
         long long group;
         if (type == SQLITE_BLOB) {
@@ -1154,6 +1155,7 @@ static int mark_values(sqlite3_stmt *stmt, unsigned char *bits, long long low, l
         if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
             return SCAN_DECLINE;
         long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
+        if (last < first) return SCAN_DECLINE; /* not what the store writes */
         int type = api.column_type(stmt, 2);
         if (type == SQLITE_BLOB) {
             const unsigned char *p = api.column_blob(stmt, 2);
@@ -1165,8 +1167,9 @@ static int mark_values(sqlite3_stmt *stmt, unsigned char *bits, long long low, l
                     return SCAN_DECLINE;
                 const unsigned char *text = p;
                 p += len;
+                if (offset > (unsigned long long)(last - first)) continue; /* cut short since */
                 long long id = first + (long long)offset;
-                if (offset > (unsigned long long)(last - first) || id < low || id > high) continue;
+                if (id < low || id > high) continue;
                 int match = (Py_ssize_t)len == wanted_len && memcmp(text, wanted, len) == 0;
                 long long bit = id - low;
                 if (match) bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));

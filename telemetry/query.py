@@ -249,9 +249,10 @@ def stats(
     """Count, error rate, p50/p95/p99 and max duration of root spans per group, busiest first.
 
     One pass over the window's root spans: in start order through ``roots_start``,
-    which holds every column a group or filter may name, so the table is read only
-    for a filter on a key in the attribute JSON. A group by such a key takes each
-    span's value from its write's ``root_values`` (``_grouped_by_values``).
+    which holds every column a group or filter may name, so the table is not read. A
+    group or filter on a key with no column takes each span's value from its write's
+    ``root_values`` (``_grouped_by_values``); only where those cannot be used (no C
+    access, an older store) is each span's attribute JSON read.
     """
     return busiest(store, window=window, by=by, where=where)[0]
 

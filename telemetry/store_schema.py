@@ -129,8 +129,8 @@ def json_path(key: str) -> str:
 
 # Every attribute with a column, copied ones first. Each is held in ``roots_start``, which
 # makes every root span's entry in it a little longer; a generated column is for an
-# attribute people group *all* root spans by (any other is grouped by from ``root_values``,
-# the values each write keeps by key, and filtered on from the JSON). To add one,
+# attribute people group *all* root spans by (any other is grouped and filtered by from
+# ``root_values``, the values each write keeps by key). To add one,
 # list it here and in ``ROOT_COLUMNS``, with a migration step that drops ``roots_start``
 # and creates it again.
 COLUMNS = (

@@ -345,6 +345,38 @@ def test_a_heatmap_filtered_on_an_attribute_with_no_column_reads_the_values(
     assert got.total == len(roots_in(spans, WINDOW, conditions)) > 0
 
 
+def test_filters_on_odd_values_and_renamed_keys_answer_what_the_json_does(
+    writer: sqlite3.Connection, path: Path
+) -> None:
+    """Booleans (``1``), a float, a JSON null, the old and the stable HTTP name, rows an
+    older bot wrote: the same rows kept, in stats and in the heatmap."""
+    spans = [
+        root(i, {"flag": [True, False, None, 1.5][i % 4], "http.method": "GET"} if i % 3 else {})
+        for i in range(40)
+    ]
+    spans += [root(100 + i, {"http.request.method": "GET", "flag": True}) for i in range(10)]
+    insert_rows(writer, [span_row(span) for span in spans])
+    older_write(writer, [root(200 + i, {"flag": 1, "http.method": "POST"}) for i in range(10)])
+    cases = [["flag=1"], ["flag=1.5"], ["flag=0"], ["http.request.method=GET", "flag=1"]]
+    with SpanStore.open(path) as store:
+        for where in cases:
+            conditions = [Where.parse(text) for text in where]
+            got = stats(store, window=WINDOW, by="command", where=conditions)
+            cells = query.heatmap(store, window=WINDOW, where=conditions, columns=7).counts
+            layout = store.layout
+            store.layout = type(layout)(
+                layout.version, layout.columns, layout.indexes, layout.tables - {"root_values"}
+            )
+            try:
+                assert got == stats(store, window=WINDOW, by="command", where=conditions)
+                assert (
+                    cells == query.heatmap(store, window=WINDOW, where=conditions, columns=7).counts
+                )
+            finally:
+                store.layout = layout
+            assert got, where
+
+
 def test_without_the_c_access_the_json_gives_the_answer(
     writer: sqlite3.Connection, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
