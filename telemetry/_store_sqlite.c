@@ -364,30 +364,47 @@ static int add_row(Scan *scan, int group, long long duration) {
     return 1;
 }
 
+/* The group of column ``col``'s value: TEXT, NULL, or (``integers``) an INTEGER as its
+ * decimal text; -1 out of memory, -2 a value it does not read. */
+static long long column_group(sqlite3_stmt *stmt, int col, Scan *scan, int integers) {
+    int type = api.column_type(stmt, col);
+    long long group;
+    if (type == SQLITE_NULL) {
+        group = group_of(scan, NULL, -1);
+    } else if (type == SQLITE_TEXT) {
+        const char *text = (const char *)api.column_text(stmt, col);
+        if (text == NULL) return -1;
+        group = group_of(scan, text, api.column_bytes(stmt, col));
+    } else if (type == SQLITE_INTEGER && integers) {
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", api.column_int64(stmt, col));
+        group = group_of(scan, digits, n);
+    } else {
+        return -2;
+    }
+    return group > INT_MAX ? -2 : group;
+}
+
+/* One row of ``group`` with the duration of column 1, an error if column 2 is true. */
+static int count_row(sqlite3_stmt *stmt, Scan *scan, long long group) {
+    if (api.column_type(stmt, 1) != SQLITE_INTEGER) return SCAN_DECLINE;
+    long long duration = api.column_int64(stmt, 1);
+    int type = api.column_type(stmt, 2);
+    if (type != SQLITE_NULL && type != SQLITE_INTEGER) return SCAN_DECLINE;
+    Group *g = &scan->groups[group];
+    if (g->count == 0 || duration > g->longest) g->longest = duration;
+    g->count++;
+    g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
+    return add_row(scan, (int)group, duration) ? SCAN_DONE : SCAN_NOMEM;
+}
+
+/* The rows of (group, duration, is-error). */
 static int read_rows(sqlite3_stmt *stmt, Scan *scan) {
     int rc;
     while ((rc = api.step(stmt)) == SQLITE_ROW) {
-        int type = api.column_type(stmt, 0);
-        long long group;
-        if (type == SQLITE_NULL) {
-            group = group_of(scan, NULL, -1);
-        } else if (type == SQLITE_TEXT) {
-            const char *text = (const char *)api.column_text(stmt, 0);
-            if (text == NULL) return SCAN_NOMEM;
-            group = group_of(scan, text, api.column_bytes(stmt, 0));
-        } else {
-            return SCAN_DECLINE;
-        }
-        if (group < 0) return SCAN_NOMEM;
-        if (group > INT_MAX || api.column_type(stmt, 1) != SQLITE_INTEGER) return SCAN_DECLINE;
-        long long duration = api.column_int64(stmt, 1);
-        type = api.column_type(stmt, 2);
-        if (type != SQLITE_NULL && type != SQLITE_INTEGER) return SCAN_DECLINE;
-        Group *g = &scan->groups[group];
-        if (g->count == 0 || duration > g->longest) g->longest = duration;
-        g->count++;
-        g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
-        if (!add_row(scan, (int)group, duration)) return SCAN_NOMEM;
+        long long group = column_group(stmt, 0, scan, 0);
+        if (group < 0) return group == -1 ? SCAN_NOMEM : SCAN_DECLINE;
+        if ((rc = count_row(stmt, scan, group)) != SCAN_DONE) return rc;
     }
     return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
 }
@@ -876,10 +893,14 @@ static int id_get(const IdMap *m, long long id) {
     return id >= m->low && id <= m->high ? m->slots[id - m->low] - 1 : -1;
 }
 
-/* The values query's rows into ``map``: (first_id, last_id, BLOB of entries) for a write,
- * or (id, id, TEXT or NULL) for one span read from its JSON, which replaces what a blob
- * said of it (those rows come last). */
-static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
+/* What a read of values does with each (id, value): ``len`` -1 for NULL. */
+typedef int (*ValueFn)(void *context, long long id, const char *text, long long len);
+
+/* Each (id, value) of a values query's rows: (first_id, last_id, BLOB of entries) for a
+ * write, its entries past last_id left out (cut short since), or (id, id, TEXT or NULL)
+ * for one span read from its JSON, which replaces what a blob said of it (those rows
+ * come last). */
+static int each_value(sqlite3_stmt *stmt, ValueFn fn, void *context) {
     int rc;
     while ((rc = api.step(stmt)) == SQLITE_ROW) {
         if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
@@ -887,7 +908,6 @@ static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
         long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
         if (last < first) return SCAN_DECLINE; /* not what the store writes */
         int type = api.column_type(stmt, 2);
-        long long group;
         if (type == SQLITE_BLOB) {
             const unsigned char *p = api.column_blob(stmt, 2);
             const unsigned char *end = p + api.column_bytes(stmt, 2);
@@ -898,25 +918,22 @@ static int read_values(sqlite3_stmt *stmt, Scan *scan, IdMap *map) {
                     return SCAN_DECLINE;
                 const char *text = (const char *)p;
                 p += len;
-                if (offset > (unsigned long long)(last - first)) continue; /* cut short since */
-                if ((group = group_of(scan, text, (int)len)) < 0) return SCAN_NOMEM;
-                if (group > INT_MAX) return SCAN_DECLINE;
-                if (!id_put(map, first + (long long)offset, (int)group)) return SCAN_NOMEM;
+                if (offset > (unsigned long long)(last - first)) continue;
+                if ((rc = fn(context, first + (long long)offset, text, (long long)len)) != SCAN_DONE)
+                    return rc;
             }
             continue;
         }
         if (type == SQLITE_NULL) {
-            group = group_of(scan, NULL, -1);
+            rc = fn(context, first, NULL, -1);
         } else if (type == SQLITE_TEXT) {
             const char *text = (const char *)api.column_text(stmt, 2);
             if (text == NULL) return SCAN_NOMEM;
-            group = group_of(scan, text, api.column_bytes(stmt, 2));
+            rc = fn(context, first, text, api.column_bytes(stmt, 2));
         } else {
             return SCAN_DECLINE;
         }
-        if (group < 0) return SCAN_NOMEM;
-        if (group > INT_MAX) return SCAN_DECLINE;
-        if (!id_put(map, first, (int)group)) return SCAN_NOMEM;
+        if (rc != SCAN_DONE) return rc;
     }
     return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
 }
@@ -929,47 +946,56 @@ static int id_kept(const unsigned char *filter, long long low, long long high, l
     return (filter[bit >> 3] >> (bit & 7)) & 1;
 }
 
-/* The root spans' rows (id, duration, is-error[, group]) whose id ``filter`` keeps, each in
+/* What one read works on: the groups, the ids' groups, a filter of ids, and for
+ * ``ids_with_value`` the bitmap it marks and the value wanted. */
+typedef struct {
+    Scan *scan;
+    IdMap *map;
+    const unsigned char *filter;
+    unsigned char *bits;
+    const char *wanted;
+    long long wanted_len;
+} Reading;
+
+/* An id's value into ``map``, as its group. */
+static int map_value(void *context, long long id, const char *text, long long len) {
+    Reading *r = context;
+    long long group = group_of(r->scan, text, (int)len);
+    if (group < 0) return SCAN_NOMEM;
+    if (group > INT_MAX) return SCAN_DECLINE;
+    return id_put(r->map, id, (int)group) ? SCAN_DONE : SCAN_NOMEM;
+}
+
+/* An id's bit in ``bits``: set if its value is the one wanted, cleared otherwise. */
+static int mark_value(void *context, long long id, const char *text, long long len) {
+    Reading *r = context;
+    if (id < r->map->low || id > r->map->high) return SCAN_DONE;
+    long long bit = id - r->map->low;
+    if (len == r->wanted_len && memcmp(text, r->wanted, (size_t)len) == 0)
+        r->bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));
+    else
+        r->bits[bit >> 3] &= (unsigned char)~(1 << (bit & 7));
+    return SCAN_DONE;
+}
+
+/* The root spans' rows (id, duration, is-error[, group]) whose id the filter keeps, each in
  * the group of its fourth column (text, NULL, or an integer as its decimal text) if
  * ``group_column``, else the group its id maps to. */
-static int read_roots(sqlite3_stmt *stmt, Scan *scan, const IdMap *map,
-                      const unsigned char *filter, int group_column) {
+static int read_roots(sqlite3_stmt *stmt, Reading *r, int group_column) {
     int rc;
     long long none = -1;
     while ((rc = api.step(stmt)) == SQLITE_ROW) {
-        if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
-            return SCAN_DECLINE;
+        if (api.column_type(stmt, 0) != SQLITE_INTEGER) return SCAN_DECLINE;
         long long id = api.column_int64(stmt, 0), group;
-        if (!id_kept(filter, map->low, map->high, id)) continue;
+        if (!id_kept(r->filter, r->map->low, r->map->high, id)) continue;
         if (group_column) {
-            int type = api.column_type(stmt, 3);
-            if (type == SQLITE_NULL) {
-                group = group_of(scan, NULL, -1);
-            } else if (type == SQLITE_TEXT) {
-                const char *text = (const char *)api.column_text(stmt, 3);
-                if (text == NULL) return SCAN_NOMEM;
-                group = group_of(scan, text, api.column_bytes(stmt, 3));
-            } else if (type == SQLITE_INTEGER) { /* reported as its decimal text */
-                char digits[24];
-                int n = snprintf(digits, sizeof digits, "%lld", api.column_int64(stmt, 3));
-                group = group_of(scan, digits, n);
-            } else {
-                return SCAN_DECLINE;
-            }
-            if (group < 0) return SCAN_NOMEM;
-            if (group > INT_MAX) return SCAN_DECLINE;
-        } else if ((group = id_get(map, id)) < 0) {
-            if (none < 0 && (none = group_of(scan, NULL, -1)) < 0) return SCAN_NOMEM;
+            if ((group = column_group(stmt, 3, r->scan, 1)) < 0)
+                return group == -1 ? SCAN_NOMEM : SCAN_DECLINE;
+        } else if ((group = id_get(r->map, id)) < 0) {
+            if (none < 0 && (none = group_of(r->scan, NULL, -1)) < 0) return SCAN_NOMEM;
             group = none;
         }
-        long long duration = api.column_int64(stmt, 1);
-        int type = api.column_type(stmt, 2);
-        if (type != SQLITE_NULL && type != SQLITE_INTEGER) return SCAN_DECLINE;
-        Group *g = &scan->groups[group];
-        if (g->count == 0 || duration > g->longest) g->longest = duration;
-        g->count++;
-        g->errors += type == SQLITE_INTEGER && api.column_int64(stmt, 2) != 0;
-        if (!add_row(scan, (int)group, duration)) return SCAN_NOMEM;
+        if ((rc = count_row(stmt, r->scan, group)) != SCAN_DONE) return rc;
     }
     return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
 }
@@ -987,21 +1013,21 @@ static PyObject *bound(PyObject *params_arg, Value *values, Py_ssize_t *width) {
     return params;
 }
 
-enum { READ_ROWS, READ_VALUES, READ_ROOTS, READ_ROOTS_GROUPED };
+enum { READ_ROWS, READ_VALUES, READ_MARKS, READ_ROOTS, READ_ROOTS_GROUPED };
 
-/* Prepare, bind and step one read into ``scan`` (and ``map``); with the GIL released. An
- * error while stepping is SCAN_ERROR with SQLite's message and code: running the query
- * again in Python would wait out a lock twice, or run an interrupted query to its end. */
+/* Prepare, bind and step one read into ``r``; with the GIL released. An error while
+ * stepping is SCAN_ERROR with SQLite's message and code: running the query again in Python
+ * would wait out a lock twice, or run an interrupted query to its end. */
 static int run_read(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *values, int width,
-                    Scan *scan, IdMap *map, const unsigned char *filter, int what, char **error,
-                    int *code) {
+                    Reading *r, int what, char **error, int *code) {
     sqlite3_stmt *stmt = prepare(db, sql, len, what == READ_ROOTS_GROUPED ? 4 : 3, 1, width);
     if (stmt == NULL) return SCAN_DECLINE;
     int rc = SCAN_DECLINE;
     if (bind(stmt, values, width) == SQLITE_OK)
-        rc = what == READ_ROWS     ? read_rows(stmt, scan)
-             : what == READ_VALUES ? read_values(stmt, scan, map)
-                                   : read_roots(stmt, scan, map, filter, what == READ_ROOTS_GROUPED);
+        rc = what == READ_ROWS     ? read_rows(stmt, r->scan)
+             : what == READ_VALUES ? each_value(stmt, map_value, r)
+             : what == READ_MARKS  ? each_value(stmt, mark_value, r)
+                                   : read_roots(stmt, r, what == READ_ROOTS_GROUPED);
     if (rc == SCAN_ERROR) {
         const char *message = api.errmsg(db);
         *error = strdup(message ? message : "unknown error");
@@ -1009,6 +1035,21 @@ static int run_read(sqlite3 *db, const char *sql, Py_ssize_t len, const Value *v
     }
     api.finalize(stmt);
     return rc;
+}
+
+/* A read that did not finish: MemoryError or sqlite3's OperationalError raised (NULL), or
+ * None where the caller reads in Python instead (a value not read here, or an error
+ * sqlite3 classes otherwise: the Python pass reads the rows, or raises). */
+static PyObject *not_read(int rc, const char *error, int code) {
+    if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7 /* SQLITE_NOMEM */)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (rc == SCAN_ERROR && memchr(OPERATIONAL, code & 0xff, sizeof OPERATIONAL - 1)) {
+        raise_operational(error, code);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ``group_durations`` (``by_id`` 0) and ``group_durations_by_id``: its ``values_sql`` NULL
@@ -1074,12 +1115,13 @@ static PyObject *grouping(PyObject *conn, int by_id, PyObject *values_sql,
     int rc = SCAN_DONE, code = 0;
     /* Preparing may wait for a lock too (loading the schema): the GIL is released for it,
      * as the sqlite3 module does, so the thread holding that lock can let it go. */
+    Reading reading = {.scan = &scan, .map = &map, .filter = filter};
     Py_BEGIN_ALLOW_THREADS
     if (values_text != NULL)
-        rc = run_read(db, values_text, values_len, value_values, (int)value_width, &scan, &map,
-                      NULL, READ_VALUES, &error, &code);
+        rc = run_read(db, values_text, values_len, value_values, (int)value_width, &reading,
+                      READ_VALUES, &error, &code);
     if (rc == SCAN_DONE)
-        rc = run_read(db, sql_text, sql_len, values, (int)width, &scan, &map, filter,
+        rc = run_read(db, sql_text, sql_len, values, (int)width, &reading,
                       !by_id               ? READ_ROWS
                       : values_text != NULL ? READ_ROOTS
                                             : READ_ROOTS_GROUPED,
@@ -1089,14 +1131,9 @@ static PyObject *grouping(PyObject *conn, int by_id, PyObject *values_sql,
     Py_DECREF(params);
     Py_XDECREF(vparams);
     free(map.slots);
-    PyObject *result = NULL;
-    if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7 /* SQLITE_NOMEM */)) {
-        PyErr_NoMemory();
-    } else if (rc == SCAN_ERROR && memchr(OPERATIONAL, code & 0xff, sizeof OPERATIONAL - 1)) {
-        raise_operational(error, code);
-    } else if (rc != SCAN_DONE) { /* a value it does not read, or an error sqlite3 classes
-                                   * otherwise: the Python pass reads the rows, or raises */
-        result = Py_NewRef(Py_None);
+    PyObject *result;
+    if (rc != SCAN_DONE) {
+        result = not_read(rc, error, code);
     } else if ((result = PyList_New(0)) != NULL) {
         for (size_t g = 0; g < scan.used; g++) {
             if (scan.groups[g].count == 0) continue; /* a value of no root span asked about */
@@ -1148,50 +1185,6 @@ static PyObject *group_durations_by_id(PyObject *module, PyObject *args) {
 
 /* ``ids_with_value``: the bitmap (one bit per id from ``low`` to ``high``) of the ids whose
  * value, read as ``group_durations_by_id`` reads ``values_sql``, is ``wanted``. */
-static int mark_values(sqlite3_stmt *stmt, unsigned char *bits, long long low, long long high,
-                       const char *wanted, Py_ssize_t wanted_len) {
-    int rc;
-    while ((rc = api.step(stmt)) == SQLITE_ROW) {
-        if (api.column_type(stmt, 0) != SQLITE_INTEGER || api.column_type(stmt, 1) != SQLITE_INTEGER)
-            return SCAN_DECLINE;
-        long long first = api.column_int64(stmt, 0), last = api.column_int64(stmt, 1);
-        if (last < first) return SCAN_DECLINE; /* not what the store writes */
-        int type = api.column_type(stmt, 2);
-        if (type == SQLITE_BLOB) {
-            const unsigned char *p = api.column_blob(stmt, 2);
-            const unsigned char *end = p + api.column_bytes(stmt, 2);
-            while (p < end) {
-                unsigned long long offset, len;
-                if (!read_varint(&p, end, &offset) || !read_varint(&p, end, &len) ||
-                    len > (unsigned long long)(end - p))
-                    return SCAN_DECLINE;
-                const unsigned char *text = p;
-                p += len;
-                if (offset > (unsigned long long)(last - first)) continue; /* cut short since */
-                long long id = first + (long long)offset;
-                if (id < low || id > high) continue;
-                int match = (Py_ssize_t)len == wanted_len && memcmp(text, wanted, len) == 0;
-                long long bit = id - low;
-                if (match) bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));
-                else bits[bit >> 3] &= (unsigned char)~(1 << (bit & 7));
-            }
-            continue;
-        }
-        if (type != SQLITE_NULL && type != SQLITE_TEXT) return SCAN_DECLINE;
-        if (first < low || first > high) continue;
-        int match = 0;
-        if (type == SQLITE_TEXT) {
-            const char *text = (const char *)api.column_text(stmt, 2);
-            if (text == NULL) return SCAN_NOMEM;
-            match = api.column_bytes(stmt, 2) == wanted_len && memcmp(text, wanted, wanted_len) == 0;
-        }
-        long long bit = first - low;
-        if (match) bits[bit >> 3] |= (unsigned char)(1 << (bit & 7));
-        else bits[bit >> 3] &= (unsigned char)~(1 << (bit & 7));
-    }
-    return rc == SQLITE_DONE ? SCAN_DONE : SCAN_ERROR;
-}
-
 static PyObject *ids_with_value(PyObject *module, PyObject *args) {
     PyObject *conn, *values_sql, *values_params, *wanted_arg;
     long long low, high;
@@ -1224,30 +1217,15 @@ static PyObject *ids_with_value(PyObject *module, PyObject *args) {
     }
     unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(result);
     memset(bits, 0, (size_t)PyBytes_GET_SIZE(result));
+    IdMap map = {low, high, NULL};
+    Reading reading = {.map = &map, .bits = bits, .wanted = wanted, .wanted_len = wanted_len};
     char *error = NULL;
-    int rc = SCAN_DECLINE, code = 0;
+    int rc, code = 0;
     Py_BEGIN_ALLOW_THREADS
-    sqlite3_stmt *stmt = prepare(db, sql_text, sql_len, 3, 1, (int)width);
-    if (stmt != NULL) {
-        if (bind(stmt, values, (int)width) == SQLITE_OK)
-            rc = mark_values(stmt, bits, low, high, wanted, wanted_len);
-        if (rc == SCAN_ERROR) {
-            const char *message = api.errmsg(db);
-            error = strdup(message ? message : "unknown error");
-            code = api.extended_errcode(db);
-        }
-        api.finalize(stmt);
-    }
+    rc = run_read(db, sql_text, sql_len, values, (int)width, &reading, READ_MARKS, &error, &code);
     Py_END_ALLOW_THREADS
     Py_DECREF(params);
-    if (rc != SCAN_DONE) Py_CLEAR(result);
-    if (rc == SCAN_NOMEM || (rc == SCAN_ERROR && (code & 0xff) == 7)) {
-        PyErr_NoMemory();
-    } else if (rc == SCAN_ERROR && memchr(OPERATIONAL, code & 0xff, sizeof OPERATIONAL - 1)) {
-        raise_operational(error, code);
-    } else if (rc != SCAN_DONE) {
-        result = Py_NewRef(Py_None);
-    }
+    if (rc != SCAN_DONE) Py_SETREF(result, not_read(rc, error, code));
     free(error);
     return result;
 #else

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, NamedTuple
 
 from telemetry import schema, store_sqlite
 from telemetry.store_read import Marker, SpanStore, read_markers
@@ -307,68 +307,71 @@ def _grouped_by_values(
     so a key's values are its blobs, about 8 MB for a million root spans, not every
     span's 350 bytes of JSON; rows no write described (an older bot's) are read from
     their JSON. A filter on such a key is a bitmap of the ids with the value
-    (``ids_with_value``); the window's root spans are read from ``roots_start`` as for
-    a column, all in one read transaction. None when no key needs it, or where the C
+    (``_kept_ids``); the window's root spans are read from ``roots_start`` as for a
+    column, all in one read transaction. None when no key needs it, or where the C
     access declines: the caller reads the JSON.
     """
     group, group_params = _expr(store, by)
-    in_json = [condition for condition in where if _expr(store, condition.key)[1]]
-    if not group_params and not in_json:
+    in_json, condition, params, reads = _split_filters(store, window, where)
+    if (not group_params and not in_json) or "attributes" in reads:
         return None
-    condition, params, reads = _filters(store, window, [c for c in where if c not in in_json])
-    if "attributes" in reads:
-        return None
-    conn = store.conn
-    with _read_snapshot(conn):
-        low, high = conn.execute(_ID_RANGE).fetchone()
-        if low is None:
-            return []
-        undescribed = _undescribed_ranges(conn, low, high)
-        ids = (low, high)
-        id_filter = _ids_kept(conn, in_json, undescribed, ids)
-        if id_filter is False:
-            return None
-        source = f"spans INDEXED BY {ROOTS_START}"
-        if group_params:
-            return store_sqlite.group_durations_by_id(
-                conn,
-                _values_query(_json_names(by), undescribed),
-                ids,
-                f"SELECT id, duration_ns, outcome = ? FROM {source} WHERE {condition}",
-                [schema.Outcome.ERROR.value, *params],
-                PERCENTILES,
-                id_filter,
-            )
+    with _read_snapshot(store.conn):
+        kept = _kept_ids(store.conn, in_json)
+        if kept is None or kept.ids is None:
+            return None if kept is None else []
+        # By the key's values, or by the column as the pass's fourth column.
+        values = _values_query(_json_names(by), kept.undescribed) if group_params else None
+        column = "" if group_params else f", {group}"
         return store_sqlite.group_durations_by_id(
-            conn,
-            None,
-            ids,
-            f"SELECT id, duration_ns, outcome = ?, {group} FROM {source} WHERE {condition}",
+            store.conn,
+            values,
+            kept.ids,
+            f"SELECT id, duration_ns, outcome = ?{column} "
+            f"FROM spans INDEXED BY {ROOTS_START} WHERE {condition}",
             [schema.Outcome.ERROR.value, *params],
             PERCENTILES,
-            id_filter,
+            kept.id_filter,
         )
 
 
-def _ids_kept(
-    conn: sqlite3.Connection,
-    where: Sequence[Where],
-    undescribed: list[tuple[int, int]],
-    ids: tuple[int, int],
-) -> bytes | Literal[False] | None:
-    """The bitmap of the ids every filter in ``where`` (keys with no column) keeps: None
-    with no filter, False where the C access declines."""
+def _split_filters(
+    store: SpanStore, window: Window, where: Sequence[Where]
+) -> tuple[list[Where], str, list[object], set[str]]:
+    """The filters on keys with no column, and ``_filters`` of the others."""
+    in_json = [condition for condition in where if _expr(store, condition.key)[1]]
+    rest = [condition for condition in where if condition not in in_json]
+    return (in_json, *_filters(store, window, rest))
+
+
+class _Kept(NamedTuple):
+    """The store's (lowest, highest) id (None: no span), the id ranges no write described,
+    and the bitmap of the ids the filters keep (None: no filter)."""
+
+    ids: tuple[int, int] | None
+    undescribed: list[tuple[int, int]]
+    id_filter: bytes | None
+
+
+def _kept_ids(conn: sqlite3.Connection, where: Sequence[Where]) -> _Kept | None:
+    """What a pass over root values needs, read in the caller's snapshot; every filter in
+    ``where`` (keys with no column) a bitmap, and-ed. None where the C access declines."""
+    low, high = conn.execute(_ID_RANGE).fetchone()
+    if low is None:
+        return _Kept(None, [], None)
+    ids = (low, high)
+    undescribed = _undescribed_ranges(conn, low, high)
     kept: int | None = None
     for wanted in where:
         bits = store_sqlite.ids_with_value(
             conn, _values_query(_json_names(wanted.key), undescribed), ids, wanted.value
         )
         if bits is None:
-            return False
+            return None
         # Every filter holds: the bitmaps and-ed, as one integer.
         found = int.from_bytes(bits, "little")
         kept = found if kept is None else kept & found
-    return None if kept is None else kept.to_bytes((ids[1] - ids[0] + 8) // 8, "little")
+    id_filter = None if kept is None else kept.to_bytes((high - low + 8) // 8, "little")
+    return _Kept(ids, undescribed, id_filter)
 
 
 def _values_query(
@@ -533,35 +536,29 @@ def _cells_by_values(
     store: SpanStore, window: Window, column_ns: int, columns: int, where: Sequence[Where]
 ) -> dict[tuple[int, int], int] | None:
     """The heatmap's cells where a filter's key has no column: its values kept by key
-    (``_ids_kept``), each cell a group of one pass over ``roots_bucket``. None where the
+    (``_kept_ids``), each cell a group of one pass over ``roots_bucket``. None where the
     C access declines."""
-    in_json = [condition for condition in where if _expr(store, condition.key)[1]]
-    condition, params, reads = _filters(store, window, [c for c in where if c not in in_json])
+    in_json, condition, params, reads = _split_filters(store, window, where)
     source = (
         f"spans INDEXED BY {_BUCKET_INDEX}"
         if _BUCKET_INDEX in store.layout.indexes and reads <= _BUCKET_COLUMNS
         else "spans"
     )
-    conn = store.conn
-    with _read_snapshot(conn):
-        low, high = conn.execute(_ID_RANGE).fetchone()
-        if low is None:
-            return {}
-        ids = (low, high)
-        id_filter = _ids_kept(conn, in_json, _undescribed_ranges(conn, low, high), ids)
-        if id_filter is False:
-            return None
+    with _read_snapshot(store.conn):
+        kept = _kept_ids(store.conn, in_json)
+        if kept is None or kept.ids is None:
+            return None if kept is None else {}
         # The window includes its end; a span starting exactly then joins the last column.
         found = store_sqlite.group_durations_by_id(
-            conn,
+            store.conn,
             None,
-            ids,
+            kept.ids,
             # A cell as one integer, column * 1000 + bucket (buckets stay under 130).
             f"SELECT id, duration_ns, 0, min(?, (start_ns - ?) / ?) * 1000 + dur_bucket "
             f"FROM {source} WHERE {condition}",
             [columns - 1, window.start_ns, column_ns, *params],
             PERCENTILES,
-            id_filter,
+            kept.id_filter,
         )
     if found is None:
         return None

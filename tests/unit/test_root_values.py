@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,16 +79,24 @@ def root(number: int, attributes: dict[str, object], *, start: int | None = None
     )
 
 
-def from_json(store: SpanStore, by: str, where: list[Where] | None = None) -> list[StatsRow]:
-    """The same question with every value read from the span's JSON."""
+@contextmanager
+def reading_the_json(store: SpanStore) -> Iterator[None]:
+    """Questions asked inside read every value from the spans' JSON, as a store without
+    ``root_values`` is read: the oracle."""
     layout = store.layout
     store.layout = type(layout)(
         layout.version, layout.columns, layout.indexes, layout.tables - {"root_values"}
     )
     try:
-        return stats(store, window=WINDOW, by=by, where=where or [])
+        yield
     finally:
         store.layout = layout
+
+
+def from_json(store: SpanStore, by: str, where: list[Where] | None = None) -> list[StatsRow]:
+    """The same question with every value read from the span's JSON."""
+    with reading_the_json(store):
+        return stats(store, window=WINDOW, by=by, where=where or [])
 
 
 def assert_same_either_way(path: Path, *keys: str) -> None:
@@ -336,11 +345,8 @@ def test_a_heatmap_filtered_on_an_attribute_with_no_column_reads_the_values(
     conditions = [Where.parse(text) for text in where]
     with SpanStore.open(path) as store:
         got = query.heatmap(store, window=WINDOW, where=conditions, columns=12)
-        layout = store.layout
-        store.layout = type(layout)(
-            layout.version, layout.columns, layout.indexes, layout.tables - {"root_values"}
-        )
-        from_the_json = query.heatmap(store, window=WINDOW, where=conditions, columns=12)
+        with reading_the_json(store):
+            from_the_json = query.heatmap(store, window=WINDOW, where=conditions, columns=12)
     assert got.counts == from_the_json.counts and got.buckets == from_the_json.buckets
     assert got.total == len(roots_in(spans, WINDOW, conditions)) > 0
 
@@ -363,17 +369,11 @@ def test_filters_on_odd_values_and_renamed_keys_answer_what_the_json_does(
             conditions = [Where.parse(text) for text in where]
             got = stats(store, window=WINDOW, by="command", where=conditions)
             cells = query.heatmap(store, window=WINDOW, where=conditions, columns=7).counts
-            layout = store.layout
-            store.layout = type(layout)(
-                layout.version, layout.columns, layout.indexes, layout.tables - {"root_values"}
-            )
-            try:
+            with reading_the_json(store):
                 assert got == stats(store, window=WINDOW, by="command", where=conditions)
                 assert (
                     cells == query.heatmap(store, window=WINDOW, where=conditions, columns=7).counts
                 )
-            finally:
-                store.layout = layout
             assert got, where
 
 
